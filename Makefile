@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up its own venv,
+# shared between clones and reused while requirements.txt is unchanged (TensorFlow is 2 GB).
+PYTHON ?= python3
+REQ_HASH := $(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha256(open('requirements.txt','rb').read()+sys.version.encode()).hexdigest()[:16])")
+VENV ?= $(HOME)/.cache/imagenet2017-tfds/venv-$(REQ_HASH)
+STAMP := $(VENV)/.installed
+RUN := PYTHONPATH=$(CURDIR) PATH=$(VENV)/bin:$$PATH
+
+.PHONY: venv demo test lint format bench
+
+venv: $(STAMP)
+
+# No prerequisite: the hash in the venv's name already tracks requirements.txt.
+$(STAMP):
+	mkdir -p $(dir $(VENV))
+	flock $(VENV).lock sh -c '[ -f $(STAMP) ] || { \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(VENV)/bin/pip install --quiet -r requirements.txt && touch $(STAMP); }'
+
+demo: venv
+	$(RUN) python examples/demo.py
+
+test: venv
+	$(RUN) ruff check . && $(RUN) ruff format --check .
+	$(RUN) python -m pytest -q tests
+
+lint: venv
+	$(RUN) ruff check . && $(RUN) ruff format --check .
+
+format: venv
+	$(RUN) ruff format . && $(RUN) ruff check --fix .
+
+bench: venv
+	$(RUN) python bench/bench.py

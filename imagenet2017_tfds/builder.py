@@ -1,0 +1,142 @@
+"""The TFDS builder `imagenet2017`: configs `clsloc` (default) and `det`.
+
+TensorFlow and TFDS are imported here only; everything it calls is plain Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import writer as writer_lib
+
+from imagenet2017_tfds import card, classes, examples, images
+from imagenet2017_tfds.prepare import Prepared, prepare
+
+
+@dataclasses.dataclass(eq=False)
+class Imagenet2017Config(tfds.core.BuilderConfig):
+    """Options `tfds build` can pass: --config '{"name": "clsloc", "skip_bad_members": true}'."""
+
+    skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
+    allow_unverified: bool = False  # accept archives with no known digest in the checksums file
+
+
+class _DeterministicExampleWriter(writer_lib.ExampleWriter):
+    """TFDS serializes the features map in a per-process order; re-serialize with sorted keys
+    so the same input always gives byte-identical shards."""
+
+    def write(self, path, examples):
+        from tensorflow.core.example import example_pb2
+
+        def stable(serialized: bytes) -> bytes:
+            return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
+
+        return super().write(path, ((key, stable(ex)) for key, ex in examples))
+
+
+class SplitExamples:
+    """A split's examples, sized so TFDS's progress bar shows a known total."""
+
+    def __init__(self, prepared: Prepared, split: str, config: str):
+        self.prepared = prepared
+        self.split = split
+        self.config = config
+
+    def __len__(self) -> int:
+        return len(self.prepared.splits[self.split].items)
+
+    def __iter__(self):
+        plan = self.prepared.splits[self.split]
+        source = self.prepared.source(self.split)
+        items = {entry: item for entry, item in plan.items}
+        for entry, data in source.read([e for e, _ in plan.items]):
+            item = items[entry]
+            yield item.key, to_features(self.config, item, data, source.label)
+
+
+def to_features(config: str, item: examples.Item, data: bytes, label: str) -> dict:
+    where = f"{label}: {item.path}"
+    image = images.storable_jpeg(data, where)
+    if config == "clsloc":
+        from imagenet2017_tfds.plans import clsloc_object_label
+
+        ex = examples.clsloc_example(
+            item, image, lambda name, it: clsloc_object_label(name, it.label)
+        )
+    else:
+        from imagenet2017_tfds.plans import det_object_label
+
+        ex = examples.det_example(item, image, lambda name, it: det_object_label(name, where))
+    ex["objects"]["bbox"] = [np.asarray(b, np.float64) for b in ex["objects"]["bbox"]]
+    return ex
+
+
+class Imagenet2017(tfds.core.GeneratorBasedBuilder):
+    """ImageNet ILSVRC2017: CLS-LOC (1000 classes, boxes) and DET (200 classes)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = card.RELEASE_NOTES
+    BUILDER_CONFIGS = [
+        Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"]),
+        Imagenet2017Config(name="det", description=card.DESCRIPTIONS["det"]),
+    ]
+    DEFAULT_CONFIG_NAME = "clsloc"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        name = self.builder_config.name
+        names = list(classes.for_config(name).wnids)
+        box = {"bbox": tfds.features.BBoxFeature(), "label": tfds.features.ClassLabel(names=names)}
+        common = {
+            "image": tfds.features.Image(encoding_format="jpeg"),
+            "file_name": tfds.features.Text(),
+            "annotated": np.bool_,
+        }
+        if name == "clsloc":
+            features = {
+                **common,
+                "label": tfds.features.ClassLabel(names=names),
+                "blacklisted": np.bool_,
+                "objects": tfds.features.Sequence(box),
+            }
+            keys = ("image", "label")
+        else:
+            box.update(subcategory=tfds.features.Text(), blacklisted=np.bool_)
+            features = {**common, "objects": tfds.features.Sequence(box)}
+            keys = None
+        return self.dataset_info_from_configs(
+            description=card.DESCRIPTIONS[name],
+            features=tfds.features.FeaturesDict(features),
+            supervised_keys=keys,
+            homepage=card.HOMEPAGE,
+            citation=card.CITATION,
+            metadata=tfds.core.MetadataDict(),
+            license=card.LICENSE,
+        )
+
+    def _example_writer(self):
+        return _DeterministicExampleWriter(file_format=self.info.file_format)
+
+    def _cache_dir(self, dl_manager) -> str:
+        return os.path.join(os.fspath(dl_manager.download_dir), "imagenet2017")
+
+    def _split_generators(self, dl_manager):
+        config = self.builder_config
+        # dl_manager.manual_dir asserts on a missing folder with TFDS's message; ours lists
+        # what the config needs and what was found, so read the setting itself.
+        manual_dir = getattr(dl_manager, "_manual_dir", None)
+        prepared = prepare(
+            manual_dir,
+            config.name,
+            cache_dir=self._cache_dir(dl_manager),
+            allow_unverified=config.allow_unverified,
+            skip_bad_members=config.skip_bad_members,
+        )
+        self.info.metadata["skipped_members"] = [list(s) for s in prepared.skipped]
+        return {split: SplitExamples(prepared, split, config.name) for split in prepared.splits}
+
+    def _generate_examples(self, **kwargs):  # splits come ready-made from _split_generators
+        raise NotImplementedError

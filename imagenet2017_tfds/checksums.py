@@ -1,0 +1,183 @@
+"""checksums.tsv: the published size and digests of each archive, checked before use.
+
+Format: tab-separated, a header `filename size md5 sha256`, an empty cell for an unknown
+value, `#` starts a comment. IMAGENET2017_CHECKSUMS names a file that replaces the shipped one.
+The verdict of a full read is cached by (path, size, mtime) so 155 GB is hashed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from etils import epath
+
+from imagenet2017_tfds import fileio, resources
+from imagenet2017_tfds.errors import ChecksumError
+
+ENV_VAR = "IMAGENET2017_CHECKSUMS"
+COLUMNS = ("filename", "size", "md5", "sha256")
+DIGESTS = ("md5", "sha256")
+CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Record:
+    filename: str
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+    def digests(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in DIGESTS if getattr(self, name)}
+
+
+def parse(text: str, source: str = "checksums file") -> dict[str, Record]:
+    records = {}
+    header = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = line.rstrip("\n").split("\t")
+        if header is None:
+            header = [c.strip() for c in cells]
+            if header != list(COLUMNS):
+                raise ChecksumError(
+                    f"{source} line {number}: expected the header "
+                    f"{chr(9).join(COLUMNS)!r} (tab-separated), found {line!r}."
+                )
+            continue
+        cells += [""] * (len(COLUMNS) - len(cells))
+        name, size, md5, sha256 = (c.strip() for c in cells[: len(COLUMNS)])
+        try:
+            records[name] = Record(
+                name, int(size) if size else None, md5.lower() or None, sha256.lower() or None
+            )
+        except ValueError:
+            raise ChecksumError(
+                f"{source} line {number}: the size column must be an integer, found {size!r}."
+            ) from None
+    return records
+
+
+def load() -> tuple[dict[str, Record], str]:
+    """The checksums in force and where they came from."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        try:
+            text = epath.Path(override).read_text()
+        except FileNotFoundError:
+            raise ChecksumError(
+                f"{ENV_VAR}={override}: no such file. Point it at a checksums file "
+                "(see `imagenet2017-tfds checksums`) or unset it to use the shipped one."
+            ) from None
+        return parse(text, override), override
+    return parse(resources.text("checksums.tsv"), "checksums.tsv"), "the shipped checksums.tsv"
+
+
+def format_records(records: list[Record]) -> str:
+    lines = ["# imagenet2017_tfds checksums: " + " ".join(COLUMNS), "\t".join(COLUMNS)]
+    for r in records:
+        cells = (r.filename, "" if r.size is None else str(r.size), r.md5 or "", r.sha256 or "")
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+Progress = Callable[[int], None]
+
+
+def hash_file(path: epath.Path, algorithms=DIGESTS, progress: Progress | None = None) -> Record:
+    """Read `path` once; hashlib releases the GIL, so this runs well in its own thread."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            size += len(chunk)
+            for h in hashers.values():
+                h.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return Record(path.name, size, **{n: h.hexdigest() for n, h in hashers.items()})
+
+
+def _stat_key(path: epath.Path) -> dict:
+    st = os.stat(path) if fileio.is_local(path) else None
+    mtime = st.st_mtime_ns if st else str(path.stat().mtime)
+    return {"path": os.fspath(path), "size": path.stat().length, "mtime": mtime}
+
+
+class Verifier:
+    """Checks one archive against its record; the verdict is cached in `cache_dir`."""
+
+    def __init__(self, path: epath.Path, record: Record | None, source: str, cache_dir):
+        self.path = path
+        self.record = record
+        self.source = source
+        self.cache_file = epath.Path(cache_dir) / f"verdict-{path.name}.json" if cache_dir else None
+
+    def check_known(self, allow_unverified: bool) -> bool:
+        """Cheap checks (known digest, size); True when a full read is still needed."""
+        name = self.path.name
+        if self.record is None or not self.record.digests():
+            if allow_unverified:
+                return False
+            raise ChecksumError(
+                f"{self.path}: no published digest for {name} in {self.source}. "
+                f"Add its line (`imagenet2017-tfds checksums DIR` writes one) and point "
+                f"{ENV_VAR} at that file, or opt out of verification with "
+                '--config \'{"name": "<config>", "allow_unverified": true}\'.'
+            )
+        actual = self.path.stat().length
+        if self.record.size is not None and actual != self.record.size:
+            raise ChecksumError(
+                f"{self.path}: expected {self.record.size} bytes ({self.source}), found "
+                f"{actual}. The file is incomplete or not the ILSVRC2017 release: "
+                "download it again."
+            )
+        return self._cached_verdict() is None
+
+    def _cache_key(self) -> dict:
+        return {**_stat_key(self.path), **self.record.digests()}
+
+    def _cached_verdict(self):
+        if self.cache_file is None:
+            return None
+        cached = fileio.read_json(self.cache_file)
+        return cached if cached == self._cache_key() else None
+
+    def verify(self, progress: Progress | None = None) -> None:
+        """Full read: every known digest must match."""
+        actual = hash_file(self.path, tuple(self.record.digests()), progress)
+        for name, expected in self.record.digests().items():
+            found = getattr(actual, name)
+            if found != expected:
+                raise ChecksumError(
+                    f"{self.path}: {name} mismatch: expected {expected} ({self.source}), "
+                    f"found {found}. The file is damaged or not the ILSVRC2017 release: "
+                    "download it again (nothing was written)."
+                )
+        if self.cache_file is not None:
+            fileio.write_json(self.cache_file, self._cache_key())
+
+
+class Background:
+    """Runs a verification in a thread so it overlaps the archive scan (both read the file)."""
+
+    def __init__(self, fn: Callable[[], None]):
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn):
+        try:
+            fn()
+        except BaseException as e:  # re-raised in join()
+            self._error = e
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

@@ -1,0 +1,95 @@
+"""`imagenet2017-tfds`: tools around the builder (verify archives, write checksums files)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from etils import epath
+from tqdm import auto as tqdm
+
+from imagenet2017_tfds import checksums, inputs
+from imagenet2017_tfds.errors import Imagenet2017Error
+
+
+def _archives(manual_dir: str) -> list[epath.Path]:
+    folder = epath.Path(manual_dir)
+    if not folder.is_dir():
+        raise Imagenet2017Error(
+            f"{folder}: not a folder. Pass the folder holding the .tar.gz archives."
+        )
+    known = set(inputs.ARCHIVES.values())
+    found = sorted(p for p in folder.iterdir() if p.name in known or p.name.endswith(".tar.gz"))
+    if not found:
+        raise Imagenet2017Error(
+            f"{folder}: no .tar.gz archive there; expected some of {', '.join(sorted(known))}."
+        )
+    return found
+
+
+def _hash(path: epath.Path) -> checksums.Record:
+    with tqdm.tqdm(
+        desc=path.name, total=path.stat().length, unit="B", unit_scale=True, leave=False
+    ) as bar:
+        return checksums.hash_file(path, checksums.DIGESTS, bar.update)
+
+
+def cmd_checksums(args) -> int:
+    records = [_hash(p) for p in _archives(args.manual_dir)]
+    text = checksums.format_records(records)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        epath.Path(args.output).write_text(text)
+        print(f"Wrote {args.output}; use it with {checksums.ENV_VAR}={args.output}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    records, origin = checksums.load()
+    print(f"Checking against {origin}")
+    rows, failed = [], 0
+    for path in _archives(args.manual_dir):
+        record = records.get(path.name)
+        actual = _hash(path)
+        if record is None or not record.digests():
+            verdict = "no published digest" + (
+                " (checked by content when building)"
+                if path.name == inputs.ARCHIVES["devkit"]
+                else ""
+            )
+        else:
+            bad = [n for n, v in record.digests().items() if getattr(actual, n) != v]
+            if record.size is not None and record.size != actual.size:
+                bad.insert(0, "size")
+            verdict = "OK" if not bad else "MISMATCH: " + ", ".join(bad)
+            failed += bool(bad)
+        rows.append((path.name, str(actual.size), actual.md5, verdict))
+    widths = [max(len(r[i]) for r in rows + [("file", "size", "md5", "verdict")]) for i in range(4)]
+    for row in [("file", "size", "md5", "verdict"), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="imagenet2017-tfds", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "verify", help="check every archive in MANUAL_DIR against the checksums file"
+    )
+    p.add_argument("manual_dir")
+    p.set_defaults(run=cmd_verify)
+    p = sub.add_parser("checksums", help="write a checksums file for the archives in MANUAL_DIR")
+    p.add_argument("manual_dir")
+    p.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+    p.set_defaults(run=cmd_checksums)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except Imagenet2017Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""A release .tar.gz read in place: streamed, never extracted, seekable through a gzip index.
+
+rapidgzip decompresses on every core and records seek points as it goes; the index it
+exports after one scan lets later reads (a split, a Beam worker's range) start anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import rapidgzip
+from etils import epath
+
+from imagenet2017_tfds import fileio
+from imagenet2017_tfds.errors import ArchiveError
+from imagenet2017_tfds.sources import tar
+from imagenet2017_tfds.sources.base import Entry, Source, release_path
+
+
+class Tarball(Source):
+    def __init__(self, path, index_file=None, parallelization: int = 0):
+        self.path = epath.Path(path)
+        self.label = self.path.name
+        self.index_file = epath.Path(index_file) if index_file else None
+        self.parallelization = parallelization
+
+    def cache_key(self) -> dict:
+        st = self.path.stat()
+        return {"path": os.fspath(self.path), "size": st.length, "mtime": str(st.mtime)}
+
+    @contextlib.contextmanager
+    def _open(self, use_index: bool = True):
+        with contextlib.ExitStack() as stack:
+            target = os.fspath(self.path)
+            if not fileio.is_local(self.path):
+                target = stack.enter_context(self.path.open("rb"))
+            try:
+                f = stack.enter_context(
+                    rapidgzip.RapidgzipFile(target, parallelization=self.parallelization)
+                )
+            except Exception as e:  # rapidgzip reports bad gzip data as plain exceptions
+                raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
+            if use_index and self.index_file is not None and self.index_file.exists():
+                with self.index_file.open("rb") as index:
+                    f.import_index(index)
+            yield f
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except ArchiveError:
+            raise
+        except Exception as e:  # corrupt deflate data surfaces as RuntimeError/ValueError
+            raise ArchiveError(
+                f"{self.path}: the gzip data is corrupt ({e}). Download the archive again."
+            ) from e
+
+    def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
+        with self._open(use_index=False) as f, self._errors():
+            for header in tar.headers(f, self.label):
+                path = release_path(header.name) if header.regular else None
+                if path is None:
+                    continue
+                entry = Entry(header.offset, path, header.size)
+                data = tar.read_data(f, header, self.label) if want(path) else None
+                yield entry, data
+            if self.index_file is not None:
+                self.index_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.index_file.parent / f".{self.index_file.name}.tmp"
+                with tmp.open("wb") as out:
+                    f.export_index(out)
+                tmp.rename(self.index_file)
+
+    def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
+        with self._open() as f, self._errors():
+            for entry in entries:
+                if f.tell() != entry.offset:
+                    f.seek(entry.offset)
+                data = f.read(entry.size)
+                if len(data) != entry.size:
+                    raise ArchiveError(
+                        f"{self.path}: member {entry.path} ends early (byte {entry.offset}, "
+                        f"expected {entry.size} bytes, found {len(data)}): the archive is "
+                        "truncated or changed since it was indexed. Download it again."
+                    )
+                yield entry, data
