@@ -113,7 +113,7 @@ class Verifier:
     """Checks one archive against its record; the verdict is cached in `cache_dir`."""
 
     def __init__(self, path: epath.Path, record: Record | None, source: str, cache_dir):
-        self.path = path
+        self.path = epath.Path(path)
         self.record = record
         self.source = source
         self.cache_file = epath.Path(cache_dir) / f"verdict-{path.name}.json" if cache_dir else None

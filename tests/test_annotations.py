@@ -1,0 +1,119 @@
+"""XML parsing on the real samples and on every dialect quirk of FACTS.md."""
+
+from pathlib import Path
+
+import pytest
+
+from imagenet2017_tfds import annotations
+from imagenet2017_tfds.errors import AnnotationError
+
+SAMPLES = Path(__file__).parent / "data" / "xml_samples"
+
+
+def sample(name: str) -> annotations.Annotation:
+    return annotations.parse((SAMPLES / name).read_bytes(), name)
+
+
+def test_clsloc_train_sample():
+    ann = sample("clsloc_train__n01440764_10040.xml")
+    assert (ann.width, ann.height) == (500, 375)
+    assert ann.objects == (annotations.Box("n01440764", 64, 103, 369, 277),)
+
+
+def test_clsloc_val_sample():
+    ann = sample("clsloc_val__ILSVRC2012_val_00002138.xml")
+    assert ann.objects[0].name == "n01440764"
+    assert (ann.objects[0].xmin, ann.objects[0].xmax) == (49, 482)
+
+
+def test_det_sample_reads_xmax_before_ymin():
+    ann = sample("det_val__ILSVRC2012_val_00000022.xml")
+    assert (ann.width, ann.height) == (375, 500)  # DET <size> has no depth
+    assert len(ann.objects) == 9
+    first = ann.objects[0]
+    assert (first.xmin, first.ymin, first.xmax, first.ymax) == (8, 95, 155, 498)
+    assert [o.name for o in ann.objects[:3]] == ["n00007846", "n00007846", "n02084071"]
+
+
+@pytest.mark.parametrize(
+    "name", ["det_val__ILSVRC2012_val_00000166.xml", "det_val__ILSVRC2012_val_00003082.xml"]
+)
+def test_det_sample_without_object(name):
+    assert sample(name).objects == ()
+
+
+def test_every_real_sample_parses():
+    for path in sorted(SAMPLES.glob("*.xml")):
+        ann = annotations.parse(path.read_bytes(), path.name)
+        for box in ann.objects:
+            assert box.name.startswith("n") and len(box.name) == 9
+
+
+def xml(body: str, size="<size><width>100</width><height>50</height></size>") -> bytes:
+    return f"<annotation>{size}{body}</annotation>".encode()
+
+
+def test_float_coordinates_and_subcategory():
+    ann = annotations.parse(
+        xml(
+            "<object><name>n02084071</name><subcategory>n02085620</subcategory>"
+            "<bndbox><xmin>12.5</xmin><xmax>30</xmax><ymin>1</ymin><ymax>2.25</ymax></bndbox></object>"
+        ),
+        "m",
+    )
+    assert ann.objects[0] == annotations.Box("n02084071", 12.5, 1, 30, 2.25, "n02085620")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"<annotation><size>", "not well-formed"),
+        (b"<other/>", "<annotation>"),
+        (xml("", size=""), "<size>"),
+        (xml("", size="<size><width>0</width><height>5</height></size>"), "positive"),
+        (xml("<object><name>n1</name><bndbox><xmin>a</xmin></bndbox></object>"), "<xmin>"),
+        (xml("<object><name>n1</name></object>"), "<bndbox>"),
+        (xml("<object><bndbox/></object>"), "<name>"),
+        (
+            xml(
+                "<object><name>n1</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>1</xmax><ymax>1</ymax></bndbox></object>"
+            ),
+            "finite",
+        ),
+    ],
+)
+def test_damaged_annotations_name_the_member(data, message):
+    with pytest.raises(AnnotationError, match=message) as e:
+        annotations.parse(data, "Annotations/CLS-LOC/val/X.xml")
+    assert "Annotations/CLS-LOC/val/X.xml" in str(e.value)
+
+
+def test_external_entity_is_not_resolved(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    data = (
+        f'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file://{secret}">]>'
+        "<annotation><size><width>1</width><height>1</height></size>"
+        "<object><name>&x;</name><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>1</xmax><ymax>1</ymax></bndbox></object>"
+        "</annotation>"
+    ).encode()
+    try:
+        ann = annotations.parse(data, "m")
+    except AnnotationError:
+        return  # refusing is as good as not resolving
+    assert "TOPSECRET" not in ann.objects[0].name
+
+
+def test_billion_laughs_is_not_expanded():
+    lol = "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    data = (
+        f'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY l0 "lol">{lol}]>'
+        "<annotation><size><width>1</width><height>1</height></size>"
+        "<object><name>&l9;</name><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>1</xmax><ymax>1</ymax></bndbox></object>"
+        "</annotation>"
+    ).encode()
+    try:
+        ann = annotations.parse(data, "m")
+    except AnnotationError:
+        return
+    assert len(ann.objects[0].name) < 100

@@ -1,0 +1,108 @@
+"""checksums.tsv: format, the shipped published md5s, verification and its cached verdict."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from imagenet2017_tfds import checksums, cli, resources
+from imagenet2017_tfds.errors import ChecksumError
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_shipped_file_is_the_top_level_one_and_holds_the_published_md5s():
+    assert resources.data("checksums.tsv") == (ROOT / "checksums.tsv").read_bytes()
+    records = checksums.parse(resources.text("checksums.tsv"))
+    assert records["ILSVRC2017_CLS-LOC.tar.gz"].md5 == "099d21920ef427c1bedc0d5d182277cf"
+    assert records["ILSVRC2017_DET.tar.gz"].md5 == "237b95a860e9637b6a27683268cb305a"
+    assert records["ILSVRC2017_DET_test_new.tar.gz"].md5 == "e9c3df2aa1920749a7ec35d1847280c6"
+    assert records["ILSVRC2017_devkit.tar.gz"].digests() == {}
+
+
+def test_parse_comments_empty_cells_and_bad_lines():
+    text = "# c\nfilename\tsize\tmd5\tsha256\na.tar.gz\t12\t\tABC\n"
+    assert checksums.parse(text)["a.tar.gz"] == checksums.Record("a.tar.gz", 12, None, "abc")
+    with pytest.raises(ChecksumError, match="header"):
+        checksums.parse("a\tb\n")
+    with pytest.raises(ChecksumError, match="line 2.*integer"):
+        checksums.parse("filename\tsize\tmd5\tsha256\na\tbig\t\t\n")
+
+
+def test_format_round_trips():
+    records = [checksums.Record("a", 1, "m", None), checksums.Record("b", None, None, "s")]
+    parsed = checksums.parse(checksums.format_records(records))
+    assert list(parsed.values()) == records
+
+
+@pytest.fixture
+def archive(tmp_path):
+    path = tmp_path / "ILSVRC2017_DET.tar.gz"
+    path.write_bytes(os.urandom(100_000))
+    return path
+
+
+def record(path, **changes):
+    data = path.read_bytes()
+    values = dict(
+        size=len(data), md5=hashlib.md5(data).hexdigest(), sha256=hashlib.sha256(data).hexdigest()
+    )
+    values.update(changes)
+    return checksums.Record(path.name, **values)
+
+
+def test_verify_passes_and_caches_the_verdict(archive, tmp_path):
+    v = checksums.Verifier(archive, record(archive), "test", tmp_path / "cache")
+    assert v.check_known(False) is True
+    v.verify()
+    assert v.check_known(False) is False  # cached: no second read
+    os.utime(archive, ns=(1, 1))  # touched: read again
+    assert v.check_known(False) is True
+
+
+@pytest.mark.parametrize("field", ["md5", "sha256"])
+def test_digest_mismatch_names_file_expected_and_found(archive, tmp_path, field):
+    good = record(archive)
+    v = checksums.Verifier(archive, record(archive, **{field: "0" * 8}), "test", tmp_path)
+    with pytest.raises(ChecksumError) as e:
+        v.verify()
+    message = str(e.value)
+    assert archive.name in message and "0" * 8 in message and getattr(good, field) in message
+    assert not v.cache_file.exists()
+
+
+def test_size_mismatch_is_found_before_reading(archive, tmp_path):
+    v = checksums.Verifier(archive, record(archive, size=5), "test", tmp_path)
+    with pytest.raises(ChecksumError, match="expected 5 bytes.*found 100000"):
+        v.check_known(False)
+
+
+def test_unknown_digest_needs_an_explicit_opt_out(archive, tmp_path):
+    v = checksums.Verifier(archive, None, "test", tmp_path)
+    with pytest.raises(ChecksumError, match="allow_unverified"):
+        v.check_known(False)
+    assert v.check_known(True) is False
+
+
+def test_env_var_replaces_the_shipped_file(tmp_path, monkeypatch):
+    other = tmp_path / "mine.tsv"
+    other.write_text("filename\tsize\tmd5\tsha256\nx.tar.gz\t1\t\t\n")
+    monkeypatch.setenv(checksums.ENV_VAR, str(other))
+    records, origin = checksums.load()
+    assert list(records) == ["x.tar.gz"] and origin == str(other)
+    monkeypatch.setenv(checksums.ENV_VAR, str(tmp_path / "missing.tsv"))
+    with pytest.raises(ChecksumError, match="no such file"):
+        checksums.load()
+
+
+def test_cli_writes_a_checksums_file_that_verifies(archive, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sums.tsv"
+    assert cli.main(["checksums", str(archive.parent), "-o", str(out)]) == 0
+    assert checksums.parse(out.read_text())[archive.name] == record(archive)
+    monkeypatch.setenv(checksums.ENV_VAR, str(out))
+    assert cli.main(["verify", str(archive.parent)]) == 0
+    assert "OK" in capsys.readouterr().out
+    archive.write_bytes(b"changed")
+    assert cli.main(["verify", str(archive.parent)]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

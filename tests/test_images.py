@@ -1,0 +1,63 @@
+"""Image sniffing by content: what is stored byte for byte and what is re-encoded."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from imagenet2017_tfds import images
+from imagenet2017_tfds.errors import ImageError
+
+
+def encode(mode: str, fmt: str = "JPEG", size=(37, 21)) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise(size, 40).convert(mode).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("mode, components", [("RGB", 3), ("L", 1), ("CMYK", 4)])
+def test_sniff_jpeg_components_and_size(mode, components):
+    s = images.sniff(encode(mode))
+    assert (s.format, s.components, s.width, s.height) == ("jpeg", components, 37, 21)
+
+
+def test_rgb_and_gray_jpegs_are_stored_byte_for_byte():
+    for mode in ("RGB", "L"):
+        data = encode(mode)
+        assert images.storable_jpeg(data, "m") is data
+
+
+@pytest.mark.parametrize("mode, fmt", [("CMYK", "JPEG"), ("RGB", "PNG"), ("RGB", "BMP")])
+def test_cmyk_and_other_formats_become_rgb_jpeg(mode, fmt):
+    out = images.storable_jpeg(encode(mode, fmt), "m")
+    assert images.sniff(out).components == 3
+    with Image.open(io.BytesIO(out)) as im:
+        assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (37, 21))
+
+
+def test_reencoding_is_deterministic():
+    data = encode("CMYK")
+    assert images.storable_jpeg(data, "m") == images.storable_jpeg(data, "m")
+
+
+def test_truncated_jpeg_is_refused_with_the_member_named():
+    data = encode("RGB")
+    with pytest.raises(ImageError, match="Data/x.JPEG.*truncated"):
+        images.storable_jpeg(data[: len(data) // 2], "Data/x.JPEG")
+
+
+def test_garbage_is_refused():
+    with pytest.raises(ImageError, match="not a decodable image"):
+        images.storable_jpeg(b"not an image at all", "Data/y.JPEG")
+
+
+def test_enormous_declared_size_is_refused_without_decoding():
+    data = bytearray(encode("RGB"))
+    pos = data.find(b"\xff\xc0")
+    data[pos + 5 : pos + 9] = (60000).to_bytes(2, "big") * 2  # 60000 x 60000
+    with pytest.raises(ImageError, match="over the limit"):
+        images.storable_jpeg(bytes(data), "m")
+    png = bytearray(encode("RGB", "PNG"))
+    png[16:24] = (70000).to_bytes(4, "big") * 2
+    with pytest.raises(ImageError):
+        images.storable_jpeg(bytes(png), "m")

@@ -1,0 +1,96 @@
+"""Tarball (streamed through rapidgzip, with a reusable gzip index) and extracted tree."""
+
+import gzip
+import io
+import os
+import random
+import tarfile
+
+import pytest
+
+from imagenet2017_tfds.errors import ArchiveError
+from imagenet2017_tfds.sources import Entry, Tarball, Tree
+from imagenet2017_tfds.sources.tree import release_root
+
+MEMBERS = {
+    f"ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG": random.Random(i).randbytes(3000 + i)
+    for i in range(40)
+}
+MEMBERS["ILSVRC/ImageSets/CLS-LOC/val.txt"] = b"ILSVRC2012_val_00000001 1\n"
+
+
+def write_tarball(path, members=MEMBERS):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+        g.write(raw.getvalue())
+    return path
+
+
+def scan_all(source):
+    return list(source.scan(lambda p: p.endswith(".txt")))
+
+
+def test_tarball_scan_then_read_back_any_subset(tmp_path):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    index = tmp_path / "cache" / "a.gzindex"
+    found = scan_all(Tarball(path, index_file=index))
+    assert [e.path for e, _ in found] == [n[len("ILSVRC/") :] for n in MEMBERS]
+    assert found[-1][1] == MEMBERS["ILSVRC/ImageSets/CLS-LOC/val.txt"]
+    assert all(d is None for _, d in found[:-1])
+    assert index.exists()
+    chosen = [e for e, _ in found][::7]
+    back = list(Tarball(path, index_file=index).read(chosen))
+    assert [d for _, d in back] == [MEMBERS["ILSVRC/" + e.path] for e in chosen]
+
+
+def test_tree_reads_the_same_members_with_or_without_ilsvrc_folder(tmp_path):
+    for prefix in ("ILSVRC/", ""):
+        root = tmp_path / (prefix or "flat")
+        for name, data in MEMBERS.items():
+            target = root / (prefix + name[len("ILSVRC/") :])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        found_root = release_root(root)
+        assert os.fspath(found_root).endswith("ILSVRC" if prefix else "flat")
+        tree = Tree(found_root)
+        entries = [e for e, _ in scan_all(tree)]
+        assert sorted(e.path for e in entries) == sorted(n[len("ILSVRC/") :] for n in MEMBERS)
+        for entry, data in tree.read(entries[:3]):
+            assert data == MEMBERS["ILSVRC/" + entry.path]
+
+
+def test_truncated_tarball_is_an_archive_error(tmp_path):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArchiveError, match="a.tar.gz"):
+        scan_all(Tarball(path))
+
+
+def test_corrupt_gzip_data_is_an_archive_error(tmp_path):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="a.tar.gz"):
+        scan_all(Tarball(path))
+
+
+def test_not_gzip_at_all_is_an_archive_error(tmp_path):
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(b"<html>login page</html>" * 50)
+    with pytest.raises(ArchiveError, match="a.tar.gz"):
+        scan_all(Tarball(path))
+
+
+def test_member_changed_since_indexing_is_detected(tmp_path):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    entry = Entry(10**9, "Data/x.JPEG", 10)
+    with pytest.raises(ArchiveError, match="Data/x.JPEG"):
+        list(Tarball(path).read([entry]))
