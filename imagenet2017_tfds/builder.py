@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import card, classes, examples, images
+from imagenet2017_tfds import card, classes, generate
 from imagenet2017_tfds.prepare import Prepared, prepare
 
 
@@ -51,27 +51,7 @@ class SplitExamples:
     def __iter__(self):
         plan = self.prepared.splits[self.split]
         source = self.prepared.source(self.split)
-        items = {entry: item for entry, item in plan.items}
-        for entry, data in source.read([e for e, _ in plan.items]):
-            item = items[entry]
-            yield item.key, to_features(self.config, item, data, source.label)
-
-
-def to_features(config: str, item: examples.Item, data: bytes, label: str) -> dict:
-    where = f"{label}: {item.path}"
-    image = images.storable_jpeg(data, where)
-    if config == "clsloc":
-        from imagenet2017_tfds.plans import clsloc_object_label
-
-        ex = examples.clsloc_example(
-            item, image, lambda name, it: clsloc_object_label(name, it.label)
-        )
-    else:
-        from imagenet2017_tfds.plans import det_object_label
-
-        ex = examples.det_example(item, image, lambda name, it: det_object_label(name, where))
-    ex["objects"]["bbox"] = [np.asarray(b, np.float64) for b in ex["objects"]["bbox"]]
-    return ex
+        return generate.keyed_examples(self.config, source, plan.items)
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -136,7 +116,21 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             skip_bad_members=config.skip_bad_members,
         )
         self.info.metadata["skipped_members"] = [list(s) for s in prepared.skipped]
+        if self._use_beam:
+            from imagenet2017_tfds import beam
+
+            work = os.path.join(self._cache_dir(dl_manager), "ranges")
+            tasks = beam.write_tasks(prepared, config.name, work)
+            return {split: beam.split_transform(split, t) for split, t in tasks.items()}
         return {split: SplitExamples(prepared, split, config.name) for split in prepared.splits}
+
+    _use_beam = False
+
+    def _download_and_prepare(self, dl_manager, download_config, **kwargs):
+        # Beam only when asked for (runner or options given): without them TFDS would warn
+        # and may stop to ask a question on the terminal.
+        self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
+        return super()._download_and_prepare(dl_manager, download_config, **kwargs)
 
     def _generate_examples(self, **kwargs):  # splits come ready-made from _split_generators
         raise NotImplementedError

@@ -1,0 +1,77 @@
+"""The README's first command (`make demo`): write a miniature ILSVRC2017 release in the real
+layout, build both configs with the real `tfds build`, load them back with `tfds.load`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import minirelease  # noqa: E402  (the miniature release lives with the tests)
+
+
+def build(config: str, manual_dir: Path, data_dir: Path, env: dict) -> None:
+    command = [
+        "tfds", "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", config,
+        "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
+    ]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def show(config: str, data_dir: Path) -> None:
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds
+
+    builder = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir))
+    print(f"\nimagenet2017/{config}: {builder.data_dir}")
+    for split, info in builder.info.splits.items():
+        ds = tfds.load(f"imagenet2017/{config}", split=split, data_dir=str(data_dir))
+        n = boxes = 0
+        first = None
+        for ex in tfds.as_numpy(ds):
+            n += 1
+            boxes += len(ex["objects"]["bbox"])
+            first = first or ex
+        line = f"  {split:14s} {n:3d} examples ({info.num_shards} shard), {boxes:3d} boxes"
+        if config == "clsloc" and first["label"] >= 0:
+            name = imagenet2017_tfds.readable_name("clsloc", int(first["label"]))
+            line += f"; e.g. {first['file_name'].decode()} {first['image'].shape} = {name}"
+        elif len(first["objects"]["label"]):
+            name = imagenet2017_tfds.readable_name("det", int(first["objects"]["label"][0]))
+            line += f"; e.g. {first['file_name'].decode()} has a {name}"
+        print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--workdir", default=os.path.join(tempfile.gettempdir(), "imagenet2017-demo")
+    )
+    args = parser.parse_args()
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    release = minirelease.write_release(work / "manual", form="tarball")
+    print(f"Wrote a miniature ILSVRC2017 release to {release.manual_dir}:")
+    for path in sorted(release.manual_dir.iterdir()):
+        print(f"  {path.name:34s} {path.stat().st_size:>9,d} bytes")
+    env = dict(os.environ, IMAGENET2017_CHECKSUMS=str(release.checksums))
+    os.environ.update(env)
+    for config in ("clsloc", "det"):
+        build(config, release.manual_dir, work / "data", env)
+    for config in ("clsloc", "det"):
+        show(config, work / "data")
+    print(f"\nDone. Datasets in {work / 'data'}; load them with tfds.load(..., data_dir=...).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

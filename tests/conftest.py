@@ -1,0 +1,66 @@
+"""Shared fixtures: miniature releases and real builds of them (the slow part, done once)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TFDS = str(Path(sys.executable).parent / "tfds")
+
+
+def build_env(checksums: Path | None) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    if checksums is not None:
+        env["IMAGENET2017_CHECKSUMS"] = str(checksums)
+    return env
+
+
+def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cwd=ROOT, check=True):
+    """The real `tfds build` command, in its own process, as a user runs it."""
+    command = [TFDS, "build", "imagenet2017", "--config", config]
+    command += ["--manual_dir", str(manual_dir), "--data_dir", str(data_dir), *extra]
+    if imports:
+        command += ["--imports", "imagenet2017_tfds"]
+    result = subprocess.run(
+        command, env=build_env(checksums), cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tarball_release(tmp_path_factory):
+    from tests import minirelease
+
+    return minirelease.write_release(tmp_path_factory.mktemp("tarballs"), form="tarball")
+
+
+@pytest.fixture(scope="session")
+def tree_release(tmp_path_factory):
+    from tests import minirelease
+
+    return minirelease.write_release(tmp_path_factory.mktemp("tree"), form="tree")
+
+
+@pytest.fixture(scope="session")
+def flat_tree_release(tmp_path_factory):
+    from tests import minirelease
+
+    return minirelease.write_release(
+        tmp_path_factory.mktemp("flat"), form="tree", ilsvrc_prefix=False
+    )
+
+
+@pytest.fixture(scope="session")
+def cli_builds(tarball_release, tmp_path_factory):
+    """Both configs built from the tarballs with `tfds build --imports`."""
+    data_dir = tmp_path_factory.mktemp("cli-data")
+    for config in ("clsloc", "det"):
+        tfds_build(config, tarball_release.manual_dir, data_dir, tarball_release.checksums)
+    return data_dir

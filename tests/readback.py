@@ -1,0 +1,37 @@
+"""Reading a built dataset back: examples by file name, and its shard bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def examples(data_dir, config: str, split: str) -> dict[str, dict]:
+    """file_name -> example (numpy), the image as stored bytes and decoded."""
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds  # noqa: F401  (registers the builder)
+
+    name = f"imagenet2017/{config}"
+    raw = tfds.load(
+        name, split=split, data_dir=str(data_dir), decoders={"image": tfds.decode.SkipDecoding()}
+    )
+    decoded = tfds.load(name, split=split, data_dir=str(data_dir))
+    out = {}
+    for ex, dec in zip(tfds.as_numpy(raw), tfds.as_numpy(decoded), strict=True):
+        ex["pixels"] = dec["image"]
+        out[ex["file_name"].decode()] = ex
+    return out
+
+
+def shard_bytes(data_dir, config: str) -> dict[str, bytes]:
+    folder = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tfrecord-*"))}
+
+
+def splits(data_dir, config: str) -> dict[str, int]:
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds  # noqa: F401
+
+    info = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir)).info
+    return {name: s.num_examples for name, s in info.splits.items()}

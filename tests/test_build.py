@@ -1,0 +1,100 @@
+"""End to end: miniature releases in the real layout, built with the real `tfds build` and the
+Python API, every example checked against what the release holds."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagenet2017_tfds import classes
+from tests import readback
+from tests.conftest import tfds_build
+
+# The oracle names the DET archive's own earlier test set by its year.
+SPLIT_NAMES = {"test2016": "test_previous"}
+
+
+def check_examples(data_dir, release, config: str) -> None:
+    lst = classes.for_config(config)
+    expected_splits = release.expected[config]
+    counts = readback.splits(data_dir, config)
+    assert counts == {SPLIT_NAMES.get(s, s): len(v) for s, v in expected_splits.items()}
+    for split, expected in expected_splits.items():
+        got = readback.examples(data_dir, config, SPLIT_NAMES.get(split, split))
+        assert sorted(got) == sorted(expected), split
+        for name, want in expected.items():
+            ex = got[name]
+            where = f"{config}/{split}/{name}"
+            if config == "clsloc":
+                label = -1 if want.label is None else lst.index(want.label)
+                assert ex["label"] == label, where
+                assert bool(ex["blacklisted"]) == want.blacklisted, where
+            assert bool(ex["annotated"]) == want.annotated, where
+            objects = ex["objects"]
+            assert [lst.wnids[i] for i in objects["label"]] == [o.wnid for o in want.objects], where
+            np.testing.assert_allclose(
+                objects["bbox"].reshape(-1, 4),
+                np.array([o.bbox for o in want.objects], np.float32).reshape(-1, 4),
+                atol=1e-6,
+                err_msg=where,
+            )
+            if config == "det":
+                assert [s.decode() for s in objects["subcategory"]] == [
+                    o.subcategory or "" for o in want.objects
+                ], where
+                assert [bool(b) for b in objects["blacklisted"]] == [
+                    o.blacklisted for o in want.objects
+                ], where
+            stored = ex["image"]
+            if want.kind in ("jpeg_rgb", "jpeg_gray"):
+                assert stored == want.data, f"{where}: not stored byte for byte"
+            else:
+                assert stored[:3] == b"\xff\xd8\xff", f"{where}: not re-encoded to JPEG"
+                with Image.open(io.BytesIO(stored)) as im:
+                    assert (im.mode, im.size) == ("RGB", want.size), where
+            assert ex["pixels"].shape == (want.size[1], want.size[0], 3), where
+
+
+@pytest.mark.parametrize("config", ["clsloc", "det"])
+def test_cli_build_from_tarballs_holds_every_example(cli_builds, tarball_release, config):
+    check_examples(cli_builds, tarball_release, config)
+
+
+def api_build(release, config, data_dir, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds  # noqa: F401
+
+    if release.checksums:
+        monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
+    builder = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(release.manual_dir))
+    )
+    return builder
+
+
+@pytest.mark.parametrize("config", ["clsloc", "det"])
+@pytest.mark.parametrize("release_name", ["tree_release", "flat_tree_release"])
+def test_api_build_from_extracted_tree_gives_the_same_bytes(
+    request, release_name, config, cli_builds, tmp_path, monkeypatch
+):
+    release = request.getfixturevalue(release_name)
+    api_build(release, config, tmp_path, monkeypatch)
+    check_examples(tmp_path, release, config)
+    # Same examples, same keys: byte-identical shards whichever form the input took.
+    assert readback.shard_bytes(tmp_path, config) == readback.shard_bytes(cli_builds, config)
+
+
+def test_second_build_is_byte_identical_and_found_without_imports(
+    cli_builds, tarball_release, tmp_path
+):
+    # From the repository root, `tfds build imagenet2017` finds the dataset folder itself.
+    tfds_build(
+        "clsloc", tarball_release.manual_dir, tmp_path, tarball_release.checksums, imports=False
+    )
+    first = readback.shard_bytes(cli_builds, "clsloc")
+    assert first and readback.shard_bytes(tmp_path, "clsloc") == first
