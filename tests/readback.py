@@ -35,3 +35,15 @@ def splits(data_dir, config: str) -> dict[str, int]:
 
     info = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir)).info
     return {name: s.num_examples for name, s in info.splits.items()}
+
+
+def records(data_dir, config: str) -> dict[str, list[bytes]]:
+    """split -> every serialized example, sorted: equal sets whatever the shard boundaries."""
+    import tensorflow as tf
+
+    folder = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    out: dict[str, list[bytes]] = {}
+    for path in sorted(folder.glob("*.tfrecord-*")):
+        split = path.name.split("-")[1].split(".")[0]
+        out.setdefault(split, []).extend(r.numpy() for r in tf.data.TFRecordDataset(str(path)))
+    return {k: sorted(v) for k, v in out.items()}
