@@ -97,6 +97,20 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             license=card.LICENSE,
         )
 
+    def _create_builder_config(self, builder_config, version):
+        # Options do not change what is built, so a config carrying them keeps its name (and
+        # data dir): TFDS itself refuses a custom config named like a shipped one.
+        if isinstance(builder_config, Imagenet2017Config):
+            shipped = {c.name: c for c in self.BUILDER_CONFIGS}.get(builder_config.name)
+            if shipped is not None and builder_config is not shipped:
+                builder_config = dataclasses.replace(
+                    shipped,
+                    skip_bad_members=builder_config.skip_bad_members,
+                    allow_unverified=builder_config.allow_unverified,
+                )
+                return builder_config
+        return super()._create_builder_config(builder_config, version)
+
     def _example_writer(self):
         return _DeterministicExampleWriter(file_format=self.info.file_format)
 

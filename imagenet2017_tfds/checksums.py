@@ -121,6 +121,13 @@ class Verifier:
     def check_known(self, allow_unverified: bool) -> bool:
         """Cheap checks (known digest, size); True when a full read is still needed."""
         name = self.path.name
+        actual = self.path.stat().length
+        if self.record is not None and self.record.size is not None and actual != self.record.size:
+            raise ChecksumError(
+                f"{self.path}: expected {self.record.size} bytes ({self.source}), found "
+                f"{actual}. The file is incomplete or not the ILSVRC2017 release: "
+                "download it again."
+            )
         if self.record is None or not self.record.digests():
             if allow_unverified:
                 return False
@@ -129,13 +136,6 @@ class Verifier:
                 f"Add its line (`imagenet2017-tfds checksums DIR` writes one) and point "
                 f"{ENV_VAR} at that file, or opt out of verification with "
                 '--config \'{"name": "<config>", "allow_unverified": true}\'.'
-            )
-        actual = self.path.stat().length
-        if self.record.size is not None and actual != self.record.size:
-            raise ChecksumError(
-                f"{self.path}: expected {self.record.size} bytes ({self.source}), found "
-                f"{actual}. The file is incomplete or not the ILSVRC2017 release: "
-                "download it again."
             )
         return self._cached_verdict() is None
 

@@ -1,0 +1,196 @@
+"""Inputs that must stop the build with a clear error, and leave nothing that loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow_datasets as tfds
+
+import imagenet2017_tfds  # noqa: F401
+from imagenet2017_tfds import errors
+from tests import minirelease
+from tests.conftest import tfds_build
+
+
+def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch=None, **options):
+    if checksums is not None:
+        monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(checksums))
+    cfg = imagenet2017_tfds.Imagenet2017Config(name=config, **options) if options else config
+    builder = tfds.builder("imagenet2017", config=cfg, data_dir=str(data_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else str(manual_dir)
+        )
+    )
+    return builder
+
+
+def assert_nothing_loads(data_dir, config="clsloc"):
+    version_dir = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    assert not (version_dir / "dataset_info.json").exists()
+    assert not list(version_dir.glob("*.tfrecord*"))
+    with pytest.raises(Exception):  # noqa: B017  (TFDS raises its own AssertionError type)
+        tfds.load(f"imagenet2017/{config}", data_dir=str(data_dir), download=False)
+
+
+def rewrite(release: minirelease.Release, part: str, changes: dict[str, bytes | None]) -> Path:
+    """The release with one archive re-packed with changed members; returns new checksums."""
+    members = dict(release.members[part])
+    for name, data in changes.items():
+        if data is None:
+            members.pop(name)
+        else:
+            members[name] = data
+    release.members[part] = members
+    path = release.manual_dir / minirelease.ARCHIVES[part]
+    path.write_bytes(minirelease.tarball_bytes(members, seed=7))
+    names = [minirelease.ARCHIVES[p] for p in release.members]
+    return minirelease.write_checksums(release.manual_dir, names)
+
+
+@pytest.fixture
+def release(tmp_path):
+    return minirelease.write_release(tmp_path / "manual", form="tarball")
+
+
+def test_md5_mismatch_stops_the_cli_build_and_writes_nothing(release, tmp_path):
+    sums = release.checksums.read_text().splitlines()
+    actual_md5 = next(line for line in sums if line.startswith(minirelease.CLSLOC)).split("\t")[2]
+    sums = [
+        "\t".join([*line.split("\t")[:2], "0" * 32, ""])
+        if line.startswith(minirelease.CLSLOC)
+        else line
+        for line in sums
+    ]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\n".join(sums) + "\n")
+    result = tfds_build("clsloc", release.manual_dir, tmp_path / "data", bad, check=False)
+    assert result.returncode != 0
+    assert "ChecksumError" in result.stderr
+    assert f"{minirelease.CLSLOC}: md5 mismatch: expected {'0' * 32}" in result.stderr
+    assert f"found {actual_md5}" in result.stderr
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_size_mismatch_is_reported_before_any_read(release, tmp_path, monkeypatch):
+    text = release.checksums.read_text().splitlines()
+    text = [
+        f"{minirelease.CLSLOC}\t12\t\t" if line.startswith(minirelease.CLSLOC) else line
+        for line in text
+    ]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\n".join(text) + "\n")
+    with pytest.raises(errors.ChecksumError, match="expected 12 bytes"):
+        api_build(release.manual_dir, tmp_path / "data", checksums=bad, monkeypatch=monkeypatch)
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_unknown_digest_needs_the_opt_out(release, tmp_path, monkeypatch):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("filename\tsize\tmd5\tsha256\n")
+    with pytest.raises(errors.ChecksumError, match="allow_unverified"):
+        api_build(release.manual_dir, tmp_path / "a", checksums=empty, monkeypatch=monkeypatch)
+    assert_nothing_loads(tmp_path / "a")
+    # The opt-out as `tfds build` passes it: a JSON config.
+    options = json.dumps({"name": "clsloc", "allow_unverified": True})
+    tfds_build(options, release.manual_dir, tmp_path / "b", empty)
+    assert (
+        tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "b"))
+        .info.splits["train"]
+        .num_examples
+        == 14
+    )
+
+
+def test_cached_verdict_is_reused_and_invalidated_by_a_change(release, tmp_path, monkeypatch):
+    api_build(
+        release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
+    )
+    verdict = (
+        tmp_path / "data" / "downloads" / "imagenet2017" / f"verdict-{minirelease.CLSLOC}.json"
+    )
+    assert json.loads(verdict.read_text())["md5"] == next(
+        line.split("\t")[2]
+        for line in release.checksums.read_text().splitlines()
+        if line.startswith(minirelease.CLSLOC)
+    )
+    # Same name, other bytes: the stale verdict and catalog must not be trusted.
+    archive = release.manual_dir / minirelease.CLSLOC
+    archive.write_bytes(archive.read_bytes()[:-100] + bytes(100))
+    with pytest.raises(errors.ChecksumError, match="md5 mismatch"):
+        api_build(
+            release.manual_dir,
+            tmp_path / "data2",
+            checksums=release.checksums,
+            monkeypatch=monkeypatch,
+        )
+
+
+@pytest.mark.parametrize("case", ["none", "empty", "wrong_name"])
+def test_missing_inputs_say_what_is_needed_and_what_was_found(case, tmp_path, monkeypatch):
+    manual = None if case == "none" else tmp_path / "manual"
+    if manual is not None:
+        manual.mkdir()
+    if case == "wrong_name":
+        (manual / "ILSVRC2017_CLS_LOC.tgz").write_bytes(b"x" * 1234)
+    with pytest.raises(errors.MissingInputError) as e:
+        api_build(manual, tmp_path / "data")
+    message = str(e.value)
+    assert "ILSVRC2017_CLS-LOC.tar.gz" in message
+    if case == "empty":
+        assert "is empty" in message and str(manual) in message
+    if case == "wrong_name":
+        assert "ILSVRC2017_CLS_LOC.tgz (1234 bytes)" in message
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_only_the_archives_a_config_needs_are_required(tmp_path, monkeypatch):
+    release = minirelease.write_release(tmp_path / "m", form="tarball", parts=("clsloc",))
+    builder = api_build(
+        release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
+    )
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+        "train": 14,
+        "validation": 10,
+        "test": 5,
+    }
+    with pytest.raises(errors.MissingInputError, match="ILSVRC2017_DET.tar.gz"):
+        api_build(release.manual_dir, tmp_path / "det", config="det")
+
+
+def test_devkit_disagreeing_with_the_package_names_the_first_entry(release, tmp_path, monkeypatch):
+    name = "devkit/data/map_clsloc.txt"
+    lines = release.members["devkit"][name].decode().splitlines(keepends=True)
+    lines[4] = lines[4].replace(lines[4].split()[0], "n99999999")
+    sums = rewrite(release, "devkit", {name: "".join(lines).encode()})
+    with pytest.raises(errors.ConsistencyError, match=r"map_clsloc.txt line 5 is 'n99999999 5"):
+        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch)
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_devkit_ground_truth_disagreement_is_an_error(release, tmp_path, monkeypatch):
+    name = "devkit/data/ILSVRC2015_clsloc_validation_ground_truth.txt"
+    lines = release.members["devkit"][name].decode().splitlines(keepends=True)
+    lines[0] = "1\n"
+    sums = rewrite(release, "devkit", {name: "".join(lines).encode()})
+    with pytest.raises(errors.ConsistencyError, match="ground_truth.txt line 1 is '1'"):
+        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch)
+
+
+def test_unknown_det_class_names_the_file(release, tmp_path, monkeypatch):
+    name = "Annotations/DET/train/ILSVRC2013_train/n02691156/n02691156_1.xml"
+    xml = release.members["det"][name].replace(b"<name>n02691156</name>", b"<name>n99999999</name>")
+    sums = rewrite(release, "det", {name: xml})
+    with pytest.raises(
+        errors.AnnotationError, match="n02691156_1.*'n99999999' is not one of the 200"
+    ):
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            config="det",
+            checksums=sums,
+            monkeypatch=monkeypatch,
+        )
+    assert_nothing_loads(tmp_path / "data", "det")
