@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(ROOT))
 
 from tests import minirelease  # noqa: E402  (the miniature release lives with the tests)
@@ -23,7 +24,12 @@ def build(config: str, manual_dir: Path, data_dir: Path, env: dict) -> None:
         "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
     ]  # fmt: skip
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    log = data_dir / f"build-{config}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        sys.exit(f"tfds build failed; its output:\n{log.read_text()[-5000:]}")
 
 
 def show(config: str, data_dir: Path) -> None:
@@ -63,7 +69,7 @@ def main() -> int:
     print(f"Wrote a miniature ILSVRC2017 release to {release.manual_dir}:")
     for path in sorted(release.manual_dir.iterdir()):
         print(f"  {path.name:34s} {path.stat().st_size:>9,d} bytes")
-    env = dict(os.environ, IMAGENET2017_CHECKSUMS=str(release.checksums))
+    env = dict(os.environ, IMAGENET2017_CHECKSUMS=str(release.checksums), TF_CPP_MIN_LOG_LEVEL="2")
     os.environ.update(env)
     for config in ("clsloc", "det"):
         build(config, release.manual_dir, work / "data", env)

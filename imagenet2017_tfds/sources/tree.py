@@ -29,15 +29,17 @@ class Tree(Source):
         self.subdirs = subdirs
 
     def _walk(self) -> Iterator[str]:
+        # epath walks gs:// and other remote trees too, so Beam workers can share one copy.
+        root = os.fspath(self.root).rstrip("/") + "/"
         for sub in self.subdirs:
             top = self.root / sub
             if not top.is_dir():
                 continue
-            for folder, dirs, files in os.walk(top) if top.exists() else ():
-                dirs.sort()
-                rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-                for name in sorted(files):
-                    yield f"{rel}/{name}"
+            found = []
+            for folder, _dirs, files in top.walk():
+                rel = os.fspath(folder)[len(root) :].replace(os.sep, "/")
+                found.extend(f"{rel}/{name}" for name in files)
+            yield from sorted(found)
 
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
         for path in self._walk():

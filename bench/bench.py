@@ -1,0 +1,192 @@
+"""The conversion benchmark (`make bench`): one run measures the reference (gzip -dc), the
+floor (md5 + fastest decompression), md5sum, the peer (a straightforward TFDS port), our
+build (first, and with the verdict cached), and our Beam path with 1 and 2 workers. Each
+several times; medians as MB/s of compressed input and as a ratio to gzip -dc; peak RSS of
+every process tree and peak temporary disk. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import write_corpus  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in tree:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def _disk(top: Path, exclude: Path) -> int:
+    total = 0
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if Path(folder, d) != exclude]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+
+    return total
+
+
+def run(command, env=None, disk=None, shell=False) -> dict:
+    """Runs one command: wall seconds, peak RSS of its process tree, peak bytes written under
+    disk = (work dir, corpus dir to leave out): outputs, caches and temporary files."""
+    peak = {"rss": 0, "disk": 0}
+    baseline = _disk(*disk) if disk else 0
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        command, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        ps = psutil.Process(proc.pid)
+    except psutil.Error:  # already gone
+        ps = None
+    done = threading.Event()
+
+    def sample():
+        tick = 0
+        while not done.is_set():
+            if ps is not None:
+                peak["rss"] = max(peak["rss"], _tree_rss(ps))
+            if disk and tick % 5 == 0:
+                peak["disk"] = max(peak["disk"], _disk(*disk) - baseline)
+            tick += 1
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{err.decode()[-3000:]}")
+    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=float, default=1024, help="compressed corpus size")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--workdir", default=os.path.join(tempfile.gettempdir(), "imagenet2017-bench")
+    )
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "results.json"))
+    parser.add_argument("--smoke", action="store_true", help="tiny corpus, one repetition")
+    parser.add_argument("--skip", default="", help="comma-separated measurement names to skip")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.size_mb, args.reps = 3, 1
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    corpus = work / "corpus"
+    archive = write_corpus(corpus, args.size_mb)
+    mb = archive.stat().st_size / 1e6
+    env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"),
+               TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
+    (work / "tmp").mkdir()
+
+    def tfds_build(data_dir, *extra, download_dir=None):
+        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
+                   "--config", "clsloc", "--manual_dir", str(corpus), "--data_dir", str(data_dir), *extra]  # fmt: skip
+        if download_dir:
+            command += ["--download_dir", str(download_dir)]
+        return command
+
+    beam = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers="
+    cached = work / "cached-downloads"
+    # name -> (command factory for repetition i, needs a fresh scratch dir, disk paths)
+    plan = {
+        "gzip -dc (reference)": lambda i: (f"gzip -dc '{archive}' > /dev/null", True),
+        "md5sum": lambda i: (["md5sum", str(archive)], False),
+        "floor: md5 + rapidgzip": lambda i: ([sys.executable, str(ROOT / "bench" / "floor.py"), str(archive)], False),
+        "peer: md5 + TFDS iter_archive": lambda i: (
+            [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(corpus), "--data_dir", str(work / f"peer{i}")], False),
+        "ours: first build": lambda i: (tfds_build(work / f"first{i}"), False),
+        "ours: verdict cached": lambda i: (tfds_build(work / f"second{i}", download_dir=cached), False),
+        "ours: Beam 1 worker": lambda i: (tfds_build(work / f"beam1-{i}", beam + "1", download_dir=cached), False),
+        "ours: Beam 2 workers": lambda i: (tfds_build(work / f"beam2-{i}", beam + "2", download_dir=cached), False),
+    }  # fmt: skip
+    # Warm the shared cache (verdict, catalog, gzip index) that the cached runs reuse.
+    if not {"ours: verdict cached", "ours: Beam 1 worker", "ours: Beam 2 workers"} <= skip:
+        subprocess.run(
+            tfds_build(work / "warm", download_dir=cached), env=env, check=True, capture_output=True
+        )
+    rows = []
+    for name, make in plan.items():
+        if name in skip:
+            continue
+        runs = []
+        for i in range(args.reps):
+            command, shell = make(i)
+            runs.append(run(command, env=env, shell=shell, disk=(work, corpus)))
+            for scratch in work.glob("*[0-9]"):
+                shutil.rmtree(scratch, ignore_errors=True)
+        seconds = statistics.median(r["seconds"] for r in runs)
+        rows.append({
+            "name": name, "seconds": seconds, "all_seconds": [r["seconds"] for r in runs],
+            "mb_per_s": mb / seconds, "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
+            "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
+        })  # fmt: skip
+    reference = next((r["seconds"] for r in rows if r["name"].startswith("gzip")), None)
+    for row in rows:
+        row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
+    by_name = {r["name"]: r for r in rows}
+    b1, b2 = by_name.get("ours: Beam 1 worker"), by_name.get("ours: Beam 2 workers")
+    machine = {
+        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(), "platform": platform.platform(),
+    }  # fmt: skip
+    result = {
+        "corpus_mb": mb, "reps": args.reps, "machine": machine, "rows": rows,
+        "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
+    }  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"corpus {mb:.0f} MB compressed; {machine['cores']} cores, {machine['memory_gb']} GiB; median of {args.reps}"
+    )
+    print(
+        f"| {'measurement':32s} | {'s':>7s} | {'MB/s':>7s} | {'× gzip -dc':>10s} | {'peak RSS MB':>11s} | {'peak disk MB':>16s} |"
+    )
+    print(f"|{'-' * 34}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 18}|")
+    for r in rows:
+        ratio = f"{r['ratio_to_gzip']:.2f}" if r["ratio_to_gzip"] else "-"
+        print(
+            f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | {r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |"
+        )
+    if result["beam_speedup_2_vs_1"]:
+        print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
+    print(f"JSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The benchmark's smoke run, so it cannot rot: every measurement runs on a tiny corpus and
+the JSON holds them all. Speed itself is measured by `make bench`, never asserted here."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT, build_env
+
+NAMES = {
+    "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
+    "ours: first build", "ours: verdict cached", "ours: Beam 1 worker", "ours: Beam 2 workers",
+}  # fmt: skip
+
+
+def test_benchmark_smoke_run_measures_everything(tmp_path):
+    out = tmp_path / "results.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke", "--workdir", str(tmp_path / "w"), "--out", str(out)],
+        check=True, capture_output=True, env=build_env(None), timeout=900,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows) == NAMES
+    assert result["corpus_mb"] > 1
+    for row in rows.values():
+        assert row["seconds"] > 0 and row["mb_per_s"] > 0 and row["ratio_to_gzip"] > 0
+    assert rows["ours: first build"]["peak_rss_mb"] > 100  # a TensorFlow process was measured
+    assert result["beam_speedup_2_vs_1"] > 0
+    assert result["machine"]["cores"] >= 1
