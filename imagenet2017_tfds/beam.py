@@ -18,7 +18,8 @@ from imagenet2017_tfds.annotations import Annotation
 from imagenet2017_tfds.prepare import Prepared
 from imagenet2017_tfds.sources import Entry, Source, Tarball
 
-RANGE_BYTES = 256 << 20  # about a minute of work per element on one core
+RANGE_BYTES = 16 << 20  # small elements: DirectRunner multi_processing silently drops
+# output of elements yielding hundreds of MB (seen here; the completeness check catches it)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class RangeTask:
     source: Source  # picklable: paths only
     range_file: str
     count: int
+    skip_bad_members: bool = False
+
+    @property
+    def skipped_file(self) -> str:
+        return self.range_file + ".skipped"
 
 
 def _item_json(entry: Entry, item: examples.Item) -> list:
@@ -52,7 +58,9 @@ def range_count(items: list, min_ranges: int) -> int:
     return max(1, min(len(items), max(min_ranges, math.ceil(total / RANGE_BYTES))))
 
 
-def write_tasks(prepared: Prepared, config: str, work_dir, min_ranges: int = 2) -> dict:
+def write_tasks(
+    prepared: Prepared, config: str, work_dir, min_ranges: int = 2, skip_bad_members: bool = False
+) -> dict:
     """split -> [RangeTask]; the range files go to `work_dir` (storage every worker reads)."""
     work = epath.Path(work_dir)
     tasks = {}
@@ -67,14 +75,30 @@ def write_tasks(prepared: Prepared, config: str, work_dir, min_ranges: int = 2) 
             chunk = plan.items[bounds[k] : bounds[k + 1]]
             path = work / f"{config}-{split}-{k:05d}.json"
             fileio.write_atomic(path, json.dumps([_item_json(e, i) for e, i in chunk]).encode())
-            tasks[split].append(RangeTask(config, split, source, str(path), len(chunk)))
+            task = RangeTask(config, split, source, str(path), len(chunk), skip_bad_members)
+            epath.Path(task.skipped_file).unlink(missing_ok=True)
+            tasks[split].append(task)
     return tasks
 
 
 def process(task: RangeTask):
     """One Beam element: every (key, features) of the range."""
     items = [_item_from_json(v) for v in json.loads(epath.Path(task.range_file).read_bytes())]
-    yield from generate.keyed_examples(task.config, task.source, items)
+    skipped: list | None = [] if task.skip_bad_members else None
+    yield from generate.keyed_examples(task.config, task.source, items, skipped)
+    if skipped:  # read back by the launcher after the pipeline
+        fileio.write_json(epath.Path(task.skipped_file), skipped)
+
+
+def skipped_members(tasks: dict) -> dict[str, list]:
+    """split -> what the workers skipped, from the files they left."""
+    out = {}
+    for split, split_tasks in tasks.items():
+        out[split] = []
+        for task in split_tasks:
+            found = fileio.read_json(epath.Path(task.skipped_file))
+            out[split].extend(tuple(s) for s in found or ())
+    return out
 
 
 def split_transform(split: str, tasks: list[RangeTask]):

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import card, classes, generate
+from imagenet2017_tfds import card, classes, generate, locking
+from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.prepare import Prepared, prepare
 
 
@@ -40,10 +41,11 @@ class _DeterministicExampleWriter(writer_lib.ExampleWriter):
 class SplitExamples:
     """A split's examples, sized so TFDS's progress bar shows a known total."""
 
-    def __init__(self, prepared: Prepared, split: str, config: str):
+    def __init__(self, prepared: Prepared, split: str, config: str, skipped: list | None):
         self.prepared = prepared
         self.split = split
         self.config = config
+        self.skipped = skipped  # a list under skip_bad_members: bad images land there
 
     def __len__(self) -> int:
         return len(self.prepared.splits[self.split].items)
@@ -51,7 +53,7 @@ class SplitExamples:
     def __iter__(self):
         plan = self.prepared.splits[self.split]
         source = self.prepared.source(self.split)
-        return generate.keyed_examples(self.config, source, plan.items)
+        return generate.keyed_examples(self.config, source, plan.items, self.skipped)
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -129,22 +131,60 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             allow_unverified=config.allow_unverified,
             skip_bad_members=config.skip_bad_members,
         )
-        self.info.metadata["skipped_members"] = [list(s) for s in prepared.skipped]
+        self._prepared = prepared
+        skip = config.skip_bad_members
         if self._use_beam:
             from imagenet2017_tfds import beam
 
             work = os.path.join(self._cache_dir(dl_manager), "ranges")
-            tasks = beam.write_tasks(prepared, config.name, work)
-            return {split: beam.split_transform(split, t) for split, t in tasks.items()}
-        return {split: SplitExamples(prepared, split, config.name) for split in prepared.splits}
+            self._beam_tasks = beam.write_tasks(prepared, config.name, work, skip_bad_members=skip)
+            return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
+        self._image_skips = {split: [] if skip else None for split in prepared.splits}
+        return {
+            split: SplitExamples(prepared, split, config.name, self._image_skips[split])
+            for split in prepared.splits
+        }
 
     _use_beam = False
+
+    def download_and_prepare(self, *args, **kwargs):
+        config_dir = os.path.dirname(os.fspath(self.data_path))
+        with locking.build_lock(config_dir):
+            return super().download_and_prepare(*args, **kwargs)
 
     def _download_and_prepare(self, dl_manager, download_config, **kwargs):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
-        return super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        if self._use_beam:
+            from imagenet2017_tfds import beam
+
+            image_skips = beam.skipped_members(self._beam_tasks)
+        else:
+            image_skips = {k: v or [] for k, v in self._image_skips.items()}
+        skipped = dict(self._prepared.skipped)
+        for split_skips in image_skips.values():
+            skipped.update(split_skips)
+        self.info.metadata["skipped_members"] = [list(s) for s in sorted(skipped.items())]
+        if skipped:
+            print(f"Skipped {len(skipped)} bad members (skip_bad_members); listed in "
+                  "metadata.json under skipped_members.", flush=True)  # fmt: skip
+        self._check_nothing_lost(image_skips)
+        return result
+
+    def _check_nothing_lost(self, image_skips: dict) -> None:
+        """Every planned example (ImageSets-checked) must be in the written split."""
+        for split, plan in self._prepared.splits.items():
+            expected = len(plan.items) - len(image_skips.get(split, []))
+            written = self.info.splits[split].num_examples
+            if written != expected:
+                raise ConsistencyError(
+                    f"imagenet2017/{self.builder_config.name} {split}: {written} examples "
+                    f"written, {expected} planned from the release's lists (first planned: "
+                    f"{plan.items[0][1].path if plan.items else None}). The build is "
+                    "incomplete and was not kept: report this as a bug."
+                )
 
     def _generate_examples(self, **kwargs):  # splits come ready-made from _split_generators
         raise NotImplementedError

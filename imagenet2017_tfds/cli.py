@@ -1,4 +1,5 @@
-"""`imagenet2017-tfds`: tools around the builder (verify archives, write checksums files)."""
+"""`imagenet2017-tfds`: tools around the builder: verify archives, write checksums files,
+index archives ahead of a Beam build, describe a built dataset, draw examples."""
 
 from __future__ import annotations
 
@@ -71,6 +72,55 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
+def default_cache_dir() -> str:
+    """Where `tfds build` looks by default: DATA_DIR/downloads/imagenet2017."""
+    import os
+
+    data_dir = os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+    return os.path.join(data_dir, "downloads", "imagenet2017")
+
+
+def cmd_index(args) -> int:
+    from imagenet2017_tfds import prepare
+
+    configs = ("clsloc", "det") if args.config == "all" else (args.config,)
+    for config in configs:
+        try:
+            found = inputs.locate(args.manual_dir, config, args.cache_dir)
+        except Imagenet2017Error:
+            if args.config != "all":
+                raise
+            continue
+        cats = prepare.scan_and_verify(found, args.cache_dir, args.allow_unverified, False)
+        for part, cat in cats.items():
+            images = sum(len(v) for v in cat.images.values())
+            print(f"{config}: {inputs.ARCHIVES[part]}: {images} images indexed")
+    print(f"Index, catalog and verdicts in {args.cache_dir}; `tfds build` reuses them when its "
+          f"--download_dir is {epath.Path(args.cache_dir).parent}.")  # fmt: skip
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from imagenet2017_tfds import stats
+
+    for config in ("clsloc", "det") if args.config == "all" else (args.config,):
+        if not (epath.Path(args.data_dir) / "imagenet2017" / config).exists():
+            if args.config == "all":
+                continue
+            raise Imagenet2017Error(f"{args.data_dir}: no imagenet2017/{config} built there.")
+        rows = [stats.HEADER] + [s.row() for s in stats.collect(args.data_dir, config)]
+        print(f"imagenet2017/{config}\n{stats.table(rows)}\n")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from imagenet2017_tfds import show
+
+    n = show.grid(args.data_dir, args.config, args.split, args.n, args.output)
+    print(f"Wrote {args.output} ({n} examples of imagenet2017/{args.config} {args.split})")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="imagenet2017-tfds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +133,23 @@ def main(argv=None) -> int:
     p.add_argument("manual_dir")
     p.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
     p.set_defaults(run=cmd_checksums)
+    p = sub.add_parser("index", help="verify and index the archives in MANUAL_DIR ahead of a build")
+    p.add_argument("manual_dir")
+    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.add_argument("--cache_dir", default=default_cache_dir(), help="default: %(default)s")
+    p.add_argument("--allow_unverified", action="store_true")
+    p.set_defaults(run=cmd_index)
+    p = sub.add_parser("stats", help="per split: examples, boxes, blacklisted, class balance")
+    p.add_argument("data_dir")
+    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.set_defaults(run=cmd_stats)
+    p = sub.add_parser("show", help="a PNG grid of examples with boxes and class names")
+    p.add_argument("data_dir")
+    p.add_argument("--config", choices=("clsloc", "det"), default="clsloc")
+    p.add_argument("--split", default="validation")
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("-o", "--output", default="grid.png")
+    p.set_defaults(run=cmd_show)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -6,11 +6,13 @@ same examples.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
 
 from imagenet2017_tfds import examples, images, plans
+from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.sources import Entry, Source
 
 
@@ -29,10 +31,25 @@ def features(config: str, item: examples.Item, data: bytes, label: str) -> dict:
 
 
 def keyed_examples(
-    config: str, source: Source, items: list[tuple[Entry, examples.Item]]
+    config: str,
+    source: Source,
+    items: list[tuple[Entry, examples.Item]],
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[tuple[str, dict]]:
-    """(key, features) for `items`, read in their order (sorted by offset: one forward pass)."""
+    """(key, features) for `items`, read in their order (sorted by offset: one forward pass).
+
+    With `skipped` (skip_bad_members), a bad image is logged and recorded there instead of
+    stopping the build.
+    """
     by_entry = dict(items)
     for entry, data in source.read([e for e, _ in items]):
         item = by_entry[entry]
-        yield item.key, features(config, item, data, source.label)
+        try:
+            ex = features(config, item, data, source.label)
+        except ImageError as e:
+            if skipped is None:
+                raise
+            logging.warning("Skipping %s", e)
+            skipped.append((item.path, str(e)))
+            continue
+        yield item.key, ex

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from etils import epath
@@ -18,10 +19,12 @@ from imagenet2017_tfds.sources import Source
 class Prepared:
     inputs: inputs.Inputs
     splits: dict[str, SplitPlan]
+    unparsable: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
-        seen = {}
+        """Members left out under skip_bad_members before generation, with the reason."""
+        seen = dict(self.unparsable)
         for plan in self.splits.values():
             for member, reason in plan.skipped:
                 seen[member] = reason
@@ -93,4 +96,5 @@ def prepare(
     else:
         same = found.parts["det"] is found.parts["det_test"]
         splits = plans.det(cats["det"], cats["det_test"], same, skip_bad_members)
-    return Prepared(found, splits)
+    unparsable = [s for cat in {id(c): c for c in cats.values()}.values() for s in cat.skipped]
+    return Prepared(found, splits, unparsable)

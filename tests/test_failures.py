@@ -12,6 +12,7 @@ import imagenet2017_tfds  # noqa: F401
 from imagenet2017_tfds import errors
 from tests import minirelease
 from tests.conftest import tfds_build
+from tests.mutate import rewrite
 
 
 def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch=None, **options):
@@ -33,21 +34,6 @@ def assert_nothing_loads(data_dir, config="clsloc"):
     assert not list(version_dir.glob("*.tfrecord*"))
     with pytest.raises(Exception):  # noqa: B017  (TFDS raises its own AssertionError type)
         tfds.load(f"imagenet2017/{config}", data_dir=str(data_dir), download=False)
-
-
-def rewrite(release: minirelease.Release, part: str, changes: dict[str, bytes | None]) -> Path:
-    """The release with one archive re-packed with changed members; returns new checksums."""
-    members = dict(release.members[part])
-    for name, data in changes.items():
-        if data is None:
-            members.pop(name)
-        else:
-            members[name] = data
-    release.members[part] = members
-    path = release.manual_dir / minirelease.ARCHIVES[part]
-    path.write_bytes(minirelease.tarball_bytes(members, seed=7))
-    names = [minirelease.ARCHIVES[p] for p in release.members]
-    return minirelease.write_checksums(release.manual_dir, names)
 
 
 @pytest.fixture

@@ -54,13 +54,18 @@ def _name(block: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
-def _pax_path(data: bytes) -> str | None:
+def _pax_path(data: bytes, where: str) -> str | None:
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
         if space < 0:
             break
-        length = int(data[pos:space])
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            length = 0
+        if length <= space - pos:
+            raise ArchiveError(f"{where}: damaged pax extended header.")
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         if key == b"path":
             return value.decode("utf-8", "surrogateescape")
@@ -81,16 +86,16 @@ def headers(f: BinaryIO, label: str, start: int = 0, end: int | None = None) -> 
     if f.tell() != pos:
         f.seek(pos)
     long_name: str | None = None
+    last: Header | None = None
     while end is None or pos < end:
         where = f"{label} at byte {pos} of the tar stream"
         block = f.read(BLOCK)
-        if not block:
+        if len(block) < BLOCK:
+            inside = f" inside member {last.name} (data from byte {last.offset})" if last else ""
             raise ArchiveError(
-                f"{where}: the archive ends without the end-of-archive marker "
+                f"{where}: the archive ends{inside} without the end-of-archive marker "
                 "(truncated): download it again."
             )
-        if len(block) < BLOCK:
-            raise ArchiveError(f"{where}: the archive ends early (truncated): download it again.")
         if block == bytes(BLOCK):
             return
         if not _checksum_ok(block):
@@ -104,13 +109,14 @@ def headers(f: BinaryIO, label: str, start: int = 0, end: int | None = None) -> 
             long_name = (
                 meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 if kind == GNU_LONGNAME
-                else _pax_path(meta) or long_name
+                else _pax_path(meta, where) or long_name
             )
             pos = data_at + padded
             continue
         name = long_name if long_name is not None else _name(block)
         long_name = None
-        yield Header(name, data_at, size, kind in REGULAR)
+        last = Header(name, data_at, size, kind in REGULAR)
+        yield last
         pos = data_at + padded
         if f.tell() != pos:  # the caller did not consume the data: skip it
             f.seek(pos)

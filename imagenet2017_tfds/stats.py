@@ -1,0 +1,62 @@
+"""`imagenet2017-tfds stats`: what a built dataset holds, per split, without decoding images."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass
+class SplitStats:
+    split: str
+    examples: int = 0
+    boxes: int = 0
+    without_boxes: int = 0
+    annotated: int = 0
+    blacklisted: int = 0  # clsloc: images; det: objects
+    classes: Counter | None = None  # clsloc: images per label; det: objects per label
+
+    def row(self) -> list[str]:
+        counts = sorted(self.classes.values()) if self.classes else [0]
+        per_image = self.boxes / self.examples if self.examples else 0.0
+        return [
+            self.split, str(self.examples), f"{per_image:.2f}", str(self.without_boxes),
+            str(self.annotated), str(self.blacklisted), str(len(self.classes or ())),
+            f"{counts[0]}/{counts[len(counts) // 2]}/{counts[-1]}",
+        ]  # fmt: skip
+
+
+HEADER = ["split", "examples", "boxes/image", "no boxes", "annotated", "blacklisted", "classes", "min/median/max per class"]  # fmt: skip
+
+
+def collect(data_dir: str, config: str) -> list[SplitStats]:
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds  # noqa: F401  (registers the builder)
+
+    builder = tfds.builder(f"imagenet2017/{config}", data_dir=data_dir)
+    wanted = {k: v for k, v in builder.info.features.items() if k != "image"}
+    out = []
+    for split in builder.info.splits:
+        ds = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(wanted))
+        s = SplitStats(split, classes=Counter())
+        for ex in tfds.as_numpy(ds):
+            n = len(ex["objects"]["label"])
+            s.examples += 1
+            s.boxes += n
+            s.without_boxes += n == 0
+            s.annotated += bool(ex["annotated"])
+            if config == "clsloc":
+                s.blacklisted += bool(ex["blacklisted"])
+                if ex["label"] >= 0:
+                    s.classes[int(ex["label"])] += 1
+            else:
+                s.blacklisted += int(ex["objects"]["blacklisted"].sum())
+                s.classes.update(int(x) for x in ex["objects"]["label"])
+        out.append(s)
+    return out
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
