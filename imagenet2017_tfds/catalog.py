@@ -6,7 +6,6 @@ and modification time, so a second build starts reading images at once.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -112,17 +111,3 @@ def cached_scan(
     cat = scan(source, skip_bad_members, progress)
     fileio.write_json(path, {"key": key, "catalog": cat.to_json()})
     return cat
-
-
-def merged(catalogs: list[Catalog]) -> Catalog:
-    """Several archives as one catalog (later ones win where a path repeats)."""
-    out = Catalog("+".join(c.label for c in catalogs))
-    for cat in catalogs:
-        for k, v in cat.images.items():
-            out.images.setdefault(k, {}).update(v)
-        for k, v in cat.annotations.items():
-            out.annotations.setdefault(k, {}).update(v)
-        out.imagesets.update(cat.imagesets)
-        out.devkit.update(cat.devkit)
-        out.skipped.extend(cat.skipped)
-    return dataclasses.replace(out)

@@ -40,14 +40,17 @@ class Item:
     blacklisted_wnids: frozenset[str] = frozenset()  # det validation: per (image, class)
 
 
+def kept_boxes(item: Item) -> list[tuple[Box, BBox]]:
+    """Each annotated box with its normalised bbox, those with no area left dropped."""
+    ann = item.annotation
+    if ann is None:
+        return []
+    pairs = ((box, normalise(box, ann.width, ann.height)) for box in ann.objects)
+    return [(box, bbox) for box, bbox in pairs if bbox is not None]
+
+
 def clsloc_example(item: Item, image: bytes, wnid_index) -> dict:
-    objects = []
-    if item.annotation is not None:
-        ann = item.annotation
-        for box in ann.objects:
-            bbox = normalise(box, ann.width, ann.height)
-            if bbox is not None:
-                objects.append({"bbox": bbox, "label": wnid_index(box.name, item)})
+    objects = [{"bbox": bb, "label": wnid_index(box.name, item)} for box, bb in kept_boxes(item)]
     return {
         "image": image,
         "label": item.label,
@@ -59,20 +62,15 @@ def clsloc_example(item: Item, image: bytes, wnid_index) -> dict:
 
 
 def det_example(item: Item, image: bytes, wnid_index) -> dict:
-    objects = []
-    if item.annotation is not None:
-        ann = item.annotation
-        for box in ann.objects:
-            bbox = normalise(box, ann.width, ann.height)
-            if bbox is not None:
-                objects.append(
-                    {
-                        "bbox": bbox,
-                        "label": wnid_index(box.name, item),
-                        "subcategory": box.subcategory or "",
-                        "blacklisted": box.name in item.blacklisted_wnids,
-                    }
-                )
+    objects = [
+        {
+            "bbox": bb,
+            "label": wnid_index(box.name, item),
+            "subcategory": box.subcategory or "",
+            "blacklisted": box.name in item.blacklisted_wnids,
+        }
+        for box, bb in kept_boxes(item)
+    ]
     return {
         "image": image,
         "file_name": item.file_name,

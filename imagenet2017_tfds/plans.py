@@ -222,7 +222,6 @@ def det(
         add("train", image, entry, train_notes.get(image))
 
     val_notes = det_cat.annotations.get((task, "val"), {})
-    val_list = _listed(det_cat, task, "val") or []
     val_index = {}
     for image, index in layout.parse_imageset(det_cat.imagesets.get((task, "val"), ""), "val.txt"):
         val_index[image] = int(index) if index.isdigit() else None
@@ -238,7 +237,6 @@ def det(
             )
             continue
         add("validation", image, entry, ann, black.get(val_index.get(image), frozenset()))
-    del val_list
 
     # Data/DET/test holds the 2017 test set (DET_test_new) and, in the DET archive, an
     # earlier one; extracted into one tree they share a folder and one test.txt survives.
