@@ -31,6 +31,7 @@ HEADER = ["split", "examples", "boxes/image", "no boxes", "annotated", "blacklis
 
 def collect(data_dir: str, config: str) -> list[SplitStats]:
     import tensorflow_datasets as tfds
+    from tqdm import auto as tqdm
 
     import imagenet2017_tfds  # noqa: F401  (registers the builder)
 
@@ -40,7 +41,8 @@ def collect(data_dir: str, config: str) -> list[SplitStats]:
     for split in builder.info.splits:
         ds = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(wanted))
         s = SplitStats(split, classes=Counter())
-        for ex in tfds.as_numpy(ds):
+        total = builder.info.splits[split].num_examples
+        for ex in tqdm.tqdm(tfds.as_numpy(ds), desc=f"{config} {split}", total=total, leave=False):
             n = len(ex["objects"]["label"])
             s.examples += 1
             s.boxes += n

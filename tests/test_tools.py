@@ -31,6 +31,11 @@ def parse_table(text: str, config: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in block[1:]}
 
 
+@pytest.mark.parametrize("command", ["verify", "checksums", "index", "stats", "show"])
+def test_every_command_has_help(command):
+    assert "usage: imagenet2017-tfds " + command in cli(command, "--help")
+
+
 def test_stats_counts_match_the_release(cli_builds, tarball_release):
     out = cli("stats", cli_builds)
     for config in ("clsloc", "det"):
