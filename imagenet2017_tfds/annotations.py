@@ -6,7 +6,7 @@ The parser is hardened: no DTD, no entity expansion, no network (XXE, billion la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from lxml import etree
 
@@ -23,7 +23,7 @@ _PARSER = etree.XMLParser(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Box:
     name: str  # the <name> as written: a WNID, or sometimes a readable label
     xmin: float
@@ -33,14 +33,14 @@ class Box:
     subcategory: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Annotation:
     width: float
     height: float
     objects: tuple[Box, ...]
 
     def to_json(self) -> list:
-        return [self.width, self.height, [list(b.__dict__.values()) for b in self.objects]]
+        return [self.width, self.height, [list(astuple(b)) for b in self.objects]]
 
     @classmethod
     def from_json(cls, value: list) -> Annotation:

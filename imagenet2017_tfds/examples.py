@@ -27,7 +27,7 @@ def normalise(box: Box, width: float, height: float) -> BBox | None:
     return (ymin, xmin, ymax, xmax)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One example to write: where its bytes are and everything known without them."""
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 ROOT = "ILSVRC/"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # millions of these: no __dict__
 class Entry:
     """One regular file of a source. `offset` orders reads (the tar data offset, or 0)."""
 

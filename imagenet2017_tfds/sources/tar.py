@@ -18,7 +18,7 @@ GNU_LONGNAME = b"L"
 PAX = b"x"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Header:
     name: str
     offset: int  # where the data starts in the uncompressed stream
