@@ -126,6 +126,10 @@ def main(argv=None) -> int:
     plan = {
         "gzip -dc (reference)": lambda i: (f"gzip -dc '{archive}' > /dev/null", True),
         "md5sum": lambda i: (["md5sum", str(archive)], False),
+        "ours: verify (md5 alone)": lambda i: (
+            [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", str(corpus)], False),
+        "ours: cached verdict check": lambda i: (
+            [sys.executable, str(ROOT / "bench" / "cached_verdict.py"), str(archive), str(cached / "imagenet2017")], False),
         "floor: md5 + rapidgzip": lambda i: ([sys.executable, str(ROOT / "bench" / "floor.py"), str(archive)], False),
         "peer: md5 + TFDS iter_archive": lambda i: (
             [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(corpus), "--data_dir", str(work / f"peer{i}")], False),
@@ -135,7 +139,15 @@ def main(argv=None) -> int:
         "ours: Beam 2 workers": lambda i: (tfds_build(work / f"beam2-{i}", beam + "2", download_dir=cached), False),
     }  # fmt: skip
     # Warm the shared cache (verdict, catalog, gzip index) that the cached runs reuse.
-    if not {"ours: verdict cached", "ours: Beam 1 worker", "ours: Beam 2 workers"} <= skip:
+    if (
+        not {
+            "ours: verdict cached",
+            "ours: cached verdict check",
+            "ours: Beam 1 worker",
+            "ours: Beam 2 workers",
+        }
+        <= skip
+    ):
         subprocess.run(
             tfds_build(work / "warm", download_dir=cached), env=env, check=True, capture_output=True
         )

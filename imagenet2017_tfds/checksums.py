@@ -116,7 +116,9 @@ class Verifier:
         self.path = epath.Path(path)
         self.record = record
         self.source = source
-        self.cache_file = epath.Path(cache_dir) / f"verdict-{path.name}.json" if cache_dir else None
+        self.cache_file = (
+            epath.Path(cache_dir) / f"verdict-{self.path.name}.json" if cache_dir else None
+        )
 
     def check_known(self, allow_unverified: bool) -> bool:
         """Cheap checks (known digest, size); True when a full read is still needed."""

@@ -261,9 +261,15 @@ def det(
             listed[split] = (ids, cat.label)
     for split in ("test", "test_previous"):
         found = tests.get(split, {})
-        if split in listed:
-            ids, label = listed[split]
-            keep = check_membership(ids, found, f"{label}: ImageSets/DET/test.txt", problems)
+        ids, label = listed.get(split, ((), ""))
+        if ids and found and set(ids).isdisjoint(found):
+            # A test.txt naming none of these images describes the other test set: it does
+            # not prove anything about this one.
+            logging.warning("%s: ImageSets/DET/test.txt lists none of the %s images; "
+                            "counting the images instead.", label, split)  # fmt: skip
+            ids = ()
+        if ids:
+            keep = check_membership(list(ids), found, f"{label}: ImageSets/DET/test.txt", problems)
         elif split == "test" and not found:
             raise ConsistencyError(
                 f"{test_cat.label}: no DET test image (ILSVRC2017_test_*) and no ImageSets/DET/test.txt. "

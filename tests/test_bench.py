@@ -9,7 +9,7 @@ from tests.conftest import ROOT, build_env
 
 NAMES = {
     "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
-    "ours: first build", "ours: verdict cached", "ours: Beam 1 worker", "ours: Beam 2 workers",
+    "ours: first build", "ours: verdict cached", "ours: verify (md5 alone)", "ours: cached verdict check", "ours: Beam 1 worker", "ours: Beam 2 workers",
 }  # fmt: skip
 
 

@@ -180,3 +180,16 @@ def test_unknown_det_class_names_the_file(release, tmp_path, monkeypatch):
             monkeypatch=monkeypatch,
         )
     assert_nothing_loads(tmp_path / "data", "det")
+
+
+def test_det_test_list_of_the_other_set_is_not_held_against_the_images(
+    release, tmp_path, monkeypatch
+):
+    # If the DET archive's own test.txt named the 2017 images, it would say nothing about the
+    # earlier test images beside it: they are counted instead, and the build succeeds.
+    sums = rewrite(release, "det", {"ImageSets/DET/test.txt": b"ILSVRC2017_test_00000001 1\n"})
+    builder = api_build(
+        release.manual_dir, tmp_path / "data", config="det", checksums=sums, monkeypatch=monkeypatch
+    )
+    assert builder.info.splits["test_previous"].num_examples == 3
+    assert builder.info.splits["test"].num_examples == 4
