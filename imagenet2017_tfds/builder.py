@@ -176,15 +176,36 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     def _check_nothing_lost(self, image_skips: dict) -> None:
         """Every planned example (ImageSets-checked) must be in the written split."""
         for split, plan in self._prepared.splits.items():
-            expected = len(plan.items) - len(image_skips.get(split, []))
+            skipped = {member for member, _ in image_skips.get(split, [])}
+            expected = len(plan.items) - len(skipped)
             written = self.info.splits[split].num_examples
-            if written != expected:
-                raise ConsistencyError(
-                    f"imagenet2017/{self.builder_config.name} {split}: {written} examples "
-                    f"written, {expected} planned from the release's lists (first planned: "
-                    f"{plan.items[0][1].path if plan.items else None}). The build is "
-                    "incomplete and was not kept: report this as a bug."
-                )
+            if written == expected:
+                continue
+            names = self._written_file_names(split)
+            missing = next(
+                (item.path for _, item in plan.items
+                 if item.path not in skipped and names is not None and item.file_name not in names),
+                "(not identified)",
+            )  # fmt: skip
+            raise ConsistencyError(
+                f"imagenet2017/{self.builder_config.name} {split}: {written} examples written, "
+                f"{expected} planned from the release's lists; first missing member: {missing}. "
+                "The build is incomplete and was not kept: report this as a bug."
+            )
+
+    def _written_file_names(self, split: str) -> set[str] | None:
+        """The file names in a split's TFRecord shards (None for other formats)."""
+        import tensorflow as tf
+        from tensorflow.core.example import example_pb2
+
+        if self.info.file_format.value != "tfrecord":
+            return None
+        pattern = os.path.join(os.fspath(self.data_dir), f"{self.name}-{split}.tfrecord-*")
+        names = set()
+        for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)):
+            ex = example_pb2.Example.FromString(record.numpy())
+            names.add(ex.features.feature["file_name"].bytes_list.value[0].decode())
+        return names
 
     def _generate_examples(self, **kwargs):  # splits come ready-made from _split_generators
         raise NotImplementedError

@@ -202,3 +202,24 @@ def test_concurrent_builds_on_one_data_dir_do_not_corrupt_each_other(release, tm
         == 14
     )
     assert not list((data / "imagenet2017" / "clsloc").glob("incomplete.*"))
+
+
+def test_an_example_lost_on_the_way_fails_the_build_naming_it(release, tmp_path, monkeypatch):
+    from imagenet2017_tfds import generate
+
+    real = generate.keyed_examples
+
+    def lossy(config, source, items, skipped=None):
+        for key, ex in real(config, source, items, skipped):
+            if ex["file_name"] != "n01440764_9999.JPEG":  # as a broken runner would
+                yield key, ex
+
+    monkeypatch.setattr(generate, "keyed_examples", lossy)
+    with pytest.raises(errors.ConsistencyError, match=f"first missing member: {TRAIN}"):
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=release.checksums,
+            monkeypatch=monkeypatch,
+        )
+    assert_nothing_loads(tmp_path / "data")
