@@ -10,9 +10,8 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import card, classes, generate, locking
+from imagenet2017_tfds import card, classes, generate, locking, writing
 from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.prepare import Prepared, prepare
 
@@ -23,19 +22,6 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
 
     skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
-
-
-class _DeterministicExampleWriter(writer_lib.ExampleWriter):
-    """TFDS serializes the features map in a per-process order; re-serialize with sorted keys
-    so the same input always gives byte-identical shards."""
-
-    def write(self, path, examples):
-        from tensorflow.core.example import example_pb2
-
-        def stable(serialized: bytes) -> bytes:
-            return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
-
-        return super().write(path, ((key, stable(ex)) for key, ex in examples))
 
 
 class SplitExamples:
@@ -113,9 +99,6 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 return builder_config
         return super()._create_builder_config(builder_config, version)
 
-    def _example_writer(self):
-        return _DeterministicExampleWriter(file_format=self.info.file_format)
-
     def _cache_dir(self, dl_manager) -> str:
         return os.path.join(os.fspath(dl_manager.download_dir), "imagenet2017")
 
@@ -156,7 +139,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
-        result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        with writing.tuned():  # deterministic bytes, bounded shuffle memory
+            result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
         if self._use_beam:
             from imagenet2017_tfds import beam
 

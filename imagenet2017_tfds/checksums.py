@@ -89,17 +89,29 @@ def format_records(records: list[Record]) -> str:
 Progress = Callable[[int], None]
 
 
+def _chunks(path: epath.Path):
+    if not fileio.is_local(path):
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+        return
+    # Unbuffered into one reused buffer: no copy, no allocation per chunk.
+    buffer = memoryview(bytearray(CHUNK))
+    with open(os.fspath(path), "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            yield buffer[:n]
+
+
 def hash_file(path: epath.Path, algorithms=DIGESTS, progress: Progress | None = None) -> Record:
     """Read `path` once; hashlib releases the GIL, so this runs well in its own thread."""
     hashers = {name: hashlib.new(name) for name in algorithms}
     size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            size += len(chunk)
-            for h in hashers.values():
-                h.update(chunk)
-            if progress:
-                progress(len(chunk))
+    for chunk in _chunks(path):
+        size += len(chunk)
+        for h in hashers.values():
+            h.update(chunk)
+        if progress:
+            progress(len(chunk))
     return Record(path.name, size, **{n: h.hexdigest() for n, h in hashers.items()})
 
 

@@ -62,3 +62,27 @@ def test_requirements_pin_what_setup_py_requires():
 def test_dataset_folder_for_tfds_build_without_imports_exists():
     module = Path(ROOT, "imagenet2017", "imagenet2017_dataset_builder.py").read_text()
     assert "class Builder(" in module
+
+
+def _python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def test_importing_the_package_registers_the_builder_whichever_comes_first():
+    registered = "print('imagenet2017' in tfds.list_builders(with_community_datasets=False))"
+    assert _python(f"import imagenet2017_tfds\nimport tensorflow_datasets as tfds\n{registered}") == "True"  # fmt: skip
+    assert _python(f"import tensorflow_datasets as tfds\nimport imagenet2017_tfds\n{registered}") == "True"  # fmt: skip
+    assert _python("from imagenet2017_tfds import Imagenet2017\nprint(Imagenet2017.name)") == "imagenet2017"  # fmt: skip
+
+
+def test_command_line_tools_start_without_tfds_or_tensorflow():
+    loaded = _python(
+        "import sys, imagenet2017_tfds.cli\n"
+        "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))"
+    )
+    assert loaded == "[]"
