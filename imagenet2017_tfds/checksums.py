@@ -116,9 +116,11 @@ def hash_file(path: epath.Path, algorithms=DIGESTS, progress: Progress | None = 
 
 
 def _stat_key(path: epath.Path) -> dict:
-    st = os.stat(path) if fileio.is_local(path) else None
-    mtime = st.st_mtime_ns if st else str(path.stat().mtime)
-    return {"path": os.fspath(path), "size": path.stat().length, "mtime": mtime}
+    if fileio.is_local(path):  # absolute: a relative --manual_dir must hit the same cache
+        st = os.stat(path)
+        return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime_ns}
+    st = path.stat()
+    return {"path": os.fspath(path), "size": st.length, "mtime": str(st.mtime)}
 
 
 class Verifier:

@@ -106,3 +106,13 @@ def test_cli_writes_a_checksums_file_that_verifies(archive, tmp_path, monkeypatc
     archive.write_bytes(b"changed")
     assert cli.main(["verify", str(archive.parent)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_verdict_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, monkeypatch):
+    from etils import epath
+
+    (tmp_path / "a.tar.gz").write_bytes(b"x" * 10)
+    monkeypatch.chdir(tmp_path)
+    relative = checksums._stat_key(epath.Path("a.tar.gz"))
+    assert relative == checksums._stat_key(epath.Path(tmp_path / "a.tar.gz"))
+    assert relative["size"] == 10

@@ -94,3 +94,21 @@ def test_member_changed_since_indexing_is_detected(tmp_path):
     entry = Entry(10**9, "Data/x.JPEG", 10)
     with pytest.raises(ArchiveError, match="Data/x.JPEG"):
         list(Tarball(path).read([entry]))
+
+
+def test_a_rescan_replaces_the_index_and_still_reads(tmp_path):
+    # A rescan (a catalog cache invalidated, skip_bad_members switched on) meets the index
+    # of the first scan: it must replace it, not fail.
+    path = write_tarball(tmp_path / "a.tar.gz")
+    index = tmp_path / "cache" / "a.gzindex"
+    first = scan_all(Tarball(path, index_file=index))
+    assert scan_all(Tarball(path, index_file=index)) == first
+    chosen = [e for e, _ in first][::5]
+    back = list(Tarball(path, index_file=index).read(chosen))
+    assert [d for _, d in back] == [MEMBERS["ILSVRC/" + e.path] for e in chosen]
+
+
+def test_cache_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, monkeypatch):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    monkeypatch.chdir(tmp_path)
+    assert Tarball("a.tar.gz").cache_key() == Tarball(path).cache_key()

@@ -28,7 +28,8 @@ class Tarball(Source):
 
     def cache_key(self) -> dict:
         st = self.path.stat()
-        return {"path": os.fspath(self.path), "size": st.length, "mtime": str(st.mtime)}
+        path = os.path.abspath(self.path) if fileio.is_local(self.path) else os.fspath(self.path)
+        return {"path": path, "size": st.length, "mtime": str(st.mtime)}
 
     @contextlib.contextmanager
     def _open(self, use_index: bool = True):
@@ -59,20 +60,21 @@ class Tarball(Source):
             ) from e
 
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
-        with self._open(use_index=False) as f, self._errors():
-            for header in tar.headers(f, self.label):
-                path = release_path(header.name) if header.regular else None
-                if path is None:
-                    continue
-                entry = Entry(header.offset, path, header.size)
-                data = tar.read_data(f, header, self.label) if want(path) else None
-                yield entry, data
-            if self.index_file is not None:
+        with self._open(use_index=False) as f:
+            with self._errors():
+                for header in tar.headers(f, self.label):
+                    path = release_path(header.name) if header.regular else None
+                    if path is None:
+                        continue
+                    entry = Entry(header.offset, path, header.size)
+                    data = tar.read_data(f, header, self.label) if want(path) else None
+                    yield entry, data
+            if self.index_file is not None:  # replaces an older index (a rescan)
                 self.index_file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.index_file.parent / f".{self.index_file.name}.tmp"
                 with tmp.open("wb") as out:
                     f.export_index(out)
-                tmp.rename(self.index_file)
+                tmp.replace(self.index_file)
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         with self._open() as f, self._errors():
