@@ -31,7 +31,7 @@ from bench.corpus import write_corpus  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process, cpu: dict) -> int:
     total = 0
     try:
         tree = [proc, *proc.children(recursive=True)]
@@ -40,6 +40,8 @@ def _tree_rss(proc: psutil.Process) -> int:
     for p in tree:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
+            t = p.cpu_times()
+            cpu[p.pid] = t.user + t.system
     return total
 
 
@@ -58,6 +60,7 @@ def run(command, env=None, disk=None, shell=False) -> dict:
     """Runs one command: wall seconds, peak RSS of its process tree, peak bytes written under
     disk = (work dir, corpus dir to leave out): outputs, caches and temporary files."""
     peak = {"rss": 0, "disk": 0}
+    cpu: dict[int, float] = {}  # pid -> last CPU seconds seen (children gone are kept)
     baseline = _disk(*disk) if disk else 0
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -73,7 +76,7 @@ def run(command, env=None, disk=None, shell=False) -> dict:
         tick = 0
         while not done.is_set():
             if ps is not None:
-                peak["rss"] = max(peak["rss"], _tree_rss(ps))
+                peak["rss"] = max(peak["rss"], _tree_rss(ps, cpu))
             if disk and tick % 5 == 0:
                 peak["disk"] = max(peak["disk"], _disk(*disk) - baseline)
             tick += 1
@@ -87,7 +90,9 @@ def run(command, env=None, disk=None, shell=False) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{command} failed:\n{err.decode()[-3000:]}")
-    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"]}
+    root = cpu.pop(proc.pid, 0.0)
+    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"],
+            "cpu_root": root, "cpu_children": sum(cpu.values())}  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -100,9 +105,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "results.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny corpus, one repetition")
     parser.add_argument("--skip", default="", help="comma-separated measurement names to skip")
+    parser.add_argument(
+        "--scaling", default="512,2048",
+        help="corpus sizes (MB) for peak RSS against size and the steady-state rate; '' skips",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.smoke:
-        args.size_mb, args.reps = 3, 1
+        args.size_mb, args.reps, args.scaling = 3, 1, "2,4"
     skip = set(filter(None, args.skip.split(",")))
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
@@ -113,9 +122,9 @@ def main(argv=None) -> int:
                TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
     (work / "tmp").mkdir()
 
-    def tfds_build(data_dir, *extra, download_dir=None):
+    def tfds_build(data_dir, *extra, download_dir=None, manual_dir=corpus):
         command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-                   "--config", "clsloc", "--manual_dir", str(corpus), "--data_dir", str(data_dir), *extra]  # fmt: skip
+                   "--config", "clsloc", "--manual_dir", str(manual_dir), "--data_dir", str(data_dir), *extra]  # fmt: skip
         if download_dir:
             command += ["--download_dir", str(download_dir)]
         return command
@@ -166,7 +175,23 @@ def main(argv=None) -> int:
             "name": name, "seconds": seconds, "all_seconds": [r["seconds"] for r in runs],
             "mb_per_s": mb / seconds, "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
             "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
+            "cpu_s_main_process": statistics.median(r["cpu_root"] for r in runs),
+            "cpu_s_child_processes": statistics.median(r["cpu_children"] for r in runs),
         })  # fmt: skip
+    scaling = []
+    for size in [float(x) for x in args.scaling.split(",") if x]:
+        folder = work / f"scale-{size:g}"
+        write_corpus(folder, size)
+        scale_env = dict(env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+        runs = []
+        for i in range(args.reps):
+            command = tfds_build(work / f"scale{i}", manual_dir=folder)
+            runs.append(run(command, env=scale_env, disk=(work, folder)))
+            shutil.rmtree(work / f"scale{i}", ignore_errors=True)
+        mb_size = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
+        scaling.append({"corpus_mb": mb_size, "seconds": statistics.median(r["seconds"] for r in runs),
+                        "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
     reference = next((r["seconds"] for r in rows if r["name"].startswith("gzip")), None)
     for row in rows:
         row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
@@ -179,7 +204,18 @@ def main(argv=None) -> int:
     result = {
         "corpus_mb": mb, "reps": args.reps, "machine": machine, "rows": rows,
         "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
+        "scaling": scaling,
     }  # fmt: skip
+    if len(scaling) >= 2:
+        small, large = scaling[0], scaling[-1]
+        # The rate once start-up is paid: extra MB over extra seconds between two sizes.
+        steady = (large["corpus_mb"] - small["corpus_mb"]) / (large["seconds"] - small["seconds"])
+        gzip_rate = mb / reference if reference else None
+        result["steady_state"] = {
+            "mb_per_s": steady, "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
+            "fixed_seconds": small["seconds"] - small["corpus_mb"] / steady,
+            "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
+        }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(
@@ -194,8 +230,20 @@ def main(argv=None) -> int:
         print(
             f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | {r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |"
         )
+    for r in rows:
+        if r["cpu_s_child_processes"] > 1:
+            print(f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
+                  f"in child processes {r['cpu_s_child_processes']:.1f}")  # fmt: skip
     if result["beam_speedup_2_vs_1"]:
         print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
+    for sc in scaling:
+        print(f"ours: first build, {sc['corpus_mb']:.0f} MB corpus: {sc['seconds']:.2f} s, "
+              f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip
+    if "steady_state" in result:
+        st = result["steady_state"]
+        ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
+        print(f"steady state (between those sizes): {st['mb_per_s']:.1f} MB/s = {ratio}x gzip -dc; "
+              f"fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth {st['rss_growth'] * 100:+.1f} %")  # fmt: skip
     print(f"JSON: {args.out}")
     return 0
 

@@ -1,6 +1,8 @@
 """A realistic CLS-LOC-layout .tar.gz for the benchmark: noisy JPEGs of 300-500 px at quality
 90 (about 100 KB, which gzip barely compresses, like the real data), XMLs for a share of train,
-val and test folders, ImageSets lists, and a scrambled member order.
+val and test folders, ImageSets lists, and a scrambled member order: the order `tar` gives on
+a filesystem that lists directories in hash order (ext4), i.e. each folder's members together
+in random order, the folders in random order, and the annotations after the images.
 """
 
 from __future__ import annotations
@@ -51,6 +53,32 @@ def xml(folder: str, name: str, wnid: str, rng: random.Random) -> bytes:
     ).encode()
 
 
+def tar_order(members: list, rng: random.Random, last: str = "Annotations") -> list:
+    """Members in the order of tar's depth-first walk with each directory listed in random
+    order; the top folder `last` comes last (annotations after their images)."""
+    tree: dict = {}
+    for member in members:
+        *folders, _ = member[0].split("/")
+        node = tree
+        for folder in folders:
+            node = node.setdefault(folder + "/", {})
+        node.setdefault("", []).append(member)
+
+    def walk(node: dict, top: bool) -> list:
+        out = list(node.get("", []))
+        rng.shuffle(out)
+        folders = sorted(k for k in node if k)
+        rng.shuffle(folders)
+        if top and last + "/" in folders:
+            folders.remove(last + "/")
+            folders.append(last + "/")
+        for folder in folders:
+            out += walk(node[folder], False)
+        return out
+
+    return walk(tree, True)
+
+
 def write_corpus(folder: Path, size_mb: float, seed: int = 0) -> Path:
     """Writes ILSVRC2017_CLS-LOC.tar.gz (about size_mb MB) and checksums.tsv into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +120,7 @@ def write_corpus(folder: Path, size_mb: float, seed: int = 0) -> Path:
         ("ImageSets/CLS-LOC/val.txt", "".join(f"{v} {int(v[-8:])}\n" for v in val).encode()),
         ("ImageSets/CLS-LOC/test.txt", listing(test)),
     ]
-    pick.shuffle(members)
+    members = tar_order(members, pick)
     # Validation labels come from the ground truth in the real release; the benchmark
     # corpus uses the first val indices, so its val XMLs must name the real classes.
     from imagenet2017_tfds import devkit

@@ -27,4 +27,12 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         assert row["seconds"] > 0 and row["mb_per_s"] > 0 and row["ratio_to_gzip"] > 0
     assert rows["ours: first build"]["peak_rss_mb"] > 100  # a TensorFlow process was measured
     assert result["beam_speedup_2_vs_1"] > 0
+    beam = rows["ours: Beam 2 workers"]
+    assert beam["cpu_s_main_process"] > 0 and beam["cpu_s_child_processes"] > 0  # workers seen
+    sizes = [s["corpus_mb"] for s in result["scaling"]]
+    assert len(sizes) == 2 and sizes[0] < sizes[1]
+    assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 100 for s in result["scaling"])
+    assert {"mb_per_s", "ratio_to_gzip", "fixed_seconds", "rss_growth"} <= set(
+        result["steady_state"]
+    )
     assert result["machine"]["cores"] >= 1
