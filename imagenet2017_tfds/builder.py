@@ -99,6 +99,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 return builder_config
         return super()._create_builder_config(builder_config, version)
 
+    def _example_writer(self):
+        return writing.CanonicalExampleWriter(file_format=self.info.file_format)
+
     def _cache_dir(self, dl_manager) -> str:
         return os.path.join(os.fspath(dl_manager.download_dir), "imagenet2017")
 

@@ -3,20 +3,28 @@ deterministic bytes, a fraction of the time) and shuffled in bounded memory.
 
 TFDS offers no hook for either: its writers build their serializer from
 `example_serializer.ExampleSerializer` and its shuffler keeps up to
-`shuffle.MAX_MEM_BUFFER_SIZE` (1 GB) in memory before it spills to bucket files. `tuned()`
-sets both for the duration of one build. Spilling early changes no byte of the output (both
+`shuffle.MAX_MEM_BUFFER_SIZE` (1 GB) in memory before it spills to bucket files (through
+TF's GFile, three calls an example). `tuned()` sets the serializer, the buffer size and a
+bucket class with plain file I/O for the duration of one build. Spilling early changes no byte of the output (both
 ways sort by the same hashed keys) and keeps memory flat: the real release spills anyway.
+Determinism itself does not rest on these: `CanonicalExampleWriter`, through TFDS's
+documented `_example_writer` hook, writes every record in protobuf's deterministic form
+whatever made it (a parse, about 8 µs an example, when the bytes are already ours).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import struct
 
 import numpy as np
 from tensorflow_datasets.core import example_serializer as tfds_serializer
 from tensorflow_datasets.core import shuffle, utils
+from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import wire
+from imagenet2017_tfds import fileio, wire
 
 SHUFFLE_BUFFER_BYTES = 64 << 20
 
@@ -83,14 +91,60 @@ class WireSerializer(tfds_serializer.ExampleSerializer):
         return wire.example(features)
 
 
+class LocalBucket(shuffle._Bucket):
+    """TFDS's spill bucket, same file format, written and read with plain buffered I/O when
+    the build folder is local (remote folders keep TFDS's GFile)."""
+
+    def add(self, key, data: bytes) -> None:
+        if not fileio.is_local(self._path):
+            return super().add(key, data)
+        if self._fobj is None:
+            os.makedirs(os.path.dirname(self._path), exist_ok=True)
+            try:
+                self._fobj = open(self._path, "wb")  # noqa: SIM115  (closed by flush)
+            except OSError as e:  # 1000 buckets may pass a low open-files limit
+                if e.errno != errno.EMFILE:
+                    raise
+                shuffle._increase_open_files_limit()
+                self._fobj = open(self._path, "wb")  # noqa: SIM115
+        self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack("=Q", len(data)))
+        self._fobj.write(data)
+        self._length += 1
+        self._size += len(data)
+
+    def read_values(self):
+        if not fileio.is_local(self._path):
+            yield from super().read_values()
+            return
+        self.flush()
+        if not os.path.exists(self._path):  # nothing was added
+            return
+        head_size = shuffle.HKEY_SIZE_BYTES + 8
+        with open(self._path, "rb") as f:
+            while head := f.read(head_size):
+                (size,) = struct.unpack("=Q", head[shuffle.HKEY_SIZE_BYTES :])
+                yield shuffle._read_hkey(head[: shuffle.HKEY_SIZE_BYTES]), f.read(size)
+
+
 @contextlib.contextmanager
 def tuned(shuffle_buffer_bytes: int | None = None):
     """TFDS writers built inside this block (plain and Beam) serialize with WireSerializer;
-    the plain writer's shuffler spills past `shuffle_buffer_bytes`."""
-    saved = tfds_serializer.ExampleSerializer, shuffle.MAX_MEM_BUFFER_SIZE
+    the plain writer's shuffler spills past `shuffle_buffer_bytes` into LocalBuckets."""
+    saved = tfds_serializer.ExampleSerializer, shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket
     tfds_serializer.ExampleSerializer = WireSerializer
     shuffle.MAX_MEM_BUFFER_SIZE = shuffle_buffer_bytes or SHUFFLE_BUFFER_BYTES
+    shuffle._Bucket = LocalBucket
     try:
         yield
     finally:
-        tfds_serializer.ExampleSerializer, shuffle.MAX_MEM_BUFFER_SIZE = saved
+        tfds_serializer.ExampleSerializer, shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket = saved
+
+
+class CanonicalExampleWriter(writer_lib.ExampleWriter):
+    def write(self, path, examples):
+        from tensorflow.core.example import example_pb2
+
+        def canonical(serialized: bytes) -> bytes:
+            return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
+
+        return super().write(path, ((key, canonical(ex)) for key, ex in examples))

@@ -145,11 +145,29 @@ def test_a_shuffle_that_spills_to_disk_writes_the_same_bytes(
     from imagenet2017_tfds import writing
 
     spilled = []
-    add = shuffle._Bucket.add
+    add = writing.LocalBucket.add
     monkeypatch.setattr(writing, "SHUFFLE_BUFFER_BYTES", 1)  # spill from the second example
-    monkeypatch.setattr(shuffle._Bucket, "add", lambda b, *a: (spilled.append(1), add(b, *a)))
+    monkeypatch.setattr(writing.LocalBucket, "add", lambda b, *a: (spilled.append(1), add(b, *a)))
     api_build(tarball_release, "clsloc", tmp_path, monkeypatch)
     assert len(spilled) == sum(readback.splits(tmp_path, "clsloc").values())  # all spilled
     check_examples(tmp_path, tarball_release, "clsloc")
     assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
-    assert shuffle.MAX_MEM_BUFFER_SIZE == 1000 << 20  # TFDS's own setting is back
+    # TFDS's own settings are back.
+    assert shuffle.MAX_MEM_BUFFER_SIZE == 1000 << 20 and shuffle._Bucket is not writing.LocalBucket
+
+
+def test_example_writer_puts_any_record_in_canonical_form(tmp_path):
+    import tensorflow as tf
+    from tensorflow_datasets.core import file_adapters
+
+    from imagenet2017_tfds.writing import CanonicalExampleWriter
+
+    feats = {"b": wire.feature(wire.INT64, [7]), "a": wire.feature(wire.BYTES, [b"x"])}
+    entries = [wire.example({name: feats[name]})[2:] for name in ("b", "a")]  # strip header
+    reordered = wire._field(1, b"".join(entries))  # valid protobuf, map not in sorted order
+    canonical = wire.example(feats)
+    assert reordered != canonical and len(reordered) == len(canonical)
+    path = tmp_path / "x.tfrecord"
+    writer = CanonicalExampleWriter(file_format=file_adapters.FileFormat.TFRECORD)
+    writer.write(path, [(1, reordered)])
+    assert [r.numpy() for r in tf.data.TFRecordDataset(str(path))] == [canonical]
