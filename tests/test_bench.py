@@ -36,3 +36,20 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         result["steady_state"]
     )
     assert result["machine"]["cores"] >= 1
+
+
+def test_a_failed_run_is_reported_with_its_last_line():
+    from bench import bench
+
+    try:
+        bench.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; print('first', file=sys.stderr); sys.exit('the reason')",
+            ]
+        )
+    except bench.RunFailed as e:
+        assert e.last_line == "the reason" and "first" in str(e)
+    else:
+        raise AssertionError("a failing command was not reported")
