@@ -161,8 +161,18 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         return result
 
     def _check_nothing_lost(self, image_skips: dict) -> None:
-        """Every planned example (ImageSets-checked) must be in the written split."""
+        """Every planned example (ImageSets-checked) must be in the written split, and every
+        shard TFDS counted must be on disk."""
         for split, plan in self._prepared.splits.items():
+            lengths = self.info.splits[split].shard_lengths
+            files = self._shard_files(split)
+            if len(files) != len(lengths):
+                raise ConsistencyError(
+                    f"imagenet2017/{self.builder_config.name} {split}: TFDS counted "
+                    f"{len(lengths)} shards of {sum(lengths)} examples, {len(files)} shard "
+                    f"files are in {self.data_dir}. The build is incomplete and was not kept: "
+                    "report this as a bug."
+                )
             skipped = {member for member, _ in image_skips.get(split, [])}
             expected = len(plan.items) - len(skipped)
             written = self.info.splits[split].num_examples
@@ -180,6 +190,13 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 "The build is incomplete and was not kept: report this as a bug."
             )
 
+    def _shard_files(self, split: str) -> list[str]:
+        import tensorflow as tf
+
+        suffix, n = self.info.file_format.file_suffix, "[0-9]" * 5
+        name = f"{self.name}-{split}.{suffix}-{n}-of-{n}"  # TFDS's shard names, nothing else
+        return tf.io.gfile.glob(os.path.join(os.fspath(self.data_dir), name))
+
     def _written_file_names(self, split: str) -> set[str] | None:
         """The file names in a split's TFRecord shards (None for other formats)."""
         import tensorflow as tf
@@ -187,9 +204,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
         if self.info.file_format.value != "tfrecord":
             return None
-        pattern = os.path.join(os.fspath(self.data_dir), f"{self.name}-{split}.tfrecord-*")
         names = set()
-        for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)):
+        for record in tf.data.TFRecordDataset(self._shard_files(split)):
             ex = example_pb2.Example.FromString(record.numpy())
             names.add(ex.features.feature["file_name"].bytes_list.value[0].decode())
         return names

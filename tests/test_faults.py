@@ -223,3 +223,26 @@ def test_an_example_lost_on_the_way_fails_the_build_naming_it(release, tmp_path,
             monkeypatch=monkeypatch,
         )
     assert_nothing_loads(tmp_path / "data")
+
+
+def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatch):
+    # As a runner that wrote one shard over another would leave it: TFDS's counts are
+    # complete, a file is not there.
+    from imagenet2017_tfds import writing
+
+    real = writing.CanonicalExampleWriter.write
+
+    def astray(self, path, examples):
+        if "-train." in str(path):
+            path = str(path) + ".astray"
+        return real(self, path, examples)
+
+    monkeypatch.setattr(writing.CanonicalExampleWriter, "write", astray)
+    with pytest.raises(errors.ConsistencyError, match=r"train: TFDS counted 1 shards of 14"):
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=release.checksums,
+            monkeypatch=monkeypatch,
+        )
+    assert_nothing_loads(tmp_path / "data")
