@@ -204,6 +204,15 @@ def test_concurrent_builds_on_one_data_dir_do_not_corrupt_each_other(release, tm
     assert not list((data / "imagenet2017" / "clsloc").glob("incomplete.*"))
 
 
+def build_fails_keeping_nothing(release, tmp_path, monkeypatch, match: str) -> None:
+    with pytest.raises(errors.ConsistencyError, match=match):
+        api_build(
+            release.manual_dir, tmp_path / "data", checksums=release.checksums,
+            monkeypatch=monkeypatch,
+        )  # fmt: skip
+    assert_nothing_loads(tmp_path / "data")
+
+
 def test_an_example_lost_on_the_way_fails_the_build_naming_it(release, tmp_path, monkeypatch):
     from imagenet2017_tfds import generate
 
@@ -215,14 +224,7 @@ def test_an_example_lost_on_the_way_fails_the_build_naming_it(release, tmp_path,
                 yield key, ex
 
     monkeypatch.setattr(generate, "keyed_examples", lossy)
-    with pytest.raises(errors.ConsistencyError, match=f"first missing member: {TRAIN}"):
-        api_build(
-            release.manual_dir,
-            tmp_path / "data",
-            checksums=release.checksums,
-            monkeypatch=monkeypatch,
-        )
-    assert_nothing_loads(tmp_path / "data")
+    build_fails_keeping_nothing(release, tmp_path, monkeypatch, f"first missing member: {TRAIN}")
 
 
 def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatch):
@@ -238,11 +240,6 @@ def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatc
         return real(self, path, examples)
 
     monkeypatch.setattr(writing.CanonicalExampleWriter, "write", astray)
-    with pytest.raises(errors.ConsistencyError, match=r"train: TFDS counted 1 shards of 14"):
-        api_build(
-            release.manual_dir,
-            tmp_path / "data",
-            checksums=release.checksums,
-            monkeypatch=monkeypatch,
-        )
-    assert_nothing_loads(tmp_path / "data")
+    build_fails_keeping_nothing(
+        release, tmp_path, monkeypatch, "train: TFDS counted 1 shards of 14"
+    )
