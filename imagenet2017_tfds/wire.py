@@ -1,9 +1,9 @@
 """A tf.train.Example in protobuf wire format, written directly.
 
-Building protobuf objects and serializing them cost TFDS about 230 µs per example, and the
-map order of that serialization changes from process to process. Writing the bytes here
-takes a few µs and gives exactly what protobuf's deterministic serialization gives (map
-entries sorted by key), which tests check against protobuf itself.
+Building protobuf objects and serializing them costs TFDS about 65 µs per example here, in
+a map order that changes from process to process. Writing the bytes directly, TFDS's value
+checks included, takes about 35 µs and gives exactly what protobuf's deterministic
+serialization gives, which tests check against protobuf itself.
 
     Example  { Features features = 1; }
     Features { map<string, Feature> feature = 1; }

@@ -5,8 +5,9 @@ TFDS offers no hook for either: its writers build their serializer from
 `example_serializer.ExampleSerializer` and its shuffler keeps up to
 `shuffle.MAX_MEM_BUFFER_SIZE` (1 GB) in memory before it spills to bucket files (through
 TF's GFile, three calls an example). `tuned()` sets the serializer, the buffer size and a
-bucket class with plain file I/O for the duration of one build. Spilling early changes no byte of the output (both
-ways sort by the same hashed keys) and keeps memory flat: the real release spills anyway.
+bucket class with plain file I/O for the duration of one build. Spilling early changes no
+byte of the output (both ways sort by the same hashed keys) and keeps memory flat: the real
+release spills anyway.
 Determinism itself does not rest on these: `CanonicalExampleWriter`, through TFDS's
 documented `_example_writer` hook, writes every record in protobuf's deterministic form
 whatever made it (a parse, about 8 µs an example, when the bytes are already ours).
@@ -48,7 +49,7 @@ def _as_bytes(value) -> bytes:
     raise TypeError(f"expected bytes or str, got {value!r}")
 
 
-def _feature(value, info) -> bytes:
+def _feature(value, info) -> wire.Message:
     kind = _kind(info)
     if not info.shape and not isinstance(value, (list, tuple, np.ndarray)):
         # Scalars (most features) skip numpy: checked and converted one by one.
@@ -141,6 +142,8 @@ def tuned(shuffle_buffer_bytes: int | None = None):
 
 
 class CanonicalExampleWriter(writer_lib.ExampleWriter):
+    """Every record in protobuf's deterministic form, through TFDS's `_example_writer` hook."""
+
     def write(self, path, examples):
         from tensorflow.core.example import example_pb2
 
