@@ -31,7 +31,8 @@ from bench.corpus import write_corpus  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def _tree_rss(proc: psutil.Process, cpu: dict) -> int:
+def _sample_tree(proc: psutil.Process, cpu: dict) -> int:
+    """RSS of the process tree now; records each process's CPU seconds in `cpu`."""
     total = 0
     try:
         tree = [proc, *proc.children(recursive=True)]
@@ -82,7 +83,7 @@ def run(command, env=None, disk=None, shell=False) -> dict:
         tick = 0
         while not done.is_set():
             if ps is not None:
-                peak["rss"] = max(peak["rss"], _tree_rss(ps, cpu))
+                peak["rss"] = max(peak["rss"], _sample_tree(ps, cpu))
             if disk and tick % 5 == 0:
                 peak["disk"] = max(peak["disk"], _disk(*disk) - baseline)
             tick += 1
