@@ -115,14 +115,6 @@ def hash_file(path: epath.Path, algorithms=DIGESTS, progress: Progress | None = 
     return Record(path.name, size, **{n: h.hexdigest() for n, h in hashers.items()})
 
 
-def _stat_key(path: epath.Path) -> dict:
-    if fileio.is_local(path):  # absolute: a relative --manual_dir must hit the same cache
-        st = os.stat(path)
-        return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime_ns}
-    st = path.stat()
-    return {"path": os.fspath(path), "size": st.length, "mtime": str(st.mtime)}
-
-
 class Verifier:
     """Checks one archive against its record; the verdict is cached in `cache_dir`."""
 
@@ -156,7 +148,7 @@ class Verifier:
         return self._cached_verdict() is None
 
     def _cache_key(self) -> dict:
-        return {**_stat_key(self.path), **self.record.digests()}
+        return {**fileio.stat_key(self.path), **self.record.digests()}
 
     def _cached_verdict(self):
         if self.cache_file is None:

@@ -14,6 +14,16 @@ def is_local(path: str | os.PathLike) -> bool:
     return "://" not in os.fspath(path)
 
 
+def stat_key(path: epath.Path) -> dict:
+    """What identifies a file's content for our caches: its path (absolute, so a relative
+    --manual_dir finds the same cache), size and modification time."""
+    if is_local(path):
+        st = os.stat(path)
+        return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime_ns}
+    st = path.stat()
+    return {"path": os.fspath(path), "size": st.length, "mtime": str(st.mtime)}
+
+
 def as_path(path: str | os.PathLike) -> epath.Path:
     return epath.Path(path)
 

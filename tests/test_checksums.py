@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import checksums, cli, resources
+from imagenet2017_tfds import checksums, cli, fileio, resources
 from imagenet2017_tfds.errors import ChecksumError
 
 ROOT = Path(__file__).parent.parent
@@ -113,6 +113,6 @@ def test_verdict_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, m
 
     (tmp_path / "a.tar.gz").write_bytes(b"x" * 10)
     monkeypatch.chdir(tmp_path)
-    relative = checksums._stat_key(epath.Path("a.tar.gz"))
-    assert relative == checksums._stat_key(epath.Path(tmp_path / "a.tar.gz"))
+    relative = fileio.stat_key(epath.Path("a.tar.gz"))
+    assert relative == fileio.stat_key(epath.Path(tmp_path / "a.tar.gz"))
     assert relative["size"] == 10

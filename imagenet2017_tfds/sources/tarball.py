@@ -27,9 +27,7 @@ class Tarball(Source):
         self.parallelization = parallelization
 
     def cache_key(self) -> dict:
-        st = self.path.stat()
-        path = os.path.abspath(self.path) if fileio.is_local(self.path) else os.fspath(self.path)
-        return {"path": path, "size": st.length, "mtime": str(st.mtime)}
+        return fileio.stat_key(self.path)
 
     @contextlib.contextmanager
     def _open(self, use_index: bool = True):
