@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,19 @@ def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cw
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-6000:]}")
     return result
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_tmpdir(tmp_path_factory):
+    """The system temporary folder, for this session only: TFDS leaves an empty folder there
+    for every builder it creates before a build, and Beam its `beam-temp*` folders. Inside
+    pytest's own temporary tree they go when pytest prunes old runs, not into /tmp forever.
+    Builds in subprocesses inherit it through TMPDIR."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(scratch))
+        mp.setattr(tempfile, "tempdir", str(scratch))
+        yield scratch
 
 
 @pytest.fixture(scope="session")

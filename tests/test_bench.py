@@ -10,6 +10,7 @@ from tests.conftest import ROOT, build_env
 NAMES = {
     "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
     "ours: first build", "ours: verdict cached", "ours: verify (md5 alone)", "ours: cached verdict check", "ours: Beam 1 worker", "ours: Beam 2 workers",
+    "tfds build start-up (--help)",
 }  # fmt: skip
 
 
@@ -27,6 +28,12 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         assert row["seconds"] > 0 and row["mb_per_s"] > 0 and row["ratio_to_gzip"] > 0
     assert rows["ours: first build"]["peak_rss_mb"] > 100  # a TensorFlow process was measured
     assert result["beam_speedup_2_vs_1"] > 0
+    bound = result["bound"]  # start-up + floor, the best any `tfds build` could do
+    assert (
+        bound["seconds"]
+        == rows["tfds build start-up (--help)"]["seconds"]
+        + rows["floor: md5 + rapidgzip"]["seconds"]
+    )
     beam = rows["ours: Beam 2 workers"]
     assert beam["cpu_s_main_process"] > 0 and beam["cpu_s_child_processes"] > 0  # workers seen
     sizes = [s["corpus_mb"] for s in result["scaling"]]
