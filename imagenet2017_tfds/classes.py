@@ -7,7 +7,8 @@ the devkit numbers classes differently (map_clsloc.txt order), so both orders li
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 from imagenet2017_tfds import resources
 
@@ -17,6 +18,7 @@ class ClassList:
     wnids: tuple[str, ...]  # sorted: the ClassLabel order
     names: dict[str, str]  # wnid -> human-readable name
     devkit_ids: dict[str, int]  # wnid -> the devkit's 1-based id
+    labels: dict[str, str] = field(default_factory=dict)  # wnid -> the devkit map's label
 
     def index(self, wnid: str) -> int:
         return self._positions[wnid]
@@ -30,13 +32,17 @@ class ClassList:
         return {i: w for w, i in self.devkit_ids.items()}
 
     @functools.cached_property
-    def by_name(self) -> dict[str, str]:
-        """Readable labels as some XMLs spell them (`Scottish_deerhound`) -> wnid."""
-        table = {}
-        for wnid, name in self.names.items():
-            for alias in (name, name.replace(" ", "_")):
-                table.setdefault(alias.lower(), wnid)
-        return table
+    def by_name(self) -> dict[str, tuple[str, ...]]:
+        """Readable labels as some XMLs spell them (`Scottish_deerhound`), lower-cased -> every
+        WNID so named, sorted. A label can name two classes: "crane" (bird, machine),
+        "maillot", and "cardigan" once case is folded (the corgi and the sweater)."""
+        table = defaultdict(set)
+        for wnid in self.wnids:
+            for name in (self.names[wnid], self.labels.get(wnid, "")):
+                for alias in (name, name.replace(" ", "_"), name.replace("_", " ")):
+                    if alias:
+                        table[alias.lower()].add(wnid)
+        return {alias: tuple(sorted(wnids)) for alias, wnids in table.items()}
 
 
 def parse_map(text: str) -> dict[str, tuple[int, str]]:
@@ -57,16 +63,13 @@ def clsloc() -> ClassList:
         if line.strip():
             wnid, name = line.split(maxsplit=1)
             names[wnid] = name
-    # The map's underscored names resolve XML labels; the synset mapping gives full names.
-    aliases = {w: n for w, (_, n) in devkit.items()}
-    lst = ClassList(
+    # The synset mapping gives full names; the map's labels are how some XMLs name a class.
+    return ClassList(
         wnids=tuple(sorted(devkit)),
         names=names,
         devkit_ids={w: i for w, (i, _) in devkit.items()},
+        labels={w: n for w, (_, n) in devkit.items()},
     )
-    for wnid, alias in aliases.items():
-        lst.by_name.setdefault(alias.lower(), wnid)
-    return lst
 
 
 @functools.cache

@@ -99,12 +99,13 @@ def _members(cat: Catalog, task: str, split_dir: str, list_name: str, problems: 
 
 
 def clsloc_object_label(name: str, image_label: int) -> int:
-    """A <name> is a WNID, a readable label (`Scottish_deerhound`), or else the image's class."""
+    """A <name> is a WNID or a readable label (`Scottish_deerhound`). A label naming no class,
+    or several ("crane"), means the image's own class: CLS-LOC boxes are of the image's class."""
     lst = classes.clsloc()
     if name in lst.devkit_ids:
         return lst.index(name)
-    wnid = lst.by_name.get(name.lower())
-    return lst.index(wnid) if wnid else image_label
+    named = lst.by_name.get(name.lower(), ())
+    return lst.index(named[0]) if len(named) == 1 else image_label
 
 
 def clsloc(

@@ -1,6 +1,8 @@
 """Class lists: sorted WNID order (imagenet2012/Keras indices) and the devkit's own ids."""
 
-from imagenet2017_tfds import classes, devkit, readable_name
+import pytest
+
+from imagenet2017_tfds import classes, devkit, plans, readable_name
 
 
 def test_clsloc_has_1000_sorted_wnids():
@@ -27,8 +29,39 @@ def test_readable_names_for_both_configs():
 
 def test_readable_labels_resolve_to_wnids():
     by_name = classes.clsloc().by_name
-    assert by_name["scottish_deerhound"] == "n02092002"
-    assert by_name["scottish deerhound, deerhound"] == "n02092002"
+    assert by_name["scottish_deerhound"] == ("n02092002",)
+    assert by_name["scottish deerhound"] == ("n02092002",)
+    assert by_name["scottish deerhound, deerhound"] == ("n02092002",)
+    # The labels map_clsloc.txt gives two classes each (case folded for the last).
+    ambiguous = {alias: w for alias, w in by_name.items() if len(w) > 1}
+    assert ambiguous == {
+        "crane": ("n02012849", "n03126707"),
+        "maillot": ("n03710637", "n03710721"),
+        "cardigan": ("n02113186", "n02963159"),
+    }
+
+
+@pytest.mark.parametrize(
+    "name, image_wnid, expected",
+    [
+        ("Scottish_deerhound", "n01440764", "n02092002"),  # a label naming one class wins
+        ("n02092002", "n01440764", "n02092002"),  # so does a WNID
+        ("crane", "n02012849", "n02012849"),  # the bird on a bird image
+        ("crane", "n03126707", "n03126707"),  # the machine on a machine image
+        (
+            "Cardigan",
+            "n02963159",
+            "n02963159",
+        ),  # the sweater, though the corgi's label is "Cardigan"
+        ("cardigan", "n02113186", "n02113186"),  # the corgi
+        ("maillot", "n03710721", "n03710721"),
+        ("crane", "n01440764", "n01440764"),  # several classes, none the image's: the image's
+        ("no such label", "n01440764", "n01440764"),
+    ],
+)
+def test_a_box_label_naming_several_classes_takes_the_image_class(name, image_wnid, expected):
+    lst = classes.clsloc()
+    assert lst.wnids[plans.clsloc_object_label(name, lst.index(image_wnid))] == expected
 
 
 def test_blacklists_have_the_published_sizes():
