@@ -24,6 +24,7 @@ class Sniffed:
     components: int = 0  # JPEG: 1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK
     width: int = 0
     height: int = 0
+    frame_at: int = 0  # JPEG: offset of the frame header (after any EXIF thumbnail)
 
     @property
     def stored_as_is(self) -> bool:
@@ -52,7 +53,7 @@ def sniff(data: bytes) -> Sniffed:
         if marker in _SOF and pos + 10 <= n:
             height = int.from_bytes(data[pos + 5 : pos + 7], "big")
             width = int.from_bytes(data[pos + 7 : pos + 9], "big")
-            return Sniffed("jpeg", data[pos + 9], width, height)
+            return Sniffed("jpeg", data[pos + 9], width, height, pos)
         if marker in (0xDA, 0xD9) or length < 2:
             break
         pos += 2 + length
@@ -69,7 +70,9 @@ def check_complete(data: bytes, sniffed: Sniffed, where: str) -> None:
                 f"{where}: declares {sniffed.width}x{sniffed.height} pixels, over the limit "
                 f"of {MAX_PIXELS}; refused without decoding."
             )
-        if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        # Bytes after the end marker are ignored by decoders; an end marker before the frame
+        # header belongs to an EXIF thumbnail. Entropy-coded data never holds FF D9.
+        if data.rfind(b"\xff\xd9") <= sniffed.frame_at:
             raise ImageError(f"{where}: the JPEG has no end marker: truncated or damaged.")
 
 

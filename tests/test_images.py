@@ -46,6 +46,24 @@ def test_truncated_jpeg_is_refused_with_the_member_named():
         images.storable_jpeg(data[: len(data) // 2], "Data/x.JPEG")
 
 
+def test_bytes_after_the_end_marker_are_kept_as_they_are():
+    data = encode("RGB") + b"\x00\x00trailing bytes\x01"
+    assert images.storable_jpeg(data, "m") is data
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()  # and a decoder reads it
+
+
+def test_a_thumbnails_end_marker_does_not_hide_a_truncated_image():
+    thumbnail = encode("RGB", size=(8, 8))
+    payload = b"Exif\x00\x00" + thumbnail
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    main = encode("RGB")
+    data = main[:2] + app1 + main[2:]
+    assert images.storable_jpeg(data, "m") is data
+    with pytest.raises(ImageError, match="Data/t.JPEG.*truncated"):
+        images.storable_jpeg(data[: len(data) - len(main) // 2], "Data/t.JPEG")
+
+
 def test_garbage_is_refused():
     with pytest.raises(ImageError, match="not a decodable image"):
         images.storable_jpeg(b"not an image at all", "Data/y.JPEG")
