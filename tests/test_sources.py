@@ -48,6 +48,18 @@ def test_tarball_scan_then_read_back_any_subset(tmp_path):
     assert [d for _, d in back] == [MEMBERS["ILSVRC/" + e.path] for e in chosen]
 
 
+@pytest.mark.parametrize("prefix", ["", "./", "./ILSVRC/"])
+def test_tarball_members_are_found_whatever_prefix_the_packer_wrote(tmp_path, prefix):
+    """Some guides pack the tree without its ILSVRC/ folder, `tar czf F .` writes `./`."""
+    path = write_tarball(
+        tmp_path / "a.tar.gz", {prefix + n[len("ILSVRC/") :]: d for n, d in MEMBERS.items()}
+    )
+    found = scan_all(Tarball(path, index_file=tmp_path / "a.gzindex"))
+    assert [e.path for e, _ in found] == [n[len("ILSVRC/") :] for n in MEMBERS]
+    back = list(Tarball(path, index_file=tmp_path / "a.gzindex").read([e for e, _ in found][:3]))
+    assert [d for _, d in back] == [MEMBERS["ILSVRC/" + e.path] for e, _ in back]
+
+
 def test_tree_reads_the_same_members_with_or_without_ilsvrc_folder(tmp_path):
     for prefix in ("ILSVRC/", ""):
         root = tmp_path / (prefix or "flat")
