@@ -75,7 +75,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             box.update(subcategory=tfds.features.Text(), blacklisted=np.bool_)
             features = {**common, "objects": tfds.features.Sequence(box)}
             keys = None
-        return self.dataset_info_from_configs(
+        info = self.dataset_info_from_configs(
             description=card.DESCRIPTIONS[name],
             features=tfds.features.FeaturesDict(features),
             supervised_keys=keys,
@@ -84,6 +84,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             metadata=tfds.core.MetadataDict(),
             license=card.LICENSE,
         )
+        # imagenet2017 is never on TFDS's metadata bucket, and TFDS's lookup leaves an empty
+        # temporary folder behind for every builder made before a build: skip it.
+        info.initialize_from_bucket = lambda: None
+        return info
 
     def _create_builder_config(self, builder_config, version):
         # Options do not change what is built, so a config carrying them keeps its name (and

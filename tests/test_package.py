@@ -86,3 +86,16 @@ def test_command_line_tools_start_without_tfds_or_tensorflow():
         "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))"
     )
     assert loaded == "[]"
+
+
+def test_making_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from imagenet2017_tfds import Imagenet2017
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    builder = Imagenet2017(data_dir=tmp_path / "data", config="clsloc")
+    assert builder.info.features["label"].num_classes == 1000
+    assert list(scratch.iterdir()) == []
