@@ -130,9 +130,12 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             self._beam_tasks = beam.write_tasks(prepared, config.name, work, skip_bad_members=skip)
             return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
         self._image_skips = {split: [] if skip else None for split in prepared.splits}
+        # TFDS writes the splits one after the other in this order: smallest first, so that
+        # a damaged image in validation or test stops the build in minutes, not after train.
+        order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split].items))
         return {
             split: SplitExamples(prepared, split, config.name, self._image_skips[split])
-            for split in prepared.splits
+            for split in order
         }
 
     _use_beam = False

@@ -67,6 +67,25 @@ def test_damaged_member_stops_the_build_naming_it(release, case, tmp_path, monke
     assert_nothing_loads(tmp_path / "data")
 
 
+def test_a_damaged_validation_image_stops_the_build_before_train_starts(
+    release, tmp_path, monkeypatch
+):
+    from imagenet2017_tfds import builder
+
+    started = []
+    real = builder.SplitExamples.__iter__
+
+    def tracked(self):
+        started.append(self.split)
+        return real(self)
+
+    monkeypatch.setattr(builder.SplitExamples, "__iter__", tracked)
+    sums = damage(release, "truncated image")
+    with pytest.raises(errors.ImageError, match=VAL.replace(".", r"\.")):
+        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch)
+    assert started[-1] == "validation" and "train" not in started
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_skip_bad_members_records_every_skip(release, case, tmp_path, monkeypatch, caplog):
     _, _, member, (train, val) = CASES[case]
