@@ -37,10 +37,9 @@ def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cw
 
 @pytest.fixture(scope="session", autouse=True)
 def scratch_tmpdir(tmp_path_factory):
-    """The system temporary folder, for this session only: TFDS leaves an empty folder there
-    for every builder it creates before a build, and Beam its `beam-temp*` folders. Inside
-    pytest's own temporary tree they go when pytest prunes old runs, not into /tmp forever.
-    Builds in subprocesses inherit it through TMPDIR."""
+    """The system temporary folder, for this session only: Beam leaves its `beam-temp*`
+    folders there. Inside pytest's own temporary tree they go when pytest prunes old runs,
+    not into /tmp forever. Builds in subprocesses inherit it through TMPDIR."""
     scratch = tmp_path_factory.mktemp("scratch")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(scratch))
