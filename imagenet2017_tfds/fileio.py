@@ -3,6 +3,7 @@ Beam workers on a cluster read the same manual_dir."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -28,18 +29,31 @@ def as_path(path: str | os.PathLike) -> epath.Path:
     return epath.Path(path)
 
 
-def write_atomic(path: epath.Path, data: bytes) -> None:
-    """Write `data` so a reader never sees half a file (tmp file + rename)."""
+@contextlib.contextmanager
+def atomic_output(path: epath.Path):
+    """A file to write `path` through, so a reader never sees half a file: a temporary file
+    beside it, moved over `path` (replacing any older one) only when the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_local(path):
         fd, tmp = tempfile.mkstemp(dir=os.fspath(path.parent), prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, os.fspath(path))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            os.replace(tmp, os.fspath(path))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     else:
         tmp = path.parent / f".{path.name}.tmp"
-        tmp.write_bytes(data)
-        tmp.rename(path)
+        with tmp.open("wb") as f:
+            yield f
+        tmp.replace(path)  # epath's rename would not overwrite an older file
+
+
+def write_atomic(path: epath.Path, data: bytes) -> None:
+    with atomic_output(path) as f:
+        f.write(data)
 
 
 def read_json(path: epath.Path):

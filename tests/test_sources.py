@@ -120,6 +120,21 @@ def test_a_rescan_replaces_the_index_and_still_reads(tmp_path):
     assert [d for _, d in back] == [MEMBERS["ILSVRC/" + e.path] for e in chosen]
 
 
+def test_an_interrupted_index_export_keeps_the_old_index_and_leaves_no_temporary_file(tmp_path):
+    from etils import epath
+
+    from imagenet2017_tfds import fileio
+
+    index = epath.Path(tmp_path / "cache" / "a.gzindex")
+    fileio.write_atomic(index, b"old")
+    fileio.write_atomic(index, b"new")  # replaces
+    with pytest.raises(RuntimeError), fileio.atomic_output(index) as out:
+        out.write(b"half")
+        raise RuntimeError("interrupted")
+    assert index.read_bytes() == b"new"
+    assert [p.name for p in index.parent.iterdir()] == ["a.gzindex"]
+
+
 def test_cache_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, monkeypatch):
     path = write_tarball(tmp_path / "a.tar.gz")
     monkeypatch.chdir(tmp_path)

@@ -68,11 +68,8 @@ class Tarball(Source):
                     data = tar.read_data(f, header, self.label) if want(path) else None
                     yield entry, data
             if self.index_file is not None:  # replaces an older index (a rescan)
-                self.index_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.index_file.parent / f".{self.index_file.name}.tmp"
-                with tmp.open("wb") as out:
+                with fileio.atomic_output(self.index_file) as out:
                     f.export_index(out)
-                tmp.replace(self.index_file)
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         with self._open() as f, self._errors():
