@@ -6,7 +6,12 @@ VENV ?= $(HOME)/.cache/imagenet2017-tfds/venv-$(REQ_HASH)
 STAMP := $(VENV)/.installed
 RUN := PYTHONPATH=$(CURDIR) PATH=$(VENV)/bin:$$PATH
 
-.PHONY: venv demo test lint format bench
+# The oldest TFDS the package supports (setup.py's lower bound), tested beside the pinned one:
+# TFDS is pure Python, so it goes into its own folder, ahead of the venv's on PYTHONPATH.
+TFDS_OLDEST := 4.9.7
+OLDEST := $(dir $(VENV))tensorflow-datasets-$(TFDS_OLDEST)
+
+.PHONY: venv demo test test-oldest lint format bench
 
 venv: $(STAMP)
 
@@ -24,6 +29,11 @@ demo: venv
 test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
 	$(RUN) python -m pytest -q tests
+
+test-oldest: venv
+	[ -d $(OLDEST) ] || { rm -rf $(OLDEST).tmp && $(VENV)/bin/pip install --quiet --no-deps \
+	  --target $(OLDEST).tmp tensorflow-datasets==$(TFDS_OLDEST) && mv $(OLDEST).tmp $(OLDEST); }
+	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q tests
 
 lint: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .

@@ -13,7 +13,7 @@ setup(
     package_data={"imagenet2017_tfds": ["data/*"]},
     install_requires=[
         "tensorflow>=2.16",
-        "tensorflow-datasets>=4.9.7",
+        "tensorflow-datasets>=4.9.7,<4.10",  # tested: 4.9.7 (make test-oldest), 4.9.10
         "apache-beam>=2.60",
         "lxml>=5",
         "rapidgzip>=0.14",

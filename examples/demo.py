@@ -39,7 +39,7 @@ def show(config: str, data_dir: Path) -> None:
 
     builder = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir))
     print(f"\nimagenet2017/{config}: {builder.data_dir}")
-    order = ("train", "validation", "test_previous", "test")  # the build writes smallest first
+    order = ("train", "validation", "test")  # the build writes smallest first
     for split, info in sorted(builder.info.splits.items(), key=lambda s: order.index(s[0])):
         ds = tfds.load(f"imagenet2017/{config}", split=split, data_dir=str(data_dir))
         n = boxes = 0

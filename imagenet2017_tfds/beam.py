@@ -13,44 +13,31 @@ from dataclasses import dataclass
 
 from etils import epath
 
-from imagenet2017_tfds import examples, fileio, generate
-from imagenet2017_tfds.annotations import Annotation
+from imagenet2017_tfds import codec, fileio, generate
+from imagenet2017_tfds.examples import Item
 from imagenet2017_tfds.prepare import Prepared
+from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source, Tarball
+from imagenet2017_tfds.tasks import Task
 
-RANGE_BYTES = 16 << 20  # small elements: DirectRunner multi_processing silently drops
-# output of elements yielding hundreds of MB (seen here; the completeness check catches it)
+# About 16 MB of members per element: enough elements for every worker, each small enough
+# that a worker's output for it stays modest.
+RANGE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
 class RangeTask:
-    config: str
+    task: Task  # pickled by name
     split: str
     source: Source  # picklable: paths only
     range_file: str
     count: int
-    skip_bad_members: bool = False
+    mode: str  # the Recorder mode of the build
+    decode: bool = False  # decode every image fully (validation, test; train when asked)
 
     @property
-    def skipped_file(self) -> str:
-        return self.range_file + ".skipped"
-
-
-def _item_json(entry: Entry, item: examples.Item) -> list:
-    ann = item.annotation.to_json() if item.annotation is not None else None
-    return [
-        [entry.offset, entry.path, entry.size],
-        [item.key, item.path, item.file_name, item.label, ann, item.blacklisted],
-        sorted(item.blacklisted_wnids),
-    ]
-
-
-def _item_from_json(value: list) -> tuple[Entry, examples.Item]:
-    (offset, path, size), (key, ipath, name, label, ann, black), wnids = value
-    annotation = Annotation.from_json(ann) if ann is not None else None
-    return Entry(offset, path, size), examples.Item(
-        key, ipath, name, label, annotation, black, frozenset(wnids)
-    )
+    def problems_file(self) -> str:
+        return self.range_file + ".problems"
 
 
 def range_count(items: list, min_ranges: int) -> int:
@@ -58,46 +45,48 @@ def range_count(items: list, min_ranges: int) -> int:
     return max(1, min(len(items), max(min_ranges, math.ceil(total / RANGE_BYTES))))
 
 
-def write_tasks(
-    prepared: Prepared, config: str, work_dir, min_ranges: int = 2, skip_bad_members: bool = False
-) -> dict:
+def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
+                min_ranges: int = 2) -> dict:  # fmt: skip
     """split -> [RangeTask]; the range files go to `work_dir` (storage every worker reads)."""
     work = epath.Path(work_dir)
     tasks = {}
     for split, plan in prepared.splits.items():
-        source = prepared.source(split)
-        if isinstance(source, Tarball):
-            source = Tarball(source.path, source.index_file, parallelization=1)
-        n = range_count(plan.items, min_ranges)
-        bounds = [round(i * len(plan.items) / n) for i in range(n + 1)]
         tasks[split] = []
-        for k in range(n):
-            chunk = plan.items[bounds[k] : bounds[k + 1]]
-            path = work / f"{config}-{split}-{k:05d}.json"
-            fileio.write_atomic(path, json.dumps([_item_json(e, i) for e, i in chunk]).encode())
-            task = RangeTask(config, split, source, str(path), len(chunk), skip_bad_members)
-            epath.Path(task.skipped_file).unlink(missing_ok=True)
-            tasks[split].append(task)
+        for part, items in sorted(plan.parts.items()):
+            source = prepared.source(part)
+            if isinstance(source, Tarball):
+                source = Tarball(source.path, source.index_file, parallelization=1)
+            n = range_count(items, min_ranges)
+            bounds = [round(i * len(items) / n) for i in range(n + 1)]
+            for k in range(n):
+                chunk = items[bounds[k] : bounds[k + 1]]
+                path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
+                fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
+                rt = RangeTask(task, split, source, str(path), len(chunk),
+                               prepared.recorder.mode, split in decode_splits)  # fmt: skip
+                epath.Path(rt.problems_file).unlink(missing_ok=True)
+                tasks[split].append(rt)
     return tasks
 
 
-def process(task: RangeTask):
+def process(rt: RangeTask):
     """One Beam element: every (key, features) of the range."""
-    items = [_item_from_json(v) for v in json.loads(epath.Path(task.range_file).read_bytes())]
-    skipped: list | None = [] if task.skip_bad_members else None
-    yield from generate.keyed_examples(task.config, task.source, items, skipped)
-    if skipped:  # read back by the launcher after the pipeline
-        fileio.write_json(epath.Path(task.skipped_file), skipped)
+    chunk = json.loads(epath.Path(rt.range_file).read_bytes())
+    items = codec.decode(list[tuple[Entry, Item]], chunk)
+    recorder = Recorder(rt.mode)
+    yield from generate.keyed_examples(rt.task, rt.source, items, recorder, rt.decode)
+    if recorder.skipped:  # read back by the launcher after the pipeline
+        fileio.write_json(epath.Path(rt.problems_file), recorder.to_json())
 
 
-def skipped_members(tasks: dict) -> dict[str, list]:
-    """split -> what the workers skipped, from the files they left."""
-    out = {}
-    for split, split_tasks in tasks.items():
-        out[split] = []
-        for task in split_tasks:
-            found = fileio.read_json(epath.Path(task.skipped_file))
-            out[split].extend(tuple(s) for s in found or ())
+def recorded(tasks: dict) -> Recorder:
+    """What the workers recorded, from the files they left."""
+    out = Recorder()
+    for split_tasks in tasks.values():
+        for rt in split_tasks:
+            found = fileio.read_json(epath.Path(rt.problems_file))
+            if found:
+                out.merge(Recorder.from_json(found))
     return out
 
 

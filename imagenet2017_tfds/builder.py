@@ -1,106 +1,120 @@
 """The TFDS builder `imagenet2017`: configs `clsloc` (default) and `det`.
 
-TensorFlow and TFDS are imported here only; everything it calls is plain Python.
+TensorFlow and TFDS are imported here (and in compat.py) only; everything it calls is plain
+Python. Each config carries what differs (its Task and features), so nothing here switches on
+a config's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import card, classes, generate, locking, writing
-from imagenet2017_tfds.errors import ConsistencyError
+from imagenet2017_tfds import card, compat, generate, locking, tasks, writing
+from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
+from imagenet2017_tfds.problems import Recorder
+
+# Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
+OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train")
+
+
+def _clsloc_features(names: list[str]) -> tfds.features.FeaturesDict:
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(encoding_format="jpeg"),
+        "label": tfds.features.ClassLabel(names=names),
+        "file_name": tfds.features.Text(),
+        "annotated": np.bool_,
+        "blacklisted": np.bool_,
+        "objects": tfds.features.Sequence(
+            {"bbox": tfds.features.BBoxFeature(), "label": tfds.features.ClassLabel(names=names)}
+        ),
+    })  # fmt: skip
+
+
+def _det_features(names: list[str]) -> tfds.features.FeaturesDict:
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(encoding_format="jpeg"),
+        "file_name": tfds.features.Text(),
+        "annotated": np.bool_,
+        "objects": tfds.features.Sequence({
+            "bbox": tfds.features.BBoxFeature(),
+            "label": tfds.features.ClassLabel(names=names),
+            "subcategory": tfds.features.Text(),
+            "blacklisted": np.bool_,
+        }),
+    })  # fmt: skip
 
 
 @dataclasses.dataclass(eq=False)
 class Imagenet2017Config(tfds.core.BuilderConfig):
-    """Options `tfds build` can pass: --config '{"name": "clsloc", "skip_bad_members": true}'."""
+    """A config and its options: --config '{"name": "clsloc", "skip_bad_members": true}'."""
 
+    task: tasks.Task | None = None
+    features: Callable[[list[str]], tfds.features.FeaturesDict] | None = None
+    supervised_keys: tuple[str, str] | None = None
     skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
+    decode_train: bool = False  # decode every train image fully too (validation, test always)
 
 
 class SplitExamples:
     """A split's examples, sized so TFDS's progress bar shows a known total."""
 
-    def __init__(self, prepared: Prepared, split: str, config: str, skipped: list | None):
-        self.prepared = prepared
-        self.split = split
-        self.config = config
-        self.skipped = skipped  # a list under skip_bad_members: bad images land there
+    def __init__(self, prepared: Prepared, split: str, task: tasks.Task, decode: bool):
+        self.prepared, self.split, self.task, self.decode = prepared, split, task, decode
 
     def __len__(self) -> int:
-        return len(self.prepared.splits[self.split].items)
+        return len(self.prepared.splits[self.split])
 
     def __iter__(self):
-        plan = self.prepared.splits[self.split]
-        source = self.prepared.source(self.split)
-        return generate.keyed_examples(self.config, source, plan.items, self.skipped)
+        for part, items in sorted(self.prepared.splits[self.split].parts.items()):
+            yield from generate.keyed_examples(self.task, self.prepared.source(part), items,
+                                               self.prepared.recorder, self.decode)  # fmt: skip
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     """ImageNet ILSVRC2017: CLS-LOC (1000 classes, boxes) and DET (200 classes)."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = card.RELEASE_NOTES
     BUILDER_CONFIGS = [
-        Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"]),
-        Imagenet2017Config(name="det", description=card.DESCRIPTIONS["det"]),
-    ]
+        Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"],
+                           task=tasks.CLSLOC, features=_clsloc_features,
+                           supervised_keys=("image", "label")),
+        Imagenet2017Config(name="det", description=card.DESCRIPTIONS["det"], task=tasks.DET,
+                           features=_det_features),
+    ]  # fmt: skip
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
 
     def _info(self) -> tfds.core.DatasetInfo:
-        name = self.builder_config.name
-        names = list(classes.for_config(name).wnids)
-        box = {"bbox": tfds.features.BBoxFeature(), "label": tfds.features.ClassLabel(names=names)}
-        common = {
-            "image": tfds.features.Image(encoding_format="jpeg"),
-            "file_name": tfds.features.Text(),
-            "annotated": np.bool_,
-        }
-        if name == "clsloc":
-            features = {
-                **common,
-                "label": tfds.features.ClassLabel(names=names),
-                "blacklisted": np.bool_,
-                "objects": tfds.features.Sequence(box),
-            }
-            keys = ("image", "label")
-        else:
-            box.update(subcategory=tfds.features.Text(), blacklisted=np.bool_)
-            features = {**common, "objects": tfds.features.Sequence(box)}
-            keys = None
+        config = self.builder_config
         info = self.dataset_info_from_configs(
-            description=card.DESCRIPTIONS[name],
-            features=tfds.features.FeaturesDict(features),
-            supervised_keys=keys,
+            description=config.description,
+            features=config.features(list(config.task.classes().wnids)),
+            supervised_keys=config.supervised_keys,
             homepage=card.HOMEPAGE,
             citation=card.CITATION,
             metadata=tfds.core.MetadataDict(),
             license=card.LICENSE,
         )
-        # imagenet2017 is never on TFDS's metadata bucket, and TFDS's lookup leaves an empty
-        # temporary folder behind for every builder made before a build: skip it.
-        info.initialize_from_bucket = lambda: None
-        return info
+        return compat.skip_metadata_bucket(info)
 
     def _create_builder_config(self, builder_config, version):
         # Options do not change what is built, so a config carrying them keeps its name (and
-        # data dir): TFDS itself refuses a custom config named like a shipped one.
+        # data dir) and the shipped config's data: TFDS itself refuses a custom config named
+        # like a shipped one.
         if isinstance(builder_config, Imagenet2017Config):
             shipped = {c.name: c for c in self.BUILDER_CONFIGS}.get(builder_config.name)
             if shipped is not None and builder_config is not shipped:
-                builder_config = dataclasses.replace(
-                    shipped,
-                    skip_bad_members=builder_config.skip_bad_members,
-                    allow_unverified=builder_config.allow_unverified,
-                )
-                return builder_config
+                options = {k: getattr(builder_config, k) for k in OPTIONS}
+                return dataclasses.replace(shipped, **options)
         return super()._create_builder_config(builder_config, version)
 
     def _example_writer(self):
@@ -109,34 +123,41 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     def _cache_dir(self, dl_manager) -> str:
         return os.path.join(os.fspath(dl_manager.download_dir), "imagenet2017")
 
+    def _manual_dir(self, dl_manager):
+        try:
+            return dl_manager.manual_dir
+        except AssertionError as e:  # TFDS's own check: a missing or empty folder
+            raise MissingInputError(
+                f"imagenet2017/{self.builder_config.name}: {e} See the README's 'What to "
+                "download, where to put it'."
+            ) from None
+
+    def _decoded_splits(self, splits) -> set[str]:
+        """Splits whose images are all decoded once: validation and test always (about
+        170,000 images), train when `decode_train` asks for it."""
+        return {s for s in splits if s != "train" or self.builder_config.decode_train}
+
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        # dl_manager.manual_dir asserts on a missing folder with TFDS's message; ours lists
-        # what the config needs and what was found, so read the setting itself.
-        manual_dir = getattr(dl_manager, "_manual_dir", None)
         prepared = prepare(
-            manual_dir,
-            config.name,
+            self._manual_dir(dl_manager),
+            config.task,
             cache_dir=self._cache_dir(dl_manager),
             allow_unverified=config.allow_unverified,
-            skip_bad_members=config.skip_bad_members,
+            recorder=Recorder.for_build(config.skip_bad_members),
         )
         self._prepared = prepared
-        skip = config.skip_bad_members
+        decoded = self._decoded_splits(prepared.splits)
         if self._use_beam:
             from imagenet2017_tfds import beam
 
             work = os.path.join(self._cache_dir(dl_manager), "ranges")
-            self._beam_tasks = beam.write_tasks(prepared, config.name, work, skip_bad_members=skip)
+            self._beam_tasks = beam.write_tasks(prepared, config.task, work, decoded)
             return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
-        self._image_skips = {split: [] if skip else None for split in prepared.splits}
         # TFDS writes the splits one after the other in this order: smallest first, so that
         # a damaged image in validation or test stops the build in minutes, not after train.
-        order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split].items))
-        return {
-            split: SplitExamples(prepared, split, config.name, self._image_skips[split])
-            for split in order
-        }
+        order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split]))
+        return {s: SplitExamples(prepared, s, config.task, s in decoded) for s in order}
 
     _use_beam = False
 
@@ -149,27 +170,42 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
-        with writing.tuned():  # deterministic bytes, bounded shuffle memory
+        with compat.tuned(), compat.beam_fixes(self._use_beam):
             result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        recorder = self._prepared.recorder
         if self._use_beam:
             from imagenet2017_tfds import beam
 
-            image_skips = beam.skipped_members(self._beam_tasks)
-        else:
-            image_skips = {k: v or [] for k, v in self._image_skips.items()}
-        skipped = dict(self._prepared.skipped)
-        for split_skips in image_skips.values():
-            skipped.update(split_skips)
-        self.info.metadata["skipped_members"] = [list(s) for s in sorted(skipped.items())]
-        if skipped:
-            print(f"Skipped {len(skipped)} bad members (skip_bad_members); listed in "
-                  "metadata.json under skipped_members.", flush=True)  # fmt: skip
-        self._check_nothing_lost(image_skips)
+            recorder.merge(beam.recorded(self._beam_tasks))
+        self._record(recorder)
+        self._check_nothing_lost(recorder)
         return result
 
-    def _check_nothing_lost(self, image_skips: dict) -> None:
+    def _record(self, recorder: Recorder) -> None:
+        """What the dataset's metadata.json keeps of the build: where each input came from
+        and how it was verified, what was skipped, and what was kept though unlisted."""
+        prepared = self._prepared
+        meta = self.info.metadata
+        meta["inputs"] = {
+            part: {"release": prepared.inputs.releases[part], "verified": prepared.verified[part]}
+            for part in sorted(prepared.inputs.parts)
+        }
+        records = recorder.to_json()
+        meta["skipped_members"] = [[m, f"{k}: {r}"] for m, k, r in records["skipped"]]
+        meta["unlisted_members"] = [m for m, k, _ in records["notices"] if k == "unlisted"]
+        if recorder.skipped:
+            print(f"Skipped {len(records['skipped'])} bad members (skip_bad_members); listed "
+                  "in metadata.json under skipped_members.", flush=True)  # fmt: skip
+        if meta["unlisted_members"]:
+            logging.warning(
+                "%d images no list names were kept (first: %s); listed in metadata.json "
+                "under unlisted_members.", len(meta["unlisted_members"]), meta["unlisted_members"][0]
+            )  # fmt: skip
+
+    def _check_nothing_lost(self, recorder: Recorder) -> None:
         """Every planned example (ImageSets-checked) must be in the written split, and every
         shard TFDS counted must be on disk."""
+        skipped = recorder.skipped_members()
         for split, plan in self._prepared.splits.items():
             lengths = self.info.splits[split].shard_lengths
             files = self._shard_files(split)
@@ -180,8 +216,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                     f"files are in {self.data_dir}. The build is incomplete and was not kept: "
                     "report this as a bug."
                 )
-            skipped = {member for member, _ in image_skips.get(split, [])}
-            expected = len(plan.items) - len(skipped)
+            expected = sum(1 for _, item in plan.items if item.path not in skipped)
             written = self.info.splits[split].num_examples
             if written == expected:
                 continue

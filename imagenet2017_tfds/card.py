@@ -28,19 +28,26 @@ DESCRIPTIONS = {
         "`blacklisted` marks the 1,762 validation images excluded from localization scoring."
     ),
     "det": (
-        "ILSVRC2017 object detection (DET): 456,567 train images (107,248 negatives without "
-        "objects), 20,121 validation images and the 5,500 images of the 2017 test set, over "
-        "200 classes (WNIDs in sorted order). `test_previous` holds the earlier test images "
-        "the DET archive carries. `objects/blacklisted` marks the image/class pairs excluded "
-        "from scoring."
+        "ILSVRC2017 object detection (DET): 456,567 train images (negatives without "
+        "objects among them), 20,121 validation images and the 2017 test set: the DET "
+        "archive's own test images and the 5,500 new ones of ILSVRC2017_DET_test_new "
+        "(65,500 in all; `file_name` starts with `ILSVRC2017_test_` for the new ones), over "
+        "200 classes (WNIDs in sorted order). `objects/blacklisted` marks the image/class "
+        "pairs excluded from scoring."
     ),
 }
 
-RELEASE_NOTES = {"1.0.0": "First release: clsloc and det configs."}
+RELEASE_NOTES = {
+    "1.0.0": "First release: clsloc and det configs.",
+    "1.1.0": "det: one `test` split, the 2017 DET test set (the DET archive's test images and "
+    "DET_test_new's); `test_previous` is gone. DET train lists as the devkit documents them. "
+    "clsloc from Kaggle's release. Validation and test images decoded once while building.",
+}
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Download from https://image-net.org (an account is needed) into one folder, the manual_dir:
-  clsloc: ILSVRC2017_CLS-LOC.tar.gz (155 GB)
+  clsloc: ILSVRC2017_CLS-LOC.tar.gz (155 GB), or Kaggle's
+          imagenet_object_localization_patched2019.tar.gz (with LOC_val_solution.csv)
   det:    ILSVRC2017_DET.tar.gz and ILSVRC2017_DET_test_new.tar.gz
   both:   ILSVRC2017_devkit.tar.gz (optional: cross-checked when present)
 Leave them as downloaded (they are read in place, never extracted), or put there the tree

@@ -1,113 +1,116 @@
 """One pass over a source: where every image is, and every annotation and list, parsed.
 
-The catalog of a tarball is cached beside its gzip index, keyed by the archive's path, size
-and modification time, so a second build starts reading images at once.
+An annotation that does not parse is recorded in the catalog (never raised here), so the
+build's Recorder decides what it does, and one scan serves a strict build, a build with
+skip_bad_members and the `check` command alike. The catalog of a tarball is cached beside
+its gzip index, keyed by the archive's path, size and modification time, so a second build
+starts reading images at once.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from etils import epath
 
-from imagenet2017_tfds import annotations, fileio, layout
+from imagenet2017_tfds import annotations, codec, fileio, layout
 from imagenet2017_tfds.errors import AnnotationError
+from imagenet2017_tfds.problems import Problem
 from imagenet2017_tfds.sources import Entry, Source
 
-FORMAT = 1  # bump when the catalog's content changes
+FORMAT = 2  # bump when the catalog's content changes
+
+Key = tuple[str, str]  # (task, split folder) or (task, list name)
 
 
 @dataclass
 class Catalog:
-    label: str
-    # (task, split_dir) -> image id -> entry
-    images: dict[tuple[str, str], dict[str, Entry]] = field(default_factory=dict)
-    # (task, split_dir) -> image id -> annotation
-    annotations: dict[tuple[str, str], dict[str, annotations.Annotation]] = field(
-        default_factory=dict
-    )
-    # (task, list name) -> text
-    imagesets: dict[tuple[str, str], str] = field(default_factory=dict)
+    source_name: str
+    images: dict[Key, dict[str, Entry]] = field(default_factory=dict)  # -> image id -> entry
+    annotations: dict[Key, dict[str, annotations.Annotation]] = field(default_factory=dict)
+    imagesets: dict[Key, str] = field(default_factory=dict)  # (task, list name) -> text
     devkit: dict[str, bytes] = field(default_factory=dict)
-    # members left out under skip_bad_members: (member path, reason)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # annotations that did not parse
 
     def to_json(self) -> dict:
         return {
             "format": FORMAT,
-            "label": self.label,
-            "images": [
-                [*k, [[e.offset, e.path, e.size] for e in v.values()]]
-                for k, v in self.images.items()
-            ],
+            "source_name": self.source_name,
+            "images": [[*k, codec.encode(list(v.values()))] for k, v in self.images.items()],
             "annotations": [
-                [*k, {i: a.to_json() for i, a in v.items()}] for k, v in self.annotations.items()
+                [*k, {i: codec.encode(a) for i, a in v.items()}]
+                for k, v in self.annotations.items()
             ],
             "imagesets": [[*k, v] for k, v in self.imagesets.items()],
             "devkit": {k: v.decode("latin-1") for k, v in self.devkit.items()},
-            "skipped": self.skipped,
+            "problems": codec.encode(self.problems),
         }
 
     @classmethod
     def from_json(cls, value: dict) -> Catalog:
-        cat = cls(value["label"])
+        cat = cls(value["source_name"])
         for task, split_dir, entries in value["images"]:
-            cat.images[(task, split_dir)] = {
-                layout.image_id(p.split("/", 3)[3]): Entry(o, p, s) for o, p, s in entries
-            }
+            table = cat.images[(task, split_dir)] = {}
+            for e in entries:
+                entry = codec.decode(Entry, e)
+                table[layout.image_id(entry.path.split("/", 3)[3])] = entry
         for task, split_dir, table in value["annotations"]:
             cat.annotations[(task, split_dir)] = {
-                i: annotations.Annotation.from_json(a) for i, a in table.items()
+                i: codec.decode(annotations.Annotation, a) for i, a in table.items()
             }
         cat.imagesets = {(t, n): text for t, n, text in value["imagesets"]}
         cat.devkit = {k: v.encode("latin-1") for k, v in value["devkit"].items()}
-        cat.skipped = [tuple(s) for s in value["skipped"]]
+        cat.problems = codec.decode(list[Problem], value["problems"])
         return cat
 
 
-def scan(source: Source, skip_bad_members: bool = False, progress=None) -> Catalog:
-    cat = Catalog(source.label)
+OnImage = Callable[[Entry, bytes], None]
+
+
+def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Catalog:
+    """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
+    otherwise images are only located."""
+    cat = Catalog(source.name)
     images: dict = defaultdict(dict)
-    notes: dict = defaultdict(dict)
-    for entry, data in source.scan(layout.is_metadata):
+    parsed: dict = defaultdict(dict)
+    want = (lambda path: True) if on_image else layout.is_metadata
+    for entry, data in source.scan(want):
         if progress:
             progress(entry)
         role = layout.classify(entry.path)
         if role is None:
             continue
-        where = f"{source.label}: {entry.path}"
         if role.kind == "image":
             images[(role.task, role.split_dir)][role.name] = entry
+            if on_image:
+                on_image(entry, data)
         elif role.kind == "annotation":
             try:
-                notes[(role.task, role.split_dir)][role.name] = annotations.parse(data, where)
+                parsed[(role.task, role.split_dir)][role.name] = annotations.parse(
+                    data, f"{source.name}: {entry.path}"
+                )
             except AnnotationError as e:
-                if not skip_bad_members:
-                    raise
-                logging.warning("Skipping %s", e)
-                cat.skipped.append((entry.path, str(e)))
+                cat.problems.append(Problem(entry.path, "annotation", str(e)))
         elif role.kind == "imageset":
             cat.imagesets[(role.task, role.name)] = data.decode("utf-8", "replace")
         elif role.kind == "devkit":
             cat.devkit[role.name] = data
     cat.images = dict(images)
-    cat.annotations = dict(notes)
+    cat.annotations = dict(parsed)
     return cat
 
 
-def cached_scan(
-    source: Source, cache_dir, skip_bad_members: bool = False, progress=None
-) -> Catalog:
+def cached_scan(source: Source, cache_dir, progress=None) -> Catalog:
     key = source.cache_key()
     if cache_dir is None or key is None:
-        return scan(source, skip_bad_members, progress)
-    path = epath.Path(cache_dir) / f"catalog-{source.label}.json"
-    key = {**key, "format": FORMAT, "skip_bad_members": skip_bad_members}
+        return scan(source, progress)
+    path = epath.Path(cache_dir) / f"catalog-{source.name}.json"
+    key = {**key, "format": FORMAT}
     cached = fileio.read_json(path)
     if cached and cached.get("key") == key:
         return Catalog.from_json(cached["catalog"])
-    cat = scan(source, skip_bad_members, progress)
+    cat = scan(source, progress)
     fileio.write_json(path, {"key": key, "catalog": cat.to_json()})
     return cat

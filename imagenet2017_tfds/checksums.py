@@ -1,7 +1,7 @@
 """checksums.tsv: the published size and digests of each archive, checked before use.
 
-Format: tab-separated, a header `filename size md5 sha256`, an empty cell for an unknown
-value, `#` starts a comment. IMAGENET2017_CHECKSUMS names a file that replaces the shipped one.
+Format: tab-separated `filename size md5 sha256`, an optional header naming the columns (in
+any order, or in a `#` comment line), an empty cell for an unknown value, `#` starts a comment. IMAGENET2017_CHECKSUMS names a file that replaces the shipped one.
 The verdict of a full read is cached by (path, size, mtime) so 155 GB is hashed once.
 """
 
@@ -35,32 +35,72 @@ class Record:
         return {name: getattr(self, name) for name in DIGESTS if getattr(self, name)}
 
 
+HEX = {"md5": 32, "sha256": 64}
+
+
+def _header(cells: list[str]) -> list[str] | None:
+    """The column names of a header line (in any order), or None for a data line. A line
+    naming `filename` is a header; any other name in it must be a known column."""
+    names = [c.strip().lower() for c in cells if c.strip()]
+    return names if "filename" in names else None
+
+
 def parse(text: str, source: str = "checksums file") -> dict[str, Record]:
+    """Tab-separated `filename size md5 sha256`. A header line is optional and may name the
+    columns in any order, as a line of its own or as a `#` comment (the first one that names
+    `filename`); an empty cell is unknown. Only a real defect is an error, naming the line."""
     records = {}
-    header = None
+    columns: list[str] | None = None
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+        stripped = line.strip()
+        if not stripped:
             continue
-        cells = line.rstrip("\n").split("\t")
-        if header is None:
-            header = [c.strip() for c in cells]
-            if header != list(COLUMNS):
+        comment = stripped.startswith("#")
+        if comment:
+            cells = stripped[1:].split()
+        else:  # tabs keep empty cells; a line without one may be spaced out
+            cells = line.rstrip("\t ").split("\t") if "\t" in line else line.split()
+        header = _header(cells) if columns is None and not records else None
+        if header is not None:
+            unknown = [c for c in header if c not in COLUMNS]
+            if unknown and not comment:
                 raise ChecksumError(
-                    f"{source} line {number}: expected the header "
-                    f"{chr(9).join(COLUMNS)!r} (tab-separated), found {line!r}."
+                    f"{source} line {number}: unknown column {unknown[0]!r}; the columns are "
+                    f"{', '.join(COLUMNS)} (tab-separated), in any order."
                 )
+            if not unknown and len(set(header)) == len(header):
+                columns = header
             continue
-        cells += [""] * (len(COLUMNS) - len(cells))
-        name, size, md5, sha256 = (c.strip() for c in cells[: len(COLUMNS)])
-        try:
-            records[name] = Record(
-                name, int(size) if size else None, md5.lower() or None, sha256.lower() or None
-            )
-        except ValueError:
-            raise ChecksumError(
-                f"{source} line {number}: the size column must be an integer, found {size!r}."
-            ) from None
+        if comment:
+            continue
+        records.update([_record(cells, columns or list(COLUMNS), number, source)])
     return records
+
+
+def _record(cells: list[str], columns: list[str], number: int, where: str):
+    if len(cells) > len(columns):
+        raise ChecksumError(
+            f"{where} line {number}: {len(cells)} cells, but only the columns "
+            f"{', '.join(columns)}; separate them with tabs."
+        )
+    row = dict(zip(columns, (c.strip() for c in cells), strict=False))
+    name, size = row.get("filename", ""), row.get("size", "")
+    if not name:
+        raise ChecksumError(f"{where} line {number}: no file name in {cells!r}.")
+    if size and not size.isdigit():
+        raise ChecksumError(
+            f"{where} line {number}: the size column must be a number of bytes, found {size!r}."
+        )
+    digests = {}
+    for algorithm, length in HEX.items():
+        value = row.get(algorithm, "").lower()
+        if value and (len(value) != length or any(c not in "0123456789abcdef" for c in value)):
+            raise ChecksumError(
+                f"{where} line {number}: the {algorithm} of {name} must be {length} hex "
+                f"digits, found {value!r}."
+            )
+        digests[algorithm] = value or None
+    return name, Record(name, int(size) if size else None, **digests)
 
 
 def load() -> tuple[dict[str, Record], str]:

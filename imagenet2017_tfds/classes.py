@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from imagenet2017_tfds import resources
+from imagenet2017_tfds.errors import AnnotationError
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,25 @@ def readable_name(config: str, index: int) -> str:
     """The human-readable name of class `index` (ClassLabel order) of `config`."""
     lst = for_config(config)
     return lst.names[lst.wnids[index]]
+
+
+def clsloc_object_label(name: str, image_label: int) -> int:
+    """A CLS-LOC box's <name>: a WNID or a readable label (`Scottish_deerhound`). A label
+    naming no class, or several ("crane"), means the image's own class: CLS-LOC boxes are of
+    the image's class."""
+    lst = clsloc()
+    if name in lst.devkit_ids:
+        return lst.index(name)
+    named = lst.by_name.get(name.lower(), ())
+    return lst.index(named[0]) if len(named) == 1 else image_label
+
+
+def det_object_label(name: str, where: str) -> int:
+    """A DET box's <name> must be one of the 200 DET WNIDs."""
+    lst = det()
+    if name in lst.devkit_ids:
+        return lst.index(name)
+    raise AnnotationError(
+        f"{where}: object <name> {name!r} is not one of the 200 DET WNIDs (map_det.txt). "
+        "The annotation is damaged: fix it, or build with skip_bad_members."
+    )

@@ -9,7 +9,7 @@ import sys
 from etils import epath
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import checksums, inputs
+from imagenet2017_tfds import checksums, inputs, kaggle, problems, tasks
 from imagenet2017_tfds.errors import Imagenet2017Error
 
 
@@ -19,7 +19,7 @@ def _archives(manual_dir: str) -> list[epath.Path]:
         raise Imagenet2017Error(
             f"{folder}: not a folder. Pass the folder holding the .tar.gz archives."
         )
-    known = set(inputs.ARCHIVES.values())
+    known = inputs.all_archive_names()
     found = sorted(p for p in folder.iterdir() if p.name in known or p.name.endswith(".tar.gz"))
     if not found:
         raise Imagenet2017Error(
@@ -57,10 +57,9 @@ def cmd_verify(args) -> int:
             path, ("md5", *(d for d in record.digests() if d != "md5")) if record else ("md5",)
         )
         if record is None or not record.digests():
+            by_content = path.name in (*inputs.ARCHIVES["devkit"], kaggle.TARBALL)
             verdict = "no published digest" + (
-                " (checked by content when building)"
-                if path.name == inputs.ARCHIVES["devkit"]
-                else ""
+                " (checked by content when building)" if by_content else ""
             )
         else:
             bad = [n for n, v in record.digests().items() if getattr(actual, n) != v]
@@ -83,24 +82,46 @@ def default_cache_dir() -> str:
     return os.path.join(data_dir, "downloads", "imagenet2017")
 
 
+def _configs(name: str) -> tuple[tasks.Task, ...]:
+    return tuple(tasks.TASKS.values()) if name == "all" else (tasks.task(name),)
+
+
 def cmd_index(args) -> int:
     from imagenet2017_tfds import prepare
 
-    configs = ("clsloc", "det") if args.config == "all" else (args.config,)
-    for config in configs:
+    for task in _configs(args.config):
         try:
-            found = inputs.locate(args.manual_dir, config, args.cache_dir)
+            found = inputs.locate(args.manual_dir, task.parts, args.cache_dir, task.name)
         except Imagenet2017Error:
             if args.config != "all":
                 raise
             continue
-        cats = prepare.scan_and_verify(found, args.cache_dir, args.allow_unverified, False)
+        cats, _ = prepare.scan_and_verify(
+            found, args.cache_dir, args.allow_unverified, problems.Recorder()
+        )
         for part, cat in cats.items():
             images = sum(len(v) for v in cat.images.values())
-            print(f"{config}: {inputs.ARCHIVES[part]}: {images} images indexed")
+            print(f"{task.name}: {found.parts[part].name}: {images} images indexed")
     print(f"Index, catalog and verdicts in {args.cache_dir}; `tfds build` reuses them when its "
           f"--download_dir is {epath.Path(args.cache_dir).parent}.")  # fmt: skip
     return 0
+
+
+def cmd_check(args) -> int:
+    """One scan, every problem: what a build would stop on, in one table."""
+    from imagenet2017_tfds import check
+
+    status = 0
+    for task in _configs(args.config):
+        try:
+            report = check.run(args.manual_dir, task, args.allow_unverified, args.decode_train)
+        except Imagenet2017Error as e:
+            if args.config == "all" and "Missing:" in str(e):
+                continue
+            raise
+        print(report.table())
+        status = max(status, report.status)
+    return status
 
 
 def cmd_stats(args) -> int:
@@ -142,6 +163,14 @@ def main(argv=None) -> int:
     p.add_argument("--cache_dir", default=default_cache_dir(), help="default: %(default)s")
     p.add_argument("--allow_unverified", action="store_true")
     p.set_defaults(run=cmd_index)
+    p = sub.add_parser(
+        "check", help="scan the release once and report every problem a build would stop on"
+    )
+    p.add_argument("manual_dir")
+    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.add_argument("--allow_unverified", action="store_true")
+    p.add_argument("--decode_train", action="store_true", help="decode every train image too")
+    p.set_defaults(run=cmd_check)
     p = sub.add_parser("stats", help="per split: examples, boxes, blacklisted, class balance")
     p.add_argument("data_dir")
     p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")

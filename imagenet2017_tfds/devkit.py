@@ -18,25 +18,33 @@ def _lines(data: str) -> list[str]:
     return [" ".join(line.split()) for line in data.splitlines() if line.strip()]
 
 
-def check(files: dict[str, bytes], label: str) -> None:
-    """Every checked file the devkit holds must equal the package's, entry for entry."""
+def check(files: dict[str, bytes], source_name: str, recorder) -> None:
+    """Every checked file the devkit holds must equal the package's, entry for entry; a
+    difference goes to `recorder` (problems.Recorder)."""
     for name in CHECKED:
-        if name not in files:
-            continue
-        theirs = _lines(files[name].decode("utf-8", "replace"))
-        ours = _lines(resources.text(name))
-        for number, (a, b) in enumerate(zip(theirs, ours, strict=False), 1):
-            if a != b:
-                raise ConsistencyError(
-                    f"{label}: devkit/data/{name} line {number} is {a!r}, the package's copy "
-                    f"says {b!r}. This devkit is not the ILSVRC2017 one (or is damaged): "
-                    "download ILSVRC2017_devkit.tar.gz again, or remove it (it is optional)."
-                )
-        if len(theirs) != len(ours):
+        try:
+            _check_file(files, source_name, name)
+        except ConsistencyError as e:
+            recorder.problem("devkit", f"devkit/data/{name}", e)
+
+
+def _check_file(files: dict[str, bytes], source_name: str, name: str) -> None:
+    if name not in files:
+        return
+    theirs = _lines(files[name].decode("utf-8", "replace"))
+    ours = _lines(resources.text(name))
+    for number, (a, b) in enumerate(zip(theirs, ours, strict=False), 1):
+        if a != b:
             raise ConsistencyError(
-                f"{label}: devkit/data/{name} has {len(theirs)} entries, the package's copy "
-                f"{len(ours)}. Download ILSVRC2017_devkit.tar.gz again, or remove it."
+                f"{source_name}: devkit/data/{name} line {number} is {a!r}, the package's copy "
+                f"says {b!r}. This devkit is not the ILSVRC2017 one (or is damaged): "
+                "download ILSVRC2017_devkit.tar.gz again, or remove it (it is optional)."
             )
+    if len(theirs) != len(ours):
+        raise ConsistencyError(
+            f"{source_name}: devkit/data/{name} has {len(theirs)} entries, the package's copy "
+            f"{len(ours)}. Download ILSVRC2017_devkit.tar.gz again, or remove it."
+        )
 
 
 @functools.cache

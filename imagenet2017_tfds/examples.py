@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagenet2017_tfds import classes
 from imagenet2017_tfds.annotations import Annotation, Box
 
 BBox = tuple[float, float, float, float]
@@ -49,8 +50,11 @@ def kept_boxes(item: Item) -> list[tuple[Box, BBox]]:
     return [(box, bbox) for box, bbox in pairs if bbox is not None]
 
 
-def clsloc_example(item: Item, image: bytes, wnid_index) -> dict:
-    objects = [{"bbox": bb, "label": wnid_index(box.name, item)} for box, bb in kept_boxes(item)]
+def clsloc_example(item: Item, image: bytes) -> dict:
+    objects = [
+        {"bbox": bb, "label": classes.clsloc_object_label(box.name, item.label)}
+        for box, bb in kept_boxes(item)
+    ]
     return {
         "image": image,
         "label": item.label,
@@ -61,11 +65,11 @@ def clsloc_example(item: Item, image: bytes, wnid_index) -> dict:
     }
 
 
-def det_example(item: Item, image: bytes, wnid_index) -> dict:
+def det_example(item: Item, image: bytes) -> dict:
     objects = [
         {
             "bbox": bb,
-            "label": wnid_index(box.name, item),
+            "label": classes.det_object_label(box.name, item.path),
             "subcategory": box.subcategory or "",
             "blacklisted": box.name in item.blacklisted_wnids,
         }

@@ -6,50 +6,45 @@ same examples.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import numpy as np
 
-from imagenet2017_tfds import examples, images, plans
+from imagenet2017_tfds import images
 from imagenet2017_tfds.errors import ImageError
+from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source
+from imagenet2017_tfds.tasks import Task
 
 
-def features(config: str, item: examples.Item, data: bytes, label: str) -> dict:
-    where = f"{label}: {item.path}"
+def features(task: Task, item: Item, data: bytes, source_name: str, decode: bool) -> dict:
+    where = f"{source_name}: {item.path}"
     image = images.storable_jpeg(data, where)
-    if config == "clsloc":
-        ex = examples.clsloc_example(
-            item, image, lambda name, it: plans.clsloc_object_label(name, it.label)
-        )
-    else:
-        ex = examples.det_example(item, image, lambda name, it: plans.det_object_label(name, where))
+    if decode:
+        images.check_decodes(image, where)
+    ex = task.example(item, image)
     # BBoxFeature wants arrays (or its own BBox type) rather than plain tuples.
     ex["objects"]["bbox"] = [np.asarray(b, np.float64) for b in ex["objects"]["bbox"]]
     return ex
 
 
 def keyed_examples(
-    config: str,
+    task: Task,
     source: Source,
-    items: list[tuple[Entry, examples.Item]],
-    skipped: list[tuple[str, str]] | None = None,
+    items: list[tuple[Entry, Item]],
+    recorder: Recorder,
+    decode: bool = False,
 ) -> Iterator[tuple[str, dict]]:
     """(key, features) for `items`, read in their order (sorted by offset: one forward pass).
-
-    With `skipped` (skip_bad_members), a bad image is logged and recorded there instead of
-    stopping the build.
-    """
+    A bad image goes to `recorder`: it stops the build, or is skipped and recorded. With
+    `decode`, every image is also decoded fully once."""
     by_entry = dict(items)
     for entry, data in source.read([e for e, _ in items]):
         item = by_entry[entry]
         try:
-            ex = features(config, item, data, source.label)
+            ex = features(task, item, data, source.name, decode)
         except ImageError as e:
-            if skipped is None:
-                raise
-            logging.warning("Skipping %s", e)
-            skipped.append((item.path, str(e)))
+            recorder.problem("image", item.path, e)
             continue
         yield item.key, ex

@@ -107,3 +107,19 @@ def storable_jpeg(data: bytes, where: str) -> bytes:
     if sniffed.format == "jpeg":
         check_complete(data, sniffed, where)
     return to_rgb_jpeg(data, where)
+
+
+def check_decodes(data: bytes, where: str) -> None:
+    """Decode the stored bytes fully with TensorFlow's own decoder: the one `tfds.load`
+    uses, so an image that passes cannot stop a training run. About a millisecond an image,
+    so the build does it for validation and test, and for train only when asked."""
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_jpeg(data, channels=3)
+    except tf.errors.OpError as e:
+        reason = e.message.splitlines()[0].rsplit("}} ", 1)[-1].split(" [Op:", 1)[0]
+        raise ImageError(
+            f"{where}: TensorFlow cannot decode this image ({reason}); "
+            "training would stop on it. Replace the file, or build with skip_bad_members."
+        ) from None

@@ -71,7 +71,3 @@ def parse_imageset(text: str, where: str) -> list[tuple[str, str]]:
         rows.append((fields[0], fields[1] if len(fields) > 1 else ""))
     return rows
 
-
-def det_test_split(image_name: str) -> str:
-    """Data/DET/test holds two test sets once extracted together: tell them by name."""
-    return "test" if image_name.startswith(DET_TEST_NEW_PREFIX) else "test_previous"

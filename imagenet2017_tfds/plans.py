@@ -1,30 +1,59 @@
-"""Which examples each split holds, from a source's catalog: the ILSVRC rules for labels,
-membership (ImageSets against the archive's contents) and blacklists. No image bytes here.
+"""Which examples each split holds, from the catalogs of the inputs: the ILSVRC rules for
+labels, membership (ImageSets against the archive's contents) and blacklists. No image bytes.
+
+One named step plans one split. Every problem goes to the build's Recorder, which raises it,
+skips the member, or collects it (see problems.py).
 """
 
 from __future__ import annotations
 
-import logging
+import re
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import classes, devkit, layout
+from imagenet2017_tfds import classes, devkit, kaggle, layout
 from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
 from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry
+
+Pair = tuple[Entry, Item]
 
 
 @dataclass
 class SplitPlan:
-    """The items of one split, in the order their bytes lie in the source."""
+    """The items of one split, per input part (the archive holding their bytes), each part's
+    items in the order their bytes lie in it."""
 
-    source_part: str  # which input (inputs.ARCHIVES key) holds the bytes
-    items: list[tuple[Entry, Item]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    parts: dict[str, list[Pair]] = field(default_factory=dict)
+
+    def add(self, part: str, entry: Entry, item: Item) -> None:
+        self.parts.setdefault(part, []).append((entry, item))
+
+    @property
+    def items(self) -> list[Pair]:
+        return [pair for part in sorted(self.parts) for pair in self.parts[part]]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.parts.values())
 
     def sort(self) -> SplitPlan:
-        self.items.sort(key=lambda pair: (pair[0].offset, pair[0].path))
+        for items in self.parts.values():
+            items.sort(key=lambda pair: (pair[0].offset, pair[0].path))
         return self
+
+
+@dataclass
+class Context:
+    """What a plan step reads: the catalogs by part, where problems go, and which checks of
+    content apply."""
+
+    catalogs: dict[str, Catalog]
+    recorder: Recorder = field(default_factory=Recorder)
+    # Validation labels must equal the devkit's ground truth: with the devkit present, and
+    # always for a release no digest vouches for (Kaggle's).
+    check_ground_truth: bool = False
+    val_solution: kaggle.Solution | None = None  # Kaggle's LOC_val_solution.csv, if present
 
 
 def _file_name(entry: Entry) -> str:
@@ -35,252 +64,266 @@ def _below_split(entry: Entry) -> str:
     return entry.path.split("/", 3)[3]
 
 
-class Problems:
-    """Strict by default; with skip_bad_members every problem is logged and recorded."""
-
-    def __init__(self, skip: bool):
-        self.skip = skip
-        self.recorded: list[tuple[str, str]] = []
-
-    def report(self, error: Exception, member: str) -> None:
-        if not self.skip:
-            raise error
-        logging.warning("Skipping %s: %s", member, error)
-        self.recorded.append((member, str(error)))
-
-
-def check_membership(listed: list[str], found: dict, where: str, problems: Problems) -> set[str]:
-    """Every listed id must be present and every present image listed; returns the ids kept."""
-    listed_set = set(listed)
-    for image in listed:
-        if image not in found:
-            problems.report(
-                ConsistencyError(
-                    f"{where} lists {image}, but the archive holds no such image. The archive "
-                    "is incomplete: download it again (or extract it again)."
-                ),
-                image,
-            )
-    for image in sorted(found):
-        if image not in listed_set:
-            problems.report(
-                ConsistencyError(
-                    f"{found[image].path}: an image that {where} does not list. The archive "
-                    "is not the ILSVRC2017 release as published."
-                ),
-                found[image].path,
-            )
-    return {i for i in found if i in listed_set}
-
-
-def _listed(cat: Catalog, task: str, name: str) -> list[str] | None:
+def listed(cat: Catalog, task: str, name: str) -> list[str] | None:
+    """The image ids of ImageSets/<task>/<name>.txt, or None when the catalog has no such list."""
     text = cat.imagesets.get((task, name))
     if text is None:
         return None
-    return [i for i, _ in layout.parse_imageset(text, f"{cat.label}: ImageSets/{task}/{name}.txt")]
+    where = f"{cat.source_name}: ImageSets/{task}/{name}.txt"
+    return [image for image, _ in layout.parse_imageset(text, where)]
 
 
-def _members(cat: Catalog, task: str, split_dir: str, list_name: str, problems: Problems):
-    found = cat.images.get((task, split_dir), {})
-    listed = _listed(cat, task, list_name)
-    if listed is None:
-        raise ConsistencyError(
-            f"{cat.label}: ImageSets/{task}/{list_name}.txt is missing; it lists the "
-            f"{split_dir} images and proves none is lost. The archive is incomplete: "
-            "download it again."
-        )
-    keep = check_membership(
-        listed, found, f"{cat.label}: ImageSets/{task}/{list_name}.txt", problems
+def _missing(rec: Recorder, where: str, image: str) -> None:
+    rec.problem(
+        "missing",
+        image,
+        ConsistencyError(
+            f"{where} lists {image}, but the archive holds no such image. The archive is "
+            "incomplete: download it again (or extract it again)."
+        ),
     )
-    return {i: e for i, e in found.items() if i in keep}
+
+
+def strict_members(cat: Catalog, task: str, split_dir: str, list_name: str, rec: Recorder):
+    """A split whose list is confirmed complete: every listed image present, every present
+    image listed. Returns {image id: entry} of the images kept."""
+    found = cat.images.get((task, split_dir), {})
+    ids = listed(cat, task, list_name)
+    where = f"{cat.source_name}: ImageSets/{task}/{list_name}.txt"
+    if ids is None:
+        rec.fatal(
+            "list",
+            where,
+            ConsistencyError(
+                f"{where} is missing; it lists the {split_dir} images and proves none is "
+                "lost. The archive is incomplete: download it again."
+            ),
+        )
+        return {}
+    ids_set = set(ids)
+    for image in ids:
+        if image not in found:
+            _missing(rec, where, image)
+    kept = {}
+    for image, entry in sorted(found.items()):
+        if image in ids_set:
+            kept[image] = entry
+            continue
+        rec.problem(
+            "extra",
+            entry.path,
+            ConsistencyError(
+                f"{entry.path}: an image that {where} does not list. The archive is not the "
+                "ILSVRC2017 release as published: download it again."
+            ),
+        )
+    return kept
+
+
+def reference_members(found: dict[str, str], ids: set[str], where: str, rec: Recorder, split: str):
+    """A split whose lists are not known to be complete (`found`: image id -> member path):
+    a listed image that is absent is an error (the download is incomplete); a present image
+    no list names is kept, with a notice."""
+    for image in sorted(ids - found.keys()):
+        _missing(rec, where, image)
+    for image in sorted(found.keys() - ids):
+        rec.notice("unlisted", found[image], f"kept in {split}, though {where} does not name it")
 
 
 # ---------------------------------------------------------------- CLS-LOC
 
 
-def clsloc_object_label(name: str, image_label: int) -> int:
-    """A <name> is a WNID or a readable label (`Scottish_deerhound`). A label naming no class,
-    or several ("crane"), means the image's own class: CLS-LOC boxes are of the image's class."""
-    lst = classes.clsloc()
-    if name in lst.devkit_ids:
-        return lst.index(name)
-    named = lst.by_name.get(name.lower(), ())
-    return lst.index(named[0]) if len(named) == 1 else image_label
-
-
-def clsloc(
-    cat: Catalog, skip_bad_members: bool = False, devkit_present: bool = False
-) -> dict[str, SplitPlan]:
-    lst = classes.clsloc()
-    problems = Problems(skip_bad_members)
-    task = layout.CLSLOC
-    notes = cat.annotations
-    plans = {s: SplitPlan("clsloc") for s in ("train", "validation", "test")}
-
-    for image, entry in _members(cat, task, "train", "train_cls", problems).items():
+def clsloc_train(ctx: Context) -> SplitPlan:
+    cat, rec, lst = ctx.catalogs["clsloc"], ctx.recorder, classes.clsloc()
+    annotations = cat.annotations.get((layout.CLSLOC, "train"), {})
+    plan = SplitPlan()
+    for image, entry in strict_members(cat, layout.CLSLOC, "train", "train_cls", rec).items():
         wnid = image.split("/", 1)[0]
         if wnid not in lst.devkit_ids:
-            problems.report(
+            rec.problem(
+                "label",
+                entry.path,
                 ConsistencyError(
                     f"{entry.path}: train folder {wnid!r} is not one of the 1000 CLS-LOC WNIDs."
                 ),
-                entry.path,
             )
             continue
-        ann = notes.get((task, "train"), {}).get(image)
-        plans["train"].items.append(
-            (entry, Item(f"train/{image}", entry.path, _file_name(entry), lst.index(wnid), ann))
-        )
+        item = Item(f"train/{image}", entry.path, _file_name(entry), lst.index(wnid),
+                    annotations.get(image))  # fmt: skip
+        plan.add("clsloc", entry, item)
+    return plan
 
-    truth = devkit.clsloc_ground_truth()
-    blacklist = devkit.clsloc_blacklist()
-    for image, entry in _members(cat, task, "val", "val", problems).items():
-        ann = notes.get((task, "val"), {}).get(image)
+
+def _validation_label(ctx: Context, image: str, entry: Entry, ann, number: int) -> int | None:
+    """The class of validation image `number`: the devkit's ground truth, checked against
+    the annotation (and Kaggle's solution) when content must vouch for the release."""
+    lst, rec = classes.clsloc(), ctx.recorder
+    expected = devkit.clsloc_ground_truth()[number - 1]
+    label = lst.index(expected)
+    if not ann.objects:
+        return label
+    found = lst.wnids[classes.clsloc_object_label(ann.objects[0].name, label)]
+    if ctx.check_ground_truth and found != expected:
+        rec.problem(
+            "label",
+            entry.path,
+            ConsistencyError(
+                f"{entry.path}: the annotation says {found}, the devkit's "
+                f"{devkit.CLSLOC_GROUND_TRUTH} line {number} says {expected}. The archive is "
+                "not the ILSVRC2017 release: download it again."
+            ),
+        )
+        return None
+    if ctx.val_solution is not None:
         try:
-            number = int(image.rsplit("_", 1)[1])
-            expected = truth[number - 1]
-        except (IndexError, ValueError):
-            problems.report(
-                ConsistencyError(f"{entry.path}: not a validation image name of the release."),
-                entry.path,
-            )
+            ctx.val_solution.check(image, ann, expected, entry.path)
+        except ConsistencyError as e:
+            rec.problem("label", entry.path, e)
+            return None
+    return lst.index(found)
+
+
+def clsloc_validation(ctx: Context) -> SplitPlan:
+    cat, rec = ctx.catalogs["clsloc"], ctx.recorder
+    annotations = cat.annotations.get((layout.CLSLOC, "val"), {})
+    blacklist = devkit.clsloc_blacklist()
+    plan = SplitPlan()
+    members = strict_members(cat, layout.CLSLOC, "val", "val", rec)
+    for image, entry in members.items():
+        match = re.fullmatch(r"ILSVRC2012_val_(\d{8})", image)
+        number = int(match.group(1)) if match else 0
+        if not 1 <= number <= len(devkit.clsloc_ground_truth()):
+            rec.problem("extra", entry.path,
+                        ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
             continue
+        ann = annotations.get(image)
         if ann is None:
-            problems.report(
-                AnnotationError(
-                    f"{entry.path}: every validation image has an annotation XML, this one has none."
-                ),
-                entry.path,
-            )
+            rec.problem("annotation", entry.path, AnnotationError(
+                f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
             continue
-        label = lst.index(expected)
-        if ann.objects:
-            label = clsloc_object_label(ann.objects[0].name, label)
-            if devkit_present and lst.wnids[label] != expected:
-                raise ConsistencyError(
-                    f"{entry.path}: the annotation says {lst.wnids[label]}, the devkit's "
-                    f"{devkit.CLSLOC_GROUND_TRUTH} line {number} says {expected}. The devkit "
-                    "or the archive is not the ILSVRC2017 release: download them again."
-                )
-        plans["validation"].items.append(
-            (
-                entry,
-                Item(
-                    f"validation/{image}",
-                    entry.path,
-                    _file_name(entry),
-                    label,
-                    ann,
-                    number in blacklist,
-                ),
-            )
-        )
+        label = _validation_label(ctx, image, entry, ann, number)
+        if label is not None:
+            item = Item(f"validation/{image}", entry.path, _file_name(entry), label, ann,
+                        number in blacklist)  # fmt: skip
+            plan.add("clsloc", entry, item)
+    if ctx.val_solution is not None:
+        for image in ctx.val_solution.unplanned(set(members)):
+            rec.problem("missing", image, ConsistencyError(
+                f"{ctx.val_solution.source} names {image}, but the archive holds no such "
+                "validation image. The archive is incomplete: download it again."))  # fmt: skip
+    return plan
 
-    for image, entry in _members(cat, task, "test", "test", problems).items():
-        plans["test"].items.append((entry, Item(f"test/{image}", entry.path, _file_name(entry))))
 
-    for plan in plans.values():
-        plan.skipped = problems.recorded
-    return {k: v.sort() for k, v in plans.items()}
+def clsloc_test(ctx: Context) -> SplitPlan:
+    cat, plan = ctx.catalogs["clsloc"], SplitPlan()
+    for image, entry in strict_members(cat, layout.CLSLOC, "test", "test", ctx.recorder).items():
+        plan.add("clsloc", entry, Item(f"test/{image}", entry.path, _file_name(entry)))
+    return plan
+
+
+def clsloc(ctx: Context) -> dict[str, SplitPlan]:
+    steps = {"train": clsloc_train, "validation": clsloc_validation, "test": clsloc_test}
+    return {split: step(ctx).sort() for split, step in steps.items()}
 
 
 # ---------------------------------------------------------------- DET
 
 
-def det_object_label(name: str, where: str) -> int:
-    lst = classes.det()
-    if name in lst.devkit_ids:
-        return lst.index(name)
-    raise AnnotationError(
-        f"{where}: object <name> {name!r} is not one of the 200 DET WNIDs (map_det.txt). "
-        "The annotation is damaged: fix it, or build with skip_bad_members."
-    )
+def _det_item(ctx: Context, split: str, entry: Entry, ann=None, black=frozenset()) -> Item | None:
+    """The item of one DET image; None (recorded) when a box names an unknown class."""
+    if ann is not None:
+        for box in ann.objects:
+            try:
+                classes.det_object_label(box.name, entry.path)
+            except AnnotationError as e:
+                ctx.recorder.problem("label", entry.path, e)
+                return None
+    name = _below_split(entry)
+    return Item(f"{split}/{name}", entry.path, name, -1, ann, False, black)
 
 
-def det(
-    det_cat: Catalog, test_cat: Catalog, same_source: bool, skip_bad_members: bool = False
-) -> dict[str, SplitPlan]:
-    problems = Problems(skip_bad_members)
-    task = layout.DET
-    plans = {s: SplitPlan("det") for s in ("train", "validation", "test_previous")}
-    plans["test"] = SplitPlan("det_test")
+PER_CLASS_LIST = re.compile(r"train_\d+")
 
-    def add(split: str, image: str, entry: Entry, ann=None, black=frozenset()):
-        if ann is not None:
-            for box in ann.objects:
-                try:
-                    det_object_label(box.name, entry.path)
-                except AnnotationError as e:
-                    problems.report(e, entry.path)
-                    return
-        name = _below_split(entry)
-        plans[split].items.append(
-            (entry, Item(f"{split}/{name}", entry.path, name, -1, ann, False, black))
-        )
 
-    train_notes = det_cat.annotations.get((task, "train"), {})
-    for image, entry in _members(det_cat, task, "train", "train", problems).items():
-        add("train", image, entry, train_notes.get(image))
+def det_train(ctx: Context) -> SplitPlan:
+    """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
+    them) and `train.txt` where it exists (nothing public says it lists every image)."""
+    cat, rec = ctx.catalogs["det"], ctx.recorder
+    names = sorted(n for t, n in cat.imagesets if t == layout.DET and
+                   (n == "train" or PER_CLASS_LIST.fullmatch(n)))  # fmt: skip
+    where = f"{cat.source_name}: ImageSets/DET/train*.txt"
+    found = cat.images.get((layout.DET, "train"), {})
+    if not names:
+        rec.fatal("list", where, ConsistencyError(
+            f"{cat.source_name}: no DET train list (ImageSets/DET/train_1.txt ... train_200.txt, "
+            "train.txt); they prove no train image is lost. The archive is incomplete: "
+            "download it again."))  # fmt: skip
+        return SplitPlan()
+    ids = {image for name in names for image in listed(cat, layout.DET, name)}
+    annotations = cat.annotations.get((layout.DET, "train"), {})
+    reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
+    plan = SplitPlan()
+    for image, entry in sorted(found.items()):
+        if item := _det_item(ctx, "train", entry, annotations.get(image)):
+            plan.add("det", entry, item)
+    return plan
 
-    val_notes = det_cat.annotations.get((task, "val"), {})
-    val_index = {}
-    for image, index in layout.parse_imageset(det_cat.imagesets.get((task, "val"), ""), "val.txt"):
-        val_index[image] = int(index) if index.isdigit() else None
+
+def det_validation(ctx: Context) -> SplitPlan:
+    cat, rec = ctx.catalogs["det"], ctx.recorder
+    annotations = cat.annotations.get((layout.DET, "val"), {})
+    text = cat.imagesets.get((layout.DET, "val"), "")
+    index = {i: int(v) if v.isdigit() else None for i, v in layout.parse_imageset(text, "val.txt")}
     black = devkit.det_blacklist()
-    for image, entry in _members(det_cat, task, "val", "val", problems).items():
-        ann = val_notes.get(image)
+    plan = SplitPlan()
+    for image, entry in strict_members(cat, layout.DET, "val", "val", rec).items():
+        ann = annotations.get(image)
         if ann is None:
-            problems.report(
-                AnnotationError(
-                    f"{entry.path}: every DET validation image has an annotation XML, this one has none."
-                ),
-                entry.path,
-            )
+            rec.problem("annotation", entry.path, AnnotationError(
+                f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
             continue
-        add("validation", image, entry, ann, black.get(val_index.get(image), frozenset()))
+        item = _det_item(ctx, "validation", entry, ann, black.get(index.get(image), frozenset()))
+        if item:
+            plan.add("det", entry, item)
+    return plan
 
-    # Data/DET/test holds the 2017 test set (DET_test_new) and, in the DET archive, an
-    # earlier one; extracted into one tree they share a folder and one test.txt survives.
-    tests = {}
-    for cat, part in ((det_cat, "det"), (test_cat, "det_test")):
-        for image, entry in cat.images.get((task, "test"), {}).items():
-            split = (
-                layout.det_test_split(image)
-                if same_source
-                else ("test" if part == "det_test" else "test_previous")
-            )
-            tests.setdefault(split, {})[image] = entry
-    listed = {}
-    for cat in {id(det_cat): det_cat, id(test_cat): test_cat}.values():
-        ids = _listed(cat, task, "test") or []
-        if ids:
-            split = (
-                layout.det_test_split(ids[0])
-                if same_source
-                else ("test" if cat is test_cat else "test_previous")
-            )
-            listed[split] = (ids, cat.label)
-    for split in ("test", "test_previous"):
-        found = tests.get(split, {})
-        ids, label = listed.get(split, ((), ""))
-        if ids and found and set(ids).isdisjoint(found):
-            # A test.txt naming none of these images describes the other test set: it does
-            # not prove anything about this one.
-            logging.warning("%s: ImageSets/DET/test.txt lists none of the %s images; "
-                            "counting the images instead.", label, split)  # fmt: skip
-            ids = ()
-        if ids:
-            keep = check_membership(list(ids), found, f"{label}: ImageSets/DET/test.txt", problems)
-        elif split == "test" and not found:
-            raise ConsistencyError(
-                f"{test_cat.label}: no DET test image (ILSVRC2017_test_*) and no ImageSets/DET/test.txt. "
-                "Put ILSVRC2017_DET_test_new.tar.gz (or its extracted tree) in the manual folder."
-            )
-        else:
-            keep = set(found)  # the list was overwritten when both were extracted together
-        for image in sorted(keep):
-            add(split, image, found[image])
 
-    for plan in plans.values():
-        plan.skipped = problems.recorded
-    return {k: v.sort() for k, v in plans.items()}
+def det_test(ctx: Context) -> SplitPlan:
+    """The ILSVRC2017 DET test set: the DET archive's own test images and the 5,500 of
+    DET_test_new, each once, whichever test.txt the user has (one archive's, the other's,
+    or the one that survived extracting both into one tree). An image listed by one
+    archive's list and found in the other's is not missing."""
+    rec = ctx.recorder
+    found: dict[str, tuple[str, Entry]] = {}
+    lists: set[str] = set()
+    sources = []
+    for part in ("det_test", "det"):  # an id in both archives is read from DET_test_new
+        cat = ctx.catalogs[part]
+        for image, entry in cat.images.get((layout.DET, "test"), {}).items():
+            found.setdefault(image, (part, entry))
+        ids = listed(cat, layout.DET, "test")
+        if ids is not None:
+            lists.update(ids)
+            sources.append(cat.source_name)
+    new = ctx.catalogs["det_test"]
+    if not any(i.startswith(layout.DET_TEST_NEW_PREFIX) for i in found):
+        rec.fatal("missing", new.source_name, ConsistencyError(
+            f"{new.source_name}: no image of the 2017 DET test set ({layout.DET_TEST_NEW_PREFIX}*). "
+            "Put ILSVRC2017_DET_test_new.tar.gz (or the tree extracted from it) in the manual folder."))  # fmt: skip
+    where = " and ".join(f"{s}: ImageSets/DET/test.txt" for s in dict.fromkeys(sources))
+    if not sources:
+        rec.fatal("list", new.source_name, ConsistencyError(
+            f"{new.source_name}: no ImageSets/DET/test.txt in either DET archive; it proves no "
+            "test image is lost. The archives are incomplete: download them again."))  # fmt: skip
+        lists = set(found)
+    reference_members({i: e.path for i, (_, e) in found.items()}, lists, where, rec, "test")
+    plan = SplitPlan()
+    for _image, (part, entry) in sorted(found.items()):
+        if item := _det_item(ctx, "test", entry):
+            plan.add(part, entry, item)
+    return plan
+
+
+def det(ctx: Context) -> dict[str, SplitPlan]:
+    steps = {"train": det_train, "validation": det_validation, "test": det_test}
+    return {split: step(ctx).sort() for split, step in steps.items()}

@@ -15,7 +15,12 @@ TFDS = str(Path(sys.executable).parent / "tfds")
 
 
 def build_env(checksums: Path | None) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    # Beam's worker pool starts `python` from PATH: make it this venv's.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # The repository first; what PYTHONPATH held after it (`make test-oldest` puts an older
+    # TFDS there).
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=pythonpath, TF_CPP_MIN_LOG_LEVEL="2", PATH=path)
     if checksums is not None:
         env["IMAGENET2017_CHECKSUMS"] = str(checksums)
     return env

@@ -28,6 +28,9 @@ CLSLOC = "ILSVRC2017_CLS-LOC.tar.gz"
 DET = "ILSVRC2017_DET.tar.gz"
 DET_TEST = "ILSVRC2017_DET_test_new.tar.gz"
 ARCHIVES = {"devkit": DEVKIT, "clsloc": CLSLOC, "det": DET, "det_test": DET_TEST}
+# Kaggle's release of CLS-LOC: the same tree in another tarball, CSV files beside it.
+KAGGLE = "imagenet_object_localization_patched2019.tar.gz"
+KAGGLE_VAL_SOLUTION = "LOC_val_solution.csv"
 DEVKIT_DATA = (
     "map_clsloc.txt",
     "map_det.txt",
@@ -185,9 +188,10 @@ class _Builder:
         self.rng = np.random.default_rng(seed)
         self.pick = random.Random(seed)
         self.members: dict[str, dict[str, bytes]] = {p: {} for p in ARCHIVES}
+        self.val_solution: dict[str, list] = {}  # CLS-LOC val image -> [(wnid, *box)]
         self.expected: dict[str, dict[str, dict[str, Expected]]] = {
             "clsloc": {"train": {}, "validation": {}, "test": {}},
-            "det": {"train": {}, "validation": {}, "test": {}, "test2016": {}},
+            "det": {"train": {}, "validation": {}, "test": {}},
         }
 
     def size(self) -> tuple[int, int]:
@@ -279,6 +283,7 @@ def _clsloc(b: _Builder) -> None:
             text = clsloc_xml("val", name, xml_size, objs)
         b.members["clsloc"][f"Annotations/CLS-LOC/val/{name}.xml"] = text
         objects = [ExpectedObject(n, box) for n, *c in objs if (box := expected_box(*c, *xml_size))]
+        b.val_solution[name] = [(wnid, *c) for _, *c in objs]  # Kaggle names the image's class
         exp["validation"][f"{name}.JPEG"] = Expected(
             f"{name}.JPEG", wnid, True, number in blacklist, objects, data, kind, size
         )
@@ -303,7 +308,7 @@ def _lines(ids: list[str]) -> bytes:
     return "".join(f"{image_id} {i}\n" for i, image_id in enumerate(ids, 1)).encode()
 
 
-def _det(b: _Builder) -> None:
+def _det(b: _Builder, train_txt: bool = True, test_list: str = "own") -> None:
     exp = b.expected["det"]
     det_ids = {w: n for n, w in _map("map_det.txt").items()}
     blacklist = _det_blacklist()
@@ -353,7 +358,8 @@ def _det(b: _Builder) -> None:
     per_class["n02219486"]["ILSVRC2014_train_0000/ILSVRC2014_train_00000002"] = 0
 
     lists = b.members["det"]
-    lists["ImageSets/DET/train.txt"] = _lines(sorted(train_ids))
+    if train_txt:
+        lists["ImageSets/DET/train.txt"] = _lines(sorted(train_ids))
     for wnid, images in per_class.items():
         lists[f"ImageSets/DET/train_{det_ids[wnid]}.txt"] = "".join(
             f"{i} {v}\n" for i, v in sorted(images.items())
@@ -383,17 +389,21 @@ def _det(b: _Builder) -> None:
         f"{n} {i}\n" for n, i in sorted(indices.items())
     ).encode()
 
+    every = []
     for part, split, prefix, count in (
-        ("det", "test2016", "ILSVRC2016_test_", 3),
+        ("det", "test", "ILSVRC2016_test_", 3),
         ("det_test", "test", "ILSVRC2017_test_", 4),
     ):
         names = [f"{prefix}{n:08d}" for n in range(1, count + 1)]
+        every += names
         for name in names:
             data, size = b.image(part, f"Data/DET/test/{name}.JPEG")
             exp[split][f"{name}.JPEG"] = Expected(
                 f"{name}.JPEG", None, False, False, [], data, "jpeg_rgb", size
             )
-        b.members[part]["ImageSets/DET/test.txt"] = _lines(names)
+        b.members[part]["ImageSets/DET/test.txt"] = _lines(
+            every if test_list == "all" and part == "det_test" else names
+        )
 
 
 def _devkit(b: _Builder) -> None:
@@ -435,6 +445,22 @@ def write_checksums(folder: Path, names: list[str]) -> Path:
     return path
 
 
+def _number(v: float) -> str:
+    return f"{v:g}"
+
+
+def write_kaggle_files(folder: Path, val_solution: dict[str, list]) -> None:
+    """The CSV files of Kaggle's zip, beside its tarball (or the tree extracted from it)."""
+    rows = "".join(
+        f"{image},{' '.join(' '.join([w, *map(_number, c)]) for w, *c in boxes)}\n"
+        for image, boxes in sorted(val_solution.items())
+    )
+    (folder / KAGGLE_VAL_SOLUTION).write_text("ImageId,PredictionString\n" + rows)
+    (folder / "LOC_synset_mapping.txt").write_bytes((META / "LOC_synset_mapping.txt").read_bytes())
+    (folder / "LOC_train_solution.csv").write_text("ImageId,PredictionString\n")
+    (folder / "LOC_sample_submission.csv").write_text("ImageId,PredictionString\n")
+
+
 def write_release(
     root: Path,
     *,
@@ -442,18 +468,28 @@ def write_release(
     parts: tuple[str, ...] = ("devkit", "clsloc", "det", "det_test"),
     ilsvrc_prefix: bool = True,
     seed: int = 0,
+    kaggle: bool = False,
+    det_train_txt: bool = True,
+    det_test_list: str = "own",
 ) -> Release:
+    """`kaggle`: CLS-LOC as Kaggle ships it (its tarball, or its tree, with the CSV files);
+    `det_train_txt`: whether the DET archive has a train.txt beside the per-class lists;
+    `det_test_list`: DET_test_new's test.txt names its "own" images or "all" 65,500."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     b = _Builder(seed)
     _clsloc(b)
-    _det(b)
+    _det(b, det_train_txt, det_test_list)
     _devkit(b)
     release = Release(root, None, form, b.expected, {p: b.members[p] for p in parts})
+    names = {**ARCHIVES, "clsloc": KAGGLE} if kaggle else ARCHIVES
+    if kaggle:
+        write_kaggle_files(root, b.val_solution)
     if form == "tarball":
         for offset, part in enumerate(parts):
-            (root / ARCHIVES[part]).write_bytes(tarball_bytes(b.members[part], seed + offset))
-        release.checksums = write_checksums(root, [ARCHIVES[p] for p in parts])
+            (root / names[part]).write_bytes(tarball_bytes(b.members[part], seed + offset))
+        # No digest of Kaggle's files is published: the checksums file does not list it.
+        release.checksums = write_checksums(root, [names[p] for p in parts if names[p] != KAGGLE])
     elif form == "tree":
         base = root / "ILSVRC" if ilsvrc_prefix else root
         # DET before DET_test_new: its test.txt overwrites the DET archive's, as tar xzf does.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The builder's version folder (the builder itself is not imported before TFDS is).
+VERSION = "1.1.0"
+
 
 def examples(data_dir, config: str, split: str) -> dict[str, dict]:
     """file_name -> example (numpy), the image as stored bytes and decoded."""
@@ -24,7 +27,7 @@ def examples(data_dir, config: str, split: str) -> dict[str, dict]:
 
 
 def shard_bytes(data_dir, config: str) -> dict[str, bytes]:
-    folder = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    folder = Path(data_dir) / "imagenet2017" / config / VERSION
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tfrecord-*"))}
 
 
@@ -41,7 +44,7 @@ def records(data_dir, config: str) -> dict[str, list[bytes]]:
     """split -> every serialized example, sorted: equal sets whatever the shard boundaries."""
     import tensorflow as tf
 
-    folder = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    folder = Path(data_dir) / "imagenet2017" / config / VERSION
     out: dict[str, list[bytes]] = {}
     for path in sorted(folder.glob("*.tfrecord-*")):
         split = path.name.split("-")[1].split(".")[0]

@@ -21,17 +21,53 @@ def test_shipped_file_is_the_top_level_one_and_holds_the_published_md5s():
     assert records["ILSVRC2017_devkit.tar.gz"].digests() == {}
 
 
-def test_parse_comments_empty_cells_and_bad_lines():
-    text = "# c\nfilename\tsize\tmd5\tsha256\na.tar.gz\t12\t\tABC\n"
-    assert checksums.parse(text)["a.tar.gz"] == checksums.Record("a.tar.gz", 12, None, "abc")
-    with pytest.raises(ChecksumError, match="header"):
-        checksums.parse("a\tb\n")
-    with pytest.raises(ChecksumError, match="line 2.*integer"):
-        checksums.parse("filename\tsize\tmd5\tsha256\na\tbig\t\t\n")
+MD5, SHA = "0" * 31 + "a", "b" * 64
+EXPECTED = checksums.Record("a.tar.gz", 12, MD5, SHA)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"# c\nfilename\tsize\tmd5\tsha256\na.tar.gz\t12\t{MD5.upper()}\t{SHA}\n",
+        # as the README documents it: column names in a `#` comment, or no header at all
+        f"# filename size md5 sha256\na.tar.gz\t12\t{MD5}\t{SHA}\n",
+        f"# published digests\na.tar.gz\t12\t{MD5}\t{SHA}\n",
+        # a header in another order, as a line or a comment
+        f"sha256\tfilename\tmd5\tsize\n{SHA}\ta.tar.gz\t{MD5}\t12\n",
+        f"#filename\tmd5\tsize\tsha256\na.tar.gz\t{MD5}\t12\t{SHA}\n",
+        # spaces instead of tabs, where no cell is empty
+        f"a.tar.gz  12 {MD5} {SHA}\n",
+    ],
+)
+def test_every_documented_form_of_the_file_is_read(text):
+    assert checksums.parse(text) == {"a.tar.gz": EXPECTED}
+
+
+def test_empty_cells_are_unknown_and_a_short_line_too():
+    text = f"filename\tsize\tmd5\tsha256\na.tar.gz\t\t{MD5}\t\nb.tar.gz\t5\n"
+    assert checksums.parse(text) == {
+        "a.tar.gz": checksums.Record("a.tar.gz", None, MD5, None),
+        "b.tar.gz": checksums.Record("b.tar.gz", 5, None, None),
+    }
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("filename\tsize\tcrc32\na\t1\tx\n", "line 1: unknown column 'crc32'"),
+        (f"# x\na.tar.gz\tbig\t{MD5}\n", "line 2: the size column must be a number.*'big'"),
+        ("a.tar.gz\t1\tnot-hex\n", "line 1: the md5 of a.tar.gz must be 32 hex digits"),
+        (f"a.tar.gz\t1\t{MD5}\t{MD5}\n", "line 1: the sha256 of a.tar.gz must be 64 hex"),
+        (f"a.tar.gz\t1\t{MD5}\t{SHA}\textra\n", "line 1: 5 cells"),
+    ],
+)
+def test_only_real_defects_are_errors_naming_the_line(text, message):
+    with pytest.raises(ChecksumError, match=message):
+        checksums.parse(text, "sums.tsv")
 
 
 def test_format_round_trips():
-    records = [checksums.Record("a", 1, "m", None), checksums.Record("b", None, None, "s")]
+    records = [checksums.Record("a", 1, MD5, None), checksums.Record("b", None, None, SHA)]
     parsed = checksums.parse(checksums.format_records(records))
     assert list(parsed.values()) == records
 

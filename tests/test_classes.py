@@ -2,7 +2,7 @@
 
 import pytest
 
-from imagenet2017_tfds import classes, devkit, plans, readable_name
+from imagenet2017_tfds import classes, devkit, readable_name
 
 
 def test_clsloc_has_1000_sorted_wnids():
@@ -61,7 +61,7 @@ def test_readable_labels_resolve_to_wnids():
 )
 def test_a_box_label_naming_several_classes_takes_the_image_class(name, image_wnid, expected):
     lst = classes.clsloc()
-    assert lst.wnids[plans.clsloc_object_label(name, lst.index(image_wnid))] == expected
+    assert lst.wnids[classes.clsloc_object_label(name, lst.index(image_wnid))] == expected
 
 
 def test_blacklists_have_the_published_sizes():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imagenet2017_tfds import examples
+from imagenet2017_tfds import classes, examples
 from imagenet2017_tfds.annotations import Annotation, Box
 
 
@@ -38,24 +38,30 @@ def item(annotation=None, **kw):
 
 
 def test_clsloc_example_without_annotation():
-    ex = examples.clsloc_example(item(), b"img", lambda n, i: 0)
+    ex = examples.clsloc_example(item(), b"img")
     assert ex["annotated"] is False
     assert ex["objects"] == {"bbox": [], "label": []}
     assert (ex["image"], ex["label"], ex["file_name"]) == (b"img", 3, "x.JPEG")
 
 
 def test_clsloc_example_drops_empty_boxes_but_stays_annotated():
-    ann = Annotation(100, 50, (Box("n1", 200, 0, 300, 10), Box("n1", 0, 0, 50, 25)))
-    ex = examples.clsloc_example(item(ann), b"img", lambda n, i: 7)
+    wnid = "n01443537"  # sorted index 1
+    ann = Annotation(100, 50, (Box(wnid, 200, 0, 300, 10), Box(wnid, 0, 0, 50, 25)))
+    ex = examples.clsloc_example(item(ann), b"img")
     assert ex["annotated"] is True
-    assert ex["objects"] == {"bbox": [(0.0, 0.0, 0.5, 0.5)], "label": [7]}
+    assert ex["objects"] == {"bbox": [(0.0, 0.0, 0.5, 0.5)], "label": [1]}
+
+
+def test_clsloc_box_named_by_an_unknown_label_takes_the_image_class():
+    ann = Annotation(100, 50, (Box("not_a_class", 0, 0, 50, 25),))
+    assert examples.clsloc_example(item(ann), b"img")["objects"]["label"] == [3]
 
 
 def test_det_example_marks_blacklisted_classes_and_subcategories():
-    ann = Annotation(10, 10, (Box("a", 0, 0, 5, 5, "sub"), Box("b", 0, 0, 5, 5)))
-    ex = examples.det_example(
-        item(ann, blacklisted_wnids=frozenset({"b"})), b"i", lambda n, i: ord(n)
-    )
+    a, b = "n02672831", "n02691156"  # accordion, airplane: 49 and 50 in sorted WNID order
+    ann = Annotation(10, 10, (Box(a, 0, 0, 5, 5, "sub"), Box(b, 0, 0, 5, 5)))
+    ex = examples.det_example(item(ann, blacklisted_wnids=frozenset({b})), b"i")
     assert ex["objects"]["subcategory"] == ["sub", ""]
     assert ex["objects"]["blacklisted"] == [False, True]
-    assert ex["objects"]["label"] == [ord("a"), ord("b")]
+    assert ex["objects"]["label"] == [classes.det().index(a), classes.det().index(b)]
+    assert ex["objects"]["label"] == [49, 50]

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 
 import imagenet2017_tfds  # noqa: F401
 from imagenet2017_tfds import errors
-from tests import minirelease
+from tests import minirelease, readback
 from tests.conftest import tfds_build
 from tests.mutate import rewrite
 
@@ -29,7 +29,7 @@ def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch
 
 
 def assert_nothing_loads(data_dir, config="clsloc"):
-    version_dir = Path(data_dir) / "imagenet2017" / config / "1.0.0"
+    version_dir = Path(data_dir) / "imagenet2017" / config / readback.VERSION
     assert not (version_dir / "dataset_info.json").exists()
     assert not list(version_dir.glob("*.tfrecord*"))
     with pytest.raises(Exception):  # noqa: B017  (TFDS raises its own AssertionError type)

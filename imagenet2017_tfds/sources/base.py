@@ -35,9 +35,9 @@ ReadNow = Callable[[], bytes]
 
 
 class Source(abc.ABC):
-    """An archive or a tree; `label` names it in messages."""
+    """An archive or a tree; `name` names it in messages."""
 
-    label: str
+    name: str
 
     @abc.abstractmethod
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:

@@ -22,7 +22,7 @@ from imagenet2017_tfds.sources.base import Entry, Source, release_path
 class Tarball(Source):
     def __init__(self, path, index_file=None, parallelization: int = 0):
         self.path = epath.Path(path)
-        self.label = self.path.name
+        self.name = self.path.name
         self.index_file = epath.Path(index_file) if index_file else None
         self.parallelization = parallelization
 
@@ -60,12 +60,12 @@ class Tarball(Source):
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
         with self._open(use_index=False) as f:
             with self._errors():
-                for header in tar.headers(f, self.label):
+                for header in tar.headers(f, self.name):
                     path = release_path(header.name) if header.regular else None
                     if path is None:
                         continue
                     entry = Entry(header.offset, path, header.size)
-                    data = tar.read_data(f, header, self.label) if want(path) else None
+                    data = tar.read_data(f, header, self.name) if want(path) else None
                     yield entry, data
             if self.index_file is not None:  # replaces an older index (a rescan)
                 with fileio.atomic_output(self.index_file) as out:

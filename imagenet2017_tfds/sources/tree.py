@@ -25,7 +25,7 @@ def release_root(folder) -> epath.Path | None:
 class Tree(Source):
     def __init__(self, root, subdirs: tuple[str, ...] = TOP):
         self.root = epath.Path(root)
-        self.label = os.fspath(self.root)
+        self.name = os.fspath(self.root)
         self.subdirs = subdirs
 
     def _walk(self) -> Iterator[str]:

@@ -1,0 +1,201 @@
+"""Every use of a private name of TFDS or Apache Beam, fenced here and checked at import.
+
+TFDS and Beam offer no public hook for what these do:
+- bound the memory of TFDS's shuffle (it keeps 1 GB before it spills, through TF's GFile);
+- skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
+- work around Beam's FnApiRunner losing a bundle's input (`beam_data_loss_workaround`).
+Each name is checked when this module is imported (Beam's when a Beam build starts): a name
+missing or of another shape raises `CompatError` naming the library's version and what
+changed, before any build begins, rather than failing silently mid-build. Patches that change
+a process-wide setting are applied for one build (`tuned`) and undone after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import inspect
+import os
+import struct
+
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import dataset_info, shuffle
+from tensorflow_datasets.core import writer as writer_lib
+
+from imagenet2017_tfds import fileio
+from imagenet2017_tfds.errors import Imagenet2017Error
+
+SHUFFLE_BUFFER_BYTES = 64 << 20
+
+
+class CompatError(Imagenet2017Error):
+    """A library changed a private name this package relies on."""
+
+
+def _params(obj, name: str) -> list[str] | None:
+    fn = getattr(obj, name, None)
+    return list(inspect.signature(fn).parameters) if callable(fn) else None
+
+
+def _tfds_problems() -> list[str]:
+    """What changed in TFDS among the names this module uses; empty when all is as expected."""
+    bucket = getattr(shuffle, "_Bucket", None)
+    probe = bucket("probe") if inspect.isclass(bucket) else None
+    builder = tfds.core.GeneratorBasedBuilder
+    expected = [
+        (isinstance(getattr(shuffle, "MAX_MEM_BUFFER_SIZE", None), int),
+         "shuffle.MAX_MEM_BUFFER_SIZE is no longer an int"),
+        (isinstance(getattr(shuffle, "HKEY_SIZE_BYTES", None), int),
+         "shuffle.HKEY_SIZE_BYTES is gone"),
+        (probe is not None and all(hasattr(probe, a) for a in ("_path", "_fobj", "_length", "_size")),
+         "shuffle._Bucket(path) with fields _path, _fobj, _length, _size is gone"),
+        (_params(bucket, "add") == ["self", "key", "data"], "shuffle._Bucket.add(key, data) changed"),
+        (_params(bucket, "read_values") == ["self"], "shuffle._Bucket.read_values() changed"),
+        (_params(bucket, "flush") == ["self"], "shuffle._Bucket.flush() changed"),
+        (_params(shuffle, "_hkey_to_bytes") == ["hkey"], "shuffle._hkey_to_bytes(hkey) changed"),
+        (_params(shuffle, "_read_hkey") == ["buff"], "shuffle._read_hkey(buff) changed"),
+        (_params(shuffle, "_increase_open_files_limit") == [],
+         "shuffle._increase_open_files_limit() changed"),
+        (_params(dataset_info.DatasetInfo, "initialize_from_bucket") == ["self"],
+         "DatasetInfo.initialize_from_bucket() changed"),
+        (_params(writer_lib.ExampleWriter, "write") == ["self", "path", "examples"],
+         "core.writer.ExampleWriter.write(path, examples) changed"),
+        (_params(builder, "_example_writer") == ["self"],
+         "GeneratorBasedBuilder._example_writer() changed"),
+        ((_params(builder, "_download_and_prepare") or [])[:3]
+         == ["self", "dl_manager", "download_config"],
+         "GeneratorBasedBuilder._download_and_prepare(dl_manager, download_config) changed"),
+        (_params(builder, "_create_builder_config") == ["self", "builder_config", "version"],
+         "DatasetBuilder._create_builder_config(builder_config, version) changed"),
+    ]  # fmt: skip
+    return [what for ok, what in expected if not ok]
+
+
+def check(problems: list[str], library: str, version: str) -> None:
+    if problems:
+        raise CompatError(
+            f"{library} {version} is not a version imagenet2017_tfds supports: "
+            + "; ".join(problems)
+            + ". Install a version within the bounds setup.py gives (pip install "
+            "imagenet2017-tfds pulls one), or report this so the package can follow."
+        )
+
+
+check(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
+
+
+# ---------------------------------------------------------------- TFDS: the shuffle
+
+
+class LocalBucket(shuffle._Bucket):
+    """TFDS's spill bucket, same file format, written and read with plain buffered I/O when
+    the build folder is local (remote folders keep TFDS's GFile)."""
+
+    def add(self, key, data: bytes) -> None:
+        if not fileio.is_local(self._path):
+            return super().add(key, data)
+        if self._fobj is None:
+            os.makedirs(os.path.dirname(self._path), exist_ok=True)
+            try:
+                self._fobj = open(self._path, "wb")  # noqa: SIM115  (closed by flush)
+            except OSError as e:  # 1000 buckets may pass a low open-files limit
+                if e.errno != errno.EMFILE:
+                    raise
+                shuffle._increase_open_files_limit()
+                self._fobj = open(self._path, "wb")  # noqa: SIM115
+        self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack("=Q", len(data)))
+        self._fobj.write(data)
+        self._length += 1
+        self._size += len(data)
+
+    def read_values(self):
+        if not fileio.is_local(self._path):
+            yield from super().read_values()
+            return
+        self.flush()
+        if not os.path.exists(self._path):  # nothing was added
+            return
+        head_size = shuffle.HKEY_SIZE_BYTES + 8
+        with open(self._path, "rb") as f:
+            while head := f.read(head_size):
+                (size,) = struct.unpack("=Q", head[shuffle.HKEY_SIZE_BYTES :])
+                yield shuffle._read_hkey(head[: shuffle.HKEY_SIZE_BYTES]), f.read(size)
+
+
+@contextlib.contextmanager
+def tuned(shuffle_buffer_bytes: int | None = None):
+    """For one build: TFDS's shuffler spills past `shuffle_buffer_bytes` into LocalBuckets.
+    Spilling early changes no byte of the output (both ways sort by the same hashed keys)
+    and keeps memory flat in the corpus size: the real release spills anyway."""
+    saved = shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket
+    shuffle.MAX_MEM_BUFFER_SIZE = shuffle_buffer_bytes or SHUFFLE_BUFFER_BYTES
+    shuffle._Bucket = LocalBucket
+    try:
+        yield
+    finally:
+        shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket = saved
+
+
+# ---------------------------------------------------------------- TFDS: metadata, writer
+
+
+def skip_metadata_bucket(info: tfds.core.DatasetInfo) -> tfds.core.DatasetInfo:
+    """imagenet2017 is never on TFDS's metadata bucket, and the lookup leaves an empty
+    temporary folder behind for every builder made before a build."""
+    info.initialize_from_bucket = lambda: None
+    return info
+
+
+ExampleWriter = writer_lib.ExampleWriter  # the base of `_example_writer`'s result
+
+
+# ---------------------------------------------------------------- Beam: the FnApiRunner's data loss
+
+# Verified with bench/beam_data_loss.py and 20 builds of the 1 GB benchmark corpus.
+BEAM_VERIFIED = ("2.77.0",)
+
+
+def _beam_problems(worker_handlers, data_plane) -> list[str]:
+    stream = getattr(data_plane, "TimeBasedBufferingClosableOutputStream", None)
+    return [what for ok, what in [
+        (isinstance(getattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", None), int),
+         "fn_api_runner.worker_handlers.DATA_BUFFER_TIME_LIMIT_MS is no longer an int"),
+        (stream is not None, "worker.data_plane.TimeBasedBufferingClosableOutputStream is gone"),
+    ] if not ok]  # fmt: skip
+
+
+@contextlib.contextmanager
+def beam_fixes(use_beam: bool):
+    """For one Beam build: the workaround for the FnApiRunner's lost bundle input.
+
+    Apache Beam's FnApiRunner (the DirectRunner's engine, and the local portable job service)
+    sends a bundle's input to a worker through a TimeBasedBufferingClosableOutputStream: a
+    thread flushes it every DATA_BUFFER_TIME_LIMIT_MS (1 s) with `callback(get()); _clear()`,
+    while `write` takes no lock, so whatever is written between the two is dropped and the
+    worker processes a partial bundle as if complete. A time limit of 0 makes the runner use
+    the size-based stream, with no flush thread: nothing races. Guarded by the version it was
+    verified on; another version must be verified first (bench/beam_data_loss.py).
+    """
+    if not use_beam:
+        yield
+        return
+    import apache_beam
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+    from apache_beam.runners.worker import data_plane
+
+    version = apache_beam.__version__
+    check(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
+    if version not in BEAM_VERIFIED:
+        raise CompatError(
+            f"apache-beam {version}: its FnApiRunner loses bundle input in the versions "
+            f"checked ({', '.join(BEAM_VERIFIED)}), and this package's workaround has not been "
+            f"verified on {version}. Install apache-beam=={BEAM_VERIFIED[-1]}, or verify it "
+            "with `python bench/beam_data_loss.py` and add the version to "
+            "compat.BEAM_VERIFIED."
+        )
+    saved = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
+    try:
+        yield
+    finally:
+        worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = saved

@@ -1,0 +1,34 @@
+"""What differs between the two configs, carried by each config as TFDS's `VocConfig` carries
+its data: the archives it needs, its classes, its plan and its example function. Plain
+Python: the builder adds the TFDS features. A new config is a new Task, not edits elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from imagenet2017_tfds import classes, examples, layout, plans
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # the config name
+    challenge: str  # the ILSVRC task folder: CLS-LOC or DET
+    parts: tuple[str, ...]  # the archives it needs (inputs.ARCHIVES keys)
+    classes: Callable[[], classes.ClassList]
+    plan: Callable[[plans.Context], dict[str, plans.SplitPlan]]
+    example: Callable[[examples.Item, bytes], dict]
+
+    def __reduce__(self):  # pickled by name: Beam ships tasks to its workers
+        return task, (self.name,)
+
+
+CLSLOC = Task("clsloc", layout.CLSLOC, ("clsloc",), classes.clsloc, plans.clsloc,
+              examples.clsloc_example)  # fmt: skip
+DET = Task("det", layout.DET, ("det", "det_test"), classes.det, plans.det, examples.det_example)
+TASKS = {t.name: t for t in (CLSLOC, DET)}
+
+
+def task(name: str) -> Task:
+    return TASKS[name]
