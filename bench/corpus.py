@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 import subprocess
 import tarfile
@@ -146,6 +147,8 @@ def write_corpus(folder: Path, size_mb: float, seed: int = 0) -> Path:
     with open(archive, "rb") as f:
         while chunk := f.read(8 << 20):
             md5.update(chunk)
+    counts = {"train": n_train, "validation": n_val, "test": n_test}
+    (folder / "counts.json").write_text(json.dumps(counts) + "\n")
     (folder / "checksums.tsv").write_text(
         f"filename\tsize\tmd5\tsha256\n{archive.name}\t{archive.stat().st_size}\t{md5.hexdigest()}\t\n"
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import card, compat, generate, locking, tasks, writing
+from imagenet2017_tfds import card, compat, generate, inputs, locking, tasks, writing
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
@@ -127,9 +127,11 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         try:
             return dl_manager.manual_dir
         except AssertionError as e:  # TFDS's own check: a missing or empty folder
+            parts = self.builder_config.task.parts
+            needed = " and ".join(inputs.archive_names(p) for p in parts)
             raise MissingInputError(
-                f"imagenet2017/{self.builder_config.name}: {e} See the README's 'What to "
-                "download, where to put it'."
+                f"imagenet2017/{self.builder_config.name} needs {needed} (or the tree "
+                f"extracted from them) in the manual folder: {e}"
             ) from None
 
     def _decoded_splits(self, splits) -> set[str]:

@@ -182,14 +182,17 @@ def test_unknown_det_class_names_the_file(release, tmp_path, monkeypatch):
     assert_nothing_loads(tmp_path / "data", "det")
 
 
-def test_det_test_list_of_the_other_set_is_not_held_against_the_images(
+def test_det_test_list_naming_the_other_archives_images_holds_nothing_against_them(
     release, tmp_path, monkeypatch
 ):
-    # If the DET archive's own test.txt named the 2017 images, it would say nothing about the
-    # earlier test images beside it: they are counted instead, and the build succeeds.
+    # The DET archive's own test.txt naming a 2017 image (held by DET_test_new) is not a
+    # missing image; its own earlier test images, named by no list, are kept and recorded.
     sums = rewrite(release, "det", {"ImageSets/DET/test.txt": b"ILSVRC2017_test_00000001 1\n"})
     builder = api_build(
         release.manual_dir, tmp_path / "data", config="det", checksums=sums, monkeypatch=monkeypatch
     )
-    assert builder.info.splits["test_previous"].num_examples == 3
-    assert builder.info.splits["test"].num_examples == 4
+    assert builder.info.splits["test"].num_examples == 3 + 4
+    meta = json.loads((Path(builder.data_dir) / "metadata.json").read_text())
+    assert meta["unlisted_members"] == [
+        f"Data/DET/test/ILSVRC2016_test_{n:08d}.JPEG" for n in (1, 2, 3)
+    ]
