@@ -70,4 +70,3 @@ def parse_imageset(text: str, where: str) -> list[tuple[str, str]]:
             )
         rows.append((fields[0], fields[1] if len(fields) > 1 else ""))
     return rows
-
