@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from imagenet2017_tfds.errors import Imagenet2017Error
 
@@ -79,8 +79,8 @@ class Recorder:
 
     def to_json(self) -> dict:
         return {
-            "skipped": [list(p.__dict__.values()) for p in sorted(set(self.skipped))],
-            "notices": [list(p.__dict__.values()) for p in sorted(set(self.notices))],
+            "skipped": [list(astuple(p)) for p in sorted(set(self.skipped))],
+            "notices": [list(astuple(p)) for p in sorted(set(self.notices))],
         }
 
     @classmethod
