@@ -51,15 +51,13 @@ class Catalog:
     @classmethod
     def from_json(cls, value: dict) -> Catalog:
         cat = cls(value["source_name"])
+        entry, annotation = codec.decoder(Entry), codec.decoder(annotations.Annotation)
         for task, split_dir, entries in value["images"]:
             table = cat.images[(task, split_dir)] = {}
-            for e in entries:
-                entry = codec.decode(Entry, e)
-                table[layout.image_id(entry.path.split("/", 3)[3])] = entry
+            for e in map(entry, entries):
+                table[layout.image_id(e.path.split("/", 3)[3])] = e
         for task, split_dir, table in value["annotations"]:
-            cat.annotations[(task, split_dir)] = {
-                i: codec.decode(annotations.Annotation, a) for i, a in table.items()
-            }
+            cat.annotations[(task, split_dir)] = {i: annotation(a) for i, a in table.items()}
         cat.imagesets = {(t, n): text for t, n, text in value["imagesets"]}
         cat.devkit = {k: v.encode("latin-1") for k, v in value["devkit"].items()}
         cat.problems = codec.decode(list[Problem], value["problems"])

@@ -9,6 +9,8 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
+from typing import Any
 
 
 def encode(value):
@@ -27,19 +29,32 @@ def _field_types(cls) -> tuple:
     return tuple(hints[f.name] for f in dataclasses.fields(cls))
 
 
-def decode(kind, value):
-    """`value` as `kind`: a dataclass, `X | None`, tuple[X, ...], frozenset[X], list[X], or a
-    plain JSON type."""
+def _identity(value):
+    return value
+
+
+@functools.cache
+def decoder(kind) -> Callable[[Any], Any]:
+    """A function reading values of `kind` (a dataclass, `X | None`, tuple[X, ...],
+    tuple[X, Y], frozenset[X], list[X], or a plain JSON type), built once per type: a cached
+    catalog holds millions of records."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return decode(inner, value)
+        (inner,) = [decoder(a) for a in args if a is not type(None)]
+        return lambda v: None if v is None else inner(v)
     if dataclasses.is_dataclass(kind):
-        return kind(*(decode(t, v) for t, v in zip(_field_types(kind), value, strict=True)))
+        fields = [decoder(t) for t in _field_types(kind)]
+        if all(f is _identity for f in fields):
+            return lambda v: kind(*v)
+        return lambda v: kind(*[f(x) for f, x in zip(fields, v, strict=True)])
     if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-        return tuple(decode(a, v) for a, v in zip(args, value, strict=True))
+        parts = [decoder(a) for a in args]
+        return lambda v: tuple(f(x) for f, x in zip(parts, v, strict=True))
     if origin in (tuple, list, frozenset, set):
-        return origin(decode(args[0], v) for v in value)
-    return value
+        inner = decoder(args[0])
+        return origin if inner is _identity else (lambda v: origin(map(inner, v)))
+    return _identity
+
+
+def decode(kind, value):
+    return decoder(kind)(value)
