@@ -31,6 +31,7 @@ from bench.corpus import write_corpus  # noqa: E402
 BIN = Path(sys.executable).parent
 START_UP = "tfds build start-up (--help)"
 DECODE_TRAIN = "ours: cached, decode_train"
+ONE_WORKER = "ours: cached, 1 worker"
 FLOOR = "floor: md5 + rapidgzip"
 
 
@@ -158,6 +159,10 @@ def main(argv=None) -> int:
             [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(corpus), "--data_dir", str(work / f"peer{i}")], False),
         "ours: first build": lambda i: (tfds_build(work / f"first{i}"), False),
         "ours: verdict cached": lambda i: (tfds_build(work / f"second{i}", download_dir=cached), False),
+        # The generation phase (verdict and scan cached) in this process alone: against the
+        # row above (a worker process per core), the speed-up of the workers.
+        ONE_WORKER: lambda i: (tfds_build(work / f"one{i}", download_dir=cached,
+                                          config='{"name": "clsloc", "workers": 1}'), False),
         # Validation and test images are always decoded once; this decodes every train image too.
         DECODE_TRAIN: lambda i: (tfds_build(work / f"decode{i}", download_dir=cached,
                                             config='{"name": "clsloc", "decode_train": true}'), False),
@@ -246,6 +251,10 @@ def main(argv=None) -> int:
         images = json.loads((corpus / "counts.json").read_text())["train"]
         result["decode_train"] = {"extra_seconds": extra, "images": images,
                                   "ms_per_image": 1000 * extra / images}  # fmt: skip
+    one = by_name.get(ONE_WORKER)
+    if cached_row and one and cached_row["seconds"] and one["seconds"]:
+        result["workers_speedup"] = {"workers": os.cpu_count(),
+                                     "speedup": one["seconds"] / cached_row["seconds"]}  # fmt: skip
     start_up, floor = by_name.get(START_UP), by_name.get(FLOOR)
     if reference and start_up and floor:
         # No `tfds build` of this corpus can beat starting the CLI and then reading the file
@@ -289,6 +298,9 @@ def main(argv=None) -> int:
         bound = result["bound"]
         print(f"bound for any `tfds build` of this corpus (start-up + floor): {bound['seconds']:.2f} s "
               f"= {bound['ratio_to_gzip']:.2f}x gzip -dc")  # fmt: skip
+    if "workers_speedup" in result:
+        w = result["workers_speedup"]
+        print(f"generation with {w['workers']} worker processes vs 1: {w['speedup']:.2f}x")
     if "decode_train" in result:
         d = result["decode_train"]
         print(f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "

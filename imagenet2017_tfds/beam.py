@@ -8,21 +8,16 @@ annotations and nothing is rebuilt per element.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 from etils import epath
 
-from imagenet2017_tfds import codec, fileio, generate
+from imagenet2017_tfds import codec, fileio, generate, ranges
 from imagenet2017_tfds.examples import Item
 from imagenet2017_tfds.prepare import Prepared
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source, Tarball
 from imagenet2017_tfds.tasks import Task
-
-# About 16 MB of members per element: enough elements for every worker, each small enough
-# that a worker's output for it stays modest.
-RANGE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -40,11 +35,6 @@ class RangeTask:
         return self.range_file + ".problems"
 
 
-def range_count(items: list, min_ranges: int) -> int:
-    total = sum(e.size for e, _ in items)
-    return max(1, min(len(items), max(min_ranges, math.ceil(total / RANGE_BYTES))))
-
-
 def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
                 min_ranges: int = 2) -> dict:  # fmt: skip
     """split -> [RangeTask]; the range files go to `work_dir` (storage every worker reads)."""
@@ -56,10 +46,7 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
             source = prepared.source(part)
             if isinstance(source, Tarball):
                 source = Tarball(source.path, source.index_file, parallelization=1)
-            n = range_count(items, min_ranges)
-            bounds = [round(i * len(items) / n) for i in range(n + 1)]
-            for k in range(n):
-                chunk = items[bounds[k] : bounds[k + 1]]
+            for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
                 fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
                 rt = RangeTask(task, split, source, str(path), len(chunk),

@@ -15,13 +15,13 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import card, compat, generate, inputs, locking, tasks, writing
+from imagenet2017_tfds import card, compat, generate, inputs, locking, tasks, workers, writing
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
-OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train")
+OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers")
 
 
 def _clsloc_features(names: list[str]) -> tfds.features.FeaturesDict:
@@ -61,21 +61,29 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
     decode_train: bool = False  # decode every train image fully too (validation, test always)
+    workers: int = 0  # processes generating examples: 0 one per core, 1 the main process only
 
 
 class SplitExamples:
-    """A split's examples, sized so TFDS's progress bar shows a known total."""
+    """A split's examples, sized so TFDS's progress bar shows a known total: from worker
+    processes (serialized there) when there is a pool, else from this process."""
 
-    def __init__(self, prepared: Prepared, split: str, task: tasks.Task, decode: bool):
+    def __init__(self, prepared: Prepared, split: str, task: tasks.Task, decode: bool, pool):
         self.prepared, self.split, self.task, self.decode = prepared, split, task, decode
+        self.pool = pool
 
     def __len__(self) -> int:
         return len(self.prepared.splits[self.split])
 
     def __iter__(self):
-        for part, items in sorted(self.prepared.splits[self.split].parts.items()):
-            yield from generate.keyed_examples(self.task, self.prepared.source(part), items,
-                                               self.prepared.recorder, self.decode)  # fmt: skip
+        prepared, parts = self.prepared, self.prepared.splits[self.split].parts
+        if self.pool is not None:
+            sources = prepared.inputs.parts
+            yield from self.pool.examples(self.task, sources, parts, prepared.recorder, self.decode)
+            return
+        for part, items in sorted(parts.items()):
+            yield from generate.keyed_examples(self.task, prepared.source(part), items,
+                                               prepared.recorder, self.decode)  # fmt: skip
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -159,9 +167,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # TFDS writes the splits one after the other in this order: smallest first, so that
         # a damaged image in validation or test stops the build in minutes, not after train.
         order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split]))
-        return {s: SplitExamples(prepared, s, config.task, s in decoded) for s in order}
+        return {s: SplitExamples(prepared, s, config.task, s in decoded, self._pool) for s in order}
 
     _use_beam = False
+    _pool: workers.Pool | None = None
 
     def download_and_prepare(self, *args, **kwargs):
         config_dir = os.path.dirname(os.fspath(self.data_path))
@@ -172,8 +181,15 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
-        with compat.tuned(), compat.beam_fixes(self._use_beam):
-            result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        count = workers.count(self.builder_config.workers)
+        self._pool = workers.Pool(count) if count > 1 and not self._use_beam else None
+        try:
+            with compat.tuned(), compat.beam_fixes(self._use_beam), \
+                    compat.preserialized(self.info.features, workers.Serialized):  # fmt: skip
+                result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        finally:
+            if self._pool is not None:
+                self._pool.close()
         recorder = self._prepared.recorder
         if self._use_beam:
             from imagenet2017_tfds import beam

@@ -1,6 +1,7 @@
 """One pass over a source: where every image is, and every annotation and list, parsed.
 
-An annotation that does not parse is recorded in the catalog (never raised here), so the
+A cached catalog is used only while the source's seek index is there too (workers and Beam
+read ranges through it). An annotation that does not parse is recorded in the catalog (never raised here), so the
 build's Recorder decides what it does, and one scan serves a strict build, a build with
 skip_bad_members and the `check` command alike. The catalog of a tarball is cached beside
 its gzip index, keyed by the archive's path, size and modification time, so a second build
@@ -107,7 +108,7 @@ def cached_scan(source: Source, cache_dir, progress=None) -> Catalog:
     path = epath.Path(cache_dir) / f"catalog-{source.name}.json"
     key = {**key, "format": FORMAT}
     cached = fileio.read_json(path)
-    if cached and cached.get("key") == key:
+    if cached and cached.get("key") == key and source.index_ready():
         return Catalog.from_json(cached["catalog"])
     cat = scan(source, progress)
     fileio.write_json(path, {"key": key, "catalog": cat.to_json()})

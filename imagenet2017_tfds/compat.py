@@ -3,6 +3,7 @@
 TFDS and Beam offer no public hook for what these do:
 - bound the memory of TFDS's shuffle (it keeps 1 GB before it spills, through TF's GFile);
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
+- let examples that worker processes serialized pass TFDS's encoder and serializer;
 - work around Beam's FnApiRunner losing a bundle's input (`beam_data_loss_workaround`).
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
@@ -19,7 +20,7 @@ import os
 import struct
 
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import dataset_info, shuffle
+from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
 from tensorflow_datasets.core import writer as writer_lib
 
 from imagenet2017_tfds import fileio
@@ -67,6 +68,13 @@ def _tfds_problems() -> list[str]:
          "GeneratorBasedBuilder._download_and_prepare(dl_manager, download_config) changed"),
         (_params(builder, "_create_builder_config") == ["self", "builder_config", "version"],
          "DatasetBuilder._create_builder_config(builder_config, version) changed"),
+        (getattr(getattr(split_builder, "example_serializer", None), "ExampleSerializer", None)
+         is example_serializer.ExampleSerializer,  # a lazy import of that module
+         "split_builder no longer takes its serializer from core.example_serializer"),
+        (_params(example_serializer.ExampleSerializer, "serialize_example")
+         == ["self", "example"], "ExampleSerializer.serialize_example(example) changed"),
+        (_params(tfds.features.FeaturesDict, "encode_example") == ["self", "example_dict"],
+         "FeaturesDict.encode_example(example_dict) changed"),
     ]  # fmt: skip
     return [what for ok, what in expected if not ok]
 
@@ -146,7 +154,32 @@ def skip_metadata_bucket(info: tfds.core.DatasetInfo) -> tfds.core.DatasetInfo:
     return info
 
 
-ExampleWriter = writer_lib.ExampleWriter  # the base of `_example_writer`'s result
+# ---------------------------------------------------------------- TFDS: serialized examples
+
+
+@contextlib.contextmanager
+def preserialized(features: tfds.features.FeaturesDict, serialized: type[bytes]):
+    """For one build: a generator may yield examples already serialized (instances of
+    `serialized`, a bytes type), which `features` (the builder's) and the writer's serializer
+    pass unchanged. TFDS builds its writer's serializer from
+    `example_serializer.ExampleSerializer` and encodes every example with
+    `features.encode_example`, with no hook for examples encoded and serialized elsewhere."""
+
+    class _PassingSerializer(example_serializer.ExampleSerializer):
+        def serialize_example(self, example):
+            if isinstance(example, serialized):
+                return bytes(example)
+            return super().serialize_example(example)
+
+    encode = features.encode_example
+    features.encode_example = lambda ex: ex if isinstance(ex, serialized) else encode(ex)
+    saved = example_serializer.ExampleSerializer
+    example_serializer.ExampleSerializer = _PassingSerializer
+    try:
+        yield
+    finally:
+        example_serializer.ExampleSerializer = saved
+        del features.encode_example
 
 
 # ---------------------------------------------------------------- Beam: the FnApiRunner's data loss

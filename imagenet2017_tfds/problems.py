@@ -46,6 +46,7 @@ class Recorder:
     mode: str = STRICT
     skipped: list[Problem] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)
+    quiet: bool = False  # in a worker process: the main process logs what it merges
 
     @classmethod
     def for_build(cls, skip_bad_members: bool) -> Recorder:
@@ -55,7 +56,7 @@ class Recorder:
         """A member the build cannot use: raise (strict) or leave it out and record it."""
         if self.mode == STRICT:
             raise error
-        if self.mode == SKIP:
+        if self.mode == SKIP and not self.quiet:
             logging.warning("Skipping %s: %s", member, error)
         self.skipped.append(Problem(member, kind, str(error)))
 
@@ -70,7 +71,11 @@ class Recorder:
         """Something worth knowing that stops nothing: the member is kept."""
         self.notices.append(Problem(member, kind, reason))
 
-    def merge(self, other: Recorder) -> None:
+    def merge(self, other: Recorder, log: bool = False) -> None:
+        """Adds what `other` recorded; with `log`, logs its skips as this process's own."""
+        if log and self.mode == SKIP:
+            for p in other.skipped:
+                logging.warning("Skipping %s: %s", p.member, p.reason)
         self.skipped += other.skipped
         self.notices += other.notices
 

@@ -6,7 +6,7 @@ build at the benchmark's steady-state rate; the README gives the measurement.)
 
 from __future__ import annotations
 
-from imagenet2017_tfds import compat
+from tensorflow_datasets.core import writer as writer_lib  # compat.py checks its shape
 
 
 def canonical(serialized: bytes) -> bytes:
@@ -16,7 +16,7 @@ def canonical(serialized: bytes) -> bytes:
     return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
 
 
-class CanonicalExampleWriter(compat.ExampleWriter):
+class CanonicalExampleWriter(writer_lib.ExampleWriter):
     """Every record in protobuf's deterministic form."""
 
     def write(self, path, examples):

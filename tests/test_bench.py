@@ -10,7 +10,7 @@ from tests.conftest import ROOT, build_env
 NAMES = {
     "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
     "ours: first build", "ours: verdict cached", "ours: verify (md5 alone)", "ours: cached verdict check", "ours: Beam 1 worker", "ours: Beam 2 workers",
-    "tfds build start-up (--help)", "ours: cached, decode_train",
+    "tfds build start-up (--help)", "ours: cached, decode_train", "ours: cached, 1 worker",
 }  # fmt: skip
 
 
@@ -45,6 +45,7 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
     assert result["machine"]["cores"] >= 1
     counts = json.loads((tmp_path / "w" / "corpus" / "counts.json").read_text())
     assert result["decode_train"]["images"] == counts["train"] > 0
+    assert result["workers_speedup"]["speedup"] > 0
 
 
 def test_a_failed_run_is_reported_with_its_last_line():

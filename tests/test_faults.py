@@ -223,27 +223,36 @@ def test_concurrent_builds_on_one_data_dir_do_not_corrupt_each_other(release, tm
     assert not list((data / "imagenet2017" / "clsloc").glob("incomplete.*"))
 
 
-def build_fails_keeping_nothing(release, tmp_path, monkeypatch, match: str) -> None:
+def build_fails_keeping_nothing(release, tmp_path, monkeypatch, match: str, **options) -> None:
     with pytest.raises(errors.ConsistencyError, match=match):
         api_build(
             release.manual_dir, tmp_path / "data", checksums=release.checksums,
-            monkeypatch=monkeypatch,
+            monkeypatch=monkeypatch, **options,
         )  # fmt: skip
     assert_nothing_loads(tmp_path / "data")
 
 
-def test_an_example_lost_on_the_way_fails_the_build_naming_it(release, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_example_lost_on_the_way_fails_the_build_naming_it(
+    release, tmp_path, monkeypatch, workers
+):
     from imagenet2017_tfds import generate
+    from imagenet2017_tfds import workers as workers_lib
 
-    real = generate.keyed_examples
+    # As a broken runner would: one example never reaches the writer.
+    if workers == 1:
+        real, owner, name = generate.keyed_examples, generate, "keyed_examples"
+    else:
+        real, owner, name = workers_lib.Pool.examples, workers_lib.Pool, "examples"
 
     def lossy(*args, **kwargs):
         for key, ex in real(*args, **kwargs):
-            if ex["file_name"] != "n01440764_9999.JPEG":  # as a broken runner would
+            if not key.endswith("n01440764_9999"):
                 yield key, ex
 
-    monkeypatch.setattr(generate, "keyed_examples", lossy)
-    build_fails_keeping_nothing(release, tmp_path, monkeypatch, f"first missing member: {TRAIN}")
+    monkeypatch.setattr(owner, name, lossy)
+    build_fails_keeping_nothing(release, tmp_path, monkeypatch,
+                                f"first missing member: {TRAIN}", workers=workers)  # fmt: skip
 
 
 def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatch):

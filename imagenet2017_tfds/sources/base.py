@@ -50,3 +50,7 @@ class Source(abc.ABC):
     def cache_key(self) -> dict | None:
         """What identifies this source's content for cached scans; None: do not cache."""
         return None
+
+    def index_ready(self) -> bool:
+        """Whether reads of a range can start at it (a tarball's gzip index is written)."""
+        return True

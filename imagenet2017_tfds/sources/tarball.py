@@ -29,6 +29,9 @@ class Tarball(Source):
     def cache_key(self) -> dict:
         return fileio.stat_key(self.path)
 
+    def index_ready(self) -> bool:
+        return self.index_file is None or self.index_file.exists()
+
     @contextlib.contextmanager
     def _open(self, use_index: bool = True):
         with contextlib.ExitStack() as stack:
