@@ -90,3 +90,10 @@ def readable_name(config: str, index: int) -> str:
     """The human-readable name of class `index` (ClassLabel order) of `config`."""
     lst = for_config(config)
     return lst.names[lst.wnids[index]]
+
+
+def class_names(config: str) -> list[str]:
+    """The human-readable names of `config`'s classes in label (ClassLabel) order:
+    `class_names(config)[label]` names `label`, whose ClassLabel name is its WNID."""
+    lst = for_config(config)
+    return [lst.names[wnid] for wnid in lst.wnids]
