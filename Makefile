@@ -23,7 +23,7 @@ demo: venv
 
 test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q tests
+	$(RUN) python -m pytest -q tests imagenet2017/imagenet2017_dataset_builder_test.py
 
 lint: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .

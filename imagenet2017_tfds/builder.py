@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from imagenet2017_tfds import card, classes, generate, locking, writing
 from imagenet2017_tfds.errors import ConsistencyError
@@ -53,6 +54,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
+    # TFDS reads get_metadata() (README.md, CITATIONS.bib, TAGS.txt) from pkg_dir_path, by
+    # default this module's folder; the card lives in the dataset folder `imagenet2017/`.
+    pkg_dir_path = epath.Path(card.DATASET_FOLDER)
 
     def _info(self) -> tfds.core.DatasetInfo:
         name = self.builder_config.name
@@ -161,6 +165,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         for split_skips in image_skips.values():
             skipped.update(split_skips)
         self.info.metadata["skipped_members"] = [list(s) for s in sorted(skipped.items())]
+        # Readable names aligned with the labels; the ClassLabel names stay WNIDs.
+        self.info.metadata["class_names"] = classes.class_names(self.builder_config.name)
         if skipped:
             print(f"Skipped {len(skipped)} bad members (skip_bad_members); listed in "
                   "metadata.json under skipped_members.", flush=True)  # fmt: skip

@@ -1,0 +1,51 @@
+"""TFDS's own builder test, on dummy_data/: the miniature release as an extracted tree, written
+by tests/dummy_data.py (tests/test_dataset_folder.py keeps the two in sync)."""
+
+import os
+import shutil
+
+from tensorflow_datasets import testing
+
+from imagenet2017 import imagenet2017_dataset_builder
+
+
+def _listing(folder) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)  # fmt: skip
+
+
+class _DummyData:
+    """What the tests of both configs share (not a TestCase: pytest would collect it)."""
+
+    DATASET_CLASS = imagenet2017_dataset_builder.Builder
+    SKIP_CHECKSUMS = True  # manual download only: no URL is ever fetched
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dummy_files = _listing(cls.dummy_data)
+
+    def setUp(self):
+        super().setUp()
+        # The test case patches DownloadManager.manual_dir to dummy_data/; the builder may
+        # read the manual dir setting itself, TFDS's default DATA_DIR/downloads/manual. A
+        # copy, not a symlink: the temporary folder's cleanup would delete through it.
+        shutil.copytree(self.dummy_data, os.path.join(self.tmp_dir, "downloads", "manual"))
+
+    def tearDown(self):
+        super().tearDown()
+        # download_dir is patched to dummy_data/ too: a tree leaves no cache there.
+        self.assertEqual(_listing(self.dummy_data), self.dummy_files)
+
+
+class ClslocTest(_DummyData, testing.DatasetBuilderTestCase):
+    BUILDER_CONFIG_NAMES_TO_TEST = ["clsloc"]
+    SPLITS = {"train": 14, "validation": 10, "test": 5}
+
+
+class DetTest(_DummyData, testing.DatasetBuilderTestCase):
+    BUILDER_CONFIG_NAMES_TO_TEST = ["det"]
+    SPLITS = {"train": 9, "validation": 10, "test": 4, "test_previous": 3}
+
+
+if __name__ == "__main__":
+    testing.test_main()
