@@ -56,7 +56,9 @@ def main(argv=None) -> int:
         boxes += real
         first = sorted({names[i] for i in batch["labels"][0].numpy() if i >= 0})
         print(
-            f"step {step}: images {tuple(batch['image'].shape)}, boxes {tuple(batch['boxes'].shape)}, {real} real boxes; first image: {', '.join(first) or 'none'}"
+            f"step {step}: images {tuple(batch['image'].shape)}, "
+            f"boxes {tuple(batch['boxes'].shape)}, {real} real boxes; "
+            f"first image: {', '.join(first) or 'none'}"
         )
     return boxes
 

@@ -10,7 +10,8 @@ from imagenet2017 import imagenet2017_dataset_builder
 
 
 def _listing(folder) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)  # fmt: skip
+    files = (os.path.join(d, f) for d, _, names in os.walk(folder) for f in names)
+    return sorted(os.path.relpath(path, folder) for path in files)
 
 
 class _DummyData:

@@ -103,8 +103,8 @@ def _run_grain_example(data_dir, steps: int, workers: int) -> dict:
 
 
 def _train_labels(tarball_release) -> Counter:
-    clsloc = classes.clsloc()
-    return Counter(clsloc.index(e.label) for e in tarball_release.expected["clsloc"]["train"].values())  # fmt: skip
+    train = tarball_release.expected["clsloc"]["train"].values()
+    return Counter(classes.clsloc().index(e.label) for e in train)
 
 
 def test_grain_example_reads_an_array_record_build_without_tensorflow(
