@@ -28,12 +28,12 @@ demo: venv
 
 test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q tests
+	$(RUN) python -m pytest -q tests imagenet2017/imagenet2017_dataset_builder_test.py
 
 test-oldest: venv
 	[ -d $(OLDEST) ] || { rm -rf $(OLDEST).tmp && $(VENV)/bin/pip install --quiet --no-deps \
 	  --target $(OLDEST).tmp tensorflow-datasets==$(TFDS_OLDEST) && mv $(OLDEST).tmp $(OLDEST); }
-	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q tests
+	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q tests imagenet2017/imagenet2017_dataset_builder_test.py
 
 lint: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .

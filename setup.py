@@ -1,6 +1,16 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithoutTests(build_py):
+    """The dataset folder's test needs its dummy_data/, which stays in the repository."""
+
+    def find_package_modules(self, package, package_dir):
+        modules = super().find_package_modules(package, package_dir)
+        return [m for m in modules if not m[1].endswith("_test")]
+
 
 setup(
     name="imagenet2017-tfds",
@@ -9,8 +19,13 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["imagenet2017_tfds", "imagenet2017_tfds.*"]),
-    package_data={"imagenet2017_tfds": ["data/*"]},
+    # `imagenet2017` is TFDS's dataset folder: the builder reads its card from there.
+    packages=find_packages(include=["imagenet2017_tfds", "imagenet2017_tfds.*", "imagenet2017"]),
+    package_data={
+        "imagenet2017_tfds": ["data/*"],
+        "imagenet2017": ["README.md", "CITATIONS.bib", "TAGS.txt"],
+    },
+    cmdclass={"build_py": BuildPyWithoutTests},
     install_requires=[
         "tensorflow>=2.16",
         "tensorflow-datasets>=4.9.7,<4.10",  # tested: 4.9.7 (make test-oldest), 4.9.10
@@ -20,12 +35,17 @@ setup(
         "pillow>=10",
         "etils[epath]",
         "tqdm",
-        "matplotlib",
         "array_record",
-        "psutil",
+        "filelock",
         "mlcroissant",
         "importlib_resources",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "ruff"]},
+    # Only a tool needs these; each says which extra to install when it is missing.
+    extras_require={
+        "bench": ["psutil"],
+        "show": ["matplotlib"],
+        "grain": ["grain"],
+        "test": ["pytest", "hypothesis", "dill", "ruff", "psutil", "matplotlib", "grain"],
+    },
     entry_points={"console_scripts": ["imagenet2017-tfds=imagenet2017_tfds.cli:main"]},
 )

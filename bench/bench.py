@@ -21,7 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
+try:
+    import psutil
+except ImportError:
+    sys.exit("bench/bench.py measures memory and CPU with psutil, which is not installed: "
+             "pip install 'imagenet2017-tfds[bench]'")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

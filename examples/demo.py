@@ -35,9 +35,10 @@ def build(config: str, manual_dir: Path, data_dir: Path, env: dict) -> None:
 def show(config: str, data_dir: Path) -> None:
     import tensorflow_datasets as tfds
 
-    import imagenet2017_tfds
+    import imagenet2017_tfds  # noqa: F401  (registers the builder)
 
     builder = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir))
+    names = builder.info.metadata["class_names"]  # readable, in label order
     print(f"\nimagenet2017/{config}: {builder.data_dir}")
     order = ("train", "validation", "test")  # the build writes smallest first
     for split, info in sorted(builder.info.splits.items(), key=lambda s: order.index(s[0])):
@@ -50,10 +51,10 @@ def show(config: str, data_dir: Path) -> None:
             first = first or ex
         line = f"  {split:14s} {n:3d} examples ({info.num_shards} shard), {boxes:3d} boxes"
         if config == "clsloc" and first["label"] >= 0:
-            name = imagenet2017_tfds.readable_name("clsloc", int(first["label"]))
+            name = names[first["label"]]
             line += f"; e.g. {first['file_name'].decode()} {first['image'].shape} = {name}"
         elif len(first["objects"]["label"]):
-            name = imagenet2017_tfds.readable_name("det", int(first["objects"]["label"][0]))
+            name = names[first["objects"]["label"][0]]
             line += f"; e.g. {first['file_name'].decode()} has a {name}"
         print(line)
 

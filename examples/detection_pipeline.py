@@ -46,14 +46,19 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--max_boxes", type=int, default=32)
     args = parser.parse_args(argv)
+    # Readable names in label order, published in the dataset's metadata.json.
+    names = tfds.builder("imagenet2017/det", data_dir=args.data_dir).info.metadata["class_names"]
     boxes = 0
     for step, batch in enumerate(
         pipeline(args.data_dir, args.split, args.batch, args.size, args.max_boxes).take(args.steps)
     ):
         real = int(tf.reduce_sum(tf.cast(batch["labels"] >= 0, tf.int32)))
         boxes += real
+        first = sorted({names[i] for i in batch["labels"][0].numpy() if i >= 0})
         print(
-            f"step {step}: images {tuple(batch['image'].shape)}, boxes {tuple(batch['boxes'].shape)}, {real} real boxes"
+            f"step {step}: images {tuple(batch['image'].shape)}, "
+            f"boxes {tuple(batch['boxes'].shape)}, {real} real boxes; "
+            f"first image: {', '.join(first) or 'none'}"
         )
     return boxes
 

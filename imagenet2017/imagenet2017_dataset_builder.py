@@ -4,5 +4,6 @@ dataset-folder convention); the implementation lives in the installed package.""
 from imagenet2017_tfds import builder
 
 
-class Builder(builder.Imagenet2017):
+# The package registers `imagenet2017` (Imagenet2017): this alias must not register it twice.
+class Builder(builder.Imagenet2017, skip_registration=True):
     """ImageNet ILSVRC2017 (see imagenet2017_tfds.builder)."""

@@ -10,7 +10,7 @@ import importlib.abc
 import importlib.util
 import sys
 
-__all__ = ["Imagenet2017", "Imagenet2017Config", "readable_name"]
+__all__ = ["Imagenet2017", "Imagenet2017Config", "class_names", "readable_name"]
 
 _TFDS = "tensorflow_datasets"
 
@@ -46,8 +46,8 @@ def __getattr__(name: str):
         from imagenet2017_tfds import builder
 
         return getattr(builder, name)
-    if name == "readable_name":
-        from imagenet2017_tfds.classes import readable_name
+    if name in ("class_names", "readable_name"):
+        from imagenet2017_tfds import classes
 
-        return readable_name
+        return getattr(classes, name)
     raise AttributeError(f"module 'imagenet2017_tfds' has no attribute {name!r}")

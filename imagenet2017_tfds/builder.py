@@ -14,8 +14,19 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
-from imagenet2017_tfds import card, compat, generate, inputs, locking, tasks, workers, writing
+from imagenet2017_tfds import (
+    card,
+    classes,
+    compat,
+    generate,
+    inputs,
+    locking,
+    tasks,
+    workers,
+    writing,
+)
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
@@ -100,6 +111,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     ]  # fmt: skip
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
+    # TFDS reads get_metadata() (README.md, CITATIONS.bib, TAGS.txt) from pkg_dir_path, by
+    # default this module's folder; the card lives in the dataset folder `imagenet2017/`.
+    pkg_dir_path = epath.Path(card.DATASET_FOLDER)
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
@@ -204,6 +218,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         and how it was verified, what was skipped, and what was kept though unlisted."""
         prepared = self._prepared
         meta = self.info.metadata
+        # Readable names aligned with the labels; the ClassLabel names stay WNIDs.
+        meta["class_names"] = classes.class_names(self.builder_config.name)
         meta["inputs"] = {
             part: {"release": prepared.inputs.releases[part], "verified": prepared.verified[part]}
             for part in sorted(prepared.inputs.parts)

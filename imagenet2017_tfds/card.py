@@ -1,5 +1,11 @@
 """The dataset card: descriptions, citation, homepage, terms (shared by the builder and docs)."""
 
+from pathlib import Path
+
+# TFDS's dataset folder: the `tfds build` module, README.md, CITATIONS.bib, TAGS.txt. It sits
+# beside this package both in the repository and in site-packages (the wheel ships it).
+DATASET_FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017"
+
 HOMEPAGE = "https://image-net.org/challenges/LSVRC/2017/"
 
 CITATION = """\

@@ -113,3 +113,10 @@ def det_object_label(name: str, where: str) -> int:
         f"{where}: object <name> {name!r} is not one of the 200 DET WNIDs (map_det.txt). "
         "The annotation is damaged: fix it, or build with skip_bad_members."
     )
+
+
+def class_names(config: str) -> list[str]:
+    """The human-readable names of `config`'s classes in label (ClassLabel) order:
+    `class_names(config)[label]` names `label`, whose ClassLabel name is its WNID."""
+    lst = for_config(config)
+    return [lst.names[wnid] for wnid in lst.wnids]

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import math
 
+from imagenet2017_tfds.errors import Imagenet2017Error
+
 
 def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise Imagenet2017Error(
+            f"imagenet2017-tfds show draws with matplotlib, which is not installed ({e}). "
+            "Install it with: pip install 'imagenet2017-tfds[show]'"
+        ) from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import tensorflow_datasets as tfds
 
-    from imagenet2017_tfds import classes
+    from imagenet2017_tfds import classes, reading
 
-    lst = classes.for_config(config)
-    ds = tfds.load(f"imagenet2017/{config}", split=split, data_dir=data_dir)
-    examples = list(tfds.as_numpy(ds.take(count)))
+    # Short readable names in label order: "tench" for "tench, Tinca tinca".
+    names = [name.split(",")[0] for name in classes.class_names(config)]
+    builder = reading.builder(data_dir, config)
+    examples = list(reading.examples(builder, split, count=count))  # TFRecord or ArrayRecord
     cols = max(1, math.ceil(math.sqrt(len(examples))))
     rows = max(1, math.ceil(len(examples) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
@@ -32,12 +39,11 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
         ):
             ax.add_patch(plt.Rectangle((xmin * width, ymin * height), (xmax - xmin) * width,
                                        (ymax - ymin) * height, fill=False, color="yellow", lw=1.5))  # fmt: skip
-            name = lst.names[lst.wnids[label]].split(",")[0]
-            ax.text(xmin * width, ymin * height, name, color="black", fontsize=7,
+            ax.text(xmin * width, ymin * height, names[label], color="black", fontsize=7,
                     backgroundcolor="yellow", va="bottom")  # fmt: skip
         title = ex["file_name"].decode()
         if config == "clsloc" and ex["label"] >= 0:
-            title += "\n" + lst.names[lst.wnids[ex["label"]]].split(",")[0]
+            title += "\n" + names[ex["label"]]
         ax.set_title(title, fontsize=7)
     fig.tight_layout()
     fig.savefig(output, dpi=100)

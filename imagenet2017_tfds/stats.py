@@ -30,19 +30,17 @@ HEADER = ["split", "examples", "boxes/image", "no boxes", "annotated", "blacklis
 
 
 def collect(data_dir: str, config: str) -> list[SplitStats]:
-    import tensorflow_datasets as tfds
     from tqdm import auto as tqdm
 
-    import imagenet2017_tfds  # noqa: F401  (registers the builder)
+    from imagenet2017_tfds import reading
 
-    builder = tfds.builder(f"imagenet2017/{config}", data_dir=data_dir)
-    wanted = {k: v for k, v in builder.info.features.items() if k != "image"}
+    builder = reading.builder(data_dir, config)
     out = []
     for split in builder.info.splits:
-        ds = builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding(wanted))
         s = SplitStats(split, classes=Counter())
         total = builder.info.splits[split].num_examples
-        for ex in tqdm.tqdm(tfds.as_numpy(ds), desc=f"{config} {split}", total=total, leave=False):
+        rows = reading.examples(builder, split, image=False)  # TFRecord or ArrayRecord
+        for ex in tqdm.tqdm(rows, desc=f"{config} {split}", total=total, leave=False):
             n = len(ex["objects"]["label"])
             s.examples += 1
             s.boxes += n

@@ -82,3 +82,13 @@ def cli_builds(tarball_release, tmp_path_factory):
     for config in ("clsloc", "det"):
         tfds_build(config, tarball_release.manual_dir, data_dir, tarball_release.checksums)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def array_record_builds(tarball_release, tmp_path_factory):
+    """Both configs built from the tarballs with `--file_format array_record`."""
+    data_dir = tmp_path_factory.mktemp("array-record-data")
+    for config in ("clsloc", "det"):
+        tfds_build(config, tarball_release.manual_dir, data_dir, tarball_release.checksums,
+                   "--file_format", "array_record")  # fmt: skip
+    return data_dir

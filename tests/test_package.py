@@ -1,5 +1,7 @@
 """The installable package: what `pip install .` puts on a user's machine."""
 
+import ast
+import re
 import subprocess
 import sys
 import zipfile
@@ -27,7 +29,7 @@ def test_wheel_ships_data_entry_point_and_runtime_dependencies(tmp_path):
                  "ILSVRC2015_det_validation_blacklist.txt"):  # fmt: skip
         assert f"imagenet2017_tfds/data/{data}" in names
     assert shipped_checksums == (ROOT / "checksums.tsv").read_bytes()
-    assert not any(n.startswith(("tests/", "imagenet2017/")) for n in names)
+    assert not any(n.startswith("tests/") for n in names)  # imagenet2017/: test_dataset_folder
     requires = [
         line.split(":", 1)[1].strip()
         for line in metadata.splitlines()
@@ -39,10 +41,15 @@ def test_wheel_ships_data_entry_point_and_runtime_dependencies(tmp_path):
         "apache-beam",
         "lxml",
         "rapidgzip",
+        "filelock",
         "mlcroissant",
         "importlib_resources",
     ):
         assert any(r.replace("_", "-").startswith(dep.replace("_", "-")) for r in requires), dep
+    # Only a tool needs these: extras, each named by the tool's message when missing.
+    for extra, dep in (("bench", "psutil"), ("show", "matplotlib"), ("grain", "grain")):
+        assert f'{dep}; extra == "{extra}"' in requires, (extra, dep)
+        assert dep not in requires, dep
     assert "imagenet2017-tfds = imagenet2017_tfds.cli:main" in entry_points
 
 
@@ -52,10 +59,16 @@ def test_requirements_pin_what_setup_py_requires():
         for line in (ROOT / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    setup = (ROOT / "setup.py").read_text()
-    start = setup.index("install_requires=[")
-    block = setup[start : setup.index("]", start)]
-    required = {r.split(">")[0].split("[")[0].strip().lower() for r in block.split('"')[1::2]}
+    call = next(
+        node for node in ast.walk(ast.parse((ROOT / "setup.py").read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
+    )  # fmt: skip
+    kwargs = {k.arg: k.value for k in call.keywords}
+    deps = ast.literal_eval(kwargs["install_requires"])
+    for extra in ast.literal_eval(kwargs["extras_require"]).values():
+        deps += extra  # the dev venv installs every extra too
+    required = {re.split(r"[<>=\[;]", d)[0].strip().lower() for d in deps}
+    assert "filelock" in required and "grain" in required
     assert required <= pinned, required - pinned
 
 

@@ -112,9 +112,8 @@ def test_detection_example_pads_boxes(cli_builds):
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])
-def test_array_record_build_loads_with_random_access(cli_builds, tarball_release, tmp_path, config):
-    tfds_build(config, tarball_release.manual_dir, tmp_path, tarball_release.checksums,
-               "--file_format", "array_record")  # fmt: skip
+def test_array_record_build_loads_with_random_access(cli_builds, array_record_builds, config):
+    tmp_path = array_record_builds
     source = tfds.data_source(f"imagenet2017/{config}", split="validation", data_dir=str(tmp_path))
     expected = readback.examples(cli_builds, config, "validation")
     assert len(source) == len(expected)

@@ -1,0 +1,40 @@
+"""Writes `imagenet2017/dummy_data/`, the miniature release TFDS's dataset-folder test builds
+(`imagenet2017/imagenet2017_dataset_builder_test.py`), as the tree `tar xzf` leaves. Trees are
+not digest-verified, so it needs no checksums file. The devkit is left out: it is optional,
+and its data files would be most of the bytes. Run it after changing tests/minirelease.py:
+
+    PYTHONPATH=. python -m tests.dummy_data
+
+tests/test_dataset_folder.py fails while the committed folder differs from what this writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests import minirelease
+
+FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017" / "dummy_data"
+PARTS = ("clsloc", "det", "det_test")
+
+
+def write(folder: Path = FOLDER) -> minirelease.Release:
+    shutil.rmtree(folder, ignore_errors=True)
+    return minirelease.write_release(folder, form="tree", parts=PARTS)
+
+
+def split_sizes(release: minirelease.Release) -> dict[str, dict[str, int]]:
+    """config -> split -> examples, with the builder's split names."""
+    rename = {"test2016": "test_previous"}
+    return {
+        config: {rename.get(split, split): len(examples) for split, examples in splits.items()}
+        for config, splits in release.expected.items()
+    }
+
+
+if __name__ == "__main__":
+    release = write()
+    files = [p for p in FOLDER.rglob("*") if p.is_file()]
+    print(f"Wrote {len(files)} files, {sum(p.stat().st_size for p in files):,d} bytes, to {FOLDER}")
+    print(split_sizes(release))

@@ -1,0 +1,111 @@
+"""TFDS's dataset folder `imagenet2017/`: the card get_metadata() reads (README.md,
+CITATIONS.bib, TAGS.txt), its dummy_data/ in sync with the miniature release, and the wheel
+shipping the card where the installed builder finds it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests import dummy_data
+from tests.conftest import ROOT
+
+FOLDER = ROOT / "imagenet2017"
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_folder_holds_what_tfds_new_creates():
+    for name in ("imagenet2017_dataset_builder.py", "imagenet2017_dataset_builder_test.py",
+                 "README.md", "CITATIONS.bib", "TAGS.txt"):  # fmt: skip
+        assert (FOLDER / name).is_file(), name
+    assert (FOLDER / "dummy_data" / "ILSVRC" / "Data" / "CLS-LOC").is_dir()
+
+
+def test_dummy_data_is_what_tests_dummy_data_writes(tmp_path):
+    release = dummy_data.write(tmp_path / "dummy_data")
+    committed = _files(dummy_data.FOLDER)
+    regenerated = _files(tmp_path / "dummy_data")
+    assert sorted(committed) == sorted(regenerated), "run: PYTHONPATH=. python -m tests.dummy_data"
+    changed = [name for name in committed if committed[name] != regenerated[name]]
+    assert not changed, f"differ: {changed}; run: PYTHONPATH=. python -m tests.dummy_data"
+    # The SPLITS of TFDS's test are the release's own answer key.
+    from imagenet2017 import imagenet2017_dataset_builder_test as tfds_test
+
+    sizes = dummy_data.split_sizes(release)
+    assert sizes["clsloc"] == tfds_test.ClslocTest.SPLITS
+    assert sizes["det"] == tfds_test.DetTest.SPLITS
+
+
+def _expected_card():
+    tags = [line.split("#")[0].strip() for line in (FOLDER / "TAGS.txt").read_text().splitlines()]
+    return (
+        (FOLDER / "README.md").read_text(),
+        (FOLDER / "CITATIONS.bib").read_text(),
+        [t for t in tags if t],
+    )
+
+
+def test_get_metadata_reads_the_card_from_the_dataset_folder(tmp_path):
+    from tensorflow_datasets.core import dataset_metadata
+
+    from imagenet2017 import imagenet2017_dataset_builder
+    from imagenet2017_tfds import Imagenet2017, card
+
+    description, citation, tags = _expected_card()
+    assert "clsloc" in description and "det" in description and "manual_dir" in description
+    assert citation == card.CITATION + "\n"  # the builder's fallback says the same
+    assert tags and set(tags) <= set(dataset_metadata.valid_tags())
+    for cls in (Imagenet2017, imagenet2017_dataset_builder.Builder):
+        metadata = cls.get_metadata()
+        assert (metadata.description, metadata.citation, metadata.tags) == (
+            description, citation, tags,
+        )  # fmt: skip
+    info = Imagenet2017(data_dir=tmp_path, config="det").info  # DatasetInfo strips them
+    assert (info.description, info.citation) == (description.strip(), citation.strip())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, cwd=out,
+    )  # fmt: skip
+    (path,) = out.glob("imagenet2017_tfds-*.whl")
+    return path
+
+
+def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_path):
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        for name in ("README.md", "CITATIONS.bib", "TAGS.txt"):
+            assert z.read(f"imagenet2017/{name}") == (FOLDER / name).read_bytes()
+    assert "imagenet2017/imagenet2017_dataset_builder.py" in names
+    # The test and its dummy data stay in the repository.
+    assert not any("dummy_data" in n or n.endswith("_test.py") for n in names)
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+         str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code = (
+        "import imagenet2017_tfds, tensorflow_datasets as tfds\n"
+        "print(imagenet2017_tfds.Imagenet2017.pkg_dir_path)\n"
+        "print(imagenet2017_tfds.Imagenet2017.get_metadata().citation)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder, citation = result.stdout.split("\n", 1)
+    assert folder == str(site / "imagenet2017")
+    assert citation.rstrip("\n") == (FOLDER / "CITATIONS.bib").read_text().rstrip("\n")
