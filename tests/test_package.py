@@ -112,3 +112,10 @@ def test_making_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
     builder = Imagenet2017(data_dir=tmp_path / "data", config="clsloc")
     assert builder.info.features["label"].num_classes == 1000
     assert list(scratch.iterdir()) == []
+
+
+def test_the_tests_version_folder_is_the_builders():
+    from imagenet2017_tfds import builder
+    from tests import readback
+
+    assert str(builder.Imagenet2017.VERSION) == readback.VERSION
