@@ -10,13 +10,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def test_wheel_ships_data_entry_point_and_runtime_dependencies(tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, cwd=tmp_path,
-    )  # fmt: skip
-    (wheel,) = tmp_path.glob("imagenet2017_tfds-*.whl")
+def test_wheel_ships_data_entry_point_and_runtime_dependencies(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         meta = next(n for n in names if n.endswith("METADATA"))
