@@ -196,7 +196,7 @@ class Pool:
         for part, items in sorted(parts.items()):
             source = sources[part]
             if isinstance(source, Tarball):  # one thread a worker: the workers fill the cores
-                source = Tarball(source.path, source.index_file, parallelization=1)
+                source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for chunk in ranges.cut(items, self.workers):
                 jobs.append(Job(task, source, chunk, recorder.mode, decode))
         procs = self._start()
