@@ -65,6 +65,8 @@ class Run:
     delivered: int
     missing_chunks: list[int]
     seconds: float
+    flushes: int  # messages the consumer received
+    largest_flush: int  # bytes in the largest: one gRPC message, capped at 2 GB by protobuf
 
     @property
     def lost(self) -> int:
@@ -94,11 +96,13 @@ def one_run(total_mb: int, chunk_mb: float, drain_mb_s: float, queue_mb: int, pa
     sent = ByteBoundedQueue(queue_mb << 20)
     delivered = [0]
     seen: list[int] = []
+    sizes: list[int] = []
 
     def drain() -> None:  # the gRPC sender: slower than a memory copy
         while (data := sent.get()) is not None:
             time.sleep(len(data) / (drain_mb_s * 1e6))
             delivered[0] += len(data)
+            sizes.append(len(data))
             # Lost data is always whole writes, so what arrives is whole chunks: read their
             # numbers (a flush that split a chunk would show up as a wrong number, too).
             seen.extend(
@@ -126,7 +130,8 @@ def one_run(total_mb: int, chunk_mb: float, drain_mb_s: float, queue_mb: int, pa
     consumer.join()
     seconds = time.perf_counter() - start
     missing = sorted(set(range(n_chunks)) - set(seen))
-    return Run(type(stream).__name__, n_chunks * chunk_size, delivered[0], missing, seconds)
+    return Run(type(stream).__name__, n_chunks * chunk_size, delivered[0], missing, seconds,
+               len(sizes), max(sizes, default=0))  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
         runs.append(run)
         lost = f", chunks missing: {run.missing_chunks[:10]}" if run.missing_chunks else ""
         print(f"run {k + 1}: {run.stream_class}: written {run.written} bytes, delivered "
-              f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s")  # fmt: skip
+              f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s; "
+              f"{run.flushes} messages, largest {run.largest_flush >> 20} MB")  # fmt: skip
     lossy = [r for r in runs if r.lost]
     seconds = statistics.median(r.seconds for r in runs)
     summary = {
@@ -171,12 +177,13 @@ def main(argv=None) -> int:
         "stream_class": runs[0].stream_class, "runs": len(runs), "runs_with_loss": len(lossy),
         "bytes_written": sum(r.written for r in runs), "bytes_lost": sum(r.lost for r in runs),
         "median_mb_s": runs[0].written / seconds / 1e6,
+        "largest_message_mb": max(r.largest_flush for r in runs) / (1 << 20),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "options": vars(args), "each": [asdict(r) | {"lost": r.lost} for r in runs],
     }  # fmt: skip
     print(f"{len(lossy)} of {len(runs)} runs lost data ({summary['bytes_lost']} of "
-          f"{summary['bytes_written']} bytes); median {summary['median_mb_s']:.0f} MB/s; "
-          f"peak RSS {summary['max_rss_mb']:.0f} MB")  # fmt: skip
+          f"{summary['bytes_written']} bytes); median {summary['median_mb_s']:.0f} MB/s; largest "
+          f"message {summary['largest_message_mb']:.0f} MB; peak RSS {summary['max_rss_mb']:.0f} MB")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

@@ -70,11 +70,37 @@ def child(variant: str, trace_file: str, argv: list[str]) -> int:
 
     from imagenet2017_tfds import compat
 
-    trace = {"variant": variant, "streams": Counter(), "servicer_time_limit_ms": []}
+    trace = {"variant": variant, "streams": Counter(), "servicer_time_limit_ms": [],
+             "bytes_written": 0, "bytes_sent": 0, "streams_short": 0, "largest_message": 0}  # fmt: skip
     create = data_plane.ClosableOutputStream.create
 
     def traced_create(close_callback, flush_callback, data_buffer_time_limit_ms):
-        stream = create(close_callback, flush_callback, data_buffer_time_limit_ms)
+        # Per stream: the bytes the runner writes, against the bytes the stream hands to the
+        # data channel's send queue (its callbacks); a gap is data the stream dropped.
+        counts = {"written": 0, "sent": 0}
+
+        def counted(callback):
+            def send(data):
+                counts["sent"] += len(data)
+                trace["largest_message"] = max(trace["largest_message"], len(data))
+                return callback(data)
+
+            return send
+
+        def close():
+            unwrapped_close()
+            trace["bytes_written"] += counts["written"]
+            trace["bytes_sent"] += counts["sent"]
+            trace["streams_short"] += counts["sent"] < counts["written"]
+
+        stream = create(counted(close_callback), counted(flush_callback), data_buffer_time_limit_ms)
+        unwrapped_write, unwrapped_close = stream.write, stream.close
+
+        def write(b, *args):
+            counts["written"] += len(b)
+            return unwrapped_write(b, *args)
+
+        stream.write, stream.close = write, close  # what fn_runner calls on this instance
         trace["streams"][type(stream).__name__] += 1
         return stream
 
@@ -144,7 +170,10 @@ def build(variant: str, corpus: Path, data_dir: Path, cache: Path, log: Path, en
             "loss_lines": lost[:3], "examples": splits, "log": str(log),
             "streams": trace.get("streams"),
             "servicer_time_limit_ms": trace.get("servicer_time_limit_ms"),
-            "time_limit_ms_after": trace.get("time_limit_ms_after")}  # fmt: skip
+            "time_limit_ms_after": trace.get("time_limit_ms_after"),
+            "runner_bytes_written": trace.get("bytes_written"), "runner_bytes_sent": trace.get("bytes_sent"),
+            "runner_streams_short": trace.get("streams_short"),
+            "largest_message_mb": round(trace.get("largest_message", 0) / 2**20)}  # fmt: skip
 
 
 def schedule(runs: int, unpatched: int, locked_write: int = 0) -> list[str]:
@@ -166,6 +195,8 @@ def summarize(results: list[dict], command: str) -> tuple[dict, str]:
         by[variant] = {
             "builds": len(rows), "passed": len(ok), "failed": len(rows) - len(ok),
             "lost_examples": sum(1 for r in rows if r["loss_lines"]),
+            "dropped_by_stream": sum(1 for r in rows if r["runner_streams_short"]),
+            "bytes_dropped": sum((r["runner_bytes_written"] or 0) - (r["runner_bytes_sent"] or 0) for r in rows),
             "median_seconds_passed": statistics.median(r["seconds"] for r in ok) if ok else None,
             "median_peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rows),
             "stream_classes": sorted({c for r in rows for c in (r["streams"] or {})}),
@@ -173,23 +204,27 @@ def summarize(results: list[dict], command: str) -> tuple[dict, str]:
         }  # fmt: skip
     lines = [
         f"Command (each build): `{command}`", "",
-        "| variant | builds | passed | failed | failed with lost examples | median s (passed) "
-        "| median peak RSS MB | input stream class the runner used | servicer time limit ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | builds | passed | failed | failed with lost examples | builds whose runner "
+        "streams dropped bytes | bytes dropped | median s (passed) | median peak RSS MB "
+        "| input stream class the runner used | servicer time limit ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for variant, s in by.items():
         secs = f"{s['median_seconds_passed']:.1f}" if s["median_seconds_passed"] else "-"
         lines.append(
             f"| {variant} | {s['builds']} | {s['passed']} | {s['failed']} | {s['lost_examples']} "
-            f"| {secs} | {s['median_peak_rss_mb']:.0f} | {', '.join(s['stream_classes'])} "
+            f"| {s['dropped_by_stream']} | {s['bytes_dropped']} | {secs} | {s['median_peak_rss_mb']:.0f} | {', '.join(s['stream_classes'])} "
             f"| {', '.join(map(str, s['servicer_time_limit_ms']))} |"
         )
-    lines += ["", "| # | variant | exit | s | peak RSS MB | load | examples per split / loss |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| # | variant | exit | s | peak RSS MB | load | runner bytes written / sent "
+              "| largest message MB | examples per split / loss |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for i, r in enumerate(results, 1):
         what = r["loss_lines"][0][-160:] if r["loss_lines"] else json.dumps(r["examples"])
         lines.append(f"| {i} | {r['variant']} | {r['exit_status']} | {r['seconds']:.1f} "
-                     f"| {r['peak_rss_mb']} | {r['load_1min_at_start']:.1f} | {what} |")  # fmt: skip
+                     f"| {r['peak_rss_mb']} | {r['load_1min_at_start']:.1f} "
+                     f"| {r['runner_bytes_written']} / {r['runner_bytes_sent']} "
+                     f"| {r['largest_message_mb']} | {what} |")  # fmt: skip
     return by, "\n".join(lines) + "\n"
 
 
@@ -209,6 +244,8 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", help="a corpus from bench/corpus.py (written if absent)")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "beam-proof"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "beam-proof.json"))
+    parser.add_argument("--load", type=int, default=0,
+                        help="busy processes beside the builds (the machine's own load counts too)")  # fmt: skip
     args = parser.parse_args(argv)
 
     from bench.corpus import write_corpus
@@ -231,6 +268,20 @@ def main(argv=None) -> int:
     command = (f"IMAGENET2017_CHECKSUMS=CORPUS/checksums.tsv PYTHONPATH=REPO tfds build imagenet2017 "
                f"--imports imagenet2017_tfds --config clsloc --manual_dir CORPUS --data_dir D "
                f"--download_dir CACHE --beam_pipeline_options={DIRECT}")  # fmt: skip
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        results = run_builds(args, corpus, cache, work, env, command)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    by, markdown = summarize(results, command)
+    print(markdown)
+    patched = by.get("patched", {})
+    return 0 if patched.get("failed") == 0 else 1
+
+
+def run_builds(args, corpus: Path, cache: Path, work: Path, env: dict, command: str) -> list[dict]:
     results = []
     order = schedule(args.runs, args.unpatched, args.locked_write)
     for i, variant in enumerate(order, 1):
@@ -243,11 +294,10 @@ def main(argv=None) -> int:
         by, markdown = summarize(results, command)
         out = Path(args.out)
         out.write_text(json.dumps({"corpus_mb": sum(f.stat().st_size for f in corpus.glob("*.tar.gz")) / 1e6,
-                                   "cores": os.cpu_count(), "summary": by, "builds": results}, indent=2) + "\n")  # fmt: skip
+                                   "cores": os.cpu_count(), "busy_processes": args.load,
+                                   "summary": by, "builds": results}, indent=2) + "\n")  # fmt: skip
         out.with_suffix(".md").write_text(markdown)
-    print(markdown)
-    patched = by.get("patched", {})
-    return 0 if patched.get("failed") == 0 else 1
+    return results
 
 
 if __name__ == "__main__":
