@@ -55,12 +55,21 @@ def wait_for_port(port: int, process, timeout=120.0) -> None:
     raise AssertionError(f"nothing listens on port {port}")
 
 
+# Beam's local job service, with the limit compat.beam_fixes sets in a build's own process: this
+# one runs the FnApiRunner in a process of its own (the README's command).
+JOB_SERVICE = (
+    "import sys; from apache_beam.runners.portability.fn_api_runner import worker_handlers; "
+    "worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0; from apache_beam.runners.portability import "
+    "local_job_service_main; local_job_service_main.run(sys.argv[1:])"
+)
+
+
 @pytest.fixture
 def portable_services(tmp_path):
     job_port, pool_port = free_port(), free_port()
     env = build_env(None)
     commands = [
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(job_port)],
+        [sys.executable, "-c", JOB_SERVICE, "--port", str(job_port)],
         [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)],
     ]  # fmt: skip
     logs = [open(tmp_path / f"service{i}.log", "w") for i in range(2)]  # noqa: SIM115
