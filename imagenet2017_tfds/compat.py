@@ -203,7 +203,7 @@ def _beam_problems(worker_handlers, data_plane) -> list[str]:
     server_init = getattr(getattr(worker_handlers, "GrpcServer", None), "__init__", None)
     try:
         probe = create(None, None, 0) if callable(create) else None  # no thread at 0
-    except Exception:  # noqa: BLE001  (any failure means the signature changed)
+    except Exception:  # any failure means the signature changed
         probe = None
     return [what for ok, what in [
         (isinstance(getattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", None), int),
