@@ -1,0 +1,326 @@
+"""Build imagenet2017 through Apache Beam on a local engine, in one command
+(`make beam-build RUNNER=flink CONFIG=clsloc MANUAL_DIR=D DATA_DIR=O WORKERS=2`):
+
+  python examples/beam_build.py --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
+
+- flink: Beam's Flink job server (Java) with its embedded Flink cluster (`--flink-master=[local]`,
+  WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
+  ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
+  the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+- prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
+  every bundle on one SDK worker process (it ignores the number of workers).
+- direct: Beam's DirectRunner, WORKERS processes.
+
+The workers get the package as a cluster's would: Beam builds an sdist from setup.py
+(`setup_file`) and stages it, the boot pip-installs it, and the repository is not on the
+workers' PYTHONPATH (`--no-setup-file` skips this and lets them import the repository).
+Everything it starts listens on loopback and is stopped when the build ends, fails, times out
+or is interrupted; it exits with the build's status. The environment passes through
+(IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEAM = ROOT / "examples" / "beam"
+POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
+CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
+BIN = Path(sys.executable).parent
+FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
+# The Flink job server's heap. Flink's embedded cluster runs in it (a GroupByKey sorts in its
+# managed memory and spills to disk), so it need not hold the data: without a bound the JVM
+# takes a quarter of the RAM and grew to 7 GB on a 1 GB corpus.
+JVM_HEAP = "1g"
+JVM_LOG = ["-Dorg.slf4j.simpleLogger.showDateTime=true",
+           "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"]  # fmt: skip
+READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
+
+
+class LaunchError(Exception):
+    pass
+
+
+def cached(name: str, make, lock_timeout: float = 900) -> Path:
+    """CACHE/name, made once by make(partial folder) under a lock (parallel builds, clones)."""
+    from filelock import FileLock
+
+    target = CACHE / name
+    if (target / ".complete").exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock", timeout=lock_timeout):
+        if (target / ".complete").exists():
+            return target
+        partial = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{name}-"))
+        try:
+            make(partial)
+            (partial / ".complete").touch()
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def run_tool(command: list[str], what: str, timeout: float, **kwargs) -> None:
+    if shutil.which(command[0]) is None:
+        raise LaunchError(f"{what} needs `{command[0]}` on PATH, which is not there: install it")
+    print(f"beam_build: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise LaunchError(f"{what} did not finish within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-4000:]
+        raise LaunchError(f"{what} failed (exit {result.returncode}):\n{output}")
+    print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
+
+
+def flink_classpath() -> Path:
+    """The job server's jars (about 160, 150 MB), named by the pom's hash."""
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+
+    def fetch(folder: Path) -> None:
+        command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+                   f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
+        run_tool(command, "fetching Beam's Flink job server from Maven Central", timeout=900)
+
+    return cached(f"flink-job-server-{digest}", fetch)
+
+
+def prism_binary() -> Path:
+    """Prism at the Python SDK's version, built from the Go module proxy."""
+    import apache_beam
+
+    version = apache_beam.__version__
+
+    def build(folder: Path) -> None:
+        module = f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{version}"
+        env = dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod")
+        run_tool(["go", "install", module], "building Prism with go install", 1800, env=env)
+
+    return cached(f"prism-{version}", build) / "prism"
+
+
+class Services:
+    """Processes started for one build, each in its own process group (a job server's SDK
+    workers are in the server's group), all stopped on exit."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.started: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def start(self, name: str, command: list[str], env: dict, ready: str | None = None):
+        """Starts a service logging to a file, and with `ready` waits for its log to match
+        and returns group 1; without, a command whose output is this process's."""
+        if ready is None:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)  # fmt: skip
+            self.started.append((name, process, None))
+            return process
+        log = self.work / f"{name}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.started.append((name, process, log))
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            found = re.search(ready, log.read_text(errors="replace"))
+            if found:
+                return found.group(1)
+            if process.poll() is not None:
+                raise LaunchError(f"{name} exited with {process.returncode} before it was "
+                                  f"ready:\n{tail(log)}")  # fmt: skip
+            time.sleep(0.2)
+        raise LaunchError(f"{name} was not ready within {READY_SECONDS} s (its log never "
+                          f"matched {ready!r}):\n{tail(log)}")  # fmt: skip
+
+    def stop(self) -> None:
+        for _, process, _ in reversed(self.started):
+            signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, process, _ in reversed(self.started):
+            exit_status(process, max(0.1, deadline - time.monotonic()))
+            signal_group(process, signal.SIGKILL)  # and whatever it left in its group
+            process.wait()
+
+
+def exit_status(process: subprocess.Popen, timeout: float | None) -> int | None:
+    """Waits for the process to end without reaping it: while it is a zombie its process group
+    id cannot be reused, so signalling the group reaches only what it started."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        if process.returncode is not None:
+            return process.returncode
+        done = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if done is not None:
+            killed = done.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+            return -done.si_status if killed else done.si_status
+        time.sleep(0.1)
+    return None
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    if process.returncode is None:  # not reaped: the group id is still its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def boot_wrapper(work: Path) -> Path:
+    """The PROCESS environment's command: one executable, so a two-line wrapper."""
+    wrapper = work / "beam_boot"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{BOOT}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def worker_env(env: dict, setup_file: bool) -> dict:
+    """The environment of the engine and its SDK workers: with setup_file, without the
+    repository on PYTHONPATH (what else is there stays, e.g. another TFDS)."""
+    if not setup_file:
+        return env
+    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != ROOT]  # fmt: skip
+    return dict(env, PYTHONPATH=os.pathsep.join(keep))
+
+
+def start_engine(args, services: Services, env: dict) -> list[str]:
+    """Starts the runner's services; returns its pipeline options."""
+    if args.runner == "direct":
+        return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
+                "direct_running_mode=multi_processing"]  # fmt: skip
+    # The engine's and the workers' temporary files (Flink's spill files too) go into the
+    # work folder; packages the workers install, into the cache (by content, so once).
+    tmp = services.work / "tmp"
+    tmp.mkdir(exist_ok=True)
+    wenv = dict(worker_env(env, args.setup_file), TMPDIR=str(tmp),
+                BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
+                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
+    if args.runner == "flink":
+        classpath = flink_classpath()
+        command = ["java", f"-Xmx{args.jvm_heap}", f"-Djava.io.tmpdir={tmp}", *JVM_LOG,
+                   "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
+                   "--job-port=0", "--artifact-port=0", "--expansion-port=-1",
+                   f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
+        port = services.start("flink-job-server", command, wenv, r"JobService started on \S+:(\d+)")
+        # Flink's parallelism is its task slots; one SDK worker process per slot.
+        # Workers are kept for the whole job: without, every stage starts its own (importing
+        # TensorFlow again).
+        engine = [f"parallelism={args.workers}", f"sdk_worker_parallelism={args.workers}",
+                  "environment_cache_millis=3600000"]  # fmt: skip
+    else:
+        command = [str(prism_binary()), "--job_port=0", "--serve_http=false", "--log_kind=text"]
+        port = services.start("prism", command, wenv, r"endpoint=\S+:(\d+)")
+        engine = []
+    config = json.dumps({"command": str(boot_wrapper(services.work))})
+    options = ["runner=PortableRunner", f"job_endpoint=localhost:{port}",
+               "environment_type=PROCESS", f"environment_config={config}", *engine]  # fmt: skip
+    if args.setup_file:
+        options.append(f"setup_file={ROOT / 'setup.py'}")
+    return options
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--runner", choices=["flink", "prism", "direct"], default="flink")
+    parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
+    parser.add_argument("--manual_dir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
+    parser.add_argument("--workers", type=int, default=2, help="SDK worker processes, Flink slots")
+    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
+    parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
+                        help="workers import the repository instead of a staged sdist")  # fmt: skip
+    parser.add_argument("--timeout", type=float, help="stop everything after this many seconds")
+    parser.add_argument("--work_dir", help="logs and staged files (default: a temporary folder)")
+    parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, not {args.workers}")
+    return args
+
+
+def tfds_command(args, options: list[str]) -> list[str]:
+    command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
+               "--config", args.config, "--manual_dir", args.manual_dir,
+               "--data_dir", args.data_dir, "--beam_pipeline_options=" + ",".join(options)]  # fmt: skip
+    if args.download_dir:
+        command += ["--download_dir", args.download_dir]
+    return command + args.tfds_args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # A termination request unwinds like Ctrl-C, so everything started is stopped.
+    signal.signal(signal.SIGTERM, interrupt)
+    env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(ROOT) not in pythonpath:  # the submitter imports the repository's package
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), *pythonpath]))
+    keep = args.work_dir is not None
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="imagenet2017-beam-"))
+    work.mkdir(parents=True, exist_ok=True)
+    services = Services(work)
+    status, started = 1, time.monotonic()
+    try:
+        command = tfds_command(args, start_engine(args, services, env))
+        print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
+        build = services.start("tfds-build", command, env)
+        timeout = None if args.timeout is None else args.timeout - (time.monotonic() - started)
+        status = exit_status(build, timeout)
+        if status is None:
+            print(f"beam_build: the build did not finish within {args.timeout:.0f} s; "
+                  "stopping it", file=sys.stderr)  # fmt: skip
+            status = 124
+    except LaunchError as e:
+        print(f"beam_build: {e}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:
+        print("beam_build: interrupted; stopping what it started", file=sys.stderr)
+        status = 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not stop the stopping
+            signal.signal(sig, signal.SIG_IGN)
+        services.stop()
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+        if status < 0:  # the build was killed by a signal: the shell's convention
+            status = 128 - status
+        if status != 0:
+            for log in sorted(work.glob("*.log")):
+                print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
+        if not keep and status == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        elif status != 0:
+            print(f"beam_build: logs kept in {work}", file=sys.stderr)
+    print(f"beam_build: exit {status} after {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
