@@ -45,7 +45,7 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
         for part, items in sorted(plan.parts.items()):
             source = prepared.source(part)
             if isinstance(source, Tarball):
-                source = Tarball(source.path, source.index_file, parallelization=1)
+                source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
                 fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())

@@ -127,7 +127,7 @@ def cmd_check(args) -> int:
 def cmd_stats(args) -> int:
     from imagenet2017_tfds import stats
 
-    for config in ("clsloc", "det") if args.config == "all" else (args.config,):
+    for config in (t.name for t in _configs(args.config)):
         if not (epath.Path(args.data_dir) / "imagenet2017" / config).exists():
             if args.config == "all":
                 continue

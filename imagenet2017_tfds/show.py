@@ -42,7 +42,7 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
             ax.text(xmin * width, ymin * height, names[label], color="black", fontsize=7,
                     backgroundcolor="yellow", va="bottom")  # fmt: skip
         title = ex["file_name"].decode()
-        if config == "clsloc" and ex["label"] >= 0:
+        if "label" in ex and ex["label"] >= 0:  # a config with an image label
             title += "\n" + names[ex["label"]]
         ax.set_title(title, fontsize=7)
     fig.tight_layout()

@@ -13,8 +13,8 @@ class SplitStats:
     boxes: int = 0
     without_boxes: int = 0
     annotated: int = 0
-    blacklisted: int = 0  # clsloc: images; det: objects
-    classes: Counter | None = None  # clsloc: images per label; det: objects per label
+    blacklisted: int = 0  # images (a config with an image label), else objects
+    classes: Counter | None = None  # images per image label, else objects per box label
 
     def row(self) -> list[str]:
         counts = sorted(self.classes.values()) if self.classes else [0]
@@ -46,13 +46,17 @@ def collect(data_dir: str, config: str) -> list[SplitStats]:
             s.boxes += n
             s.without_boxes += n == 0
             s.annotated += bool(ex["annotated"])
-            if config == "clsloc":
-                s.blacklisted += bool(ex["blacklisted"])
+            # What a config holds, told by its features: an image label (CLS-LOC), or
+            # only box labels (DET); a blacklist of images, or of objects.
+            if "label" in ex:
                 if ex["label"] >= 0:
                     s.classes[int(ex["label"])] += 1
             else:
-                s.blacklisted += int(ex["objects"]["blacklisted"].sum())
                 s.classes.update(int(x) for x in ex["objects"]["label"])
+            if "blacklisted" in ex:
+                s.blacklisted += bool(ex["blacklisted"])
+            else:
+                s.blacklisted += int(ex["objects"]["blacklisted"].sum())
         out.append(s)
     return out
 

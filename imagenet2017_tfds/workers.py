@@ -162,15 +162,25 @@ class Pool:
                 p.wait()
         self._procs = []
 
+    @staticmethod
+    def _ended(proc: subprocess.Popen) -> RuntimeError:
+        return RuntimeError(
+            f"a worker process (pid {proc.pid}) ended unexpectedly with status "
+            f"{proc.wait()}; its messages are above. Build again, or with "
+            '--config \'{"name": "...", "workers": 1}\' to generate in one process.'
+        )
+
+    def _submit(self, proc: subprocess.Popen, job: Job) -> None:
+        try:
+            _send(proc.stdin, job)
+        except (BrokenPipeError, ValueError):  # ValueError: its pipe was closed
+            raise self._ended(proc) from None
+
     def _result(self, proc: subprocess.Popen):
         try:
             status, value = _receive(proc.stdout)
         except EOFError:
-            raise RuntimeError(
-                f"a worker process (pid {proc.pid}) ended unexpectedly with status "
-                f"{proc.wait()}; its messages are above. Build again, or with "
-                '--config \'{"name": "...", "workers": 1}\' to generate in one process.'
-            ) from None
+            raise self._ended(proc) from None
         if status == "error":
             raise value
         return value
@@ -186,17 +196,17 @@ class Pool:
         for part, items in sorted(parts.items()):
             source = sources[part]
             if isinstance(source, Tarball):  # one thread a worker: the workers fill the cores
-                source = Tarball(source.path, source.index_file, parallelization=1)
+                source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for chunk in ranges.cut(items, self.workers):
                 jobs.append(Job(task, source, chunk, recorder.mode, decode))
         procs = self._start()
         ahead = 2 * len(procs)
         for k, job in enumerate(jobs[:ahead]):
-            _send(procs[k % len(procs)].stdin, job)
+            self._submit(procs[k % len(procs)], job)
         for k in range(len(jobs)):
             results, recorded = self._result(procs[k % len(procs)])
             if k + ahead < len(jobs):
-                _send(procs[(k + ahead) % len(procs)].stdin, jobs[k + ahead])
+                self._submit(procs[(k + ahead) % len(procs)], jobs[k + ahead])
             recorder.merge(Recorder.from_json(recorded), log=True)
             errors = [None] * len(results)
             if decode:

@@ -92,3 +92,16 @@ def array_record_builds(tarball_release, tmp_path_factory):
         tfds_build(config, tarball_release.manual_dir, data_dir, tarball_release.checksums,
                    "--file_format", "array_record")  # fmt: skip
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The project's wheel, built once."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, cwd=out,
+    )  # fmt: skip
+    (path,) = out.glob("imagenet2017_tfds-*.whl")
+    return path

@@ -8,6 +8,7 @@ import json
 import pytest
 
 import imagenet2017_tfds
+from tests import readback
 from tests.conftest import ROOT
 
 DATA = ROOT / "imagenet2017_tfds" / "data"
@@ -41,7 +42,7 @@ def test_every_build_publishes_class_names_aligned_with_its_labels(
 
     by_wnid = _names_by_wnid(config)
     for data_dir in (cli_builds, array_record_builds):
-        folder = data_dir / "imagenet2017" / config / "1.0.0"
+        folder = data_dir / "imagenet2017" / config / readback.VERSION
         published = json.loads((folder / "metadata.json").read_text())["class_names"]
         info = tfds.builder(f"imagenet2017/{config}", data_dir=str(data_dir)).info
         assert info.metadata["class_names"] == published

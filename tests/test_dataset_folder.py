@@ -8,8 +8,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-
 from tests import dummy_data
 from tests.conftest import ROOT
 
@@ -68,18 +66,6 @@ def test_get_metadata_reads_the_card_from_the_dataset_folder(tmp_path):
         )  # fmt: skip
     info = Imagenet2017(data_dir=tmp_path, config="det").info  # DatasetInfo strips them
     assert (info.description, info.citation) == (description.strip(), citation.strip())
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, cwd=out,
-    )  # fmt: skip
-    (path,) = out.glob("imagenet2017_tfds-*.whl")
-    return path
 
 
 def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from imagenet2017_tfds import classes
+from tests import readback
 from tests.conftest import ROOT, TFDS, build_env
 from tests.test_tools import cli, parse_table
 
@@ -131,7 +132,7 @@ def test_tfds_convert_format_makes_a_tfrecord_build_readable_by_the_grain_exampl
         env=build_env(None), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = data_dir / "imagenet2017" / "clsloc" / "1.0.0"
+    folder = data_dir / "imagenet2017" / "clsloc" / readback.VERSION
     info = json.loads((folder / "dataset_info.json").read_text())
     assert info["alternativeFileFormats"] == ["array_record"]
     assert len(list(folder.glob("*.array_record-*"))) == len(list(folder.glob("*.tfrecord-*")))

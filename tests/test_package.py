@@ -10,13 +10,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def test_wheel_ships_data_entry_point_and_runtime_dependencies(tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, cwd=tmp_path,
-    )  # fmt: skip
-    (wheel,) = tmp_path.glob("imagenet2017_tfds-*.whl")
+def test_wheel_ships_data_entry_point_and_runtime_dependencies(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         meta = next(n for n in names if n.endswith("METADATA"))
@@ -112,3 +106,10 @@ def test_making_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
     builder = Imagenet2017(data_dir=tmp_path / "data", config="clsloc")
     assert builder.info.features["label"].num_classes == 1000
     assert list(scratch.iterdir()) == []
+
+
+def test_the_tests_version_folder_is_the_builders():
+    from imagenet2017_tfds import builder
+    from tests import readback
+
+    assert str(builder.Imagenet2017.VERSION) == readback.VERSION

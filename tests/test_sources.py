@@ -139,3 +139,38 @@ def test_cache_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, mon
     path = write_tarball(tmp_path / "a.tar.gz")
     monkeypatch.chdir(tmp_path)
     assert Tarball("a.tar.gz").cache_key() == Tarball(path).cache_key()
+
+
+def test_a_kept_reader_serves_every_range_with_one_index_import(tmp_path, monkeypatch):
+    from imagenet2017_tfds.sources import tarball
+
+    path = write_tarball(tmp_path / "a.tar.gz")
+    index = tmp_path / "a.gzindex"
+    entries = [e for e, _ in scan_all(Tarball(path, index_file=index))]
+    opened = []  # each opening imports the index
+    real = tarball.Tarball._open
+    monkeypatch.setattr(tarball.Tarball, "_open",
+                        lambda self, *a: (opened.append(1), real(self, *a))[1])  # fmt: skip
+    ranges = [entries[i : i + 7] for i in range(0, len(entries), 7)][::-1]  # out of order
+    for chunk in ranges:  # a fresh Tarball each time, as each unpickled job brings one
+        source = Tarball(path, index_file=index, parallelization=1, keep_open=True)
+        got = list(source.read(chunk))
+        assert [d for _, d in got] == [MEMBERS["ILSVRC/" + e.path] for e in chunk]
+    assert len(opened) == 1
+    tarball.close_kept_readers()
+
+
+def test_a_process_exits_cleanly_with_a_reader_kept_open(tmp_path):
+    import subprocess
+    import sys
+
+    path = write_tarball(tmp_path / "a.tar.gz")
+    code = (
+        "from imagenet2017_tfds.sources import Tarball\n"
+        f"t = Tarball({str(path)!r}, parallelization=1, keep_open=True)\n"
+        "entries = [e for e, _ in t.scan(lambda p: False)]\n"
+        "print(len(list(t.read(entries[:3]))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, "3\n"), result.stderr[-2000:]
