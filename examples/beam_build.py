@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAM = ROOT / "examples" / "beam"
-POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
+POM, BOOT, FLINK_CONF = BEAM / "flink-pom.xml", BEAM / "beam_boot.py", BEAM / "flink-conf"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
 FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
@@ -45,6 +45,9 @@ FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 # managed memory and spills to disk), so it need not hold the data: without a bound the JVM
 # takes a quarter of the RAM and grew to 7 GB on a 1 GB corpus.
 JVM_HEAP = "1g"
+# What an SDK worker sends the runner in one message (Beam's default: 10 MB): the job server
+# queues up to 100 such messages per stage, in its heap (examples/beam/beam_boot.py).
+OUTPUT_CHUNK_BYTES = 1 << 20
 JVM_LOG = ["-Dorg.slf4j.simpleLogger.showDateTime=true",
            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"]  # fmt: skip
 READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
@@ -54,15 +57,37 @@ class LaunchError(Exception):
     pass
 
 
-def cached(name: str, make, lock_timeout: float = 900) -> Path:
+class TimedOut(LaunchError):
+    pass
+
+
+DEADLINE: float | None = None  # --timeout: when everything must have ended
+
+
+def remaining(limit: float) -> float:
+    """Seconds a step may take: its own limit, or less when --timeout comes sooner."""
+    if DEADLINE is None:
+        return limit
+    left = DEADLINE - time.monotonic()
+    if left <= 0:
+        raise TimedOut("--timeout reached")
+    return min(limit, left)
+
+
+def cached(name: str, make) -> Path:
     """CACHE/name, made once by make(partial folder) under a lock (parallel builds, clones)."""
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     target = CACHE / name
     if (target / ".complete").exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock", timeout=lock_timeout):
+    lock = FileLock(str(target) + ".lock", timeout=remaining(1800))
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TimedOut(f"another process held {lock.lock_file} (making {target})") from None
+    try:
         if (target / ".complete").exists():
             return target
         partial = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{name}-"))
@@ -73,18 +98,20 @@ def cached(name: str, make, lock_timeout: float = 900) -> Path:
             partial.rename(target)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+    finally:
+        lock.release()
     return target
 
 
-def run_tool(command: list[str], what: str, timeout: float, **kwargs) -> None:
+def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     if shutil.which(command[0]) is None:
         raise LaunchError(f"{what} needs `{command[0]}` on PATH, which is not there: install it")
     print(f"beam_build: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
-    start = time.monotonic()
+    start, timeout = time.monotonic(), remaining(limit)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired:
-        raise LaunchError(f"{what} did not finish within {timeout:.0f} s") from None
+        raise TimedOut(f"{what} did not finish within {timeout:.0f} s") from None
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-4000:]
         raise LaunchError(f"{what} failed (exit {result.returncode}):\n{output}")
@@ -98,7 +125,7 @@ def flink_classpath() -> Path:
     def fetch(folder: Path) -> None:
         command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
-        run_tool(command, "fetching Beam's Flink job server from Maven Central", timeout=900)
+        run_tool(command, "fetching Beam's Flink job server from Maven Central", 900)
 
     return cached(f"flink-job-server-{digest}", fetch)
 
@@ -138,7 +165,8 @@ class Services:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         self.started.append((name, process, log))
-        deadline = time.monotonic() + READY_SECONDS
+        limit = remaining(READY_SECONDS)
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             found = re.search(ready, log.read_text(errors="replace"))
             if found:
@@ -147,7 +175,7 @@ class Services:
                 raise LaunchError(f"{name} exited with {process.returncode} before it was "
                                   f"ready:\n{tail(log)}")  # fmt: skip
             time.sleep(0.2)
-        raise LaunchError(f"{name} was not ready within {READY_SECONDS} s (its log never "
+        raise TimedOut(f"{name} was not ready within {limit:.0f} s (its log never "
                           f"matched {ready!r}):\n{tail(log)}")  # fmt: skip
 
     def stop(self) -> None:
@@ -217,12 +245,14 @@ def start_engine(args, services: Services, env: dict) -> list[str]:
     tmp.mkdir(exist_ok=True)
     wenv = dict(worker_env(env, args.setup_file), TMPDIR=str(tmp),
                 BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
-                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
+                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"),
+                BEAM_BOOT_OUTPUT_CHUNK_BYTES=str(OUTPUT_CHUNK_BYTES))  # fmt: skip
     if args.runner == "flink":
         classpath = flink_classpath()
         command = ["java", f"-Xmx{args.jvm_heap}", f"-Djava.io.tmpdir={tmp}", *JVM_LOG,
                    "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
                    "--job-port=0", "--artifact-port=0", "--expansion-port=-1",
+                   f"--flink-conf-dir={FLINK_CONF}",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
         port = services.start("flink-job-server", command, wenv, r"JobService started on \S+:(\d+)")
         # Flink's parallelism is its task slots; one SDK worker process per slot.
@@ -257,7 +287,9 @@ def parse_args(argv):
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the repository instead of a staged sdist")  # fmt: skip
-    parser.add_argument("--timeout", type=float, help="stop everything after this many seconds")
+    parser.add_argument(
+        "--timeout", type=float, help="stop everything after this many seconds (fetches included)"
+    )
     parser.add_argument("--work_dir", help="logs and staged files (default: a temporary folder)")
     parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
     args = parser.parse_args(argv)
@@ -276,7 +308,10 @@ def tfds_command(args, options: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    global DEADLINE
     args = parse_args(argv)
+    if args.timeout is not None:
+        DEADLINE = time.monotonic() + args.timeout
     # A termination request unwinds like Ctrl-C, so everything started is stopped.
     signal.signal(signal.SIGTERM, interrupt)
     env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
@@ -292,12 +327,12 @@ def main(argv=None) -> int:
         command = tfds_command(args, start_engine(args, services, env))
         print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
         build = services.start("tfds-build", command, env)
-        timeout = None if args.timeout is None else args.timeout - (time.monotonic() - started)
-        status = exit_status(build, timeout)
+        status = exit_status(build, None if DEADLINE is None else remaining(float("inf")))
         if status is None:
-            print(f"beam_build: the build did not finish within {args.timeout:.0f} s; "
-                  "stopping it", file=sys.stderr)  # fmt: skip
-            status = 124
+            raise TimedOut(f"the build did not finish within --timeout {args.timeout:.0f} s")
+    except TimedOut as e:
+        print(f"beam_build: {e}; stopping what it started", file=sys.stderr)
+        status = 124
     except LaunchError as e:
         print(f"beam_build: {e}", file=sys.stderr)
         status = 2
