@@ -16,7 +16,9 @@ The workers get the package as a cluster's would: Beam builds an sdist from setu
 workers' PYTHONPATH (`--no-setup-file` skips this and lets them import the repository).
 Everything it starts listens on loopback and is stopped when the build ends, fails, times out
 or is interrupted; it exits with the build's status. The environment passes through
-(IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`.
+(IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
+--work_dir, the logs and `timeline.json` (when the job was submitted, its workers up, it ended)
+are kept there.
 """
 
 from __future__ import annotations
@@ -29,28 +31,34 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAM = ROOT / "examples" / "beam"
-POM, BOOT, FLINK_CONF = BEAM / "flink-pom.xml", BEAM / "beam_boot.py", BEAM / "flink-conf"
+POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
 FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
-# The Flink job server's heap. Flink's embedded cluster runs in it (a GroupByKey sorts in its
-# managed memory and spills to disk), so it need not hold the data: without a bound the JVM
-# takes a quarter of the RAM and grew to 7 GB on a 1 GB corpus.
+# The Flink job server's heap; its embedded Flink cluster runs in it. Beam 2.62 keeps what a
+# worker outputs in a stage in this heap until the worker ends the stage (up to 100 messages of
+# 10 MB, then the worker blocks), so examples go to their shards through files (beam.py) and
+# only small records cross it: 140 MB of heap used on the 1 GB benchmark corpus. Unbounded,
+# the JVM takes a quarter of the RAM (it grew to 7 GB).
 JVM_HEAP = "1g"
-# What an SDK worker sends the runner in one message (Beam's default: 10 MB): the job server
-# queues up to 100 such messages per stage, in its heap (examples/beam/beam_boot.py).
-OUTPUT_CHUNK_BYTES = 1 << 20
-JVM_LOG = ["-Dorg.slf4j.simpleLogger.showDateTime=true",
-           "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"]  # fmt: skip
+# The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
+# CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
+JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+               "-Dorg.slf4j.simpleLogger.showDateTime=true",
+               "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
 READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
+# Lines of the job server's log that mark the job's life, for timeline.json.
+FLINK_EVENTS = {"job_submitted": "Submitting job", "job_finished": "Execution finished in"}
 
 
 class LaunchError(Exception):
@@ -150,39 +158,28 @@ class Services:
 
     def __init__(self, work: Path):
         self.work = work
-        self.started: list[tuple[str, subprocess.Popen, Path]] = []
+        self.started: list[subprocess.Popen] = []
+        self.engine: Engine | None = None
 
-    def start(self, name: str, command: list[str], env: dict, ready: str | None = None):
-        """Starts a service logging to a file, and with `ready` waits for its log to match
-        and returns group 1; without, a command whose output is this process's."""
-        if ready is None:
+    def start(self, name: str, command: list[str], env: dict, log: bool = True):
+        """Starts a command logging to WORK/name.log, or with this process's output."""
+        if not log:
             process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                        start_new_session=True)  # fmt: skip
-            self.started.append((name, process, None))
-            return process
-        log = self.work / f"{name}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        self.started.append((name, process, log))
-        limit = remaining(READY_SECONDS)
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            found = re.search(ready, log.read_text(errors="replace"))
-            if found:
-                return found.group(1)
-            if process.poll() is not None:
-                raise LaunchError(f"{name} exited with {process.returncode} before it was "
-                                  f"ready:\n{tail(log)}")  # fmt: skip
-            time.sleep(0.2)
-        raise TimedOut(f"{name} was not ready within {limit:.0f} s (its log never "
-                          f"matched {ready!r}):\n{tail(log)}")  # fmt: skip
+        else:
+            with open(self.work / f"{name}.log", "wb") as out:
+                process = subprocess.Popen(
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        self.started.append(process)
+        return process
 
     def stop(self) -> None:
-        for _, process, _ in reversed(self.started):
+        for process in reversed(self.started):
             signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        for _, process, _ in reversed(self.started):
+        for process in reversed(self.started):
             exit_status(process, max(0.1, deadline - time.monotonic()))
             signal_group(process, signal.SIGKILL)  # and whatever it left in its group
             process.wait()
@@ -216,6 +213,14 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def free_port() -> int:
+    # The engine binds it moments later; if another process took it meanwhile, the engine
+    # exits and its log says so.
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
 def boot_wrapper(work: Path) -> Path:
     """The PROCESS environment's command: one executable, so a two-line wrapper."""
     wrapper = work / "beam_boot"
@@ -234,42 +239,84 @@ def worker_env(env: dict, setup_file: bool) -> dict:
     return dict(env, PYTHONPATH=os.pathsep.join(keep))
 
 
-def start_engine(args, services: Services, env: dict) -> list[str]:
-    """Starts the runner's services; returns its pipeline options."""
+class Engine:
+    """A started job server: its process, its log, and the line saying it is ready."""
+
+    def __init__(self, name: str, process: subprocess.Popen, log: Path, ready: str):
+        self.name, self.process, self.log, self.ready = name, process, log, ready
+        self.ready_after: float | None = None
+
+    def check(self, since: float) -> None:
+        """Notes when it became ready; raises if it has exited (a build needs it to the end)."""
+        if self.ready_after is None and self.ready in self.log.read_text(errors="replace"):
+            self.ready_after = time.monotonic() - since
+        status = exit_status(self.process, 0)
+        if status is not None:
+            raise LaunchError(f"the {self.name} exited with {status} during the build:\n"
+                              f"{tail(self.log)}")  # fmt: skip
+
+
+def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine | None]:
+    """Starts the runner's job server, without waiting for it (the build's own start-up takes
+    longer); returns the pipeline options and the engine."""
     if args.runner == "direct":
         return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
-                "direct_running_mode=multi_processing"]  # fmt: skip
-    # The engine's and the workers' temporary files (Flink's spill files too) go into the
-    # work folder; packages the workers install, into the cache (by content, so once).
+                "direct_running_mode=multi_processing"], None  # fmt: skip
+    # The engine's and the workers' temporary files go into the work folder; the packages
+    # the workers install, into the cache (by content, so once).
     tmp = services.work / "tmp"
     tmp.mkdir(exist_ok=True)
     wenv = dict(worker_env(env, args.setup_file), TMPDIR=str(tmp),
                 BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
-                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"),
-                BEAM_BOOT_OUTPUT_CHUNK_BYTES=str(OUTPUT_CHUNK_BYTES))  # fmt: skip
+                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
+    port = free_port()
     if args.runner == "flink":
         classpath = flink_classpath()
-        command = ["java", f"-Xmx{args.jvm_heap}", f"-Djava.io.tmpdir={tmp}", *JVM_LOG,
+        name = "Flink job server"
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}",
                    "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
-                   "--job-port=0", "--artifact-port=0", "--expansion-port=-1",
-                   f"--flink-conf-dir={FLINK_CONF}",
+                   f"--job-port={port}", f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
-        port = services.start("flink-job-server", command, wenv, r"JobService started on \S+:(\d+)")
-        # Flink's parallelism is its task slots; one SDK worker process per slot.
-        # Workers are kept for the whole job: without, every stage starts its own (importing
-        # TensorFlow again).
+        ready = "JobService started on"
+        # Flink's parallelism is its task slots; one SDK worker process per slot, kept for the
+        # whole job (by default every stage starts its own, importing TensorFlow again).
         engine = [f"parallelism={args.workers}", f"sdk_worker_parallelism={args.workers}",
                   "environment_cache_millis=3600000"]  # fmt: skip
     else:
-        command = [str(prism_binary()), "--job_port=0", "--serve_http=false", "--log_kind=text"]
-        port = services.start("prism", command, wenv, r"endpoint=\S+:(\d+)")
-        engine = []
+        name = "Prism job server"
+        command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
+                   "--log_kind=text"]  # fmt: skip
+        ready, engine = "Serving JobManagement", []
+    process = services.start("job-server", command, wenv)
     config = json.dumps({"command": str(boot_wrapper(services.work))})
+    # job_server_timeout: how long the build waits for the job server to answer.
     options = ["runner=PortableRunner", f"job_endpoint=localhost:{port}",
-               "environment_type=PROCESS", f"environment_config={config}", *engine]  # fmt: skip
+               f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
+               f"environment_config={config}", *engine]  # fmt: skip
     if args.setup_file:
         options.append(f"setup_file={ROOT / 'setup.py'}")
-    return options
+    return options, Engine(name, process, services.work / "job-server.log", ready)
+
+
+def timeline(work: Path, started_at: float, engine: Engine | None) -> dict:
+    """Seconds from the launch to each step of the job, from the logs' timestamps."""
+    out = {"engine_ready": engine.ready_after if engine else None}
+    log = (work / "job-server.log").read_text(errors="replace") if engine else ""
+    for event, text in FLINK_EVENTS.items():
+        found = re.search(r"^(\S+) .*" + re.escape(text), log, re.MULTILINE)
+        out[event] = stamp(found.group(1)) - started_at if found else None
+    boot = work / "beam_boot.log"
+    text = boot.read_text() if boot.exists() else ""
+    found = re.search(r"^(\S+) beam_boot\[\d+\]: worker", text, re.MULTILINE)
+    out["workers_up"] = stamp(found.group(1)) - started_at if found else None
+    return {k: None if v is None else round(v, 2) for k, v in out.items()}
+
+
+def stamp(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return float("nan")
 
 
 def interrupt(signum, frame):
@@ -287,10 +334,10 @@ def parse_args(argv):
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the repository instead of a staged sdist")  # fmt: skip
-    parser.add_argument(
-        "--timeout", type=float, help="stop everything after this many seconds (fetches included)"
-    )
-    parser.add_argument("--work_dir", help="logs and staged files (default: a temporary folder)")
+    parser.add_argument("--timeout", type=float, help="stop everything after this many "
+                        "seconds (fetches included)")  # fmt: skip
+    parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
+                        "temporary folder, removed after a build that succeeded)")  # fmt: skip
     parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -307,11 +354,25 @@ def tfds_command(args, options: list[str]) -> list[str]:
     return command + args.tfds_args
 
 
+def run_build(args, services: Services, env: dict, started: float) -> int:
+    options, engine = start_engine(args, services, env)
+    services.engine = engine
+    command = tfds_command(args, options)
+    print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
+    build = services.start("tfds-build", command, env, log=False)
+    while (status := exit_status(build, 0.2)) is None:
+        remaining(float("inf"))  # raises TimedOut past --timeout
+        if engine is not None:
+            engine.check(started)
+    return status
+
+
 def main(argv=None) -> int:
     global DEADLINE
     args = parse_args(argv)
+    started, started_at = time.monotonic(), time.time()
     if args.timeout is not None:
-        DEADLINE = time.monotonic() + args.timeout
+        DEADLINE = started + args.timeout
     # A termination request unwinds like Ctrl-C, so everything started is stopped.
     signal.signal(signal.SIGTERM, interrupt)
     env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
@@ -321,15 +382,9 @@ def main(argv=None) -> int:
     keep = args.work_dir is not None
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="imagenet2017-beam-"))
     work.mkdir(parents=True, exist_ok=True)
-    services = Services(work)
-    status, started = 1, time.monotonic()
+    services, status = Services(work), 1
     try:
-        command = tfds_command(args, start_engine(args, services, env))
-        print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
-        build = services.start("tfds-build", command, env)
-        status = exit_status(build, None if DEADLINE is None else remaining(float("inf")))
-        if status is None:
-            raise TimedOut(f"the build did not finish within --timeout {args.timeout:.0f} s")
+        status = run_build(args, services, env, started)
     except TimedOut as e:
         print(f"beam_build: {e}; stopping what it started", file=sys.stderr)
         status = 124
@@ -344,16 +399,21 @@ def main(argv=None) -> int:
             signal.signal(sig, signal.SIG_IGN)
         services.stop()
         shutil.rmtree(work / "tmp", ignore_errors=True)
-        if status < 0:  # the build was killed by a signal: the shell's convention
-            status = 128 - status
-        if status != 0:
-            for log in sorted(work.glob("*.log")):
-                print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
-        if not keep and status == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        elif status != 0:
-            print(f"beam_build: logs kept in {work}", file=sys.stderr)
-    print(f"beam_build: exit {status} after {time.monotonic() - started:.1f} s", file=sys.stderr)
+    if status < 0:  # the build was killed by a signal: the shell's convention
+        status = 128 - status
+    seconds = time.monotonic() - started
+    if args.runner != "direct" and status == 0:
+        steps = timeline(work, started_at, services.engine)
+        steps["build_done"] = round(seconds, 2)
+        (work / "timeline.json").write_text(json.dumps(steps) + "\n")
+        print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
+    if status != 0:
+        for log in sorted(work.glob("*.log")):
+            print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
+        print(f"beam_build: logs kept in {work}", file=sys.stderr)
+    elif not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"beam_build: exit {status} after {seconds:.1f} s", file=sys.stderr)
     return status
 
 

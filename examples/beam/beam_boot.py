@@ -36,6 +36,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+from datetime import datetime
 from typing import NoReturn
 
 import grpc
@@ -59,7 +60,8 @@ PACKAGE_SUFFIXES = (".tar.gz", ".whl", ".zip")
 def log(message: str) -> None:
     """To stderr, and to BEAM_BOOT_LOG when set: runners may discard a worker's output (Flink's
     job server does)."""
-    line = f"{time.strftime('%H:%M:%S')} beam_boot[{os.getpid()}]: {message}"
+    now = datetime.now().astimezone().isoformat(timespec="milliseconds")
+    line = f"{now} beam_boot[{os.getpid()}]: {message}"
     print(line, file=sys.stderr, flush=True)
     if os.environ.get("BEAM_BOOT_LOG"):
         with open(os.environ["BEAM_BOOT_LOG"], "a") as f:
@@ -177,30 +179,6 @@ def install(packages: list[str], cache: str) -> str | None:
     return target
 
 
-def limit_output_chunks(nbytes: int) -> None:
-    """A worker sends its output in chunks of up to 10 MB (data_plane's private default), and
-    Beam's Java runners queue up to 100 chunks per bundle before they block the sender: up to
-    1 GB of heap for each stage a worker feeds, enough to exhaust a Flink job server's heap
-    (java.lang.OutOfMemoryError in a grpc-default-executor thread, then a hung job). Smaller
-    chunks bound that queue. BEAM_BOOT_OUTPUT_CHUNK_BYTES sets the size; the names used are
-    checked, as a failure here must name what changed."""
-    from apache_beam.runners.worker import data_plane
-
-    default = getattr(data_plane, "_DEFAULT_SIZE_FLUSH_THRESHOLD", None)
-    names = ("SizeBasedBufferingClosableOutputStream", "TimeBasedBufferingClosableOutputStream")
-    streams = [getattr(data_plane, name, None) for name in names]
-    defaults = [getattr(getattr(s, "__init__", None), "__defaults__", None) for s in streams]
-    if not isinstance(default, int) or not all(d and default in d for d in defaults):
-        fail(
-            "BEAM_BOOT_OUTPUT_CHUNK_BYTES: this apache-beam's data_plane no longer has "
-            "_DEFAULT_SIZE_FLUSH_THRESHOLD as its output streams' default size; unset the "
-            "variable, or update limit_output_chunks for this Beam version"
-        )
-    for stream, values in zip(streams, defaults, strict=True):
-        stream.__init__.__defaults__ = tuple(nbytes if v == default else v for v in values)
-    data_plane._DEFAULT_SIZE_FLUSH_THRESHOLD = nbytes
-
-
 def main(argv=None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     info = provision_info(args.provision_endpoint, args.id)
@@ -212,8 +190,8 @@ def main(argv=None) -> None:
         tempfile.gettempdir(), f"beam-boot-{os.getuid()}"
     )
     site = install(packages_to_install(files), cache)
+    log(f"worker {args.id}: packages from {site or 'the venv alone'}")
     if site is not None:
-        log(f"worker {args.id}: packages from {site}")
         sys.path.insert(0, site)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [site, os.environ.get("PYTHONPATH")])
@@ -232,8 +210,6 @@ def main(argv=None) -> None:
         url = endpoint.url or fallback
         if url:
             os.environ[variable] = f"url: {json.dumps(url)}"
-    if os.environ.get("BEAM_BOOT_OUTPUT_CHUNK_BYTES"):
-        limit_output_chunks(int(os.environ["BEAM_BOOT_OUTPUT_CHUNK_BYTES"]))
     from apache_beam.runners.worker import sdk_worker_main
 
     def cleanup(*_):
