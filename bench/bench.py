@@ -69,9 +69,11 @@ def _sample_tree(proc: psutil.Process, cpu: dict, each: dict | None = None) -> i
             t = p.cpu_times()
             cpu[p.pid] = t.user + t.system
             if each is not None:
-                seen = each.setdefault(p.pid, {"rss": 0})
-                seen.update(kind=process_kind(p.cmdline()), cpu=cpu[p.pid])
-                seen["rss"] = max(seen["rss"], rss)
+                seen = each.setdefault(p.pid, {"rss": 0, "kind": "other"})
+                seen.update(cpu=cpu[p.pid], rss=max(seen["rss"], rss))
+                cmdline = p.cmdline()  # empty once the process has ended
+                if cmdline:
+                    seen["kind"] = process_kind(cmdline)
     return total
 
 
@@ -190,7 +192,8 @@ def main(argv=None) -> int:
     def flink_build(data_dir, workers):
         return [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--runner", "flink",
                 "--workers", str(workers), "--manual_dir", str(corpus), "--data_dir", str(data_dir),
-                "--download_dir", str(cached), "--timeout", "3600"]  # fmt: skip
+                "--download_dir", str(cached), "--timeout", "3600",
+                "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
 
     beam = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers="
     cached = work / "cached-downloads"
@@ -302,6 +305,15 @@ def main(argv=None) -> int:
         "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
         "scaling": scaling,
     }  # fmt: skip
+    for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
+        # When the job was submitted, its workers up, it ended (examples/beam_build.py).
+        steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
+        if name in by_name and steps:
+            by_name[name]["timeline"] = {
+                k: statistics.median(s[k] for s in steps if s.get(k) is not None)
+                for k in steps[0]
+                if any(s.get(k) is not None for s in steps)
+            }
     f1, f2 = (by_name.get(n) for n in (FLINK_1, FLINK_2))
     if f1 and f2 and f1["seconds"] and f2["seconds"]:
         cached_s = (by_name.get("ours: verdict cached") or {}).get("seconds")
@@ -381,6 +393,9 @@ def main(argv=None) -> int:
                 for k, v in sorted(r["by_kind"].items())
             )
             print(f"{r['name']}: CPU s / peak RSS of the largest process, by kind: {kinds}")
+            if r.get("timeline"):
+                steps = ", ".join(f"{k} {v:.1f}" for k, v in r["timeline"].items())
+                print(f"{r['name']}: seconds from the launch (median): {steps}")
     if "flink" in result:
         f = result["flink"]
         vs = f"{f['one_worker_vs_default_path']:.2f}x" if f["one_worker_vs_default_path"] else "-"

@@ -338,6 +338,7 @@ def parse_args(argv):
                         "seconds (fetches included)")  # fmt: skip
     parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
                         "temporary folder, removed after a build that succeeded)")  # fmt: skip
+    parser.add_argument("--timeline", help="also write timeline.json to this file")
     parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -405,7 +406,8 @@ def main(argv=None) -> int:
     if args.runner != "direct" and status == 0:
         steps = timeline(work, started_at, services.engine)
         steps["build_done"] = round(seconds, 2)
-        (work / "timeline.json").write_text(json.dumps(steps) + "\n")
+        for path in filter(None, [work / "timeline.json", args.timeline]):
+            Path(path).write_text(json.dumps(steps) + "\n")
         print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
     if status != 0:
         for log in sorted(work.glob("*.log")):

@@ -55,6 +55,9 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         assert kinds["SDK workers"]["processes"] == workers, kinds
         assert all(kinds[k]["peak_rss_mb"] > 10 for k in ("JVM", "SDK workers", "tfds build"))
         assert kinds["launcher"]["processes"] == 1
+        steps = rows[name]["timeline"]
+        assert steps["job_submitted"] < steps["workers_up"] < steps["job_finished"]
+        assert steps["job_finished"] < steps["build_done"] <= rows[name]["seconds"]
     flink = result["flink"]
     assert flink["speedup_2_vs_1"] > 0 and flink["one_worker_vs_default_path"] > 0
     assert (
