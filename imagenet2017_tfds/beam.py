@@ -114,7 +114,7 @@ class SpillExamples(apache_beam.DoFn):
         self.writer = writer  # compat.PlannedBeamWriter
 
     def start_bundle(self):
-        self.path, self.file, self.records = None, None, defaultdict(list)
+        self.path, self.file, self.offset, self.records = None, None, 0, defaultdict(list)
 
     def process(self, key_example):
         hkey, data = self.writer.serialize(key_example)
@@ -122,7 +122,6 @@ class SpillExamples(apache_beam.DoFn):
             self.writer.spill_dir.mkdir(parents=True, exist_ok=True)
             self.path = self.writer.spill_dir / f"{uuid.uuid4().hex}.spill"
             self.file = self.path.open("wb")
-            self.offset = 0
         self.file.write(data)
         self.records[self.writer.shard_of(hkey)].append((hkey, self.offset, len(data)))
         self.offset += len(data)
@@ -157,14 +156,25 @@ def write_through_files(writer, examples):
     """TFDS's writer (compat.PlannedBeamWriter) with its examples going through files."""
     beam = apache_beam
 
-    def write_shard(shard, spills):
-        return writer.write_shard(shard, read_spilled(spills))
+    def write_shard(shard_spills, shard_ids):
+        shard, spills = shard_spills
+        return writer.write_shard(shard, read_spilled(spills), shard_ids)
 
-    return (
+    grouped = (
         examples
         | "SpillExamples" >> beam.ParDo(SpillExamples(writer))
         | "GroupSpills" >> beam.GroupByKey()
-        | "WriteShards" >> beam.MapTuple(write_shard)
+    )
+    # The shards that got examples (a skipped member may leave a planned one empty): small.
+    shard_ids = (
+        grouped
+        | "ShardIds" >> beam.Keys()
+        | "ListShardIds" >> beam.combiners.ToList()
+        | "SortShardIds" >> beam.Map(sorted)
+    )
+    return (
+        grouped
+        | "WriteShards" >> beam.Map(write_shard, beam.pvalue.AsSingleton(shard_ids))
         | "CollectShardInfo" >> beam.combiners.ToList()
         | "StoreSplitInfo" >> beam.Map(writer.store_split_info)
     )

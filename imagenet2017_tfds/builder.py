@@ -30,7 +30,7 @@ from imagenet2017_tfds import (
 )
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
-from imagenet2017_tfds.problems import STRICT, Recorder
+from imagenet2017_tfds.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
 OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers")
@@ -178,8 +178,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
             work = os.path.join(self._cache_dir(dl_manager), "ranges")
             self._beam_tasks = beam.write_tasks(prepared, config.task, work, decoded)
-            if self._writer_plans is not None and prepared.recorder.mode == STRICT:
-                # (A skipped member would leave its planned shard empty.)
+            if self._writer_plans is not None:
                 self._writer_plans.update(beam.writer_plans(prepared))
             return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
         # TFDS writes the splits one after the other in this order: smallest first, so that

@@ -194,7 +194,6 @@ class ShardLayout:
 
     num_shards: int
     largest_key: int  # the largest hashed key: shard numbers scale by it
-    non_empty: tuple[int, ...]  # the shard numbers some key falls into, sorted
 
 
 # split -> (every key it will hold, estimated serialized bytes), for the build in progress.
@@ -230,12 +229,12 @@ def _beam_writer_problems() -> list[str]:
 class PlannedBeamWriter(writer_lib.BeamWriter):
     """TFDS's BeamWriter, told the split's keys in advance, moving examples through files.
 
-    TFDS computes the number of shards, the largest hashed key and the non-empty shards from
-    the examples, as side inputs, then groups the serialized examples by shard: every example
+    TFDS computes the number of shards and the largest hashed key from the examples, as side
+    inputs, then groups the serialized examples by shard: every example
     goes through the runner three times (materialized, re-sent to be assigned its shard, grouped)
     and a shard's examples become one record in the runner's memory (Flink's job server holds
     a stage's whole output in its heap until the worker finishes the stage). From the planned
-    keys and bytes the layout is known before the pipeline runs; examples then go through
+    keys and bytes both are known before the pipeline runs; examples then go through
     files in the dataset's build folder (storage every worker reads), and only where each
     record lies goes through the runner (imagenet2017_tfds.beam.write_through_files). The
     serialization, the shard of each key, the sort, the duplicate check and the shard files
@@ -255,9 +254,7 @@ class PlannedBeamWriter(writer_lib.BeamWriter):
         num_shards = self._shard_config.get_number_shards(
             total_size=size, num_examples=len(hkeys), uses_precise_sharding=False
         )
-        largest = max(hkeys)
-        shards = {shuffle.get_bucket_number(h, num_shards, largest) for h in hkeys}
-        return ShardLayout(num_shards, largest, tuple(sorted(shards)))
+        return ShardLayout(num_shards, max(hkeys))
 
     # The steps of write_through_files, each one of TFDS's methods.
 
@@ -276,9 +273,10 @@ class PlannedBeamWriter(writer_lib.BeamWriter):
         shard, _ = self._assign_shard((hkey, None), layout.num_shards, [layout.largest_key])
         return shard
 
-    def write_shard(self, shard: int, examples) -> object:
-        """Sorts, checks for duplicate keys and writes one shard; returns TFDS's shard info."""
-        return self._write_final_shard((shard, examples), list(self._layout.non_empty))
+    def write_shard(self, shard: int, examples, shard_ids: list[int]) -> object:
+        """Sorts, checks for duplicate keys and writes one shard, numbered among the shards
+        that got examples (`shard_ids`, sorted); returns TFDS's shard info."""
+        return self._write_final_shard((shard, examples), shard_ids)
 
     def store_split_info(self, shard_infos) -> None:
         self._store_split_info(shard_infos)
