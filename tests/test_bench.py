@@ -60,6 +60,8 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         assert steps["job_finished"] < steps["build_done"] <= rows[name]["seconds"]
     flink = result["flink"]
     assert flink["speedup_2_vs_1"] > 0 and flink["one_worker_vs_default_path"] > 0
+    assert 1 < flink["speedup_bound"] < 2
+    assert all(r["cpu_s_other_processes"] >= 0 for r in rows.values())
     assert (
         flink["largest_process_rss_mb"]
         >= rows["ours: Flink 1 worker"]["by_kind"]["JVM"]["peak_rss_mb"]
