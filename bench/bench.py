@@ -167,6 +167,26 @@ def _kinds(runs: list[dict]) -> dict:
     }
 
 
+def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float) -> dict:
+    """`reps` runs of one measurement; any failed run (a Beam run's too) fails the benchmark."""
+    runs = []
+    for i in range(reps):
+        command, shell = make(i)
+        runs.append(run(command, env=env, shell=shell, disk=(work, corpus)))
+        for scratch in work.glob("*[0-9]"):
+            shutil.rmtree(scratch, ignore_errors=True)
+    seconds = statistics.median(r["seconds"] for r in runs)
+    return {
+        "name": name, "seconds": seconds, "all_seconds": [r["seconds"] for r in runs],
+        "mb_per_s": mb / seconds, "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
+        "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
+        "cpu_s_main_process": statistics.median(r["cpu_root"] for r in runs),
+        "cpu_s_child_processes": statistics.median(r["cpu_children"] for r in runs),
+        "by_kind": _kinds(runs),
+        "cpu_s_other_processes": statistics.median(r["cpu_others"] for r in runs),
+    }  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=float, default=1024, help="compressed corpus size")
@@ -256,38 +276,8 @@ def main(argv=None) -> int:
         )
     rows = []
     for name, make in plan.items():
-        if name in skip:
-            continue
-        runs, failures = [], []
-        # The DirectRunner in multi_processing mode now and then loses examples, which our
-        # completeness check turns into a failed build: count such runs, measure the others.
-        attempts = 2 * args.reps if "Beam" in name else args.reps
-        for i in range(attempts):
-            if len(runs) == args.reps:
-                break
-            command, shell = make(i)
-            try:
-                runs.append(run(command, env=env, shell=shell, disk=(work, corpus)))
-            except RunFailed as e:
-                if "Beam" not in name:
-                    raise
-                failures.append(e.last_line)
-            for scratch in work.glob("*[0-9]"):
-                shutil.rmtree(scratch, ignore_errors=True)
-        if not runs:
-            rows.append({"name": name, "seconds": None, "failed_runs": len(failures),
-                         "failures": failures})  # fmt: skip
-            continue
-        seconds = statistics.median(r["seconds"] for r in runs)
-        rows.append({"failed_runs": len(failures), "failures": failures,
-            "name": name, "seconds": seconds, "all_seconds": [r["seconds"] for r in runs],
-            "mb_per_s": mb / seconds, "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
-            "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
-            "cpu_s_main_process": statistics.median(r["cpu_root"] for r in runs),
-            "cpu_s_child_processes": statistics.median(r["cpu_children"] for r in runs),
-            "by_kind": _kinds(runs),
-            "cpu_s_other_processes": statistics.median(r["cpu_others"] for r in runs),
-        })  # fmt: skip
+        if name not in skip:
+            rows.append(measure(name, make, args.reps, env, work, corpus, mb))
     scaling = []
     for size in [float(x) for x in args.scaling.split(",") if x]:
         folder = work / f"scale-{size:g}"
@@ -304,11 +294,9 @@ def main(argv=None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     reference = next((r["seconds"] for r in rows if r["name"].startswith("gzip")), None)
     for row in rows:
-        ok = reference and row["seconds"]
-        row["ratio_to_gzip"] = reference / row["seconds"] if ok else None
+        row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
     by_name = {r["name"]: r for r in rows}
     b1, b2 = by_name.get("ours: Beam 1 worker"), by_name.get("ours: Beam 2 workers")
-    b1, b2 = (b if b and b["seconds"] else None for b in (b1, b2))
     machine = {
         "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(), "platform": platform.platform(),
@@ -379,17 +367,12 @@ def main(argv=None) -> int:
     )
     print(f"|{'-' * 34}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 18}|")
     for r in rows:
-        if r["seconds"] is None:
-            print(f"| {r['name']:32s} | every run failed: {r['failures'][-1][:60]}")
-            continue
         ratio = f"{r['ratio_to_gzip']:.2f}" if r["ratio_to_gzip"] else "-"
         print(
             f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | {r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |"
         )
     for r in rows:
-        if r["failed_runs"]:
-            print(f"{r['name']}: {r['failed_runs']} failed run(s): {r['failures'][-1][:200]}")
-        if r["seconds"] and r["cpu_s_child_processes"] > 1:
+        if r["cpu_s_child_processes"] > 1:
             print(f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
                   f"in child processes {r['cpu_s_child_processes']:.1f}")  # fmt: skip
     if "bound" in result:

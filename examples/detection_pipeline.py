@@ -6,8 +6,7 @@ to a fixed count (label -1 marks padding), batch, prefetch; iterated for a few s
 
 from __future__ import annotations
 
-import argparse
-
+import pipeline_args
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -38,12 +37,7 @@ def pipeline(data_dir: str, split: str, batch: int, size: int, max_boxes: int) -
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=128)
+    parser = pipeline_args.parser(__doc__, split="validation", size=128)
     parser.add_argument("--max_boxes", type=int, default=32)
     args = parser.parse_args(argv)
     # Readable names in label order, published in the dataset's metadata.json.

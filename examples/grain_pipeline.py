@@ -14,11 +14,11 @@ Needs `pip install 'imagenet2017-tfds[grain]'`.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 
 import numpy as np
+import pipeline_args
 import tensorflow_datasets as tfds  # reading an array_record build does not import TensorFlow
 from PIL import Image
 
@@ -108,12 +108,7 @@ def pipeline(source, batch: int, size: int, workers: int, seed: int = 0):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=64)
+    parser = pipeline_args.parser(__doc__)
     parser.add_argument("--workers", type=int, default=2, help="Grain worker processes")
     args = parser.parse_args(argv)
     source = open_source(args.data_dir, args.split)

@@ -7,8 +7,7 @@ prefetch; then a few training steps.
 
 from __future__ import annotations
 
-import argparse
-
+import pipeline_args
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -70,12 +69,7 @@ def model(size: int) -> tf.keras.Model:
 
 
 def main(argv=None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", type=int, default=64)
+    parser = pipeline_args.parser(__doc__)
     args = parser.parse_args(argv)
     # Readable names in label order, published in the dataset's metadata.json.
     names = tfds.builder("imagenet2017/clsloc", data_dir=args.data_dir).info.metadata["class_names"]

@@ -5,11 +5,12 @@ TFDS and Beam offer no public hook for what these do:
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
 - let examples that worker processes serialized pass TFDS's encoder and serializer;
 - give TFDS's Beam writer the shard layout the plan already knows (`planned_beam_writer`);
-- work around Beam's FnApiRunner losing a bundle's input (`beam_data_loss_workaround`).
+- work around Beam's FnApiRunner losing a bundle's input (`beam_fixes`).
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
 changed, before any build begins, rather than failing silently mid-build. Patches that change
-a process-wide setting are applied for one build (`tuned`) and undone after it.
+a process-wide setting are applied for one build (`tuned`, `preserialized`, `beam_fixes`) and
+undone after it.
 """
 
 from __future__ import annotations
@@ -312,16 +313,34 @@ def planned_beam_writer():
 
 # ---------------------------------------------------------------- Beam: the FnApiRunner's data loss
 
-# Verified with bench/beam_data_loss.py and 20 builds of the 1 GB benchmark corpus.
-BEAM_VERIFIED = ("2.77.0",)
+# The Beam releases the workaround was verified on: with it, `bench/beam_data_loss.py` delivers
+# every byte and `bench/beam_proof.py`'s DirectRunner builds of the 1 GB corpus lose nothing
+# (bench/beam-proof.md). To support another release, run both on it and add one line here.
+BEAM_VERIFIED = (
+    "2.77.0",
+)  # fmt: skip
 
 
 def _beam_problems(worker_handlers, data_plane) -> list[str]:
-    stream = getattr(data_plane, "TimeBasedBufferingClosableOutputStream", None)
+    """What changed in Beam among the names the workaround relies on; empty when all is as
+    expected. The workaround sets a module constant, so it works only while the runner reads
+    that constant when it starts (GrpcServer.__init__) and 0 still selects the size-based
+    stream."""
+    create = getattr(getattr(data_plane, "ClosableOutputStream", None), "create", None)
+    size_based = getattr(data_plane, "SizeBasedBufferingClosableOutputStream", None)
+    server_init = getattr(getattr(worker_handlers, "GrpcServer", None), "__init__", None)
+    try:
+        probe = create(None, None, 0) if callable(create) else None  # no thread at 0
+    except Exception:  # noqa: BLE001  (any failure means the signature changed)
+        probe = None
     return [what for ok, what in [
         (isinstance(getattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", None), int),
          "fn_api_runner.worker_handlers.DATA_BUFFER_TIME_LIMIT_MS is no longer an int"),
-        (stream is not None, "worker.data_plane.TimeBasedBufferingClosableOutputStream is gone"),
+        ("DATA_BUFFER_TIME_LIMIT_MS" in getattr(getattr(server_init, "__code__", None), "co_names", ()),
+         "fn_api_runner.worker_handlers.GrpcServer.__init__ no longer reads DATA_BUFFER_TIME_LIMIT_MS"),
+        (size_based is not None and isinstance(probe, size_based),
+         "worker.data_plane.ClosableOutputStream.create(close, flush, 0) no longer returns a "
+         "SizeBasedBufferingClosableOutputStream"),
     ] if not ok]  # fmt: skip
 
 
@@ -329,13 +348,17 @@ def _beam_problems(worker_handlers, data_plane) -> list[str]:
 def beam_fixes(use_beam: bool):
     """For one Beam build: the workaround for the FnApiRunner's lost bundle input.
 
-    Apache Beam's FnApiRunner (the DirectRunner's engine, and the local portable job service)
-    sends a bundle's input to a worker through a TimeBasedBufferingClosableOutputStream: a
-    thread flushes it every DATA_BUFFER_TIME_LIMIT_MS (1 s) with `callback(get()); _clear()`,
-    while `write` takes no lock, so whatever is written between the two is dropped and the
-    worker processes a partial bundle as if complete. A time limit of 0 makes the runner use
-    the size-based stream, with no flush thread: nothing races. Guarded by the version it was
-    verified on; another version must be verified first (bench/beam_data_loss.py).
+    Apache Beam's FnApiRunner (the DirectRunner's engine, and the local job service's) sends a
+    bundle's input to a worker through the stream `data_plane.ClosableOutputStream.create`
+    gives for `worker_handlers.DATA_BUFFER_TIME_LIMIT_MS` (1000). That is a
+    TimeBasedBufferingClosableOutputStream: a thread flushes it every second with
+    `flush_callback(get()); _clear()` under `_flush_lock`, while `write` takes no lock, so what
+    the runner writes while the callback waits on the send queue is cleared unsent, and the
+    worker processes a partial bundle as if complete. A limit of 0 gives the size-based stream,
+    which has no flush thread: nothing races. The runner's GrpcServer reads the constant when a
+    pipeline starts, in this process, so the setting reaches every runner this build starts
+    (DirectRunner in any running mode); a job service in another process is not reached.
+    Chosen over locking `write` by measurement (bench/beam-data-loss-report.md).
     """
     if not use_beam:
         yield
@@ -345,15 +368,17 @@ def beam_fixes(use_beam: bool):
     from apache_beam.runners.worker import data_plane
 
     version = apache_beam.__version__
-    check(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
     if version not in BEAM_VERIFIED:
         raise CompatError(
-            f"apache-beam {version}: its FnApiRunner loses bundle input in the versions "
-            f"checked ({', '.join(BEAM_VERIFIED)}), and this package's workaround has not been "
-            f"verified on {version}. Install apache-beam=={BEAM_VERIFIED[-1]}, or verify it "
-            "with `python bench/beam_data_loss.py` and add the version to "
+            f"apache-beam {version} is installed, but imagenet2017_tfds's workaround for the "
+            f"FnApiRunner's lost bundle input (DirectRunner) is verified on apache-beam "
+            f"{', '.join(BEAM_VERIFIED)} only. Install one of those (pip install "
+            f"apache-beam=={BEAM_VERIFIED[-1]}), or verify {version}: from a clone, `python "
+            "bench/beam_data_loss.py --runs 5 --fix time-limit-0` must deliver every byte and "
+            "`python bench/beam_proof.py` must lose no example; then add it to "
             "compat.BEAM_VERIFIED."
         )
+    check(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
     saved = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
     try:

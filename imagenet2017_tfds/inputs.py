@@ -121,12 +121,18 @@ def locate(manual_dir, parts_needed: tuple[str, ...], index_dir=None, what="") -
     if kaggle.VAL_SOLUTION in found.companions and tree:
         found.releases["clsloc"] = f"{KAGGLE}, {found.releases['clsloc']}"
     missing = [p for p in parts_needed if p not in found.parts]
+    zips = sorted(p.name for p in folder.glob("*.zip")) if folder.is_dir() else []
+    hint = (
+        f" {', '.join(zips)}: unzip it there first (`unzip FILE -d {folder}`): Kaggle's zip "
+        f"holds {kaggle.TARBALL}, which is read as it is."
+        if zips and "clsloc" in missing else ""
+    )  # fmt: skip
     if missing:
         raise MissingInputError(
             f"{what} needs {needed} (the devkit {archive_names('devkit')} is optional), as "
             "downloaded or extracted with `tar xzf FILE -C DIR`. Missing: "
             f"{', '.join(archive_names(p) for p in missing)}. Looked at: {'; '.join(looked)}. "
             f"Found: {_describe(folder)}. Put the archives (or the ILSVRC/ tree extracted "
-            "from them) in that folder."
+            f"from them) in that folder.{hint}"
         )
     return found

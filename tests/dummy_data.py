@@ -25,10 +25,9 @@ def write(folder: Path = FOLDER) -> minirelease.Release:
 
 
 def split_sizes(release: minirelease.Release) -> dict[str, dict[str, int]]:
-    """config -> split -> examples, with the builder's split names."""
-    rename = {"test2016": "test_previous"}
+    """config -> split -> examples."""
     return {
-        config: {rename.get(split, split): len(examples) for split, examples in splits.items()}
+        config: {split: len(examples) for split, examples in splits.items()}
         for config, splits in release.expected.items()
     }
 

@@ -225,3 +225,11 @@ def test_check_passes_a_sound_release(form, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "imagenet2017/clsloc: 29 images checked; no problem" in result.stdout
     assert "imagenet2017/det: 26 images checked; no problem" in result.stdout
+
+
+def test_kaggles_zip_left_zipped_is_named_with_what_to_do(tmp_path, monkeypatch):
+    manual = tmp_path / "m"
+    manual.mkdir()
+    (manual / "imagenet-object-localization-challenge.zip").write_bytes(b"PK\x03\x04 zip")
+    with pytest.raises(errors.MissingInputError, match=r"challenge.zip: unzip it there first"):
+        api_build(manual, tmp_path / "d", monkeypatch=monkeypatch)

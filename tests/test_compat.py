@@ -1,0 +1,141 @@
+"""The workaround for Beam's FnApiRunner losing a bundle's input (compat.beam_fixes): refused on
+a Beam it was not verified on, applied for a Beam build only and undone after, and the stream
+it selects delivers every byte of the reproduction (bench/beam_data_loss.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from collections import Counter
+
+import apache_beam
+import pytest
+import tensorflow_datasets  # noqa: F401  (before the package: importing it registers the builder)
+from apache_beam.runners.portability.fn_api_runner import worker_handlers
+from apache_beam.runners.worker import data_plane
+
+from bench import beam_data_loss
+from imagenet2017_tfds import compat
+from tests import readback
+from tests.conftest import ROOT, build_env
+
+SIZE_BASED = "SizeBasedBufferingClosableOutputStream"
+BEAM_DEFAULT_MS = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
+
+
+def test_beam_default_is_the_time_based_stream_the_workaround_replaces():
+    # If Beam's default became 0, the workaround would be moot: this says so.
+    assert BEAM_DEFAULT_MS > 0
+    stream = data_plane.ClosableOutputStream.create(None, None, BEAM_DEFAULT_MS)
+    try:
+        assert type(stream).__name__ == "TimeBasedBufferingClosableOutputStream"
+    finally:
+        stream.close()
+
+
+def test_an_unverified_beam_version_is_refused_naming_it(monkeypatch):
+    monkeypatch.setattr(apache_beam, "__version__", "2.99.0")
+    with pytest.raises(compat.CompatError) as e, compat.beam_fixes(True):
+        pass
+    message = str(e.value)
+    assert "apache-beam 2.99.0 is installed" in message
+    assert f"verified on apache-beam {', '.join(compat.BEAM_VERIFIED)}" in message
+    assert "compat.BEAM_VERIFIED" in message and "bench/beam_data_loss.py" in message
+    assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
+
+
+def test_the_installed_beam_is_verified_and_its_names_are_as_expected():
+    assert apache_beam.__version__ in compat.BEAM_VERIFIED
+    assert compat._beam_problems(worker_handlers, data_plane) == []
+
+
+def test_changed_beam_names_are_each_reported():
+    class Server:
+        def __init__(self):
+            self.limit = 1000  # reads no module constant
+
+    fake_handlers = types.SimpleNamespace(DATA_BUFFER_TIME_LIMIT_MS="1000", GrpcServer=Server)
+    fake_plane = types.SimpleNamespace()
+    problems = compat._beam_problems(fake_handlers, fake_plane)
+    assert len(problems) == 3
+    assert "DATA_BUFFER_TIME_LIMIT_MS is no longer an int" in problems[0]
+    assert "GrpcServer.__init__ no longer reads" in problems[1]
+    assert "no longer returns a SizeBasedBufferingClosableOutputStream" in problems[2]
+
+
+def test_the_setting_is_applied_for_a_beam_build_only_and_restored_after_a_failure():
+    with compat.beam_fixes(False):
+        assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
+    with pytest.raises(RuntimeError, match="mid-build"), compat.beam_fixes(True):
+        assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == 0
+        raise RuntimeError("mid-build")
+    assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
+
+
+def test_the_reproduction_delivers_every_byte_with_the_workaround(tmp_path):
+    out = tmp_path / "runs.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), "--mb", "50", "--runs", "3",
+         "--fix", "time-limit-0", "--json", str(out)],
+        capture_output=True, text=True, env=build_env(None), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["stream_class"] == SIZE_BASED
+    assert summary["runs"] == 3 and summary["runs_with_loss"] == 0
+    assert summary["bytes_written"] == 3 * (50 << 20) and summary["bytes_lost"] == 0
+    assert "0 of 3 runs lost data" in result.stdout
+
+
+def test_the_package_workaround_makes_the_reproduction_lossless():
+    # The stream compat.beam_fixes selects, driven the way the runner drives it.
+    with compat.beam_fixes(True):
+        run = beam_data_loss.one_run(50, 5, 400, 20, 0.03, worker_handlers, data_plane)
+    assert run.stream_class == SIZE_BASED
+    assert run.written == 50 << 20 and run.lost == 0 and run.missing_chunks == []
+
+
+def test_a_direct_runner_build_sends_every_bundle_through_the_size_based_stream(
+    tarball_release, cli_builds, tmp_path, monkeypatch
+):
+    """A real multi-process DirectRunner build in this process: the runner's data servicer is
+    created here, so the stream classes it creates are seen here."""
+    import tensorflow_datasets as tfds
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    import imagenet2017_tfds  # noqa: F401
+
+    streams, limits = Counter(), []
+    create = data_plane.ClosableOutputStream.create
+    servicer_init = data_plane.BeamFnDataServicer.__init__
+
+    def traced_create(close_callback, flush_callback, data_buffer_time_limit_ms):
+        stream = create(close_callback, flush_callback, data_buffer_time_limit_ms)
+        streams[type(stream).__name__] += 1
+        return stream
+
+    def traced_servicer_init(self, data_buffer_time_limit_ms=0):
+        limits.append(data_buffer_time_limit_ms)
+        servicer_init(self, data_buffer_time_limit_ms)
+
+    monkeypatch.setattr(data_plane.ClosableOutputStream, "create", staticmethod(traced_create))
+    monkeypatch.setattr(data_plane.BeamFnDataServicer, "__init__", traced_servicer_init)
+    for name, value in build_env(tarball_release.checksums).items():
+        if os.environ.get(name) != value:  # the worker processes inherit this environment
+            monkeypatch.setenv(name, value)
+    options = PipelineOptions(
+        runner="DirectRunner", direct_num_workers=2, direct_running_mode="multi_processing"
+    )
+    builder = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=str(tarball_release.manual_dir), beam_options=options
+        )
+    )
+    assert limits == [0]  # one runner, given the workaround's limit
+    assert set(streams) == {SIZE_BASED} and streams[SIZE_BASED] > 0
+    assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
+    assert readback.records(tmp_path, "clsloc") == readback.records(cli_builds, "clsloc")
