@@ -11,7 +11,7 @@ RUN := PYTHONPATH=$(CURDIR) PATH=$(VENV)/bin:$$PATH
 TFDS_OLDEST := 4.9.7
 OLDEST := $(dir $(VENV))tensorflow-datasets-$(TFDS_OLDEST)
 
-.PHONY: venv demo test test-oldest lint format bench
+.PHONY: venv demo test test-oldest lint format bench beam-build
 
 venv: $(STAMP)
 
@@ -43,3 +43,15 @@ format: venv
 
 bench: venv
 	$(RUN) python bench/bench.py
+
+# One build through Apache Beam on a local engine (examples/beam_build.py): RUNNER=flink (Beam's
+# Flink job server from Maven Central, cached), prism (built with `go install`, cached) or
+# direct; WORKERS SDK worker processes. The environment passes through (IMAGENET2017_CHECKSUMS).
+RUNNER ?= flink
+CONFIG ?= clsloc
+WORKERS ?= 2
+beam-build: venv
+	@[ -n "$(MANUAL_DIR)" ] && [ -n "$(DATA_DIR)" ] || { echo "make beam-build needs" \
+	  "MANUAL_DIR=<the downloaded archives> DATA_DIR=<where to write>"; exit 2; }
+	$(RUN) python examples/beam_build.py --runner $(RUNNER) --config '$(CONFIG)' \
+	  --manual_dir $(MANUAL_DIR) --data_dir $(DATA_DIR) --workers $(WORKERS) $(BEAM_BUILD_ARGS)

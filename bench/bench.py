@@ -37,10 +37,26 @@ START_UP = "tfds build start-up (--help)"
 DECODE_TRAIN = "ours: cached, decode_train"
 ONE_WORKER = "ours: cached, 1 worker"
 FLOOR = "floor: md5 + rapidgzip"
+FLINK_1, FLINK_2 = "ours: Flink 1 worker", "ours: Flink 2 workers"
 
 
-def _sample_tree(proc: psutil.Process, cpu: dict) -> int:
-    """RSS of the process tree now; records each process's CPU seconds in `cpu`."""
+def process_kind(cmdline: list[str]) -> str:
+    """What a process of a Beam build is, by its command line (examples/beam_build.py)."""
+    if cmdline and os.path.basename(cmdline[0]) == "java":
+        return "JVM"
+    if any(a.endswith("beam_boot.py") or a.endswith("sdk_worker_main") for a in cmdline):
+        return "SDK workers"
+    if any(a.endswith("/tfds") for a in cmdline) and "build" in cmdline:
+        return "tfds build"
+    if any(a.endswith("beam_build.py") for a in cmdline):
+        return "launcher"
+    return "other"
+
+
+def _sample_tree(proc: psutil.Process, cpu: dict, each: dict | None = None) -> int:
+    """RSS of the process tree now; records each process's CPU seconds in `cpu`, and with
+    `each`, pid -> {kind, peak rss, cpu} (the kind from the latest command line: a child is
+    first seen with its parent's, before it execs)."""
     total = 0
     try:
         tree = [proc, *proc.children(recursive=True)]
@@ -48,10 +64,36 @@ def _sample_tree(proc: psutil.Process, cpu: dict) -> int:
         return 0
     for p in tree:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
+            total += rss
             t = p.cpu_times()
             cpu[p.pid] = t.user + t.system
+            if each is not None:
+                seen = each.setdefault(p.pid, {"rss": 0, "kind": "other"})
+                seen.update(cpu=cpu[p.pid], rss=max(seen["rss"], rss))
+                cmdline = p.cmdline()  # empty once the process has ended
+                if cmdline:
+                    seen["kind"] = process_kind(cmdline)
     return total
+
+
+def _machine_cpu() -> float:
+    """CPU seconds every process of the machine has used so far (all cores)."""
+    t = psutil.cpu_times()
+    return (
+        t.user + t.system + getattr(t, "nice", 0) + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+    )
+
+
+def by_kind(each: dict) -> dict:
+    """kind -> processes, CPU seconds (all of them), peak RSS of the largest one."""
+    out: dict[str, dict] = {}
+    for seen in each.values():
+        k = out.setdefault(seen["kind"], {"processes": 0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
+        k["processes"] += 1
+        k["cpu_s"] += seen["cpu"]
+        k["peak_rss_mb"] = max(k["peak_rss_mb"], seen["rss"] / 1e6)
+    return out
 
 
 def _disk(top: Path, exclude: Path) -> int:
@@ -76,7 +118,9 @@ def run(command, env=None, disk=None, shell=False) -> dict:
     disk = (work dir, corpus dir to leave out): outputs, caches and temporary files."""
     peak = {"rss": 0, "disk": 0}
     cpu: dict[int, float] = {}  # pid -> last CPU seconds seen (children gone are kept)
+    each: dict[int, dict] = {}  # pid -> kind, peak RSS, CPU seconds
     baseline = _disk(*disk) if disk else 0
+    machine_cpu = _machine_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(
         command, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -91,7 +135,7 @@ def run(command, env=None, disk=None, shell=False) -> dict:
         tick = 0
         while not done.is_set():
             if ps is not None:
-                peak["rss"] = max(peak["rss"], _sample_tree(ps, cpu))
+                peak["rss"] = max(peak["rss"], _sample_tree(ps, cpu, each))
             if disk and tick % 5 == 0:
                 peak["disk"] = max(peak["disk"], _disk(*disk) - baseline)
             tick += 1
@@ -107,8 +151,20 @@ def run(command, env=None, disk=None, shell=False) -> dict:
         lines = err.decode(errors="replace").strip().splitlines() or ["(no output)"]
         raise RunFailed(f"{command} failed:\n" + "\n".join(lines[-40:]), lines[-1])
     root = cpu.pop(proc.pid, 0.0)
-    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"],
-            "cpu_root": root, "cpu_children": sum(cpu.values())}  # fmt: skip
+    # The machine is shared: what other processes took meanwhile (all of its CPU less ours).
+    others = max(0.0, _machine_cpu() - machine_cpu - root - sum(cpu.values()))
+    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"], "cpu_root": root,
+            "cpu_children": sum(cpu.values()), "by_kind": by_kind(each),
+            "cpu_others": others}  # fmt: skip
+
+
+def _kinds(runs: list[dict]) -> dict:
+    """Per kind of process: the CPU of the median run, the largest RSS over the runs."""
+    median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    return {
+        kind: dict(v, peak_rss_mb=max(r["by_kind"].get(kind, v)["peak_rss_mb"] for r in runs))
+        for kind, v in median["by_kind"].items()
+    }
 
 
 def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float) -> dict:
@@ -126,6 +182,8 @@ def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float
         "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
         "cpu_s_main_process": statistics.median(r["cpu_root"] for r in runs),
         "cpu_s_child_processes": statistics.median(r["cpu_children"] for r in runs),
+        "by_kind": _kinds(runs),
+        "cpu_s_other_processes": statistics.median(r["cpu_others"] for r in runs),
     }  # fmt: skip
 
 
@@ -163,6 +221,12 @@ def main(argv=None) -> int:
             command += ["--download_dir", str(download_dir)]
         return command
 
+    def flink_build(data_dir, workers):
+        return [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--runner", "flink",
+                "--workers", str(workers), "--manual_dir", str(corpus), "--data_dir", str(data_dir),
+                "--download_dir", str(cached), "--timeout", "3600",
+                "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
+
     beam = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers="
     cached = work / "cached-downloads"
     # name -> (command factory for repetition i, needs a fresh scratch dir, disk paths)
@@ -190,6 +254,10 @@ def main(argv=None) -> int:
                                             config='{"name": "clsloc", "decode_train": true}'), False),
         "ours: Beam 1 worker": lambda i: (tfds_build(work / f"beam1-{i}", beam + "1", download_dir=cached), False),
         "ours: Beam 2 workers": lambda i: (tfds_build(work / f"beam2-{i}", beam + "2", download_dir=cached), False),
+        # Beam's Flink job server with its embedded cluster, SDK workers as processes, the
+        # package staged from setup.py: `make beam-build RUNNER=flink` (examples/beam_build.py).
+        FLINK_1: lambda i: (flink_build(work / f"flink1-{i}", 1), False),
+        FLINK_2: lambda i: (flink_build(work / f"flink2-{i}", 2), False),
     }  # fmt: skip
     # Warm the shared cache (verdict, catalog, gzip index) that the cached runs reuse.
     if (
@@ -198,6 +266,8 @@ def main(argv=None) -> int:
             "ours: cached verdict check",
             "ours: Beam 1 worker",
             "ours: Beam 2 workers",
+            FLINK_1,
+            FLINK_2,
         }
         <= skip
     ):
@@ -236,6 +306,30 @@ def main(argv=None) -> int:
         "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
         "scaling": scaling,
     }  # fmt: skip
+    for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
+        # When the job was submitted, its workers up, it ended (examples/beam_build.py).
+        steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
+        if name in by_name and steps:
+            by_name[name]["timeline"] = {
+                k: statistics.median(s[k] for s in steps if s.get(k) is not None)
+                for k in steps[0]
+                if any(s.get(k) is not None for s in steps)
+            }
+    f1, f2 = (by_name.get(n) for n in (FLINK_1, FLINK_2))
+    if f1 and f2 and f1["seconds"] and f2["seconds"]:
+        cached_s = (by_name.get("ours: verdict cached") or {}).get("seconds")
+        result["flink"] = {
+            "speedup_2_vs_1": f1["seconds"] / f2["seconds"],
+            "one_worker_vs_default_path": f1["seconds"] / cached_s if cached_s else None,
+            "largest_process_rss_mb": max(k["peak_rss_mb"] for r in (f1, f2)
+                                          for k in r["by_kind"].values()),
+        }  # fmt: skip
+        steps = f1.get("timeline") or {}
+        if steps.get("workers_up") and steps.get("job_finished"):
+            # Amdahl with the 1-worker timeline: at best a second worker halves the time the
+            # workers run; the rest (start-up, verification, submission, finalizing) stays.
+            job = steps["job_finished"] - steps["workers_up"]
+            result["flink"]["speedup_bound"] = f1["seconds"] / (f1["seconds"] - job / 2)
     cached_row, decode_row = by_name.get("ours: verdict cached"), by_name.get(DECODE_TRAIN)
     if cached_row and decode_row and cached_row["seconds"] and decode_row["seconds"]:
         # What decoding every train image once costs, over the same cached build.
@@ -294,6 +388,26 @@ def main(argv=None) -> int:
               f"{d['ms_per_image']:.2f} ms an image")  # fmt: skip
     if result["beam_speedup_2_vs_1"]:
         print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
+    for r in rows:
+        if "Flink" in r["name"] and r["seconds"]:
+            kinds = ", ".join(
+                f"{k} ({v['processes']}) {v['cpu_s']:.1f} s / {v['peak_rss_mb']:.0f} MB"
+                for k, v in sorted(r["by_kind"].items())
+            )
+            print(f"{r['name']}: CPU s / peak RSS of the largest process, by kind: {kinds}")
+            if r.get("timeline"):
+                steps = ", ".join(f"{k} {v:.1f}" for k, v in r["timeline"].items())
+                print(f"{r['name']}: seconds from the launch (median): {steps}")
+            busy = r["cpu_s_other_processes"] / r["seconds"]
+            print(f"{r['name']}: other processes of the machine meanwhile: "
+                  f"{r['cpu_s_other_processes']:.1f} CPU s, {busy:.1f} of its cores")  # fmt: skip
+    if "flink" in result:
+        f = result["flink"]
+        vs = f"{f['one_worker_vs_default_path']:.2f}x" if f["one_worker_vs_default_path"] else "-"
+        bound = f"{f['speedup_bound']:.2f}x" if f.get("speedup_bound") else "-"
+        print(f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {bound} "
+              f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
+              f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
     for sc in scaling:
         print(f"ours: first build, {sc['corpus_mb']:.0f} MB corpus: {sc['seconds']:.2f} s, "
               f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip

@@ -3,16 +3,27 @@ source, one Beam element per range. A worker reads only its range (seeking throu
 index of a tarball, or opening its files in a tree) and calls the same functions as the
 single-process path. Range files hold the planned items, so no worker holds a whole split's
 annotations and nothing is rebuilt per element.
+
+The examples then reach their shards through files, not through the runner
+(`write_through_files`): each bundle's serialized examples go to one spill file in the build's
+folder, and only (shard, file, offsets) records are grouped by the runner.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 
+import apache_beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 from etils import epath
 
 from imagenet2017_tfds import codec, fileio, generate, ranges
+from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.examples import Item
 from imagenet2017_tfds.prepare import Prepared
 from imagenet2017_tfds.problems import Recorder
@@ -56,6 +67,20 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
     return tasks
 
 
+# What a serialized example holds beyond its image bytes (labels, boxes, names, framing).
+EXAMPLE_OVERHEAD_BYTES = 200
+
+
+def writer_plans(prepared: Prepared) -> dict[str, tuple[list[str], int]]:
+    """split -> (the key of every planned example, its estimated serialized bytes): what TFDS's
+    Beam writer needs to lay out the shards before any example exists (compat)."""
+    return {
+        split: ([item.key for _, item in plan.items],
+                sum(entry.size + EXAMPLE_OVERHEAD_BYTES for entry, _ in plan.items))
+        for split, plan in prepared.splits.items()
+    }  # fmt: skip
+
+
 def process(rt: RangeTask):
     """One Beam element: every (key, features) of the range."""
     chunk = json.loads(epath.Path(rt.range_file).read_bytes())
@@ -77,8 +102,86 @@ def recorded(tasks: dict) -> Recorder:
     return out
 
 
+# ---------------------------------------------------------------- examples to shards, through files
+
+
+class SpillExamples(apache_beam.DoFn):
+    """Serializes a bundle's examples into one spill file and yields, per shard, where its
+    records lie: (shard, (file, [(hashed key, offset, length)])). A bundle that fails leaves a
+    file nothing refers to; its retry writes another."""
+
+    def __init__(self, writer):
+        self.writer = writer  # compat.PlannedBeamWriter
+
+    def start_bundle(self):
+        self.path, self.file, self.offset, self.records = None, None, 0, defaultdict(list)
+
+    def process(self, key_example):
+        hkey, data = self.writer.serialize(key_example)
+        if self.file is None:
+            self.writer.spill_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.writer.spill_dir / f"{uuid.uuid4().hex}.spill"
+            self.file = self.path.open("wb")
+        self.file.write(data)
+        self.records[self.writer.shard_of(hkey)].append((hkey, self.offset, len(data)))
+        self.offset += len(data)
+
+    def finish_bundle(self):
+        if self.file is None:
+            return
+        self.file.close()
+        for shard, records in self.records.items():
+            value = (shard, (str(self.path), records))
+            yield WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def read_spilled(spills) -> list[tuple[int, bytes]]:
+    """A shard's (hashed key, serialized example) pairs, read back from the spill files."""
+    examples = []
+    for path, records in spills:
+        with epath.Path(path).open("rb") as f:
+            for hkey, offset, length in sorted(records, key=lambda r: r[1]):
+                f.seek(offset)
+                data = f.read(length)
+                if len(data) != length:
+                    raise ConsistencyError(
+                        f"{path}: expected {length} bytes at offset {offset}, found {len(data)}: "
+                        "a spill file of this build was truncated or replaced; build again."
+                    )
+                examples.append((hkey, data))
+    return examples
+
+
+def write_through_files(writer, examples):
+    """TFDS's writer (compat.PlannedBeamWriter) with its examples going through files."""
+    beam = apache_beam
+
+    def write_shard(shard_spills, shard_ids):
+        shard, spills = shard_spills
+        return writer.write_shard(shard, read_spilled(spills), shard_ids)
+
+    grouped = (
+        examples
+        | "SpillExamples" >> beam.ParDo(SpillExamples(writer))
+        | "GroupSpills" >> beam.GroupByKey()
+    )
+    # The shards that got examples (a skipped member may leave a planned one empty): small.
+    shard_ids = (
+        grouped
+        | "ShardIds" >> beam.Keys()
+        | "ListShardIds" >> beam.combiners.ToList()
+        | "SortShardIds" >> beam.Map(sorted)
+    )
+    return (
+        grouped
+        | "WriteShards" >> beam.Map(write_shard, beam.pvalue.AsSingleton(shard_ids))
+        | "CollectShardInfo" >> beam.combiners.ToList()
+        | "StoreSplitInfo" >> beam.Map(writer.store_split_info)
+    )
+
+
 def split_transform(split: str, tasks: list[RangeTask]):
-    import apache_beam as beam
+    beam = apache_beam
 
     @beam.ptransform_fn
     def _ranges(root):

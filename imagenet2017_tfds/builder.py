@@ -7,6 +7,7 @@ a config's name.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -177,6 +178,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
             work = os.path.join(self._cache_dir(dl_manager), "ranges")
             self._beam_tasks = beam.write_tasks(prepared, config.task, work, decoded)
+            if self._writer_plans is not None:
+                self._writer_plans.update(beam.writer_plans(prepared))
             return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
         # TFDS writes the splits one after the other in this order: smallest first, so that
         # a damaged image in validation or test stops the build in minutes, not after train.
@@ -185,6 +188,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
     _use_beam = False
     _pool: workers.Pool | None = None
+    _writer_plans: dict | None = None  # a Beam build's shard layouts, see compat
 
     def download_and_prepare(self, *args, **kwargs):
         config_dir = os.path.dirname(os.fspath(self.data_path))
@@ -197,11 +201,13 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
         count = workers.count(self.builder_config.workers)
         self._pool = workers.Pool(count) if count > 1 and not self._use_beam else None
+        writer = compat.planned_beam_writer() if self._use_beam else contextlib.nullcontext()
         try:
-            with compat.tuned(), compat.beam_fixes(self._use_beam), \
+            with compat.tuned(), compat.beam_fixes(self._use_beam), writer as self._writer_plans, \
                     compat.preserialized(self.info.features, workers.Serialized):  # fmt: skip
                 result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
         finally:
+            self._writer_plans = None
             if self._pool is not None:
                 self._pool.close()
         recorder = self._prepared.recorder

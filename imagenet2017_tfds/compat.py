@@ -4,6 +4,7 @@ TFDS and Beam offer no public hook for what these do:
 - bound the memory of TFDS's shuffle (it keeps 1 GB before it spills, through TF's GFile);
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
 - let examples that worker processes serialized pass TFDS's encoder and serializer;
+- give TFDS's Beam writer the shard layout the plan already knows (`planned_beam_writer`);
 - work around Beam's FnApiRunner losing a bundle's input (`beam_fixes`).
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
@@ -15,12 +16,14 @@ undone after it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import inspect
 import os
 import struct
 
 import tensorflow_datasets as tfds
+from etils import epath
 from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
 from tensorflow_datasets.core import writer as writer_lib
 
@@ -181,6 +184,131 @@ def preserialized(features: tfds.features.FeaturesDict, serialized: type[bytes])
     finally:
         example_serializer.ExampleSerializer = saved
         del features.encode_example
+
+
+# ---------------------------------------------------------------- TFDS: the Beam writer's layout
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardLayout:
+    """What TFDS's BeamWriter otherwise computes from the examples themselves."""
+
+    num_shards: int
+    largest_key: int  # the largest hashed key: shard numbers scale by it
+
+
+# split -> (every key it will hold, estimated serialized bytes), for the build in progress.
+_WRITER_PLANS: dict[str, tuple[list[str], int]] = {}
+
+
+def _beam_writer_problems() -> list[str]:
+    writer = writer_lib.BeamWriter
+    init = ["self", "serializer", "filename_template", "hash_salt", "disable_shuffling",
+            "example_writer", "shard_config", "ignore_duplicates"]  # fmt: skip
+    return [what for ok, what in [
+        (getattr(getattr(split_builder, "writer_lib", None), "BeamWriter", None) is writer,
+         "split_builder no longer takes BeamWriter from core.writer"),  # a lazy import
+        (_params(writer, "__init__") == init, "core.writer.BeamWriter(...) arguments changed"),
+        (_params(writer, "_serialize_example") == ["self", "key_example"],
+         "BeamWriter._serialize_example(key_example) changed"),
+        (_params(writer, "_assign_shard")
+         == ["self", "key_serialized_example", "num_shards", "largest_key"],
+         "BeamWriter._assign_shard(key_serialized_example, num_shards, largest_key) changed"),
+        (_params(writer, "_write_final_shard")
+         == ["self", "shardid_examples", "non_empty_shard_ids"],
+         "BeamWriter._write_final_shard(shardid_examples, non_empty_shard_ids) changed"),
+        (_params(writer, "_store_split_info") == ["self", "shard_infos"],
+         "BeamWriter._store_split_info(shard_infos) changed"),
+        (_params(writer, "write_from_pcollection") == ["self", "examples_pcollection"],
+         "BeamWriter.write_from_pcollection(examples_pcollection) changed"),
+        (_params(writer, "finalize") == ["self"], "BeamWriter.finalize() changed"),
+        (_params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
+         "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed"),
+    ] if not ok]  # fmt: skip
+
+
+class PlannedBeamWriter(writer_lib.BeamWriter):
+    """TFDS's BeamWriter, told the split's keys in advance, moving examples through files.
+
+    TFDS computes the number of shards and the largest hashed key from the examples, as side
+    inputs, then groups the serialized examples by shard: every example
+    goes through the runner three times (materialized, re-sent to be assigned its shard, grouped)
+    and a shard's examples become one record in the runner's memory (Flink's job server holds
+    a stage's whole output in its heap until the worker finishes the stage). From the planned
+    keys and bytes both are known before the pipeline runs; examples then go through
+    files in the dataset's build folder (storage every worker reads), and only where each
+    record lies goes through the runner (imagenet2017_tfds.beam.write_through_files). The
+    serialization, the shard of each key, the sort, the duplicate check and the shard files
+    are TFDS's own methods; only the shard count may differ (an estimate of the bytes), as it
+    may between TFDS's own writers."""
+
+    def __init__(self, *args, layout: ShardLayout | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        plan = _WRITER_PLANS.get(self._filename_template.split)
+        if layout is None and plan is not None and plan[0] and not self._disable_shuffling:
+            layout = self._plan_layout(*plan)
+        self._layout = layout
+        self._original_state["layout"] = layout  # what a worker rebuilds the writer from
+
+    def _plan_layout(self, keys: list[str], size: int) -> ShardLayout:
+        hkeys = [self._hasher.hash_key(key) for key in keys]
+        num_shards = self._shard_config.get_number_shards(
+            total_size=size, num_examples=len(hkeys), uses_precise_sharding=False
+        )
+        return ShardLayout(num_shards, max(hkeys))
+
+    # The steps of write_through_files, each one of TFDS's methods.
+
+    @property
+    def spill_dir(self) -> epath.Path:
+        """Where this split's examples wait for their shard: in the build's folder."""
+        template = self._filename_template
+        return epath.Path(template.data_dir) / f".spill-{template.split}"
+
+    def serialize(self, key_example) -> tuple[int, bytes]:
+        """(hashed key, serialized example)."""
+        return self._serialize_example(key_example)
+
+    def shard_of(self, hkey: int) -> int:
+        layout = self._layout
+        shard, _ = self._assign_shard((hkey, None), layout.num_shards, [layout.largest_key])
+        return shard
+
+    def write_shard(self, shard: int, examples, shard_ids: list[int]) -> object:
+        """Sorts, checks for duplicate keys and writes one shard, numbered among the shards
+        that got examples (`shard_ids`, sorted); returns TFDS's shard info."""
+        return self._write_final_shard((shard, examples), shard_ids)
+
+    def store_split_info(self, shard_infos) -> None:
+        self._store_split_info(shard_infos)
+
+    def write_from_pcollection(self, examples_pcollection):
+        if self._layout is None:
+            return super().write_from_pcollection(examples_pcollection)
+        from imagenet2017_tfds import beam
+
+        return beam.write_through_files(self, examples_pcollection)
+
+    def finalize(self):
+        result = super().finalize()
+        if self._layout is not None and self.spill_dir.exists():
+            self.spill_dir.rmtree()
+        return result
+
+
+@contextlib.contextmanager
+def planned_beam_writer():
+    """For one Beam build: yields the plans to fill (split -> (keys, estimated bytes)), read
+    when TFDS makes each split's writer; a split with a plan is written by PlannedBeamWriter."""
+    check(_beam_writer_problems(), "tensorflow-datasets", tfds.__version__)
+    saved = writer_lib.BeamWriter
+    writer_lib.BeamWriter = PlannedBeamWriter
+    _WRITER_PLANS.clear()
+    try:
+        yield _WRITER_PLANS
+    finally:
+        writer_lib.BeamWriter = saved
+        _WRITER_PLANS.clear()
 
 
 # ---------------------------------------------------------------- Beam: the FnApiRunner's data loss

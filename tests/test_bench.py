@@ -11,6 +11,7 @@ NAMES = {
     "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
     "ours: first build", "ours: verdict cached", "ours: verify (md5 alone)", "ours: cached verdict check", "ours: Beam 1 worker", "ours: Beam 2 workers",
     "tfds build start-up (--help)", "ours: cached, decode_train", "ours: cached, 1 worker",
+    "ours: Flink 1 worker", "ours: Flink 2 workers",
 }  # fmt: skip
 
 
@@ -46,6 +47,25 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
     counts = json.loads((tmp_path / "w" / "corpus" / "counts.json").read_text())
     assert result["decode_train"]["images"] == counts["train"] > 0
     assert result["workers_speedup"]["speedup"] > 0
+    # Flink: the job server, the SDK worker processes (as many as asked for), the build and
+    # the launcher, each measured.
+    for workers, name in [(1, "ours: Flink 1 worker"), (2, "ours: Flink 2 workers")]:
+        kinds = rows[name]["by_kind"]
+        assert kinds["JVM"]["processes"] == 1 and kinds["JVM"]["cpu_s"] > 0
+        assert kinds["SDK workers"]["processes"] == workers, kinds
+        assert all(kinds[k]["peak_rss_mb"] > 10 for k in ("JVM", "SDK workers", "tfds build"))
+        assert kinds["launcher"]["processes"] == 1
+        steps = rows[name]["timeline"]
+        assert steps["job_submitted"] < steps["workers_up"] < steps["job_finished"]
+        assert steps["job_finished"] < steps["build_done"] <= rows[name]["seconds"]
+    flink = result["flink"]
+    assert flink["speedup_2_vs_1"] > 0 and flink["one_worker_vs_default_path"] > 0
+    assert 1 < flink["speedup_bound"] < 2
+    assert all(r["cpu_s_other_processes"] >= 0 for r in rows.values())
+    assert (
+        flink["largest_process_rss_mb"]
+        >= rows["ours: Flink 1 worker"]["by_kind"]["JVM"]["peak_rss_mb"]
+    )
 
 
 def test_a_failed_run_is_reported_with_its_last_line():

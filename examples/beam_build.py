@@ -1,0 +1,423 @@
+"""Build imagenet2017 through Apache Beam on a local engine, in one command
+(`make beam-build RUNNER=flink CONFIG=clsloc MANUAL_DIR=D DATA_DIR=O WORKERS=2`):
+
+  python examples/beam_build.py --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
+
+- flink: Beam's Flink job server (Java) with its embedded Flink cluster (`--flink-master=[local]`,
+  WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
+  ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
+  the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+- prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
+  every bundle on one SDK worker process (it ignores the number of workers).
+- direct: Beam's DirectRunner, WORKERS processes.
+
+The workers get the package as a cluster's would: Beam builds an sdist from setup.py
+(`setup_file`) and stages it, the boot pip-installs it, and the repository is not on the
+workers' PYTHONPATH (`--no-setup-file` skips this and lets them import the repository).
+Everything it starts listens on loopback and is stopped when the build ends, fails, times out
+or is interrupted; it exits with the build's status. The environment passes through
+(IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
+--work_dir, the logs and `timeline.json` (when the job was submitted, its workers up, it ended)
+are kept there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEAM = ROOT / "examples" / "beam"
+POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
+CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
+BIN = Path(sys.executable).parent
+FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
+# The Flink job server's heap; its embedded Flink cluster runs in it. Beam 2.62 keeps what a
+# worker outputs in a stage in this heap until the worker ends the stage (up to 100 messages of
+# 10 MB, then the worker blocks), so examples go to their shards through files (beam.py) and
+# only small records cross it: 140 MB of heap used on the 1 GB benchmark corpus. Unbounded,
+# the JVM takes a quarter of the RAM (it grew to 7 GB).
+JVM_HEAP = "1g"
+# The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
+# CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
+JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+               "-Dorg.slf4j.simpleLogger.showDateTime=true",
+               "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
+READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
+# Lines of the job server's log that mark the job's life, for timeline.json.
+FLINK_EVENTS = {"job_submitted": "Submitting job", "job_finished": "Execution finished in"}
+
+
+class LaunchError(Exception):
+    pass
+
+
+class TimedOut(LaunchError):
+    pass
+
+
+DEADLINE: float | None = None  # --timeout: when everything must have ended
+
+
+def remaining(limit: float) -> float:
+    """Seconds a step may take: its own limit, or less when --timeout comes sooner."""
+    if DEADLINE is None:
+        return limit
+    left = DEADLINE - time.monotonic()
+    if left <= 0:
+        raise TimedOut("--timeout reached")
+    return min(limit, left)
+
+
+def cached(name: str, make) -> Path:
+    """CACHE/name, made once by make(partial folder) under a lock (parallel builds, clones)."""
+    from filelock import FileLock, Timeout
+
+    target = CACHE / name
+    if (target / ".complete").exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target) + ".lock", timeout=remaining(1800))
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TimedOut(f"another process held {lock.lock_file} (making {target})") from None
+    try:
+        if (target / ".complete").exists():
+            return target
+        partial = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{name}-"))
+        try:
+            make(partial)
+            (partial / ".complete").touch()
+            shutil.rmtree(target, ignore_errors=True)
+            partial.rename(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    finally:
+        lock.release()
+    return target
+
+
+def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
+    if shutil.which(command[0]) is None:
+        raise LaunchError(f"{what} needs `{command[0]}` on PATH, which is not there: install it")
+    print(f"beam_build: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
+    start, timeout = time.monotonic(), remaining(limit)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise TimedOut(f"{what} did not finish within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-4000:]
+        raise LaunchError(f"{what} failed (exit {result.returncode}):\n{output}")
+    print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
+
+
+def flink_classpath() -> Path:
+    """The job server's jars (about 160, 150 MB), named by the pom's hash."""
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+
+    def fetch(folder: Path) -> None:
+        command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+                   f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
+        run_tool(command, "fetching Beam's Flink job server from Maven Central", 900)
+
+    return cached(f"flink-job-server-{digest}", fetch)
+
+
+def prism_binary() -> Path:
+    """Prism at the Python SDK's version, built from the Go module proxy."""
+    import apache_beam
+
+    version = apache_beam.__version__
+
+    def build(folder: Path) -> None:
+        module = f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{version}"
+        env = dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod")
+        run_tool(["go", "install", module], "building Prism with go install", 1800, env=env)
+
+    return cached(f"prism-{version}", build) / "prism"
+
+
+class Services:
+    """Processes started for one build, each in its own process group (a job server's SDK
+    workers are in the server's group), all stopped on exit."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.started: list[subprocess.Popen] = []
+        self.engine: Engine | None = None
+
+    def start(self, name: str, command: list[str], env: dict, log: bool = True):
+        """Starts a command logging to WORK/name.log, or with this process's output."""
+        if not log:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)  # fmt: skip
+        else:
+            with open(self.work / f"{name}.log", "wb") as out:
+                process = subprocess.Popen(
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        self.started.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.started):
+            signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in reversed(self.started):
+            exit_status(process, max(0.1, deadline - time.monotonic()))
+            signal_group(process, signal.SIGKILL)  # and whatever it left in its group
+            process.wait()
+
+
+def exit_status(process: subprocess.Popen, timeout: float | None) -> int | None:
+    """Waits for the process to end without reaping it: while it is a zombie its process group
+    id cannot be reused, so signalling the group reaches only what it started."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        if process.returncode is not None:
+            return process.returncode
+        done = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if done is not None:
+            killed = done.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+            return -done.si_status if killed else done.si_status
+        time.sleep(0.1)
+    return None
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    if process.returncode is None:  # not reaped: the group id is still its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def free_port() -> int:
+    # The engine binds it moments later; if another process took it meanwhile, the engine
+    # exits and its log says so.
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def boot_wrapper(work: Path) -> Path:
+    """The PROCESS environment's command: one executable, so a two-line wrapper."""
+    wrapper = work / "beam_boot"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{BOOT}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def worker_env(env: dict, setup_file: bool) -> dict:
+    """The environment of the engine and its SDK workers: with setup_file, without the
+    repository on PYTHONPATH (what else is there stays, e.g. another TFDS)."""
+    if not setup_file:
+        return env
+    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != ROOT]  # fmt: skip
+    return dict(env, PYTHONPATH=os.pathsep.join(keep))
+
+
+class Engine:
+    """A started job server: its process, its log, and the line saying it is ready."""
+
+    def __init__(self, name: str, process: subprocess.Popen, log: Path, ready: str):
+        self.name, self.process, self.log, self.ready = name, process, log, ready
+        self.ready_after: float | None = None
+
+    def check(self, since: float) -> None:
+        """Notes when it became ready; raises if it has exited (a build needs it to the end)."""
+        if self.ready_after is None and self.ready in self.log.read_text(errors="replace"):
+            self.ready_after = time.monotonic() - since
+        status = exit_status(self.process, 0)
+        if status is not None:
+            raise LaunchError(f"the {self.name} exited with {status} during the build:\n"
+                              f"{tail(self.log)}")  # fmt: skip
+
+
+def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine | None]:
+    """Starts the runner's job server, without waiting for it (the build's own start-up takes
+    longer); returns the pipeline options and the engine."""
+    if args.runner == "direct":
+        return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
+                "direct_running_mode=multi_processing"], None  # fmt: skip
+    # The engine's and the workers' temporary files go into the work folder; the packages
+    # the workers install, into the cache (by content, so once).
+    tmp = services.work / "tmp"
+    tmp.mkdir(exist_ok=True)
+    wenv = dict(worker_env(env, args.setup_file), TMPDIR=str(tmp),
+                BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
+                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
+    port = free_port()
+    if args.runner == "flink":
+        classpath = flink_classpath()
+        name = "Flink job server"
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}",
+                   "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
+                   f"--job-port={port}", f"--artifact-port={free_port()}", "--expansion-port=-1",
+                   f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
+        ready = "JobService started on"
+        # Flink's parallelism is its task slots; one SDK worker process per slot, kept for the
+        # whole job (by default every stage starts its own, importing TensorFlow again).
+        engine = [f"parallelism={args.workers}", f"sdk_worker_parallelism={args.workers}",
+                  "environment_cache_millis=3600000"]  # fmt: skip
+    else:
+        name = "Prism job server"
+        command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
+                   "--log_kind=text"]  # fmt: skip
+        ready, engine = "Serving JobManagement", []
+    process = services.start("job-server", command, wenv)
+    config = json.dumps({"command": str(boot_wrapper(services.work))})
+    # job_server_timeout: how long the build waits for the job server to answer.
+    options = ["runner=PortableRunner", f"job_endpoint=localhost:{port}",
+               f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
+               f"environment_config={config}", *engine]  # fmt: skip
+    if args.setup_file:
+        options.append(f"setup_file={ROOT / 'setup.py'}")
+    return options, Engine(name, process, services.work / "job-server.log", ready)
+
+
+def timeline(work: Path, started_at: float, engine: Engine | None) -> dict:
+    """Seconds from the launch to each step of the job, from the logs' timestamps."""
+    out = {"engine_ready": engine.ready_after if engine else None}
+    log = (work / "job-server.log").read_text(errors="replace") if engine else ""
+    for event, text in FLINK_EVENTS.items():
+        found = re.search(r"^(\S+) .*" + re.escape(text), log, re.MULTILINE)
+        out[event] = stamp(found.group(1)) - started_at if found else None
+    boot = work / "beam_boot.log"
+    text = boot.read_text() if boot.exists() else ""
+    found = re.search(r"^(\S+) beam_boot\[\d+\]: worker", text, re.MULTILINE)
+    out["workers_up"] = stamp(found.group(1)) - started_at if found else None
+    return {k: None if v is None else round(v, 2) for k, v in out.items()}
+
+
+def stamp(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return float("nan")
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--runner", choices=["flink", "prism", "direct"], default="flink")
+    parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
+    parser.add_argument("--manual_dir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
+    parser.add_argument("--workers", type=int, default=2, help="SDK worker processes, Flink slots")
+    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
+    parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
+                        help="workers import the repository instead of a staged sdist")  # fmt: skip
+    parser.add_argument("--timeout", type=float, help="stop everything after this many "
+                        "seconds (fetches included)")  # fmt: skip
+    parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
+                        "temporary folder, removed after a build that succeeded)")  # fmt: skip
+    parser.add_argument("--timeline", help="also write timeline.json to this file")
+    parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, not {args.workers}")
+    return args
+
+
+def tfds_command(args, options: list[str]) -> list[str]:
+    command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
+               "--config", args.config, "--manual_dir", args.manual_dir,
+               "--data_dir", args.data_dir, "--beam_pipeline_options=" + ",".join(options)]  # fmt: skip
+    if args.download_dir:
+        command += ["--download_dir", args.download_dir]
+    return command + args.tfds_args
+
+
+def run_build(args, services: Services, env: dict, started: float) -> int:
+    options, engine = start_engine(args, services, env)
+    services.engine = engine
+    command = tfds_command(args, options)
+    print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
+    build = services.start("tfds-build", command, env, log=False)
+    while (status := exit_status(build, 0.2)) is None:
+        remaining(float("inf"))  # raises TimedOut past --timeout
+        if engine is not None:
+            engine.check(started)
+    return status
+
+
+def main(argv=None) -> int:
+    global DEADLINE
+    args = parse_args(argv)
+    started, started_at = time.monotonic(), time.time()
+    if args.timeout is not None:
+        DEADLINE = started + args.timeout
+    # A termination request unwinds like Ctrl-C, so everything started is stopped.
+    signal.signal(signal.SIGTERM, interrupt)
+    env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(ROOT) not in pythonpath:  # the submitter imports the repository's package
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), *pythonpath]))
+    keep = args.work_dir is not None
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="imagenet2017-beam-"))
+    work.mkdir(parents=True, exist_ok=True)
+    services, status = Services(work), 1
+    try:
+        status = run_build(args, services, env, started)
+    except TimedOut as e:
+        print(f"beam_build: {e}; stopping what it started", file=sys.stderr)
+        status = 124
+    except LaunchError as e:
+        print(f"beam_build: {e}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:
+        print("beam_build: interrupted; stopping what it started", file=sys.stderr)
+        status = 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not stop the stopping
+            signal.signal(sig, signal.SIG_IGN)
+        services.stop()
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+    if status < 0:  # the build was killed by a signal: the shell's convention
+        status = 128 - status
+    seconds = time.monotonic() - started
+    if args.runner != "direct" and status == 0:
+        steps = timeline(work, started_at, services.engine)
+        steps["build_done"] = round(seconds, 2)
+        for path in filter(None, [work / "timeline.json", args.timeline]):
+            Path(path).write_text(json.dumps(steps) + "\n")
+        print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
+    if status != 0:
+        for log in sorted(work.glob("*.log")):
+            print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
+        print(f"beam_build: logs kept in {work}", file=sys.stderr)
+    elif not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"beam_build: exit {status} after {seconds:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

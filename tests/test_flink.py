@@ -1,0 +1,147 @@
+"""Beam on real engines, started for real by `make beam-build`'s launcher
+(examples/beam_build.py): Beam's Flink job server (Java, from Maven Central) with its
+embedded Flink cluster, and Prism (Go, built with `go install`); Python SDK workers as
+separate processes that install the package from the sdist Beam staged from setup.py. The
+examples are byte for byte those of the default path, a digest mismatch stops the build
+before any shard, and nothing the launcher started outlives it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests import readback
+from tests.conftest import ROOT, build_env
+
+LAUNCHER = ROOT / "examples" / "beam_build.py"
+TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
+
+
+def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
+    command = [sys.executable, str(LAUNCHER), "--runner", runner, "--config", config,
+               "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
+               "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
+    env = build_env(checksums or release.checksums)
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+    # The margin covers a first run's fetch of the job server or Prism (the launcher's limit
+    # counts only the build).
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT + 600)
+
+
+def left_running(work_dir: Path) -> list[str]:
+    """Processes that still name the launcher's work folder (job server, boot, workers)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(p.info["cmdline"] or [])
+        if str(work_dir) in cmdline:
+            found.append(f"{p.pid}: {cmdline[:200]}")
+    return found
+
+
+def worker_pids(work_dir: Path) -> set[str]:
+    """The SDK worker processes the boot started (it logs each, with its packages)."""
+    log = (work_dir / "beam_boot.log").read_text()
+    return set(re.findall(r"beam_boot\[(\d+)\]: worker .*: packages from ", log))
+
+
+def load_launcher():
+    spec = importlib.util.spec_from_file_location("beam_build", LAUNCHER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_workers_get_the_package_only_from_setup_file():
+    launcher = load_launcher()
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), "/elsewhere/tfds"]), "PATH": "/bin"}
+    assert launcher.worker_env(env, setup_file=True)["PYTHONPATH"] == "/elsewhere/tfds"
+    assert launcher.worker_env(env, setup_file=False) == env
+
+
+def assert_same_examples(data_dir, cli_builds, config):
+    assert readback.records(data_dir, config) == readback.records(cli_builds, config)
+    assert readback.splits(data_dir, config) == readback.splits(cli_builds, config)
+
+
+@pytest.mark.parametrize("config", ["clsloc", "det"])
+def test_flink_gives_the_same_examples(cli_builds, tarball_release, tmp_path, config):
+    work = tmp_path / "work"
+    result = launch("flink", config, tarball_release, tmp_path / "data", work)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert_same_examples(tmp_path / "data", cli_builds, config)
+    # Two SDK worker processes, each running the package the boot installed from the sdist
+    # of setup.py (the repository is not on their path).
+    pids = worker_pids(work)
+    assert len(pids) == 2, (work / "beam_boot.log").read_text()
+    site = re.search(r"packages from (\S+)", (work / "beam_boot.log").read_text()).group(1)
+    assert (Path(site) / "imagenet2017_tfds" / "builder.py").is_file()
+    assert "Submitting job" in (work / "job-server.log").read_text()
+    steps = json.loads((work / "timeline.json").read_text())  # what the benchmark reports
+    assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
+    assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
+    assert not left_running(work)
+
+
+def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
+    lines = tarball_release.checksums.read_text().splitlines()
+    lines = [
+        "\t".join([*line.split("\t")[:2], "f" * 32, ""])
+        if line.startswith("ILSVRC2017_DET.tar.gz")
+        else line
+        for line in lines
+    ]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\n".join(lines) + "\n")
+    work = tmp_path / "work"
+    result = launch("flink", "det", tarball_release, tmp_path / "data", work, checksums=bad)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'f' * 32}" in result.stderr
+    assert not list((tmp_path / "data").rglob("*.tfrecord*"))
+    assert not list((tmp_path / "data").rglob("dataset_info.json"))
+    assert "Submitting job" not in (work / "job-server.log").read_text()
+    assert not left_running(work)
+
+
+def test_an_interrupted_flink_build_stops_everything_it_started(tarball_release, tmp_path):
+    work = tmp_path / "work"
+    launcher = launch("flink", "clsloc", tarball_release, tmp_path / "data", work, wait=False)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and launcher.poll() is None:
+            boot_log = work / "beam_boot.log"
+            if boot_log.exists() and worker_pids(work):
+                break  # the job runs on its SDK workers
+            time.sleep(0.5)
+        assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+        workers = [int(pid) for pid in worker_pids(work)]
+        launcher.send_signal(signal.SIGINT)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 130, err[-3000:]
+    assert "interrupted; stopping what it started" in err
+    assert not [pid for pid in workers if psutil.pid_exists(pid)]
+    assert not left_running(work)
+    assert not list((tmp_path / "data").rglob("dataset_info.json"))
+
+
+def test_prism_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
+    work = tmp_path / "work"
+    result = launch("prism", "clsloc", tarball_release, tmp_path / "data", work)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
+    assert worker_pids(work)  # Prism runs every bundle on one SDK worker process
+    assert not left_running(work)
