@@ -30,13 +30,14 @@ except ImportError:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import write_corpus  # noqa: E402
+from bench.corpus import ORDERS, write_corpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
 START_UP = "tfds build start-up (--help)"
 DECODE_TRAIN = "ours: cached, decode_train"
 ONE_WORKER = "ours: cached, 1 worker"
 FLOOR = "floor: md5 + rapidgzip"
+FIRST_AF = "ours: first build, annotations first"
 FLINK_1, FLINK_2 = "ours: Flink 1 worker", "ours: Flink 2 workers"
 
 
@@ -167,6 +168,13 @@ def _kinds(runs: list[dict]) -> dict:
     }
 
 
+def read_passes(data_dir: Path) -> int | None:
+    """How many times the build read the CLS-LOC archive (its metadata.json)."""
+    for meta in data_dir.glob("imagenet2017/clsloc/*/metadata.json"):
+        return json.loads(meta.read_text())["inputs"]["clsloc"].get("passes")
+    return None
+
+
 def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float) -> dict:
     """`reps` runs of one measurement; any failed run (a Beam run's too) fails the benchmark."""
     runs = []
@@ -210,6 +218,10 @@ def main(argv=None) -> int:
     corpus = work / "corpus"
     archive = write_corpus(corpus, args.size_mb)
     mb = archive.stat().st_size / 1e6
+    # The same members with Annotations and ImageSets before Data: a first build reads it once.
+    corpus_af = work / "corpus-annotations-first"
+    write_corpus(corpus_af, args.size_mb, order="annotations_first")
+    sums_af = f"IMAGENET2017_CHECKSUMS={corpus_af / 'checksums.tsv'}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"),
                TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
     (work / "tmp").mkdir()
@@ -244,6 +256,7 @@ def main(argv=None) -> int:
         "peer: md5 + TFDS iter_archive": lambda i: (
             [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(corpus), "--data_dir", str(work / f"peer{i}")], False),
         "ours: first build": lambda i: (tfds_build(work / f"first{i}"), False),
+        FIRST_AF: lambda i: (["env", sums_af, *tfds_build(work / f"firstaf{i}", manual_dir=corpus_af)], False),
         "ours: verdict cached": lambda i: (tfds_build(work / f"second{i}", download_dir=cached), False),
         # The generation phase (verdict and scan cached) in this process alone: against the
         # row above (a worker process per core), the speed-up of the workers.
@@ -274,24 +287,30 @@ def main(argv=None) -> int:
         subprocess.run(
             tfds_build(work / "warm", download_dir=cached), env=env, check=True, capture_output=True
         )
+    if not {FLINK_1, FLINK_2} <= skip:  # the job server's jars, fetched before any timing
+        fetch = [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--fetch_only"]
+        subprocess.run(fetch, env=env, check=True, capture_output=True)
     rows = []
     for name, make in plan.items():
         if name not in skip:
             rows.append(measure(name, make, args.reps, env, work, corpus, mb))
     scaling = []
-    for size in [float(x) for x in args.scaling.split(",") if x]:
-        folder = work / f"scale-{size:g}"
-        write_corpus(folder, size)
-        scale_env = dict(env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
-        runs = []
-        for i in range(args.reps):
-            command = tfds_build(work / f"scale{i}", manual_dir=folder)
-            runs.append(run(command, env=scale_env, disk=(work, folder)))
-            shutil.rmtree(work / f"scale{i}", ignore_errors=True)
-        mb_size = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
-        scaling.append({"corpus_mb": mb_size, "seconds": statistics.median(r["seconds"] for r in runs),
-                        "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
+    for order in ORDERS:  # first builds of two sizes, in each member order
+        for size in [float(x) for x in args.scaling.split(",") if x]:
+            folder = work / f"scale-{size:g}"
+            write_corpus(folder, size, order=order)
+            scale_env = dict(env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+            runs = []
+            for i in range(args.reps):
+                command = tfds_build(work / f"scale{i}", manual_dir=folder)
+                runs.append(run(command, env=scale_env, disk=(work, folder)))
+                passes = read_passes(work / f"scale{i}")
+                shutil.rmtree(work / f"scale{i}", ignore_errors=True)
+            mb_size = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
+            scaling.append({"order": order, "corpus_mb": mb_size, "passes": passes,
+                            "seconds": statistics.median(r["seconds"] for r in runs),
+                            "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
+            shutil.rmtree(folder, ignore_errors=True)
     reference = next((r["seconds"] for r in rows if r["name"].startswith("gzip")), None)
     for row in rows:
         row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
@@ -347,12 +366,16 @@ def main(argv=None) -> int:
         # once at the floor's speed (and it must also write every byte as shards).
         best = start_up["seconds"] + floor["seconds"]
         result["bound"] = {"seconds": best, "ratio_to_gzip": reference / best}
-    if len(scaling) >= 2:
-        small, large = scaling[0], scaling[-1]
+    gzip_rate = mb / reference if reference else None
+    for order in ORDERS:
+        sizes = [sc for sc in scaling if sc["order"] == order]
+        if len(sizes) < 2:
+            continue
+        small, large = sizes[0], sizes[-1]
         # The rate once start-up is paid: extra MB over extra seconds between two sizes.
         steady = (large["corpus_mb"] - small["corpus_mb"]) / (large["seconds"] - small["seconds"])
-        gzip_rate = mb / reference if reference else None
-        result["steady_state"] = {
+        key = "steady_state" if order == "annotations_last" else f"steady_state_{order}"
+        result[key] = {
             "mb_per_s": steady, "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
             "fixed_seconds": small["seconds"] - small["corpus_mb"] / steady,
             "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
@@ -409,13 +432,17 @@ def main(argv=None) -> int:
               f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
               f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
     for sc in scaling:
-        print(f"ours: first build, {sc['corpus_mb']:.0f} MB corpus: {sc['seconds']:.2f} s, "
+        print(f"ours: first build, {sc['order']}, {sc['corpus_mb']:.0f} MB corpus: "
+              f"{sc['seconds']:.2f} s, archive read {sc['passes']}x, "
               f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip
-    if "steady_state" in result:
-        st = result["steady_state"]
-        ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
-        print(f"steady state (between those sizes): {st['mb_per_s']:.1f} MB/s = {ratio}x gzip -dc; "
-              f"fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth {st['rss_growth'] * 100:+.1f} %")  # fmt: skip
+    for order in ORDERS:
+        key = "steady_state" if order == "annotations_last" else f"steady_state_{order}"
+        if key in result:
+            st = result[key]
+            ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
+            print(f"steady state, {order} (between those sizes): {st['mb_per_s']:.1f} MB/s = "
+                  f"{ratio}x gzip -dc; fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth "
+                  f"{st['rss_growth'] * 100:+.1f} %")  # fmt: skip
     print(f"JSON: {args.out}")
     return 0
 

@@ -2,7 +2,8 @@
 90 (about 100 KB, which gzip barely compresses, like the real data), XMLs for a share of train,
 val and test folders, ImageSets lists, and a scrambled member order: the order `tar` gives on
 a filesystem that lists directories in hash order (ext4), i.e. each folder's members together
-in random order, the folders in random order, and the annotations after the images.
+in random order, the folders in random order, and the annotations after the images (or, with
+order="annotations_first", Annotations, ImageSets, then Data, as Kaggle's listing has them).
 """
 
 from __future__ import annotations
@@ -54,9 +55,14 @@ def xml(folder: str, name: str, wnid: str, rng: random.Random) -> bytes:
     ).encode()
 
 
-def tar_order(members: list, rng: random.Random, last: str = "Annotations") -> list:
+# The top folders' order: "annotations_last" as the benchmark always had it (Annotations after
+# the images, the rest in random order), "annotations_first" as Kaggle's listing has it.
+ORDERS = ("annotations_last", "annotations_first")
+
+
+def tar_order(members: list, rng: random.Random, order: str = "annotations_last") -> list:
     """Members in the order of tar's depth-first walk with each directory listed in random
-    order; the top folder `last` comes last (annotations after their images)."""
+    order, the top folders in `order` (ORDERS)."""
     tree: dict = {}
     for member in members:
         *folders, _ = member[0].split("/")
@@ -70,9 +76,12 @@ def tar_order(members: list, rng: random.Random, last: str = "Annotations") -> l
         rng.shuffle(out)
         folders = sorted(k for k in node if k)
         rng.shuffle(folders)
-        if top and last + "/" in folders:
-            folders.remove(last + "/")
-            folders.append(last + "/")
+        if top and order == "annotations_last" and "Annotations/" in folders:
+            folders.remove("Annotations/")
+            folders.append("Annotations/")
+        elif top and order == "annotations_first":
+            first = ["Annotations/", "ImageSets/", "Data/"]
+            folders.sort(key=lambda f: first.index(f) if f in first else len(first))
         for folder in folders:
             out += walk(node[folder], False)
         return out
@@ -80,8 +89,11 @@ def tar_order(members: list, rng: random.Random, last: str = "Annotations") -> l
     return walk(tree, True)
 
 
-def write_corpus(folder: Path, size_mb: float, seed: int = 0) -> Path:
-    """Writes ILSVRC2017_CLS-LOC.tar.gz (about size_mb MB) and checksums.tsv into `folder`."""
+def write_corpus(
+    folder: Path, size_mb: float, seed: int = 0, order: str = "annotations_last"
+) -> Path:
+    """Writes ILSVRC2017_CLS-LOC.tar.gz (about size_mb MB) and checksums.tsv into `folder`;
+    the same seed gives the same members, whatever the order."""
     folder.mkdir(parents=True, exist_ok=True)
     rng, pick = np.random.default_rng(seed), random.Random(seed)
     pool = [noisy_jpeg(rng) for _ in range(64)]  # reused bytes keep writing fast
@@ -121,7 +133,7 @@ def write_corpus(folder: Path, size_mb: float, seed: int = 0) -> Path:
         ("ImageSets/CLS-LOC/val.txt", "".join(f"{v} {int(v[-8:])}\n" for v in val).encode()),
         ("ImageSets/CLS-LOC/test.txt", listing(test)),
     ]
-    members = tar_order(members, pick)
+    members = tar_order(members, random.Random(seed + 1), order)
     # Validation labels come from the ground truth in the real release; the benchmark
     # corpus uses the first val indices, so its val XMLs must name the real classes.
     from imagenet2017_tfds import devkit

@@ -327,8 +327,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--runner", choices=["flink", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
-    parser.add_argument("--manual_dir", required=True)
-    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--manual_dir")
+    parser.add_argument("--data_dir")
+    parser.add_argument(
+        "--fetch_only",
+        action="store_true",
+        help="fetch and cache what the runner needs (the job server's jars, Prism), then exit",
+    )
     parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
     parser.add_argument("--workers", type=int, default=2, help="SDK worker processes, Flink slots")
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
@@ -341,6 +346,8 @@ def parse_args(argv):
     parser.add_argument("--timeline", help="also write timeline.json to this file")
     parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
     args = parser.parse_args(argv)
+    if not args.fetch_only and not (args.manual_dir and args.data_dir):
+        parser.error("--manual_dir and --data_dir are needed (unless --fetch_only)")
     if args.workers < 1:
         parser.error(f"--workers must be 1 or more, not {args.workers}")
     return args
@@ -371,6 +378,9 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
 def main(argv=None) -> int:
     global DEADLINE
     args = parse_args(argv)
+    if args.fetch_only:
+        {"flink": flink_classpath, "prism": prism_binary}.get(args.runner, lambda: None)()
+        return 0
     started, started_at = time.monotonic(), time.time()
     if args.timeout is not None:
         DEADLINE = started + args.timeout

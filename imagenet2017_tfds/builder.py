@@ -11,7 +11,8 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -21,9 +22,9 @@ from imagenet2017_tfds import (
     card,
     classes,
     compat,
-    generate,
     inputs,
     locking,
+    oneread,
     tasks,
     workers,
     writing,
@@ -77,25 +78,25 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
 
 
 class SplitExamples:
-    """A split's examples, sized so TFDS's progress bar shows a known total: from worker
-    processes (serialized there) when there is a pool, else from this process."""
+    """A split's examples, made from its jobs by worker processes (serialized there) when
+    there is a pool, else in this process; sized when the plan is known, so TFDS's progress
+    bar shows the total."""
 
-    def __init__(self, prepared: Prepared, split: str, task: tasks.Task, decode: bool, pool):
-        self.prepared, self.split, self.task, self.decode = prepared, split, task, decode
-        self.pool = pool
+    def __init__(self, split: str, jobs: Callable[[], Iterable[workers.Job]], size: int | None,
+                 pool, recorder: Recorder):  # fmt: skip
+        self.split, self.jobs, self.size = split, jobs, size
+        self.pool, self.recorder = pool, recorder
 
     def __len__(self) -> int:
-        return len(self.prepared.splits[self.split])
+        if self.size is None:
+            raise TypeError("the split's size is known once the archive has been read")
+        return self.size
 
     def __iter__(self):
-        prepared, parts = self.prepared, self.prepared.splits[self.split].parts
         if self.pool is not None:
-            sources = prepared.inputs.parts
-            yield from self.pool.examples(self.task, sources, parts, prepared.recorder, self.decode)
-            return
-        for part, items in sorted(parts.items()):
-            yield from generate.keyed_examples(self.task, prepared.source(part), items,
-                                               prepared.recorder, self.decode)  # fmt: skip
+            yield from self.pool.run(self.jobs(), self.recorder)
+        else:
+            yield from workers.run_here(self.jobs(), self.recorder)
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -164,29 +165,66 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        prepared = prepare(
-            self._manual_dir(dl_manager),
-            config.task,
-            cache_dir=self._cache_dir(dl_manager),
-            allow_unverified=config.allow_unverified,
-            recorder=Recorder.for_build(config.skip_bad_members),
-        )
+        manual_dir, cache_dir = self._manual_dir(dl_manager), self._cache_dir(dl_manager)
+        recorder = Recorder.for_build(config.skip_bad_members)
+        task = config.task
+        if self._use_beam or not self._one_read_allowed:
+            prepared = prepare(manual_dir, task, cache_dir, config.allow_unverified, recorder)
+        else:
+            spill = os.path.join(os.fspath(self.data_dir), ".one-read")
+            prepared = oneread.begin(manual_dir, task, cache_dir, config.allow_unverified,
+                                     recorder, spill)  # fmt: skip
+        if isinstance(prepared, oneread.OneRead):
+            self._one_read = one = prepared
+            splits = [split for split, _ in task.items.values()]
+            decoded = self._decoded_splits(splits)
+
+            def examples(split: str) -> SplitExamples:
+                read = self._read_jobs(one.found, split in decoded)
+                return SplitExamples(split, lambda: one.jobs(split, split in decoded, read), None,
+                                     self._pool, recorder)  # fmt: skip
+
+            # Until the archive says otherwise: smallest first (see below).
+            return oneread.SplitOrder(one, ["validation", "test", "train"], examples)
         self._prepared = prepared
         decoded = self._decoded_splits(prepared.splits)
         if self._use_beam:
             from imagenet2017_tfds import beam
 
-            work = os.path.join(self._cache_dir(dl_manager), "ranges")
-            self._beam_tasks = beam.write_tasks(prepared, config.task, work, decoded)
+            work = os.path.join(cache_dir, "ranges")
+            self._beam_tasks = beam.write_tasks(prepared, task, work, decoded)
             if self._writer_plans is not None:
                 self._writer_plans.update(beam.writer_plans(prepared))
             return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
         # TFDS writes the splits one after the other in this order: smallest first, so that
         # a damaged image in validation or test stops the build in minutes, not after train.
         order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split]))
-        return {s: SplitExamples(prepared, s, config.task, s in decoded, self._pool) for s in order}
+        return {s: self._split_examples(prepared, s, s in decoded) for s in order}
+
+    def _read_jobs(self, found: inputs.Inputs, decode: bool):
+        """Jobs reading planned items (part -> items) from the inputs."""
+        task, mode = self.builder_config.task, self._recorder_mode()
+
+        def jobs(parts) -> list[workers.Job]:
+            if self._pool is not None:
+                return self._pool.jobs(task, found.parts, parts, mode, decode)
+            return [workers.Job(task, found.parts[part], items, mode, decode)
+                    for part, items in sorted(parts.items())]  # fmt: skip
+
+        return jobs
+
+    def _recorder_mode(self) -> str:
+        return Recorder.for_build(self.builder_config.skip_bad_members).mode
+
+    def _split_examples(self, prepared: Prepared, split: str, decode: bool) -> SplitExamples:
+        parts = prepared.splits[split].parts
+        read = self._read_jobs(prepared.inputs, decode)
+        return SplitExamples(split, lambda: read(parts), len(prepared.splits[split]), self._pool,
+                             prepared.recorder)  # fmt: skip
 
     _use_beam = False
+    _one_read_allowed = True  # a first build may read its main archive once (oneread.py)
+    _one_read: oneread.OneRead | None = None
     _pool: workers.Pool | None = None
     _writer_plans: dict | None = None  # a Beam build's shard layouts, see compat
 
@@ -199,17 +237,27 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
-        count = workers.count(self.builder_config.workers)
-        self._pool = workers.Pool(count) if count > 1 and not self._use_beam else None
-        writer = compat.planned_beam_writer() if self._use_beam else contextlib.nullcontext()
+        self._one_read_allowed = True
         try:
-            with compat.tuned(), compat.beam_fixes(self._use_beam), writer as self._writer_plans, \
-                    compat.preserialized(self.info.features, workers.Serialized):  # fmt: skip
-                result = super()._download_and_prepare(dl_manager, download_config, **kwargs)
+            result = self._generate(dl_manager, download_config, **kwargs)
+        except oneread.Abandoned as e:
+            # Said on the terminal (TFDS's command shows no Python warnings): it costs a read.
+            print(f"{self._one_read.stream.source.name}: reading it once was abandoned ({e}); "
+                  "reading it again.", file=sys.stderr, flush=True)  # fmt: skip
+            self._one_read.abandon()
+            self._one_read, self._one_read_allowed = None, False
+            for leftover in epath.Path(self.data_dir).iterdir():  # the splits written so far
+                if leftover.is_dir():
+                    leftover.rmtree()
+                else:
+                    leftover.unlink()
+            result = self._generate(dl_manager, download_config, **kwargs)
+            self._prepared.passes = dict.fromkeys(self._prepared.passes, 2)  # scan, then this
         finally:
-            self._writer_plans = None
-            if self._pool is not None:
-                self._pool.close()
+            if self._one_read is not None:
+                self._one_read.close()
+        if self._one_read is not None:
+            self._prepared = self._one_read.prepared
         recorder = self._prepared.recorder
         if self._use_beam:
             from imagenet2017_tfds import beam
@@ -218,6 +266,19 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         self._record(recorder)
         self._check_nothing_lost(recorder)
         return result
+
+    def _generate(self, dl_manager, download_config, **kwargs):
+        count = workers.count(self.builder_config.workers)
+        self._pool = workers.Pool(count) if count > 1 and not self._use_beam else None
+        writer = compat.planned_beam_writer() if self._use_beam else contextlib.nullcontext()
+        try:
+            with compat.tuned(), compat.beam_fixes(self._use_beam), writer as self._writer_plans, \
+                    compat.preserialized(self.info.features, workers.Serialized):  # fmt: skip
+                return super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        finally:
+            self._writer_plans = None
+            if self._pool is not None:
+                self._pool.close()
 
     def _record(self, recorder: Recorder) -> None:
         """What the dataset's metadata.json keeps of the build: where each input came from
@@ -230,6 +291,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             part: {"release": prepared.inputs.releases[part], "verified": prepared.verified[part]}
             for part in sorted(prepared.inputs.parts)
         }
+        for part, passes in prepared.passes.items():  # reads of each tarball's content
+            meta["inputs"][part]["passes"] = passes
         records = recorder.to_json()
         meta["skipped_members"] = [[m, f"{k}: {r}"] for m, k, r in records["skipped"]]
         meta["unlisted_members"] = [m for m, k, _ in records["notices"] if k == "unlisted"]

@@ -34,6 +34,7 @@ class Catalog:
     imagesets: dict[Key, str] = field(default_factory=dict)  # (task, list name) -> text
     devkit: dict[str, bytes] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # annotations that did not parse
+    scanned: bool = field(default=False, compare=False)  # by this process (not from a cache)
 
     def to_json(self) -> dict:
         return {
@@ -68,27 +69,26 @@ class Catalog:
 OnImage = Callable[[Entry, bytes], None]
 
 
-def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Catalog:
-    """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
-    otherwise images are only located."""
-    cat = Catalog(source.name)
-    images: dict = defaultdict(dict)
-    parsed: dict = defaultdict(dict)
-    want = (lambda path: True) if on_image else layout.is_metadata
-    for entry, data in source.scan(want):
-        if progress:
-            progress(entry)
+class Builder:
+    """A catalog made one member at a time, in the source's order."""
+
+    def __init__(self, source_name: str):
+        self.cat = Catalog(source_name, scanned=True)
+        self._images: dict = defaultdict(dict)
+        self._parsed: dict = defaultdict(dict)
+
+    def add(self, entry: Entry, data: bytes | None) -> layout.Role | None:
+        """Records `entry` (with its bytes when it is metadata); returns its role."""
         role = layout.classify(entry.path)
         if role is None:
-            continue
+            return None
+        cat = self.cat
         if role.kind == "image":
-            images[(role.task, role.split_dir)][role.name] = entry
-            if on_image:
-                on_image(entry, data)
+            self._images[(role.task, role.split_dir)][role.name] = entry
         elif role.kind == "annotation":
             try:
-                parsed[(role.task, role.split_dir)][role.name] = annotations.parse(
-                    data, f"{source.name}: {entry.path}"
+                self._parsed[(role.task, role.split_dir)][role.name] = annotations.parse(
+                    data, f"{cat.source_name}: {entry.path}"
                 )
             except AnnotationError as e:
                 cat.problems.append(Problem(entry.path, "annotation", str(e)))
@@ -96,20 +96,56 @@ def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Cata
             cat.imagesets[(role.task, role.name)] = data.decode("utf-8", "replace")
         elif role.kind == "devkit":
             cat.devkit[role.name] = data
-    cat.images = dict(images)
-    cat.annotations = dict(parsed)
-    return cat
+        return role
+
+    def so_far(self) -> Catalog:
+        """The catalog of the members added until now (shares their tables)."""
+        self.cat.images = dict(self._images)
+        self.cat.annotations = dict(self._parsed)
+        return self.cat
+
+
+def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Catalog:
+    """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
+    otherwise images are only located."""
+    builder = Builder(source.name)
+    want = (lambda path: True) if on_image else layout.is_metadata
+    for entry, data in source.scan(want):
+        if progress:
+            progress(entry)
+        role = builder.add(entry, data)
+        if on_image and role is not None and role.kind == "image":
+            on_image(entry, data)
+    return builder.so_far()
+
+
+def _cache_file(source: Source, cache_dir) -> tuple[epath.Path, dict] | None:
+    key = source.cache_key()
+    if cache_dir is None or key is None:
+        return None
+    return epath.Path(cache_dir) / f"catalog-{source.name}.json", {**key, "format": FORMAT}
+
+
+def cached(source: Source, cache_dir) -> Catalog | None:
+    """The cached catalog of `source`, if it is still valid (with its seek index)."""
+    where = _cache_file(source, cache_dir)
+    if where is None:
+        return None
+    cached = fileio.read_json(where[0])
+    if cached and cached.get("key") == where[1] and source.index_ready():
+        return Catalog.from_json(cached["catalog"])
+    return None
+
+
+def keep(source: Source, cache_dir, cat: Catalog) -> None:
+    """Caches `cat`, the catalog of a whole scan of `source`."""
+    if where := _cache_file(source, cache_dir):
+        fileio.write_json(where[0], {"key": where[1], "catalog": cat.to_json()})
 
 
 def cached_scan(source: Source, cache_dir, progress=None) -> Catalog:
-    key = source.cache_key()
-    if cache_dir is None or key is None:
-        return scan(source, progress)
-    path = epath.Path(cache_dir) / f"catalog-{source.name}.json"
-    key = {**key, "format": FORMAT}
-    cached = fileio.read_json(path)
-    if cached and cached.get("key") == key and source.index_ready():
-        return Catalog.from_json(cached["catalog"])
-    cat = scan(source, progress)
-    fileio.write_json(path, {"key": key, "catalog": cat.to_json()})
+    cat = cached(source, cache_dir)
+    if cat is None:
+        cat = scan(source, progress)
+        keep(source, cache_dir, cat)
     return cat

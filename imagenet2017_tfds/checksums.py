@@ -129,24 +129,75 @@ def format_records(records: list[Record]) -> str:
 Progress = Callable[[int], None]
 
 
-def _chunks(path: epath.Path):
+class Pace:
+    """How far into a file a reader may go: a digest that shares one read of an archive with
+    its decompression stays just behind it, so the disk serves both from one pass (the page
+    cache holds the gap)."""
+
+    AHEAD = 256 << 20  # bytes the digest may run ahead of the stream
+
+    def __init__(self):
+        self._limit = self.AHEAD
+        self._moved = threading.Condition()
+
+    def advance(self, position: int) -> None:
+        with self._moved:
+            if position + self.AHEAD > self._limit:
+                self._limit = position + self.AHEAD
+                self._moved.notify_all()
+
+    def release(self) -> None:
+        """No limit any more: the stream has ended."""
+        self.advance(1 << 62)
+
+    def cancel(self) -> None:
+        """The stream stopped on a failure: the reader stops too."""
+        self._cancelled = True
+        self.release()
+
+    def wait(self, position: int) -> None:
+        with self._moved:
+            self._moved.wait_for(lambda: self._limit >= position)
+        if self._cancelled:
+            raise Cancelled("the read this digest shared stopped")
+
+    _cancelled = False
+
+
+class Cancelled(Exception):
+    """A paced digest whose stream stopped on a failure (the build fails for that reason)."""
+
+
+def _chunks(path: epath.Path, pace: Pace | None = None):
+    position = 0
     if not fileio.is_local(path):
         with path.open("rb") as f:
-            while chunk := f.read(CHUNK):
+            while True:
+                if pace:
+                    pace.wait(position + CHUNK)
+                if not (chunk := f.read(CHUNK)):
+                    return
+                position += len(chunk)
                 yield chunk
-        return
     # Unbuffered into one reused buffer: no copy, no allocation per chunk.
     buffer = memoryview(bytearray(CHUNK))
     with open(os.fspath(path), "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
+        while True:
+            if pace:
+                pace.wait(position + CHUNK)
+            if not (n := f.readinto(buffer)):
+                return
+            position += n
             yield buffer[:n]
 
 
-def hash_file(path: epath.Path, algorithms=DIGESTS, progress: Progress | None = None) -> Record:
+def hash_file(
+    path: epath.Path, algorithms=DIGESTS, progress: Progress | None = None, pace: Pace | None = None
+) -> Record:
     """Read `path` once; hashlib releases the GIL, so this runs well in its own thread."""
     hashers = {name: hashlib.new(name) for name in algorithms}
     size = 0
-    for chunk in _chunks(path):
+    for chunk in _chunks(path, pace):
         size += len(chunk)
         for h in hashers.values():
             h.update(chunk)
@@ -196,9 +247,9 @@ class Verifier:
         cached = fileio.read_json(self.cache_file)
         return cached if cached == self._cache_key() else None
 
-    def verify(self, progress: Progress | None = None) -> None:
+    def verify(self, progress: Progress | None = None, pace: Pace | None = None) -> None:
         """Full read: every known digest must match."""
-        actual = hash_file(self.path, tuple(self.record.digests()), progress)
+        actual = hash_file(self.path, tuple(self.record.digests()), progress, pace)
         for name, expected in self.record.digests().items():
             found = getattr(actual, name)
             if found != expected:

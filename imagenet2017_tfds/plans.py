@@ -8,6 +8,7 @@ skips the member, or collects it (see problems.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imagenet2017_tfds import classes, devkit, kaggle, layout
@@ -18,6 +19,7 @@ from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry
 
 Pair = tuple[Entry, Item]
+ItemStep = Callable[["Context", str, Entry], "Pair | None"]  # (ctx, image id, entry)
 
 
 @dataclass
@@ -54,6 +56,13 @@ class Context:
     # always for a release no digest vouches for (Kaggle's).
     check_ground_truth: bool = False
     val_solution: kaggle.Solution | None = None  # Kaggle's LOC_val_solution.csv, if present
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def memo(self, name: str, make):
+        """A value derived from the catalogs once (per-image steps run millions of times)."""
+        if name not in self._memo:
+            self._memo[name] = make()
+        return self._memo[name]
 
 
 def _file_name(entry: Entry) -> str:
@@ -130,28 +139,39 @@ def reference_members(found: dict[str, str], ids: set[str], where: str, rec: Rec
         rec.notice("unlisted", found[image], f"kept in {split}, though {where} does not name it")
 
 
+def _planned(ctx: Context, part: str, item, members: dict[str, Entry]) -> SplitPlan:
+    """The plan of the `members` kept (image id -> entry), each made an item by `item`."""
+    plan = SplitPlan()
+    for image, entry in members.items():
+        if pair := item(ctx, image, entry):
+            plan.add(part, *pair)
+    return plan
+
+
 # ---------------------------------------------------------------- CLS-LOC
 
 
+def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    lst = classes.clsloc()
+    wnid = image.split("/", 1)[0]
+    if wnid not in lst.devkit_ids:
+        ctx.recorder.problem(
+            "label",
+            entry.path,
+            ConsistencyError(
+                f"{entry.path}: train folder {wnid!r} is not one of the 1000 CLS-LOC WNIDs."
+            ),
+        )
+        return None
+    annotation = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC, "train"), {}).get(image)
+    return entry, Item(f"train/{image}", entry.path, _file_name(entry), lst.index(wnid), annotation)
+
+
 def clsloc_train(ctx: Context) -> SplitPlan:
-    cat, rec, lst = ctx.catalogs["clsloc"], ctx.recorder, classes.clsloc()
-    annotations = cat.annotations.get((layout.CLSLOC, "train"), {})
-    plan = SplitPlan()
-    for image, entry in strict_members(cat, layout.CLSLOC, "train", "train_cls", rec).items():
-        wnid = image.split("/", 1)[0]
-        if wnid not in lst.devkit_ids:
-            rec.problem(
-                "label",
-                entry.path,
-                ConsistencyError(
-                    f"{entry.path}: train folder {wnid!r} is not one of the 1000 CLS-LOC WNIDs."
-                ),
-            )
-            continue
-        item = Item(f"train/{image}", entry.path, _file_name(entry), lst.index(wnid),
-                    annotations.get(image))  # fmt: skip
-        plan.add("clsloc", entry, item)
-    return plan
+    members = strict_members(
+        ctx.catalogs["clsloc"], layout.CLSLOC, "train", "train_cls", ctx.recorder
+    )
+    return _planned(ctx, "clsloc", clsloc_train_item, members)
 
 
 def _validation_label(ctx: Context, image: str, entry: Entry, ann, number: int) -> int | None:
@@ -183,29 +203,32 @@ def _validation_label(ctx: Context, image: str, entry: Entry, ann, number: int) 
     return lst.index(found)
 
 
+def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    rec = ctx.recorder
+    match = re.fullmatch(r"ILSVRC2012_val_(\d{8})", image)
+    number = int(match.group(1)) if match else 0
+    if not 1 <= number <= len(devkit.clsloc_ground_truth()):
+        rec.problem("extra", entry.path,
+                    ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
+        return None
+    ann = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC, "val"), {}).get(image)
+    if ann is None:
+        rec.problem("annotation", entry.path, AnnotationError(
+            f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
+        return None
+    label = _validation_label(ctx, image, entry, ann, number)
+    if label is None:
+        return None
+    blacklisted = number in devkit.clsloc_blacklist()
+    return entry, Item(
+        f"validation/{image}", entry.path, _file_name(entry), label, ann, blacklisted
+    )
+
+
 def clsloc_validation(ctx: Context) -> SplitPlan:
     cat, rec = ctx.catalogs["clsloc"], ctx.recorder
-    annotations = cat.annotations.get((layout.CLSLOC, "val"), {})
-    blacklist = devkit.clsloc_blacklist()
-    plan = SplitPlan()
     members = strict_members(cat, layout.CLSLOC, "val", "val", rec)
-    for image, entry in members.items():
-        match = re.fullmatch(r"ILSVRC2012_val_(\d{8})", image)
-        number = int(match.group(1)) if match else 0
-        if not 1 <= number <= len(devkit.clsloc_ground_truth()):
-            rec.problem("extra", entry.path,
-                        ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
-            continue
-        ann = annotations.get(image)
-        if ann is None:
-            rec.problem("annotation", entry.path, AnnotationError(
-                f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
-            continue
-        label = _validation_label(ctx, image, entry, ann, number)
-        if label is not None:
-            item = Item(f"validation/{image}", entry.path, _file_name(entry), label, ann,
-                        number in blacklist)  # fmt: skip
-            plan.add("clsloc", entry, item)
+    plan = _planned(ctx, "clsloc", clsloc_validation_item, members)
     if ctx.val_solution is not None:
         for image in ctx.val_solution.unplanned(set(members)):
             rec.problem("missing", image, ConsistencyError(
@@ -214,16 +237,28 @@ def clsloc_validation(ctx: Context) -> SplitPlan:
     return plan
 
 
+def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    return entry, Item(f"test/{image}", entry.path, _file_name(entry))
+
+
 def clsloc_test(ctx: Context) -> SplitPlan:
-    cat, plan = ctx.catalogs["clsloc"], SplitPlan()
-    for image, entry in strict_members(cat, layout.CLSLOC, "test", "test", ctx.recorder).items():
-        plan.add("clsloc", entry, Item(f"test/{image}", entry.path, _file_name(entry)))
-    return plan
+    members = strict_members(ctx.catalogs["clsloc"], layout.CLSLOC, "test", "test", ctx.recorder)
+    return _planned(ctx, "clsloc", clsloc_test_item, members)
 
 
 def clsloc(ctx: Context) -> dict[str, SplitPlan]:
     steps = {"train": clsloc_train, "validation": clsloc_validation, "test": clsloc_test}
     return {split: step(ctx).sort() for split, step in steps.items()}
+
+
+# The item an image of each split folder becomes, from everything but the other images: the
+# plans above use them, and a build that reads the archive once (oneread.py) calls them as
+# the images stream by, before the plan can be made.
+CLSLOC_ITEMS = {
+    "train": ("train", clsloc_train_item),
+    "val": ("validation", clsloc_validation_item),
+    "test": ("test", clsloc_test_item),
+}
 
 
 # ---------------------------------------------------------------- DET
@@ -245,6 +280,12 @@ def _det_item(ctx: Context, split: str, entry: Entry, ann=None, black=frozenset(
 PER_CLASS_LIST = re.compile(r"train_\d+")
 
 
+def det_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    annotation = ctx.catalogs["det"].annotations.get((layout.DET, "train"), {}).get(image)
+    item = _det_item(ctx, "train", entry, annotation)
+    return (entry, item) if item else None
+
+
 def det_train(ctx: Context) -> SplitPlan:
     """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
     them) and `train.txt` where it exists (nothing public says it lists every image)."""
@@ -260,32 +301,37 @@ def det_train(ctx: Context) -> SplitPlan:
             "download it again."))  # fmt: skip
         return SplitPlan()
     ids = {image for name in names for image in listed(cat, layout.DET, name)}
-    annotations = cat.annotations.get((layout.DET, "train"), {})
     reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
-    plan = SplitPlan()
-    for image, entry in sorted(found.items()):
-        if item := _det_item(ctx, "train", entry, annotations.get(image)):
-            plan.add("det", entry, item)
-    return plan
+    return _planned(ctx, "det", det_train_item, dict(sorted(found.items())))
+
+
+def _det_val_numbers(cat: Catalog) -> dict[str, int | None]:
+    """ImageSets/DET/val.txt: image id -> its number (which the blacklist names)."""
+    text = cat.imagesets.get((layout.DET, "val"), "")
+    return {i: int(v) if v.isdigit() else None for i, v in layout.parse_imageset(text, "val.txt")}
+
+
+def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    cat = ctx.catalogs["det"]
+    ann = cat.annotations.get((layout.DET, "val"), {}).get(image)
+    if ann is None:
+        ctx.recorder.problem("annotation", entry.path, AnnotationError(
+            f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
+        return None
+    numbers = ctx.memo("det_val_numbers", lambda: _det_val_numbers(cat))
+    black = devkit.det_blacklist().get(numbers.get(image), frozenset())
+    item = _det_item(ctx, "validation", entry, ann, black)
+    return (entry, item) if item else None
 
 
 def det_validation(ctx: Context) -> SplitPlan:
-    cat, rec = ctx.catalogs["det"], ctx.recorder
-    annotations = cat.annotations.get((layout.DET, "val"), {})
-    text = cat.imagesets.get((layout.DET, "val"), "")
-    index = {i: int(v) if v.isdigit() else None for i, v in layout.parse_imageset(text, "val.txt")}
-    black = devkit.det_blacklist()
-    plan = SplitPlan()
-    for image, entry in strict_members(cat, layout.DET, "val", "val", rec).items():
-        ann = annotations.get(image)
-        if ann is None:
-            rec.problem("annotation", entry.path, AnnotationError(
-                f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
-            continue
-        item = _det_item(ctx, "validation", entry, ann, black.get(index.get(image), frozenset()))
-        if item:
-            plan.add("det", entry, item)
-    return plan
+    members = strict_members(ctx.catalogs["det"], layout.DET, "val", "val", ctx.recorder)
+    return _planned(ctx, "det", det_validation_item, members)
+
+
+def det_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
+    item = _det_item(ctx, "test", entry)
+    return (entry, item) if item else None
 
 
 def det_test(ctx: Context) -> SplitPlan:
@@ -297,7 +343,7 @@ def det_test(ctx: Context) -> SplitPlan:
     found: dict[str, tuple[str, Entry]] = {}
     lists: set[str] = set()
     sources = []
-    for part in ("det_test", "det"):  # an id in both archives is read from DET_test_new
+    for part in DET_TEST_PARTS:
         cat = ctx.catalogs[part]
         for image, entry in cat.images.get((layout.DET, "test"), {}).items():
             found.setdefault(image, (part, entry))
@@ -318,12 +364,23 @@ def det_test(ctx: Context) -> SplitPlan:
         lists = set(found)
     reference_members({i: e.path for i, (_, e) in found.items()}, lists, where, rec, "test")
     plan = SplitPlan()
-    for _image, (part, entry) in sorted(found.items()):
-        if item := _det_item(ctx, "test", entry):
-            plan.add(part, entry, item)
+    for image, (part, entry) in sorted(found.items()):
+        if pair := det_test_item(ctx, image, entry):
+            plan.add(part, *pair)
     return plan
+
+
+# An id in both DET archives is read from DET_test_new (the first part holding it).
+DET_TEST_PARTS = ("det_test", "det")
 
 
 def det(ctx: Context) -> dict[str, SplitPlan]:
     steps = {"train": det_train, "validation": det_validation, "test": det_test}
     return {split: step(ctx).sort() for split, step in steps.items()}
+
+
+DET_ITEMS = {
+    "train": ("train", det_train_item),
+    "val": ("validation", det_validation_item),
+    "test": ("test", det_test_item),
+}

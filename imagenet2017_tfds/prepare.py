@@ -22,6 +22,7 @@ class Prepared:
     splits: dict[str, plans.SplitPlan]
     recorder: Recorder = field(default_factory=Recorder)
     verified: dict[str, str] = field(default_factory=dict)  # part -> how it was verified
+    passes: dict[str, int] = field(default_factory=dict)  # part -> reads of a tarball's content
 
     def source(self, part: str) -> Source:
         return self.inputs.parts[part]
@@ -67,6 +68,52 @@ def _progress_bar(desc: str, total: int | None, unit: str):
     )
 
 
+class Verification:
+    """The full reads of the archives that need one, each in a thread beside the scan (both
+    read the same file); a Pace keeps a digest just behind a stream that generates too."""
+
+    def __init__(self, todo: dict[str, checksums.Verifier], paces: dict | None = None):
+        self._stack = contextlib.ExitStack()
+        self._jobs = []
+        for part, v in todo.items():
+            bar = self._stack.enter_context(
+                _progress_bar(f"Verifying {v.path.name}", v.path.stat().length, "B")
+            )
+            pace = (paces or {}).get(part)
+            run = lambda v=v, bar=bar, pace=pace: v.verify(bar.update, pace)  # noqa: E731
+            self._jobs.append((v, checksums.Background(run)))
+
+    def join(self, recorder: Recorder) -> None:
+        """Waits for every digest; a mismatch goes to `recorder` (a build stops on it)."""
+        try:
+            for v, job in self._jobs:
+                try:
+                    job.join()
+                except ChecksumError as e:
+                    recorder.problem("checksum", v.path.name, e)
+        finally:
+            self._jobs = []
+            self._stack.close()
+
+
+def scan_parts(
+    found: inputs.Inputs, cache_dir, on_image: catalog.OnImage | None = None, skip=()
+) -> dict[int, catalog.Catalog]:
+    """The catalog of every source (by id) but those in `skip`; cached scans unless the check
+    command wants the images (`on_image`)."""
+    cats = {}
+    for source in {id(s): s for s in found.parts.values()}.values():
+        if id(source) in skip:
+            continue
+        with _progress_bar(f"Indexing {source.name}", None, " members") as bar:
+            tick = lambda _e, bar=bar: bar.update()  # noqa: E731
+            if on_image is None:
+                cats[id(source)] = catalog.cached_scan(source, cache_dir, tick)
+            else:
+                cats[id(source)] = catalog.scan(source, tick, on_image)
+    return cats
+
+
 def scan_and_verify(
     found: inputs.Inputs,
     cache_dir,
@@ -77,30 +124,12 @@ def scan_and_verify(
     """The catalog of every part; verification runs beside the scan. With `on_image` (the
     check command) every image's bytes go to it and nothing is cached."""
     verified: dict[str, str] = {}
-    todo = verifiers(found, cache_dir, allow_unverified, recorder, verified)
-    cats: dict[int, catalog.Catalog] = {}
-    with contextlib.ExitStack() as stack:
-        jobs = []
-        for v in todo.values():
-            bar = stack.enter_context(
-                _progress_bar(f"Verifying {v.path.name}", v.path.stat().length, "B")
-            )
-            jobs.append((v, checksums.Background(lambda v=v, bar=bar: v.verify(bar.update))))
-        try:
-            for source in {id(s): s for s in found.parts.values()}.values():
-                with _progress_bar(f"Indexing {source.name}", None, " members") as bar:
-                    tick = lambda _e, bar=bar: bar.update()  # noqa: E731
-                    if on_image is None:
-                        cats[id(source)] = catalog.cached_scan(source, cache_dir, tick)
-                    else:
-                        cats[id(source)] = catalog.scan(source, tick, on_image)
-        finally:
-            # A digest mismatch outranks whatever the scan found: report it first.
-            for v, job in jobs:
-                try:
-                    job.join()
-                except ChecksumError as e:
-                    recorder.problem("checksum", v.path.name, e)
+    verification = Verification(verifiers(found, cache_dir, allow_unverified, recorder, verified))
+    try:
+        cats = scan_parts(found, cache_dir, on_image)
+    finally:
+        # A digest mismatch outranks whatever the scan found: report it first.
+        verification.join(recorder)
     return {part: cats[id(s)] for part, s in found.parts.items()}, verified
 
 
@@ -111,6 +140,25 @@ def _val_solution(found: inputs.Inputs) -> kaggle.Solution | None:
     return kaggle.Solution.parse(path.read_text(), str(path))
 
 
+def record_catalog_problems(cats: dict[str, catalog.Catalog], found, recorder: Recorder) -> None:
+    """What the scans found before any plan: annotations that did not parse, devkit files."""
+    for cat in {id(c): c for c in cats.values()}.values():
+        for p in cat.problems:
+            recorder.problem(p.kind, p.member, AnnotationError(p.reason))
+    if "devkit" in cats:
+        devkit.check(cats["devkit"].devkit, found.parts["devkit"].name, recorder)
+
+
+def context(found, cats, verified, recorder: Recorder) -> plans.Context:
+    no_digest = any(v.startswith(("content", "none")) for p, v in verified.items() if p != "devkit")
+    return plans.Context(
+        cats,
+        recorder,
+        check_ground_truth="devkit" in cats or no_digest,
+        val_solution=_val_solution(found),
+    )
+
+
 def prepare(
     manual_dir,
     task: Task,
@@ -118,21 +166,26 @@ def prepare(
     allow_unverified: bool = False,
     recorder: Recorder | None = None,
     on_image: catalog.OnImage | None = None,
+    found: inputs.Inputs | None = None,
 ) -> Prepared:
     recorder = recorder or Recorder()
-    index_dir = epath.Path(cache_dir) if cache_dir else None
-    found = inputs.locate(manual_dir, task.parts, index_dir, f"imagenet2017/{task.name}")
+    found = found or locate(manual_dir, task, cache_dir)
     cats, verified = scan_and_verify(found, cache_dir, allow_unverified, recorder, on_image)
-    for cat in {id(c): c for c in cats.values()}.values():
-        for p in cat.problems:  # annotations that did not parse
-            recorder.problem(p.kind, p.member, AnnotationError(p.reason))
-    if "devkit" in cats:
-        devkit.check(cats["devkit"].devkit, found.parts["devkit"].name, recorder)
-    no_digest = any(v.startswith(("content", "none")) for p, v in verified.items() if p != "devkit")
-    ctx = plans.Context(
-        cats,
-        recorder,
-        check_ground_truth="devkit" in cats or no_digest,
-        val_solution=_val_solution(found),
-    )
-    return Prepared(found, task.plan(ctx), recorder, verified)
+    record_catalog_problems(cats, found, recorder)
+    ctx = context(found, cats, verified, recorder)
+    return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats))
+
+
+def passes(found: inputs.Inputs, cats: dict[str, catalog.Catalog], once=()) -> dict[str, int]:
+    """How many times a build reads each tarball's content: the scan (unless cached) and
+    generation, or once for those in `once` (see oneread.py)."""
+    return {
+        part: 1 if part in once or not cats[part].scanned else 2
+        for part in found.tarballs
+        if part in cats and part != "devkit"  # the devkit is read for its lists only
+    }
+
+
+def locate(manual_dir, task: Task, cache_dir) -> inputs.Inputs:
+    index_dir = epath.Path(cache_dir) if cache_dir else None
+    return inputs.locate(manual_dir, task.parts, index_dir, f"imagenet2017/{task.name}")

@@ -18,6 +18,7 @@ class Task:
     parts: tuple[str, ...]  # the archives it needs (inputs.ARCHIVES keys)
     classes: Callable[[], classes.ClassList]
     plan: Callable[[plans.Context], dict[str, plans.SplitPlan]]
+    items: dict[str, tuple[str, plans.ItemStep]]  # split folder -> (split, its image's item)
     example: Callable[[examples.Item, bytes], dict]
 
     def __reduce__(self):  # pickled by name: Beam ships tasks to its workers
@@ -25,8 +26,9 @@ class Task:
 
 
 CLSLOC = Task("clsloc", layout.CLSLOC, ("clsloc",), classes.clsloc, plans.clsloc,
-              examples.clsloc_example)  # fmt: skip
-DET = Task("det", layout.DET, ("det", "det_test"), classes.det, plans.det, examples.det_example)
+              plans.CLSLOC_ITEMS, examples.clsloc_example)  # fmt: skip
+DET = Task("det", layout.DET, ("det", "det_test"), classes.det, plans.det, plans.DET_ITEMS,
+           examples.det_example)  # fmt: skip
 TASKS = {t.name: t for t in (CLSLOC, DET)}
 
 

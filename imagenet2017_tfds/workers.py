@@ -14,14 +14,16 @@ the GIL), a range at a time.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
+import itertools
 import os
 import pickle
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from imagenet2017_tfds import generate, images, ranges
@@ -185,40 +187,59 @@ class Pool:
             raise value
         return value
 
-    def examples(
-        self, task: Task, sources: dict[str, Source], parts: dict, recorder: Recorder, decode: bool
-    ) -> Iterator[tuple[str, Serialized]]:
-        """(key, Serialized) of a split whose items are `parts` (part -> items in read
-        order). Range k goes to worker k mod N, two ranges a worker in flight (bounded
-        memory), and results are taken in range order. What workers record goes to
-        `recorder`; an error a worker raises is raised here."""
+    def jobs(
+        self, task: Task, sources: dict[str, Source], parts: dict, mode: str, decode: bool
+    ) -> list[Job]:
+        """A split's items (`parts`: part -> items in read order) cut into ranges, at least
+        one a worker."""
         jobs = []
         for part, items in sorted(parts.items()):
             source = sources[part]
             if isinstance(source, Tarball):  # one thread a worker: the workers fill the cores
                 source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for chunk in ranges.cut(items, self.workers):
-                jobs.append(Job(task, source, chunk, recorder.mode, decode))
+                jobs.append(Job(task, source, chunk, mode, decode))
+        return jobs
+
+    def run(self, jobs: Iterable[Job], recorder: Recorder) -> Iterator[tuple[str, Serialized]]:
+        """(key, Serialized) of every job's examples, in job order. Job k goes to worker k
+        mod N, two jobs a worker in flight (bounded memory; `jobs` is drawn as they are
+        sent). What workers record goes to `recorder`; an error a worker raises is raised
+        here."""
         procs = self._start()
-        ahead = 2 * len(procs)
-        for k, job in enumerate(jobs[:ahead]):
-            self._submit(procs[k % len(procs)], job)
-        for k in range(len(jobs)):
-            results, recorded = self._result(procs[k % len(procs)])
-            if k + ahead < len(jobs):
-                self._submit(procs[(k + ahead) % len(procs)], jobs[k + ahead])
+        pending: collections.deque = collections.deque()
+        jobs = iter(jobs)
+        turn = itertools.cycle(procs)
+
+        def send() -> None:
+            if (job := next(jobs, None)) is not None:
+                proc = next(turn)
+                self._submit(proc, job)
+                pending.append((proc, job))
+
+        for _ in range(2 * len(procs)):
+            send()
+        while pending:
+            proc, job = pending.popleft()
+            results, recorded = self._result(proc)
+            send()
             recorder.merge(Recorder.from_json(recorded), log=True)
             errors = [None] * len(results)
-            if decode:
-                name = jobs[k].source.name
+            if job.decode:
                 images_ = [image for _, _, _, image in results]
-                wheres = [f"{name}: {path}" for _, _, path, _ in results]
+                wheres = [f"{job.source.name}: {path}" for _, _, path, _ in results]
                 errors = list(self._threads.map(_decode_error, images_, wheres))
             for (key, data, path, _), error in zip(results, errors, strict=True):
                 if error is not None:
                     recorder.problem("image", path, error)
                     continue
                 yield key, Serialized(data)
+
+
+def run_here(jobs: Iterable[Job], recorder: Recorder) -> Iterator[tuple[str, dict]]:
+    """(key, features) of every job's examples, made in this process (one worker)."""
+    for job in jobs:
+        yield from generate.keyed_examples(job.task, job.source, job.items, recorder, job.decode)
 
 
 if __name__ == "__main__":

@@ -417,10 +417,52 @@ def _devkit(b: _Builder) -> None:
     kit["devkit/evaluation/eval_clsloc.m"] = b"% placeholder\n"
 
 
-def tarball_bytes(members: dict[str, bytes], seed: int) -> bytes:
-    """A .tar.gz as GNU tar would write it, members under ILSVRC/ in a scrambled order."""
+# Member orders: "scrambled" (no order at all), or tar's depth-first walk, each folder's
+# members together in a shuffled listing order, with the top folders in the order named.
+ORDERS = {
+    "scrambled": None,
+    "annotations_first": ("devkit", "Annotations", "ImageSets", "Data"),  # Kaggle's listing
+    "annotations_last": ("devkit", "Data", "ImageSets", "Annotations"),
+}
+
+
+def depth_first(names: list[str], top: tuple[str, ...], rng: random.Random) -> list[str]:
+    """`names` as tar walks their folders: a folder's entries in a shuffled listing order
+    (the top level's in `top`'s), each subfolder wholly where the listing puts it."""
+    tree: dict = {}
+    for name in names:
+        node = tree
+        *folders, leaf = name.split("/")
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[leaf] = name
+
+    def walk(node: dict, level: int) -> list[str]:
+        keys = sorted(node)
+        rng.shuffle(keys)
+        if level == 0:
+            keys.sort(key=lambda k: top.index(k) if k in top else len(top))
+        out = []
+        for key in keys:
+            child = node[key]
+            out += walk(child, level + 1) if isinstance(child, dict) else [child]
+        return out
+
+    return walk(tree, 0)
+
+
+def tarball_bytes(members: dict[str, bytes], seed: int, order: str = "scrambled") -> bytes:
+    """A .tar.gz as GNU tar would write it, members under ILSVRC/ in the given ORDERS."""
     names = sorted(members)
-    random.Random(seed).shuffle(names)
+    if ORDERS[order] is None:
+        random.Random(seed).shuffle(names)
+    else:
+        names = depth_first(names, ORDERS[order], random.Random(seed))
+    return tar_gz(members, names)
+
+
+def tar_gz(members: dict[str, bytes], names: list[str]) -> bytes:
+    """The .tar.gz of `members` in the order of `names` (GNU format, under ILSVRC/)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name in names:
@@ -471,10 +513,12 @@ def write_release(
     kaggle: bool = False,
     det_train_txt: bool = True,
     det_test_list: str = "own",
+    order: str = "scrambled",
 ) -> Release:
     """`kaggle`: CLS-LOC as Kaggle ships it (its tarball, or its tree, with the CSV files);
     `det_train_txt`: whether the DET archive has a train.txt beside the per-class lists;
-    `det_test_list`: DET_test_new's test.txt names its "own" images or "all" 65,500."""
+    `det_test_list`: DET_test_new's test.txt names its "own" images or "all" 65,500;
+    `order`: the tarballs' member order (ORDERS)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     b = _Builder(seed)
@@ -487,7 +531,7 @@ def write_release(
         write_kaggle_files(root, b.val_solution)
     if form == "tarball":
         for offset, part in enumerate(parts):
-            (root / names[part]).write_bytes(tarball_bytes(b.members[part], seed + offset))
+            (root / names[part]).write_bytes(tarball_bytes(b.members[part], seed + offset, order))
         # No digest of Kaggle's files is published: the checksums file does not list it.
         release.checksums = write_checksums(root, [names[p] for p in parts if names[p] != KAGGLE])
     elif form == "tree":

@@ -20,3 +20,16 @@ def rewrite(release: minirelease.Release, part: str, changes: dict[str, bytes | 
     path.write_bytes(minirelease.tarball_bytes(members, seed=7))
     names = [minirelease.ARCHIVES[p] for p in release.members]
     return minirelease.write_checksums(release.manual_dir, names)
+
+
+def wrong_md5(checksums: Path, archive: str, folder: Path) -> tuple[Path, str]:
+    """A copy of `checksums` (in `folder`) whose md5 of `archive` is all zeros, and the true one."""
+    lines = checksums.read_text().splitlines()
+    actual = next(line for line in lines if line.startswith(archive)).split("\t")[2]
+    bad = [
+        "\t".join([*line.split("\t")[:2], "0" * 32, ""]) if line.startswith(archive) else line
+        for line in lines
+    ]
+    path = folder / "bad.tsv"
+    path.write_text("\n".join(bad) + "\n")
+    return path, actual

@@ -11,7 +11,7 @@ NAMES = {
     "gzip -dc (reference)", "md5sum", "floor: md5 + rapidgzip", "peer: md5 + TFDS iter_archive",
     "ours: first build", "ours: verdict cached", "ours: verify (md5 alone)", "ours: cached verdict check", "ours: Beam 1 worker", "ours: Beam 2 workers",
     "tfds build start-up (--help)", "ours: cached, decode_train", "ours: cached, 1 worker",
-    "ours: Flink 1 worker", "ours: Flink 2 workers",
+    "ours: Flink 1 worker", "ours: Flink 2 workers", "ours: first build, annotations first",
 }  # fmt: skip
 
 
@@ -37,12 +37,15 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
     )
     beam = rows["ours: Beam 2 workers"]
     assert beam["cpu_s_main_process"] > 0 and beam["cpu_s_child_processes"] > 0  # workers seen
-    sizes = [s["corpus_mb"] for s in result["scaling"]]
-    assert len(sizes) == 2 and sizes[0] < sizes[1]
-    assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 100 for s in result["scaling"])
-    assert {"mb_per_s", "ratio_to_gzip", "fixed_seconds", "rss_growth"} <= set(
-        result["steady_state"]
-    )
+    # First builds of two sizes in both member orders: the archive read twice with the
+    # annotations last, once with them first.
+    for order, passes in [("annotations_last", 2), ("annotations_first", 1)]:
+        scaled = [s for s in result["scaling"] if s["order"] == order]
+        assert len(scaled) == 2 and scaled[0]["corpus_mb"] < scaled[1]["corpus_mb"]
+        assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 100 for s in scaled)
+        assert [s["passes"] for s in scaled] == [passes, passes]
+    for key in ("steady_state", "steady_state_annotations_first"):
+        assert {"mb_per_s", "ratio_to_gzip", "fixed_seconds", "rss_growth"} <= set(result[key])
     assert result["machine"]["cores"] >= 1
     counts = json.loads((tmp_path / "w" / "corpus" / "counts.json").read_text())
     assert result["decode_train"]["images"] == counts["train"] > 0

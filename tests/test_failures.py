@@ -12,7 +12,7 @@ import imagenet2017_tfds  # noqa: F401
 from imagenet2017_tfds import errors
 from tests import minirelease, readback
 from tests.conftest import tfds_build
-from tests.mutate import rewrite
+from tests.mutate import rewrite, wrong_md5
 
 
 def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch=None, **options):
@@ -42,16 +42,7 @@ def release(tmp_path):
 
 
 def test_md5_mismatch_stops_the_cli_build_and_writes_nothing(release, tmp_path):
-    sums = release.checksums.read_text().splitlines()
-    actual_md5 = next(line for line in sums if line.startswith(minirelease.CLSLOC)).split("\t")[2]
-    sums = [
-        "\t".join([*line.split("\t")[:2], "0" * 32, ""])
-        if line.startswith(minirelease.CLSLOC)
-        else line
-        for line in sums
-    ]
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("\n".join(sums) + "\n")
+    bad, actual_md5 = wrong_md5(release.checksums, minirelease.CLSLOC, tmp_path)
     result = tfds_build("clsloc", release.manual_dir, tmp_path / "data", bad, check=False)
     assert result.returncode != 0
     assert "ChecksumError" in result.stderr

@@ -243,7 +243,7 @@ def test_an_example_lost_on_the_way_fails_the_build_naming_it(
     if workers == 1:
         real, owner, name = generate.keyed_examples, generate, "keyed_examples"
     else:
-        real, owner, name = workers_lib.Pool.examples, workers_lib.Pool, "examples"
+        real, owner, name = workers_lib.Pool.run, workers_lib.Pool, "run"
 
     def lossy(*args, **kwargs):
         for key, ex in real(*args, **kwargs):

@@ -55,8 +55,8 @@ def test_a_worker_that_dies_is_named(tarball_release, monkeypatch):
         for proc in pool._start():
             proc.kill()
         with pytest.raises(RuntimeError, match=r"a worker process \(pid \d+\) ended unexpectedly"):
-            list(pool.examples(tasks.CLSLOC, prepared.inputs.parts, parts,
-                               problems.Recorder(), decode=False))  # fmt: skip
+            jobs = pool.jobs(tasks.CLSLOC, prepared.inputs.parts, parts, "strict", decode=False)
+            list(pool.run(jobs, problems.Recorder()))
     finally:
         pool.close()
 
