@@ -7,6 +7,9 @@
   WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
   ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
   the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+- spark: Beam's Spark job server (Java) running Spark in its own JVM
+  (`--spark-master-url=local[WORKERS]`), fetched once (examples/beam/spark-pom.xml) the same
+  way; the same PROCESS environment and WORKERS SDK worker processes.
 - prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
   every bundle on one SDK worker process (it ignores the number of workers).
 - direct: Beam's DirectRunner, WORKERS processes.
@@ -36,20 +39,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAM = ROOT / "examples" / "beam"
-POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
+BOOT = BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
-FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
-# The Flink job server's heap; its embedded Flink cluster runs in it. Beam 2.62 keeps what a
-# worker outputs in a stage in this heap until the worker ends the stage (up to 100 messages of
-# 10 MB, then the worker blocks), so examples go to their shards through files (beam.py) and
-# only small records cross it: 140 MB of heap used on the 1 GB benchmark corpus. Unbounded,
-# the JVM takes a quarter of the RAM (it grew to 7 GB).
+# A Java job server's heap; its embedded Flink cluster, or Spark in local mode, runs in it.
+# Beam 2.62 keeps what a worker outputs in a stage in this heap until the worker ends the stage
+# (Flink: up to 100 messages of 10 MB, then the worker blocks), so examples go to their shards
+# through files (beam.py) and only small records cross it: 140 MB of Flink's heap used on the
+# 1 GB benchmark corpus. Unbounded, the JVM takes a quarter of the RAM (it grew to 7 GB).
 JVM_HEAP = "1g"
 # The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
 # CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
@@ -57,8 +61,70 @@ JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
 READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
-# Lines of the job server's log that mark the job's life, for timeline.json.
-FLINK_EVENTS = {"job_submitted": "Submitting job", "job_finished": "Execution finished in"}
+# Spark 3.5 on Java 17 needs the JDK's internals opened to it (what spark-submit adds: Spark's
+# launcher.JavaModuleOptions); without them the job fails at its first RDD with
+# `IllegalAccessError: ... cannot access class sun.nio.ch.DirectBuffer`.
+SPARK_OPENS = ["java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net",
+               "java.nio", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+               "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs", "sun.security.action",
+               "sun.util.calendar"]  # fmt: skip
+# Spark reads its configuration from the JVM's spark.* properties: no web UI (it would listen
+# on 0.0.0.0:4040), the driver on loopback.
+SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
+                 *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
+                 "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
+                 "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobServer:
+    """A Java job server of Beam: its classpath (a pom fetched into the cache), main class,
+    how it is told to run WORKERS in parallel, and the lines of its log that mark the job's
+    life (for timeline.json)."""
+
+    name: str
+    pom: Path
+    main: str
+    engine_args: Callable[[int], list[str]]  # WORKERS -> its own flags
+    java_options: list[str]
+    env: dict[str, str]
+    # Flink's parallelism is its task slots (Spark's are local[N]'s threads); one SDK worker
+    # process per slot, kept for the whole job (by default every stage, or every Spark task,
+    # starts its own, importing TensorFlow again).
+    pipeline_options: Callable[[int], list[str]]
+    events: dict[str, str]  # timeline.json's event -> a regular expression of its log line
+
+
+def worker_options(workers: int) -> list[str]:
+    return [f"sdk_worker_parallelism={workers}", "environment_cache_millis=3600000"]
+
+
+JOB_SERVERS = {
+    "flink": JobServer(
+        name="Flink job server",
+        pom=BEAM / "flink-pom.xml",
+        main="org.apache.beam.runners.flink.FlinkJobServerDriver",
+        engine_args=lambda workers: ["--flink-master=[local]"],
+        java_options=[],
+        env={},
+        pipeline_options=lambda workers: [f"parallelism={workers}", *worker_options(workers)],
+        events={"job_submitted": "Submitting job", "job_finished": "Execution finished in"},
+    ),
+    "spark": JobServer(
+        name="Spark job server",
+        pom=BEAM / "spark-pom.xml",
+        main="org.apache.beam.runners.spark.SparkJobServerDriver",
+        engine_args=lambda workers: [f"--spark-master-url=local[{workers}]"],
+        java_options=SPARK_OPTIONS,
+        # Else Spark looks its host name up, finds loopback, and picks the first interface.
+        env={"SPARK_LOCAL_IP": "127.0.0.1"},
+        pipeline_options=worker_options,
+        events={
+            "job_submitted": r"SparkPipelineRunner - Running job",
+            "job_finished": r"SparkPipelineRunner - Job \S+ finished\.",
+        },
+    ),
+}
 
 
 class LaunchError(Exception):
@@ -126,16 +192,17 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
 
 
-def flink_classpath() -> Path:
-    """The job server's jars (about 160, 150 MB), named by the pom's hash."""
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+def job_server_classpath(server: JobServer) -> Path:
+    """The job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
+    CACHE/<runner>-job-server-<the pom's hash>."""
+    digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
 
     def fetch(folder: Path) -> None:
-        command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+        command = ["mvn", "-B", "-q", "-f", str(server.pom), "dependency:copy-dependencies",
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
-        run_tool(command, "fetching Beam's Flink job server from Maven Central", 900)
+        run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
-    return cached(f"flink-job-server-{digest}", fetch)
+    return cached(f"{server.pom.stem.removesuffix('-pom')}-job-server-{digest}", fetch)
 
 
 def prism_binary() -> Path:
@@ -270,18 +337,18 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
                 BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
                 BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
     port = free_port()
-    if args.runner == "flink":
-        classpath = flink_classpath()
-        name = "Flink job server"
-        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}",
-                   "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
-                   f"--job-port={port}", f"--artifact-port={free_port()}", "--expansion-port=-1",
+    if args.runner in JOB_SERVERS:
+        server = JOB_SERVERS[args.runner]
+        classpath = job_server_classpath(server)
+        name = server.name
+        # Spark's scratch files (spark.local.dir) go to java.io.tmpdir too.
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
+                   f"-Djava.io.tmpdir={tmp}", "-cp", f"{classpath}/*", server.main,
+                   *server.engine_args(args.workers), f"--job-port={port}",
+                   f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
-        ready = "JobService started on"
-        # Flink's parallelism is its task slots; one SDK worker process per slot, kept for the
-        # whole job (by default every stage starts its own, importing TensorFlow again).
-        engine = [f"parallelism={args.workers}", f"sdk_worker_parallelism={args.workers}",
-                  "environment_cache_millis=3600000"]  # fmt: skip
+        ready, engine = "JobService started on", server.pipeline_options(args.workers)
+        wenv.update(server.env)
     else:
         name = "Prism job server"
         command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
@@ -298,12 +365,13 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
     return options, Engine(name, process, services.work / "job-server.log", ready)
 
 
-def timeline(work: Path, started_at: float, engine: Engine | None) -> dict:
+def timeline(work: Path, started_at: float, engine: Engine | None, runner: str) -> dict:
     """Seconds from the launch to each step of the job, from the logs' timestamps."""
     out = {"engine_ready": engine.ready_after if engine else None}
     log = (work / "job-server.log").read_text(errors="replace") if engine else ""
-    for event, text in FLINK_EVENTS.items():
-        found = re.search(r"^(\S+) .*" + re.escape(text), log, re.MULTILINE)
+    events = JOB_SERVERS[runner].events if runner in JOB_SERVERS else {}
+    for event in ("job_submitted", "job_finished"):
+        found = events.get(event) and re.search(r"^(\S+) .*" + events[event], log, re.MULTILINE)
         out[event] = stamp(found.group(1)) - started_at if found else None
     boot = work / "beam_boot.log"
     text = boot.read_text() if boot.exists() else ""
@@ -325,13 +393,14 @@ def interrupt(signum, frame):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--runner", choices=["flink", "prism", "direct"], default="flink")
+    parser.add_argument("--runner", choices=["flink", "spark", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
     parser.add_argument("--manual_dir", required=True)
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
-    parser.add_argument("--workers", type=int, default=2, help="SDK worker processes, Flink slots")
-    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="SDK worker processes, Flink slots, Spark local[N] threads")  # fmt: skip
+    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the repository instead of a staged sdist")  # fmt: skip
     parser.add_argument("--timeout", type=float, help="stop everything after this many "
@@ -404,7 +473,7 @@ def main(argv=None) -> int:
         status = 128 - status
     seconds = time.monotonic() - started
     if args.runner != "direct" and status == 0:
-        steps = timeline(work, started_at, services.engine)
+        steps = timeline(work, started_at, services.engine, args.runner)
         steps["build_done"] = round(seconds, 2)
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")
