@@ -7,6 +7,10 @@
   WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
   ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
   the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+  With `--flink_cluster standalone`, the job server submits to a Flink cluster of its own
+  processes instead: a JobManager and a TaskManager (WORKERS slots) of the Flink release the
+  runner was built for, from PyPI's apache-flink-libraries (jars) and apache-flink (scripts),
+  fetched once into the same cache; the SDK workers are then the TaskManager's children.
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
   (`--spark-master-url=local[WORKERS]`), fetched once (examples/beam/spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
@@ -37,8 +41,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +80,24 @@ SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
                  *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
                  "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
                  "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
+
+# The standalone Flink cluster: Flink 1.19 as the 2.62 job server's runner (built on 1.19.0;
+# PyPI has 1.19.3, the same minor release). Its settings go on the scripts' command lines as
+# dynamic properties over the distribution's own conf/config.yaml (which binds to localhost and
+# opens the JDK to Flink). The TaskManager's task heap holds what Beam's operators buffer and
+# its task off-heap memory the gRPC channels to the SDK workers; managed memory (sorting for
+# GroupByKey, spilled to io.tmp.dirs beyond it) is cut to a tenth, as only small records are
+# grouped; each of Beam's blocking batch partitions wants 512 network buffers of 32 KB, and
+# several are open at once (with 2g and Flink's network share the job failed at once:
+# `Insufficient number of network buffers: required 512, but only 372 available`). With
+# Flink's default TaskManager (1728m) the scouting runs hung, out of heap, in a gRPC thread.
+FLINK_DIST = "1.19.3"
+FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
+                 "taskmanager.memory.process.size": "3g",
+                 "taskmanager.memory.managed.fraction": "0.1",
+                 "taskmanager.memory.task.off-heap.size": "256m",
+                 "taskmanager.memory.network.min": "512m",
+                 "taskmanager.memory.network.max": "512m"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,6 +229,75 @@ def job_server_classpath(server: JobServer) -> Path:
     return cached(f"{server.pom.stem.removesuffix('-pom')}-job-server-{digest}", fetch)
 
 
+def flink_distribution() -> Path:
+    """What a standalone Flink cluster needs of a Flink release: lib/ (flink-dist and the
+    log4j jars), bin/ (the scripts, and the jar they compute the JVMs' memory flags with) and
+    conf/, from PyPI's two packages of PyFlink (unpacked only: pip installs nothing)."""
+
+    def fetch(folder: Path) -> None:
+        download = folder / "download"
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download)]
+        run_tool([*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
+                 "fetching Flink's jars (apache-flink-libraries, 230 MB) from PyPI", 1800)  # fmt: skip
+        # The scripts are the same in every wheel: one named platform, whatever this one is.
+        run_tool([*pip, "--only-binary", ":all:", "--python-version", "3.11", "--platform",
+                  "manylinux2014_x86_64", f"apache-flink=={FLINK_DIST}"],
+                 "fetching Flink's scripts (apache-flink) from PyPI", 600)  # fmt: skip
+        (sdist,) = download.glob("apache*flink*libraries*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            for member in archive.getmembers():
+                parts = Path(member.name).parts[1:]  # below the sdist's top folder
+                wanted = parts[:2] == ("deps", "lib") and parts[-1].startswith(
+                    ("flink-dist", "log4j")
+                )
+                if member.isfile() and (wanted or parts == ("deps", "bin", "bash-java-utils.jar")):
+                    member.name = str(Path(*parts[1:]))
+                    archive.extract(member, folder, filter="data")
+        (wheel,) = download.glob("apache_flink-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                parts = Path(name).parts
+                if len(parts) == 3 and parts[:2] in (("pyflink", "bin"), ("pyflink", "conf")):
+                    target = folder / parts[1] / parts[2]
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(archive.read(name))
+                    target.chmod(0o755 if parts[1] == "bin" else 0o644)
+        shutil.rmtree(download)
+        missing = [p for p in ["bin/jobmanager.sh", "bin/bash-java-utils.jar", "conf/config.yaml",
+                               f"lib/flink-dist-{FLINK_DIST}.jar"] if not (folder / p).exists()]  # fmt: skip
+        if missing:
+            raise LaunchError(f"PyPI's Flink {FLINK_DIST} packages lacked {missing}")
+
+    return cached(f"flink-{FLINK_DIST}", fetch)
+
+
+def start_flink_cluster(
+    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: Path
+) -> str:
+    """Starts a JobManager and a TaskManager of WORKERS slots on loopback; returns the address
+    of the JobManager's REST endpoint, where the job server submits."""
+    dist = flink_distribution()
+    rest = free_port()
+    settings = {**FLINK_CLUSTER, "jobmanager.rpc.port": free_port(), "rest.port": rest,
+                "taskmanager.numberOfTaskSlots": workers, "parallelism.default": workers,
+                "io.tmp.dirs": tmp, "classloader.resolve-order": "parent-first"}  # fmt: skip
+    dynamic = [arg for key, value in settings.items() for arg in ("-D", f"{key}={value}")]
+    # Beam's classes on the cluster's own classpath (after Flink's: the scripts append
+    # HADOOP_CLASSPATH), loaded parent-first. Loaded from the job's jars instead, Beam ends
+    # its SDK workers whenever no task of the job runs for a moment (it must not keep a job's
+    # class loader alive), and the next tasks start new ones, importing TensorFlow again.
+    env = dict(env, FLINK_CONF_DIR=str(dist / "conf"), FLINK_LOG_DIR=str(services.work),
+               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=f"{beam_classpath}/*")  # fmt: skip
+    for name, ready in [("jobmanager", "Rest endpoint listening at"),
+                        ("taskmanager", "Successful registration at resource manager")]:  # fmt: skip
+        command = ["bash", str(dist / "bin" / f"{name}.sh"), "start-foreground", *dynamic]
+        process = services.start(name, command, env)
+        services.cluster.append(
+            Engine(f"Flink {name}", process, services.work / f"{name}.log", ready)
+        )
+    return f"localhost:{rest}"
+
+
 def prism_binary() -> Path:
     """Prism at the Python SDK's version, built from the Go module proxy."""
     import apache_beam
@@ -227,6 +320,7 @@ class Services:
         self.work = work
         self.started: list[subprocess.Popen] = []
         self.engine: Engine | None = None
+        self.cluster: list[Engine] = []  # a standalone cluster's processes
 
     def start(self, name: str, command: list[str], env: dict, log: bool = True):
         """Starts a command logging to WORK/name.log, or with this process's output."""
@@ -342,9 +436,13 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
         classpath = job_server_classpath(server)
         name = server.name
         # Spark's scratch files (spark.local.dir) go to java.io.tmpdir too.
+        engine_args = server.engine_args(args.workers)
+        if args.flink_cluster == "standalone":
+            master = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
+            engine_args = [f"--flink-master={master}"]
         command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
                    f"-Djava.io.tmpdir={tmp}", "-cp", f"{classpath}/*", server.main,
-                   *server.engine_args(args.workers), f"--job-port={port}",
+                   *engine_args, f"--job-port={port}",
                    f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
         ready, engine = "JobService started on", server.pipeline_options(args.workers)
@@ -400,6 +498,9 @@ def parse_args(argv):
     parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
     parser.add_argument("--workers", type=int, default=2,
                         help="SDK worker processes, Flink slots, Spark local[N] threads")  # fmt: skip
+    parser.add_argument("--flink_cluster", choices=["embedded", "standalone"], default="embedded",
+                        help="flink: the job server's own Flink, or a JobManager and a "
+                        "TaskManager started beside it")  # fmt: skip
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the repository instead of a staged sdist")  # fmt: skip
@@ -412,6 +513,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be 1 or more, not {args.workers}")
+    if args.flink_cluster == "standalone" and args.runner != "flink":
+        parser.error(f"--flink_cluster standalone needs --runner flink, not {args.runner}")
     return args
 
 
@@ -432,8 +535,8 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
     build = services.start("tfds-build", command, env, log=False)
     while (status := exit_status(build, 0.2)) is None:
         remaining(float("inf"))  # raises TimedOut past --timeout
-        if engine is not None:
-            engine.check(started)
+        for each in [engine, *services.cluster] if engine else []:
+            each.check(started)
     return status
 
 

@@ -29,9 +29,13 @@ TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 
 
 
 def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
+    """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes)."""
+    runner, _, cluster = runner.partition("-")
     command = [sys.executable, str(LAUNCHER), "--runner", runner, "--config", config,
                "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
                "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
+    if cluster:
+        command += ["--flink_cluster", cluster]
     env = build_env(checksums or release.checksums)
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -104,6 +108,29 @@ def test_a_java_job_server_gives_the_same_examples(
     assert not left_running(work)
 
 
+def test_a_standalone_flink_cluster_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
+    work = tmp_path / "work"
+    result = launch("flink-standalone", "clsloc", tarball_release, tmp_path / "data", work)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
+    # The job server sent the job to the JobManager's REST endpoint; the JobManager ran it on
+    # the TaskManager, whose SDK workers (not the job server's) ran the Python code.
+    server_log = (work / "job-server.log").read_text()
+    assert re.search(r"RestClusterClient - Submitting job 'BeamApp-", server_log)
+    jobmanager_log = (work / "jobmanager.log").read_text()
+    assert "Registering TaskManager" in jobmanager_log
+    assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to FINISHED",
+                     jobmanager_log)  # fmt: skip
+    assert "Pipeline_options" in (work / "taskmanager.log").read_text()
+    assert "Pipeline_options" not in server_log
+    # Two for the whole job, as on the embedded cluster (Beam on the cluster's classpath).
+    assert len(worker_pids(work)) == 2, (work / "beam_boot.log").read_text()
+    steps = json.loads((work / "timeline.json").read_text())
+    assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
+    assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
+    assert not left_running(work)
+
+
 def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
     lines = tarball_release.checksums.read_text().splitlines()
     lines = [
@@ -124,7 +151,7 @@ def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
     assert not left_running(work)
 
 
-@pytest.mark.parametrize("runner", ["flink", "spark"])
+@pytest.mark.parametrize("runner", ["flink", "spark", "flink-standalone"])
 def test_an_interrupted_build_stops_everything_it_started(tarball_release, tmp_path, runner):
     work = tmp_path / "work"
     launcher = launch(runner, "clsloc", tarball_release, tmp_path / "data", work, wait=False)
