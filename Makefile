@@ -44,9 +44,9 @@ format: venv
 bench: venv
 	$(RUN) python bench/bench.py
 
-# One build through Apache Beam on a local engine (examples/beam_build.py): RUNNER=flink (Beam's
-# Flink job server from Maven Central, cached), prism (built with `go install`, cached) or
-# direct; WORKERS SDK worker processes. The environment passes through (IMAGENET2017_CHECKSUMS).
+# One build through Apache Beam on a local engine (examples/beam_build.py): RUNNER=flink or
+# spark (Beam's Flink or Spark job server from Maven Central, cached), prism (built with
+# `go install`, cached) or direct; WORKERS SDK worker processes. The environment passes through (IMAGENET2017_CHECKSUMS).
 RUNNER ?= flink
 CONFIG ?= clsloc
 WORKERS ?= 2

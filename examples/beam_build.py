@@ -7,6 +7,13 @@
   WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
   ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
   the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+  With `--flink_cluster standalone`, the job server submits to a Flink cluster of its own
+  processes instead: a JobManager and a TaskManager (WORKERS slots) of the Flink release the
+  runner was built for, from PyPI's apache-flink-libraries (jars) and apache-flink (scripts),
+  fetched once into the same cache; the SDK workers are then the TaskManager's children.
+- spark: Beam's Spark job server (Java) running Spark in its own JVM
+  (`--spark-master-url=local[WORKERS]`), fetched once (examples/beam/spark-pom.xml) the same
+  way; the same PROCESS environment and WORKERS SDK worker processes.
 - prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
   every bundle on one SDK worker process (it ignores the number of workers).
 - direct: Beam's DirectRunner, WORKERS processes.
@@ -34,22 +41,25 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEAM = ROOT / "examples" / "beam"
-POM, BOOT = BEAM / "flink-pom.xml", BEAM / "beam_boot.py"
+BOOT = BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
-FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
-# The Flink job server's heap; its embedded Flink cluster runs in it. Beam 2.62 keeps what a
-# worker outputs in a stage in this heap until the worker ends the stage (up to 100 messages of
-# 10 MB, then the worker blocks), so examples go to their shards through files (beam.py) and
-# only small records cross it: 140 MB of heap used on the 1 GB benchmark corpus. Unbounded,
-# the JVM takes a quarter of the RAM (it grew to 7 GB).
+# A Java job server's heap; its embedded Flink cluster, or Spark in local mode, runs in it.
+# Beam 2.62 keeps what a worker outputs in a stage in this heap until the worker ends the stage
+# (Flink: up to 100 messages of 10 MB, then the worker blocks), so examples go to their shards
+# through files (beam.py) and only small records cross it: 140 MB of Flink's heap used on the
+# 1 GB benchmark corpus. Unbounded, the JVM takes a quarter of the RAM (it grew to 7 GB).
 JVM_HEAP = "1g"
 # The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
 # CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
@@ -57,8 +67,88 @@ JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
 READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
-# Lines of the job server's log that mark the job's life, for timeline.json.
-FLINK_EVENTS = {"job_submitted": "Submitting job", "job_finished": "Execution finished in"}
+# Spark 3.5 on Java 17 needs the JDK's internals opened to it (what spark-submit adds: Spark's
+# launcher.JavaModuleOptions); without them the job fails at its first RDD with
+# `IllegalAccessError: ... cannot access class sun.nio.ch.DirectBuffer`.
+SPARK_OPENS = ["java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net",
+               "java.nio", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+               "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs", "sun.security.action",
+               "sun.util.calendar"]  # fmt: skip
+# Spark reads its configuration from the JVM's spark.* properties: no web UI (it would listen
+# on 0.0.0.0:4040), the driver on loopback.
+SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
+                 *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
+                 "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
+                 "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
+
+# The standalone Flink cluster: Flink 1.19 as the 2.62 job server's runner (built on 1.19.0;
+# PyPI has 1.19.3, the same minor release). Its settings go on the scripts' command lines as
+# dynamic properties over the distribution's own conf/config.yaml (which binds to localhost and
+# opens the JDK to Flink). The TaskManager's task heap holds what Beam's operators buffer and
+# its task off-heap memory the gRPC channels to the SDK workers; managed memory (sorting for
+# GroupByKey, spilled to io.tmp.dirs beyond it) is cut to a tenth, as only small records are
+# grouped; each of Beam's blocking batch partitions wants 512 network buffers of 32 KB, and
+# several are open at once (with 2g and Flink's network share the job failed at once:
+# `Insufficient number of network buffers: required 512, but only 372 available`). With
+# Flink's default TaskManager (1728m) the scouting runs hung, out of heap, in a gRPC thread.
+FLINK_DIST = "1.19.3"
+FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
+                 "taskmanager.memory.process.size": "3g",
+                 "taskmanager.memory.managed.fraction": "0.1",
+                 "taskmanager.memory.task.off-heap.size": "256m",
+                 "taskmanager.memory.network.min": "512m",
+                 "taskmanager.memory.network.max": "512m"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobServer:
+    """A Java job server of Beam: its classpath (a pom fetched into the cache), main class,
+    how it is told to run WORKERS in parallel, and the lines of its log that mark the job's
+    life (for timeline.json)."""
+
+    name: str
+    pom: Path
+    main: str
+    engine_args: Callable[[int], list[str]]  # WORKERS -> its own flags
+    java_options: list[str]
+    env: dict[str, str]
+    # Flink's parallelism is its task slots (Spark's are local[N]'s threads); one SDK worker
+    # process per slot, kept for the whole job (by default every stage, or every Spark task,
+    # starts its own, importing TensorFlow again).
+    pipeline_options: Callable[[int], list[str]]
+    events: dict[str, str]  # timeline.json's event -> a regular expression of its log line
+
+
+def worker_options(workers: int) -> list[str]:
+    return [f"sdk_worker_parallelism={workers}", "environment_cache_millis=3600000"]
+
+
+JOB_SERVERS = {
+    "flink": JobServer(
+        name="Flink job server",
+        pom=BEAM / "flink-pom.xml",
+        main="org.apache.beam.runners.flink.FlinkJobServerDriver",
+        engine_args=lambda workers: ["--flink-master=[local]"],
+        java_options=[],
+        env={},
+        pipeline_options=lambda workers: [f"parallelism={workers}", *worker_options(workers)],
+        events={"job_submitted": "Submitting job", "job_finished": "Execution finished in"},
+    ),
+    "spark": JobServer(
+        name="Spark job server",
+        pom=BEAM / "spark-pom.xml",
+        main="org.apache.beam.runners.spark.SparkJobServerDriver",
+        engine_args=lambda workers: [f"--spark-master-url=local[{workers}]"],
+        java_options=SPARK_OPTIONS,
+        # Else Spark looks its host name up, finds loopback, and picks the first interface.
+        env={"SPARK_LOCAL_IP": "127.0.0.1"},
+        pipeline_options=worker_options,
+        events={
+            "job_submitted": r"SparkPipelineRunner - Running job",
+            "job_finished": r"SparkPipelineRunner - Job \S+ finished\.",
+        },
+    ),
+}
 
 
 class LaunchError(Exception):
@@ -126,16 +216,86 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
 
 
-def flink_classpath() -> Path:
-    """The job server's jars (about 160, 150 MB), named by the pom's hash."""
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+def job_server_classpath(server: JobServer) -> Path:
+    """The job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
+    CACHE/<runner>-job-server-<the pom's hash>."""
+    digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
 
     def fetch(folder: Path) -> None:
-        command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+        command = ["mvn", "-B", "-q", "-f", str(server.pom), "dependency:copy-dependencies",
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
-        run_tool(command, "fetching Beam's Flink job server from Maven Central", 900)
+        run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
-    return cached(f"flink-job-server-{digest}", fetch)
+    return cached(f"{server.pom.stem.removesuffix('-pom')}-job-server-{digest}", fetch)
+
+
+def flink_distribution() -> Path:
+    """What a standalone Flink cluster needs of a Flink release: lib/ (flink-dist and the
+    log4j jars), bin/ (the scripts, and the jar they compute the JVMs' memory flags with) and
+    conf/, from PyPI's two packages of PyFlink (unpacked only: pip installs nothing)."""
+
+    def fetch(folder: Path) -> None:
+        download = folder / "download"
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download)]
+        run_tool([*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
+                 "fetching Flink's jars (apache-flink-libraries, 230 MB) from PyPI", 1800)  # fmt: skip
+        # The scripts are the same in every wheel: one named platform, whatever this one is.
+        run_tool([*pip, "--only-binary", ":all:", "--python-version", "3.11", "--platform",
+                  "manylinux2014_x86_64", f"apache-flink=={FLINK_DIST}"],
+                 "fetching Flink's scripts (apache-flink) from PyPI", 600)  # fmt: skip
+        (sdist,) = download.glob("apache*flink*libraries*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            for member in archive.getmembers():
+                parts = Path(member.name).parts[1:]  # below the sdist's top folder
+                wanted = parts[:2] == ("deps", "lib") and parts[-1].startswith(
+                    ("flink-dist", "log4j")
+                )
+                if member.isfile() and (wanted or parts == ("deps", "bin", "bash-java-utils.jar")):
+                    member.name = str(Path(*parts[1:]))
+                    archive.extract(member, folder, filter="data")
+        (wheel,) = download.glob("apache_flink-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                parts = Path(name).parts
+                if len(parts) == 3 and parts[:2] in (("pyflink", "bin"), ("pyflink", "conf")):
+                    target = folder / parts[1] / parts[2]
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(archive.read(name))
+                    target.chmod(0o755 if parts[1] == "bin" else 0o644)
+        shutil.rmtree(download)
+        missing = [p for p in ["bin/jobmanager.sh", "bin/bash-java-utils.jar", "conf/config.yaml",
+                               f"lib/flink-dist-{FLINK_DIST}.jar"] if not (folder / p).exists()]  # fmt: skip
+        if missing:
+            raise LaunchError(f"PyPI's Flink {FLINK_DIST} packages lacked {missing}")
+
+    return cached(f"flink-{FLINK_DIST}", fetch)
+
+
+def start_flink_cluster(
+    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: Path
+) -> str:
+    """Starts a JobManager and a TaskManager of WORKERS slots on loopback; returns the address
+    of the JobManager's REST endpoint, where the job server submits."""
+    dist = flink_distribution()
+    rest = free_port()
+    settings = {**FLINK_CLUSTER, "jobmanager.rpc.port": free_port(), "rest.port": rest,
+                "taskmanager.numberOfTaskSlots": workers, "parallelism.default": workers,
+                "io.tmp.dirs": tmp, "classloader.resolve-order": "parent-first"}  # fmt: skip
+    dynamic = [arg for key, value in settings.items() for arg in ("-D", f"{key}={value}")]
+    # Beam's classes on the cluster's own classpath (after Flink's: the scripts append
+    # HADOOP_CLASSPATH), loaded parent-first. Loaded from the job's jars instead, Beam ends
+    # its SDK workers whenever no task of the job runs for a moment (it must not keep a job's
+    # class loader alive), and the next tasks start new ones, importing TensorFlow again.
+    env = dict(env, FLINK_CONF_DIR=str(dist / "conf"), FLINK_LOG_DIR=str(services.work),
+               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=f"{beam_classpath}/*")  # fmt: skip
+    for name, ready in [("jobmanager", "Rest endpoint listening at"),
+                        ("taskmanager", "Successful registration at resource manager")]:  # fmt: skip
+        command = ["bash", str(dist / "bin" / f"{name}.sh"), "start-foreground", *dynamic]
+        process = services.start(name, command, env)
+        services.cluster.append(
+            Engine(f"Flink {name}", process, services.work / f"{name}.log", ready)
+        )
+    return f"localhost:{rest}"
 
 
 def prism_binary() -> Path:
@@ -160,6 +320,7 @@ class Services:
         self.work = work
         self.started: list[subprocess.Popen] = []
         self.engine: Engine | None = None
+        self.cluster: list[Engine] = []  # a standalone cluster's processes
 
     def start(self, name: str, command: list[str], env: dict, log: bool = True):
         """Starts a command logging to WORK/name.log, or with this process's output."""
@@ -270,18 +431,22 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
                 BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
                 BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
     port = free_port()
-    if args.runner == "flink":
-        classpath = flink_classpath()
-        name = "Flink job server"
-        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}",
-                   "-cp", f"{classpath}/*", FLINK_MAIN, "--flink-master=[local]",
-                   f"--job-port={port}", f"--artifact-port={free_port()}", "--expansion-port=-1",
+    if args.runner in JOB_SERVERS:
+        server = JOB_SERVERS[args.runner]
+        classpath = job_server_classpath(server)
+        name = server.name
+        # Spark's scratch files (spark.local.dir) go to java.io.tmpdir too.
+        engine_args = server.engine_args(args.workers)
+        if args.flink_cluster == "standalone":
+            master = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
+            engine_args = [f"--flink-master={master}"]
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
+                   f"-Djava.io.tmpdir={tmp}", "-cp", f"{classpath}/*", server.main,
+                   *engine_args, f"--job-port={port}",
+                   f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
-        ready = "JobService started on"
-        # Flink's parallelism is its task slots; one SDK worker process per slot, kept for the
-        # whole job (by default every stage starts its own, importing TensorFlow again).
-        engine = [f"parallelism={args.workers}", f"sdk_worker_parallelism={args.workers}",
-                  "environment_cache_millis=3600000"]  # fmt: skip
+        ready, engine = "JobService started on", server.pipeline_options(args.workers)
+        wenv.update(server.env)
     else:
         name = "Prism job server"
         command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
@@ -298,12 +463,13 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
     return options, Engine(name, process, services.work / "job-server.log", ready)
 
 
-def timeline(work: Path, started_at: float, engine: Engine | None) -> dict:
+def timeline(work: Path, started_at: float, engine: Engine | None, runner: str) -> dict:
     """Seconds from the launch to each step of the job, from the logs' timestamps."""
     out = {"engine_ready": engine.ready_after if engine else None}
     log = (work / "job-server.log").read_text(errors="replace") if engine else ""
-    for event, text in FLINK_EVENTS.items():
-        found = re.search(r"^(\S+) .*" + re.escape(text), log, re.MULTILINE)
+    events = JOB_SERVERS[runner].events if runner in JOB_SERVERS else {}
+    for event in ("job_submitted", "job_finished"):
+        found = events.get(event) and re.search(r"^(\S+) .*" + events[event], log, re.MULTILINE)
         out[event] = stamp(found.group(1)) - started_at if found else None
     boot = work / "beam_boot.log"
     text = boot.read_text() if boot.exists() else ""
@@ -325,7 +491,7 @@ def interrupt(signum, frame):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--runner", choices=["flink", "prism", "direct"], default="flink")
+    parser.add_argument("--runner", choices=["flink", "spark", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
     parser.add_argument("--manual_dir")
     parser.add_argument("--data_dir")
@@ -335,8 +501,12 @@ def parse_args(argv):
         help="fetch and cache what the runner needs (the job server's jars, Prism), then exit",
     )
     parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
-    parser.add_argument("--workers", type=int, default=2, help="SDK worker processes, Flink slots")
-    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Flink job server -Xmx ({JVM_HEAP})")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="SDK worker processes, Flink slots, Spark local[N] threads")  # fmt: skip
+    parser.add_argument("--flink_cluster", choices=["embedded", "standalone"], default="embedded",
+                        help="flink: the job server's own Flink, or a JobManager and a "
+                        "TaskManager started beside it")  # fmt: skip
+    parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the repository instead of a staged sdist")  # fmt: skip
     parser.add_argument("--timeout", type=float, help="stop everything after this many "
@@ -350,6 +520,8 @@ def parse_args(argv):
         parser.error("--manual_dir and --data_dir are needed (unless --fetch_only)")
     if args.workers < 1:
         parser.error(f"--workers must be 1 or more, not {args.workers}")
+    if args.flink_cluster == "standalone" and args.runner != "flink":
+        parser.error(f"--flink_cluster standalone needs --runner flink, not {args.runner}")
     return args
 
 
@@ -370,8 +542,8 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
     build = services.start("tfds-build", command, env, log=False)
     while (status := exit_status(build, 0.2)) is None:
         remaining(float("inf"))  # raises TimedOut past --timeout
-        if engine is not None:
-            engine.check(started)
+        for each in [engine, *services.cluster] if engine else []:
+            each.check(started)
     return status
 
 
@@ -379,7 +551,12 @@ def main(argv=None) -> int:
     global DEADLINE
     args = parse_args(argv)
     if args.fetch_only:
-        {"flink": flink_classpath, "prism": prism_binary}.get(args.runner, lambda: None)()
+        if args.runner in JOB_SERVERS:
+            job_server_classpath(JOB_SERVERS[args.runner])
+        if args.runner == "flink" and args.flink_cluster == "standalone":
+            flink_distribution()
+        if args.runner == "prism":
+            prism_binary()
         return 0
     started, started_at = time.monotonic(), time.time()
     if args.timeout is not None:
@@ -414,7 +591,7 @@ def main(argv=None) -> int:
         status = 128 - status
     seconds = time.monotonic() - started
     if args.runner != "direct" and status == 0:
-        steps = timeline(work, started_at, services.engine)
+        steps = timeline(work, started_at, services.engine, args.runner)
         steps["build_done"] = round(seconds, 2)
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")

@@ -1,6 +1,7 @@
 """Beam on real engines, started for real by `make beam-build`'s launcher
 (examples/beam_build.py): Beam's Flink job server (Java, from Maven Central) with its
-embedded Flink cluster, and Prism (Go, built with `go install`); Python SDK workers as
+embedded Flink cluster, Beam's Spark job server (Java, from Maven Central) with Spark in local
+mode, and Prism (Go, built with `go install`); Python SDK workers as
 separate processes that install the package from the sdist Beam staged from setup.py. The
 examples are byte for byte those of the default path, a digest mismatch stops the build
 before any shard, and nothing the launcher started outlives it."""
@@ -28,9 +29,13 @@ TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 
 
 
 def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
+    """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes)."""
+    runner, _, cluster = runner.partition("-")
     command = [sys.executable, str(LAUNCHER), "--runner", runner, "--config", config,
                "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
                "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
+    if cluster:
+        command += ["--flink_cluster", cluster]
     env = build_env(checksums or release.checksums)
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -59,6 +64,7 @@ def worker_pids(work_dir: Path) -> set[str]:
 def load_launcher():
     spec = importlib.util.spec_from_file_location("beam_build", LAUNCHER)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -75,20 +81,51 @@ def assert_same_examples(data_dir, cli_builds, config):
     assert readback.splits(data_dir, config) == readback.splits(cli_builds, config)
 
 
-@pytest.mark.parametrize("config", ["clsloc", "det"])
-def test_flink_gives_the_same_examples(cli_builds, tarball_release, tmp_path, config):
+@pytest.mark.parametrize(
+    ("runner", "config"), [("flink", "clsloc"), ("flink", "det"), ("spark", "clsloc")]
+)
+def test_a_java_job_server_gives_the_same_examples(
+    cli_builds, tarball_release, tmp_path, runner, config
+):
     work = tmp_path / "work"
-    result = launch("flink", config, tarball_release, tmp_path / "data", work)
+    result = launch(runner, config, tarball_release, tmp_path / "data", work)
     assert result.returncode == 0, result.stderr[-6000:]
     assert_same_examples(tmp_path / "data", cli_builds, config)
-    # Two SDK worker processes, each running the package the boot installed from the sdist
-    # of setup.py (the repository is not on their path).
+    # Two SDK worker processes for the whole job, each running the package the boot installed
+    # from the sdist of setup.py (the repository is not on their path).
     pids = worker_pids(work)
     assert len(pids) == 2, (work / "beam_boot.log").read_text()
     site = re.search(r"packages from (\S+)", (work / "beam_boot.log").read_text()).group(1)
     assert (Path(site) / "imagenet2017_tfds" / "builder.py").is_file()
-    assert "Submitting job" in (work / "job-server.log").read_text()
+    server_log = (work / "job-server.log").read_text()
+    assert re.search(load_launcher().JOB_SERVERS[runner].events["job_submitted"], server_log)
+    if runner == "spark":  # Spark itself ran the job, in the job server, on 2 threads
+        assert "on Spark master local[2]" in server_log
+        assert re.search(r"DAGScheduler - Job \d+ finished", server_log)
     steps = json.loads((work / "timeline.json").read_text())  # what the benchmark reports
+    assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
+    assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
+    assert not left_running(work)
+
+
+def test_a_standalone_flink_cluster_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
+    work = tmp_path / "work"
+    result = launch("flink-standalone", "clsloc", tarball_release, tmp_path / "data", work)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
+    # The job server sent the job to the JobManager's REST endpoint; the JobManager ran it on
+    # the TaskManager, whose SDK workers (not the job server's) ran the Python code.
+    server_log = (work / "job-server.log").read_text()
+    assert re.search(r"RestClusterClient - Submitting job 'BeamApp-", server_log)
+    jobmanager_log = (work / "jobmanager.log").read_text()
+    assert "Registering TaskManager" in jobmanager_log
+    assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to FINISHED",
+                     jobmanager_log)  # fmt: skip
+    assert "Pipeline_options" in (work / "taskmanager.log").read_text()
+    assert "Pipeline_options" not in server_log
+    # Two for the whole job, as on the embedded cluster (Beam on the cluster's classpath).
+    assert len(worker_pids(work)) == 2, (work / "beam_boot.log").read_text()
+    steps = json.loads((work / "timeline.json").read_text())
     assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
     assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
     assert not left_running(work)
@@ -114,9 +151,10 @@ def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
     assert not left_running(work)
 
 
-def test_an_interrupted_flink_build_stops_everything_it_started(tarball_release, tmp_path):
+@pytest.mark.parametrize("runner", ["flink", "spark", "flink-standalone"])
+def test_an_interrupted_build_stops_everything_it_started(tarball_release, tmp_path, runner):
     work = tmp_path / "work"
-    launcher = launch("flink", "clsloc", tarball_release, tmp_path / "data", work, wait=False)
+    launcher = launch(runner, "clsloc", tarball_release, tmp_path / "data", work, wait=False)
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and launcher.poll() is None:
