@@ -20,9 +20,11 @@ import contextlib
 import itertools
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -138,6 +140,8 @@ class Pool:
     def __init__(self, workers: int):
         self.workers = workers
         self._procs: list[subprocess.Popen] = []
+        self._outboxes: dict[int, queue.SimpleQueue] = {}  # worker pid -> jobs to send
+        self._feeders: list[threading.Thread] = []
         self._threads = cf.ThreadPoolExecutor(workers)  # full decodes, in this process
 
     def _start(self) -> list[subprocess.Popen]:
@@ -149,10 +153,25 @@ class Pool:
                 subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
                 for _ in range(self.workers)
             ]
+            self._outboxes = {p.pid: queue.SimpleQueue() for p in self._procs}
+            self._feeders = [
+                threading.Thread(target=self._feed, args=(p, self._outboxes[p.pid]), daemon=True)
+                for p in self._procs
+            ]
+            for feeder in self._feeders:
+                feeder.start()
         return self._procs
 
     def close(self) -> None:
         self._threads.shutdown(cancel_futures=True)
+        for outbox in self._outboxes.values():
+            outbox.put(None)
+        for p in self._procs:  # a feeder blocked on a worker blocked on unread results
+            with contextlib.suppress(OSError):
+                p.stdout.close()
+        for feeder in self._feeders:
+            feeder.join(timeout=5)
+        self._outboxes, self._feeders = {}, []
         for p in self._procs:
             with contextlib.suppress(OSError):
                 p.stdin.close()
@@ -173,10 +192,18 @@ class Pool:
         )
 
     def _submit(self, proc: subprocess.Popen, job: Job) -> None:
-        try:
-            _send(proc.stdin, job)
-        except (BrokenPipeError, ValueError):  # ValueError: its pipe was closed
-            raise self._ended(proc) from None
+        """Queues `job` for the worker's feeder thread: a job carrying its images (a one-read
+        build's) fills the pipe, and writing it here would wait on a worker that waits for
+        this process to read its results."""
+        self._outboxes[proc.pid].put(job)
+
+    @staticmethod
+    def _feed(proc: subprocess.Popen, outbox: queue.SimpleQueue) -> None:
+        while (job := outbox.get()) is not None:
+            try:
+                _send(proc.stdin, job)
+            except (BrokenPipeError, ValueError, OSError):  # the worker ended: its result says so
+                return
 
     def _result(self, proc: subprocess.Popen):
         try:

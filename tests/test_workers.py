@@ -3,14 +3,19 @@ the main process only writes. The same bytes as one process, whatever the number
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from imagenet2017_tfds import prepare, problems, tasks, workers
+from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.sources import Entry, Loaded
 from tests import readback
-from tests.conftest import build_env
+from tests.conftest import ROOT, build_env
 from tests.test_failures import api_build
 
 
@@ -66,3 +71,41 @@ def test_workers_default_to_one_per_core():
 
     assert workers.count(0) == os.cpu_count()
     assert workers.count(1) == 1 and workers.count(5) == 5
+
+
+def big_jobs_run() -> None:
+    """Six jobs of four ~0.6 MB images through two workers; prints the keys that came back."""
+    pixels = np.random.default_rng(0).integers(0, 256, (900, 900, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=95)
+    image = out.getvalue()
+    assert len(image) > 500_000
+    jobs = []
+    for j in range(6):
+        entries = [Entry(k, f"Data/CLS-LOC/test/ILSVRC2012_test_{j}{k:07d}.JPEG", len(image))
+                   for k in range(4)]  # fmt: skip
+        items = [(e, Item(f"test/{j}-{k}", e.path, e.path.rsplit("/", 1)[1]))
+                 for k, e in enumerate(entries)]  # fmt: skip
+        jobs.append(workers.Job(tasks.CLSLOC, Loaded("big", dict.fromkeys(entries, image)),
+                                items, "strict", False))  # fmt: skip
+    pool = workers.Pool(2)
+    try:
+        print(" ".join(k for k, _ in pool.run(jobs, problems.Recorder())))
+    finally:
+        pool.close()
+
+
+def test_jobs_carrying_megabytes_of_images_flow_both_ways_without_stalling():
+    """A one-read build's jobs carry their images, each many times a pipe's buffer, and
+    their results come back as large: sending must not wait on a worker that waits for its
+    results to be read (it did: the first 1 GB one-read build hung). In its own process, so
+    a stall fails the test instead of hanging the suite."""
+    command = [sys.executable, "-c", "from tests.test_workers import big_jobs_run; big_jobs_run()"]
+    try:
+        result = subprocess.run(command, env=build_env(None), cwd=ROOT, capture_output=True,
+                                text=True, timeout=600)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool stalled with jobs and results in its pipes")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = [f"test/{j}-{k}" for j in range(6) for k in range(4)]
+    assert result.stdout.split() == expected
