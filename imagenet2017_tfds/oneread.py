@@ -27,8 +27,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from imagenet2017_tfds import catalog, checksums, layout, prepare, ranges
 from imagenet2017_tfds.errors import AnnotationError
@@ -49,17 +52,44 @@ class Abandoned(Exception):
 
 class Stream:
     """The streamed tarball's members in order: metadata into its catalog as they pass,
-    images held at the head until a split takes them."""
+    images held at the head until a split takes them. A thread reads ahead (decompression
+    and tar headers), so reading overlaps this thread's work of feeding workers and TFDS."""
+
+    AHEAD = 64  # members read ahead (a few MB of images)
 
     def __init__(self, source: Tarball, pace: checksums.Pace):
         self.source, self.pace = source, pace
         self.builder = catalog.Builder(source.name)
         self.images = True  # read the images' bytes (False: locate them only, a plain scan)
-        self._members = source.scan(lambda path: self.images or layout.is_metadata(path))
         self.head: tuple[Entry, bytes, layout.Role] | None = None
         self.ended = False
         self.late: list[str] = []  # metadata members found after the first image
         self._seen_image = False
+        self._ahead: queue.Queue = queue.Queue(self.AHEAD)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="one-read", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        members = self.source.scan(lambda path: self.images or layout.is_metadata(path))
+        try:
+            for member in members:
+                if not self._put(member):
+                    return
+            self._put(_END)  # the scan exported the gzip index
+        except BaseException as e:  # raised again where the member was wanted
+            self._put(_Failed(e))
+        finally:
+            members.close()  # in this thread: the archive's reader was opened here
+
+    def _put(self, value) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._ahead.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     @property
     def catalog(self) -> catalog.Catalog:
@@ -67,20 +97,23 @@ class Stream:
 
     def next_image(self) -> tuple[Entry, bytes, layout.Role] | None:
         """The image at the head, advancing to it; None at the end of the archive."""
-        if self.head is None and not self.ended:
-            for entry, data in self._members:
-                self.pace.advance(entry.offset + entry.size)
-                role = self.builder.add(entry, data)
-                if role is None:
-                    continue
-                if role.kind == "image":
-                    self.head, self._seen_image = (entry, data, role), True
-                    break
-                if self._seen_image:
-                    self.late.append(entry.path)
-            else:
-                self.ended = True  # the scan exported the gzip index
+        while self.head is None and not self.ended:
+            member = self._ahead.get()
+            if member is _END:
+                self.ended = True
                 self.pace.release()
+                break
+            if isinstance(member, _Failed):
+                raise member.error
+            entry, data = member
+            self.pace.advance(entry.offset + entry.size)
+            role = self.builder.add(entry, data)
+            if role is None:
+                continue
+            if role.kind == "image":
+                self.head, self._seen_image = (entry, data, role), True
+            elif self._seen_image:
+                self.late.append(entry.path)
         return self.head
 
     def take(self) -> tuple[Entry, bytes, layout.Role]:
@@ -94,9 +127,23 @@ class Stream:
         while self.next_image() is not None:
             self.take()
 
-    def close(self) -> None:
-        self.pace.cancel()  # the digest's thread ends too
-        self._members.close()
+    def close(self, digest: bool = False) -> None:
+        """Stops reading; the paced digest stops too, unless it is still wanted (`digest`:
+        it then reads on at full speed)."""
+        if digest:
+            self.pace.release()
+        else:
+            self.pace.cancel()
+        self._stop.set()
+        self._reader.join()
+
+
+_END = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
 
 
 class Spill:
@@ -159,7 +206,7 @@ def begin(
         catalog.keep(source, cache_dir, stream.catalog)
     except BaseException:
         if stream is not None:
-            stream.close()
+            stream.close(digest=True)
         pace.release()
         verification.join(recorder)  # a digest mismatch outranks what the scan found
         raise
