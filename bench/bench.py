@@ -175,6 +175,28 @@ def read_passes(data_dir: Path) -> int | None:
     return None
 
 
+def _phase(row: dict, start_up: dict) -> dict:
+    """The generation phase of a build: less the CLI's start-up, in seconds and CPU."""
+    seconds = row["seconds"] - start_up["seconds"]
+    cpu = row["cpu_s_main_process"] + row["cpu_s_child_processes"] - start_up["cpu_s_main_process"]
+    return {"seconds": seconds, "cpu_s": cpu, "cores_used": cpu / seconds if seconds > 0 else None}
+
+
+def workers_speedup(one: dict, workers: dict, start_up: dict | None) -> dict:
+    """A worker process per core against one, whole builds and their generation phases."""
+    out = {"workers": os.cpu_count(), "speedup": one["seconds"] / workers["seconds"]}
+    if start_up is None:
+        return out
+    p1, pn = _phase(one, start_up), _phase(workers, start_up)
+    if p1["seconds"] > 0 and pn["seconds"] > 0 and pn["cpu_s"] > 0:
+        out.update(
+            one_worker_phase=p1, workers_phase=pn, phase_speedup=p1["seconds"] / pn["seconds"],
+            # No schedule beats the workers' CPU spread over every core.
+            phase_bound=p1["seconds"] / (pn["cpu_s"] / os.cpu_count()),
+        )  # fmt: skip
+    return out
+
+
 def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float) -> dict:
     """`reps` runs of one measurement; any failed run (a Beam run's too) fails the benchmark."""
     runs = []
@@ -357,10 +379,9 @@ def main(argv=None) -> int:
         result["decode_train"] = {"extra_seconds": extra, "images": images,
                                   "ms_per_image": 1000 * extra / images}  # fmt: skip
     one = by_name.get(ONE_WORKER)
-    if cached_row and one and cached_row["seconds"] and one["seconds"]:
-        result["workers_speedup"] = {"workers": os.cpu_count(),
-                                     "speedup": one["seconds"] / cached_row["seconds"]}  # fmt: skip
     start_up, floor = by_name.get(START_UP), by_name.get(FLOOR)
+    if cached_row and one and cached_row["seconds"] and one["seconds"]:
+        result["workers_speedup"] = workers_speedup(one, cached_row, start_up)
     if reference and start_up and floor:
         # No `tfds build` of this corpus can beat starting the CLI and then reading the file
         # once at the floor's speed (and it must also write every byte as shards).
@@ -407,6 +428,12 @@ def main(argv=None) -> int:
     if "workers_speedup" in result:
         w = result["workers_speedup"]
         print(f"generation with {w['workers']} worker processes vs 1: {w['speedup']:.2f}x")
+        if "phase_speedup" in w:
+            p1, pn = w["one_worker_phase"], w["workers_phase"]
+            print(f"  after start-up: 1 worker {p1['seconds']:.2f} s, {p1['cpu_s']:.1f} CPU s "
+                  f"({p1['cores_used']:.2f} cores); {w['workers']} workers {pn['seconds']:.2f} s, "
+                  f"{pn['cpu_s']:.1f} CPU s ({pn['cores_used']:.2f} cores); speed-up "
+                  f"{w['phase_speedup']:.2f}x, at most {w['phase_bound']:.2f}x on these cores")  # fmt: skip
     if "decode_train" in result:
         d = result["decode_train"]
         print(f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "
