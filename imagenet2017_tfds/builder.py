@@ -237,6 +237,15 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Beam only when asked for (runner or options given): without them TFDS would warn
         # and may stop to ask a question on the terminal.
         self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
+        if download_config.max_examples_per_split is not None:
+            # Every split is checked against the release's lists, and a first build may
+            # verify the archive only as it reads it to the end: a cut build proves nothing.
+            raise ConsistencyError(
+                f"imagenet2017/{self.builder_config.name} builds every example: "
+                f"max_examples_per_split={download_config.max_examples_per_split} would keep "
+                "a dataset the release's lists cannot vouch for. Build without it; to try the "
+                "builder quickly, `make demo` builds a miniature release in a minute."
+            )
         self._one_read_allowed = True
         try:
             result = self._generate(dl_manager, download_config, **kwargs)
@@ -258,6 +267,12 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 self._one_read.close()
         if self._one_read is not None:
             self._prepared = self._one_read.prepared
+            if self._prepared is None:  # TFDS stopped taking examples (max_examples_per_split)
+                raise ConsistencyError(
+                    f"imagenet2017/{self.builder_config.name}: the build stopped before "
+                    f"{self._one_read.stream.source.name} was read to its end, so nothing "
+                    "was verified and the build was not kept. Build every example."
+                )
         recorder = self._prepared.recorder
         if self._use_beam:
             from imagenet2017_tfds import beam

@@ -158,3 +158,16 @@ def test_the_digest_stays_behind_the_stream(tmp_path, monkeypatch):
     pace.release()  # the stream has ended
     thread.join(timeout=30)
     assert not thread.is_alive() and sum(read) == 10240
+
+
+def test_a_build_cut_short_by_max_examples_per_split_is_refused(ordered, tmp_path):
+    """TFDS's --max_examples_per_split would stop reading each split early: no split could be
+    checked against its list, and a one-read build would never reach the end of the archive,
+    where its digest is checked. Refused before anything is read, naming the option."""
+    release = ordered["annotations_first"]
+    result = tfds_build("clsloc", release.manual_dir, tmp_path, release.checksums,
+                        "--max_examples_per_split", "2", check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "builds every example: max_examples_per_split=2" in result.stderr
+    assert not (tmp_path / "downloads" / "imagenet2017").exists()  # nothing was read
+    assert_nothing_loads(tmp_path)
