@@ -271,8 +271,9 @@ class OneRead:
         batch: list[tuple[Entry, Item, bytes]] = []
         size = 0
         records = self.spills.pop(split).records() if split in self.spills else ()
+        kept = self._planned(split) if self.prepared else None  # else checked at the end
         for entry, item, data in records:
-            if self.prepared is None or self._planned(split).get(item.key) == item:
+            if kept is None or kept.get(item.key) == item:
                 batch.append((entry, item, data))
                 size += entry.size
                 if size >= ranges.RANGE_BYTES:
@@ -301,8 +302,9 @@ class OneRead:
                 batch, size = [], 0
         if batch:
             yield self._job(batch, decode, split)
-        yield from self._send(read_jobs(self._other_parts(split)), split)
-        if self.stream.ended:
+        if not self.stream.ended:  # the other archives' images too, checked at the end
+            yield from self._send(read_jobs(self._other_parts(split)), split)
+        else:  # the plan is made: what it holds that was not sent (other archives' too)
             self._finish()
             planned = self.prepared.splits[split]
             sent = self.sent[split]
