@@ -147,7 +147,8 @@ def test_damaged_archive_is_named_and_nothing_loads(release, case, tmp_path, mon
         last = TRAIN
         raw_len = sum(512 + -(-len(v) // 512) * 512 for v in members.values())
         archive.write_bytes(tar_gz(members, cut=raw_len - 600))
-        match = f"inside member ILSVRC/{last}"
+        # Whether the last member's data was being read (one read) or skipped (a scan):
+        match = rf"member ILSVRC/{last}.*\(truncated\): download it again"
     empty = tmp_path / "none.tsv"
     empty.write_text("filename\tsize\tmd5\tsha256\n")
     with pytest.raises(errors.ArchiveError, match=match):
