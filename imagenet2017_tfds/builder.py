@@ -180,7 +180,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             decoded = self._decoded_splits(splits)
 
             def examples(split: str) -> SplitExamples:
-                read = self._read_jobs(one.found, split in decoded)
+                read = self._read_jobs(one.found, split in decoded, recorder.mode)
                 return SplitExamples(split, lambda: one.jobs(split, split in decoded, read), None,
                                      self._pool, recorder)  # fmt: skip
 
@@ -201,9 +201,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split]))
         return {s: self._split_examples(prepared, s, s in decoded) for s in order}
 
-    def _read_jobs(self, found: inputs.Inputs, decode: bool):
+    def _read_jobs(self, found: inputs.Inputs, decode: bool, mode: str):
         """Jobs reading planned items (part -> items) from the inputs."""
-        task, mode = self.builder_config.task, self._recorder_mode()
+        task = self.builder_config.task
 
         def jobs(parts) -> list[workers.Job]:
             if self._pool is not None:
@@ -213,12 +213,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
         return jobs
 
-    def _recorder_mode(self) -> str:
-        return Recorder.for_build(self.builder_config.skip_bad_members).mode
-
     def _split_examples(self, prepared: Prepared, split: str, decode: bool) -> SplitExamples:
         parts = prepared.splits[split].parts
-        read = self._read_jobs(prepared.inputs, decode)
+        read = self._read_jobs(prepared.inputs, decode, prepared.recorder.mode)
         return SplitExamples(split, lambda: read(parts), len(prepared.splits[split]), self._pool,
                              prepared.recorder)  # fmt: skip
 
@@ -265,14 +262,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         finally:
             if self._one_read is not None:
                 self._one_read.close()
-        if self._one_read is not None:
+        if self._one_read is not None:  # its plan, made when the last split read the end
             self._prepared = self._one_read.prepared
-            if self._prepared is None:  # TFDS stopped taking examples (max_examples_per_split)
-                raise ConsistencyError(
-                    f"imagenet2017/{self.builder_config.name}: the build stopped before "
-                    f"{self._one_read.stream.source.name} was read to its end, so nothing "
-                    "was verified and the build was not kept. Build every example."
-                )
         recorder = self._prepared.recorder
         if self._use_beam:
             from imagenet2017_tfds import beam

@@ -7,6 +7,7 @@ The verdict of a full read is cached by (path, size, mtime) so 155 GB is hashed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -141,6 +142,9 @@ class Pace:
         self._moved = threading.Condition()
 
     def advance(self, position: int) -> None:
+        """Called for every member: the reader is woken only once a chunk more is allowed."""
+        if position + self.AHEAD < self._limit + CHUNK:
+            return
         with self._moved:
             if position + self.AHEAD > self._limit:
                 self._limit = position + self.AHEAD
@@ -168,27 +172,32 @@ class Cancelled(Exception):
     """A paced digest whose stream stopped on a failure (the build fails for that reason)."""
 
 
-def _chunks(path: epath.Path, pace: Pace | None = None):
-    position = 0
+def _file_chunks(path: epath.Path):
     if not fileio.is_local(path):
         with path.open("rb") as f:
-            while True:
-                if pace:
-                    pace.wait(position + CHUNK)
-                if not (chunk := f.read(CHUNK)):
-                    return
-                position += len(chunk)
+            while chunk := f.read(CHUNK):
                 yield chunk
+        return
     # Unbuffered into one reused buffer: no copy, no allocation per chunk.
     buffer = memoryview(bytearray(CHUNK))
     with open(os.fspath(path), "rb", buffering=0) as f:
-        while True:
-            if pace:
-                pace.wait(position + CHUNK)
-            if not (n := f.readinto(buffer)):
-                return
-            position += n
+        while n := f.readinto(buffer):
             yield buffer[:n]
+
+
+def _chunks(path: epath.Path, pace: Pace | None = None):
+    """The file's chunks; with `pace`, each read only once the pace allows it."""
+    if pace is None:
+        yield from _file_chunks(path)
+        return
+    position = 0
+    with contextlib.closing(_file_chunks(path)) as chunks:
+        while True:
+            pace.wait(position + CHUNK)
+            if (chunk := next(chunks, None)) is None:
+                return
+            position += len(chunk)
+            yield chunk
 
 
 def hash_file(

@@ -47,7 +47,7 @@ ReadJobs = Callable[[Parts], list[Job]]  # jobs reading planned items from their
 
 
 class Abandoned(Exception):
-    """The archive's order does not allow one read after all; `reason` says where."""
+    """The archive's order does not allow one read after all; the message says where."""
 
 
 class Stream:
@@ -186,18 +186,20 @@ def begin(
     found = prepare.locate(manual_dir, task, cache_dir)
     part = task.parts[0]
     source = found.parts[part]
-    if not isinstance(source, Tarball) or catalog.cached(source, cache_dir) is not None:
-        return prepare.prepare(manual_dir, task, cache_dir, allow_unverified, recorder, found=found)
+    cached = catalog.cached(source, cache_dir)
+    if not isinstance(source, Tarball) or cached is not None:
+        known = {id(source): cached} if cached is not None else None
+        return prepare.prepare(manual_dir, task, cache_dir, allow_unverified, recorder,
+                               found=found, known=known)  # fmt: skip
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, allow_unverified, recorder, verified)
     pace = checksums.Pace()
     verification = prepare.Verification(todo, {part: pace})
     stream = None
     try:
-        others = prepare.scan_parts(found, cache_dir, skip={id(source)})
         stream = Stream(source, pace)
+        cats = prepare.scan_parts(found, cache_dir, known={id(source): stream.catalog})
         stream.next_image()
-        cats = {p: others.get(id(s), stream.catalog) for p, s in found.parts.items()}
         if ready(stream.catalog, task):
             prepare.record_catalog_problems(cats, found, recorder)
             return OneRead(found, task, part, stream, cats, verified, verification, recorder,
@@ -212,8 +214,7 @@ def begin(
         raise
     verification.join(recorder)
     prepare.record_catalog_problems(cats, found, recorder)
-    ctx = prepare.context(found, cats, verified, recorder)
-    return Prepared(found, task.plan(ctx), recorder, verified, prepare.passes(found, cats))
+    return prepare.plan(found, task, cats, verified, recorder)
 
 
 class OneRead:
@@ -233,6 +234,7 @@ class OneRead:
         self.sent: dict[str, dict[str, Item]] = {}  # split -> key -> item sent for writing
         self.spills: dict[str, Spill] = {}
         self.prepared: Prepared | None = None
+        self._scan_complete = False
 
     # ------------------------------------------------------------ the order of the splits
 
@@ -252,8 +254,7 @@ class OneRead:
     def _item(self, role: layout.Role, entry: Entry) -> tuple[Entry, Item] | None:
         if any(role.name in c.images.get((role.task, role.split_dir), ()) for c in self._others):
             return None  # another archive holds it too: the plan says which one it is read from
-        pair = self.task.items[role.split_dir][1](self._guess, role.name, entry)
-        return pair
+        return self.task.items[role.split_dir][1](self._guess, role.name, entry)
 
     def _job(self, batch: list[tuple[Entry, Item, bytes]], decode: bool, split: str) -> Job:
         sent = self.sent[split]
@@ -355,14 +356,12 @@ class OneRead:
         if self.prepared is not None:
             return
         rec = self.recorder
-        catalog.keep(self.stream.source, self.cache_dir, self.stream.catalog)
-        self.verification.join(rec)
+        self._complete_scan()
         for cat in {id(c): c for c in self.cats.values()}.values():
             for p in cat.problems[self._recorded[id(cat)] :]:  # annotations after the images
                 rec.problem(p.kind, p.member, AnnotationError(p.reason))
-        ctx = prepare.context(self.found, self.cats, self.verified, rec)
-        passes = prepare.passes(self.found, self.cats, once=(self.part,))
-        self.prepared = Prepared(self.found, self.task.plan(ctx), rec, self.verified, passes)
+        self.prepared = prepare.plan(self.found, self.task, self.cats, self.verified, rec,
+                                     once=(self.part,))  # fmt: skip
         current = self.started[-1]
         for split in self.started:
             planned = self._planned(split)
@@ -374,13 +373,20 @@ class OneRead:
                 missing = sorted(planned.keys() - self.sent[split].keys())[0]
                 raise Abandoned(f"{split} was written before the archive showed {missing}")
 
+    def _complete_scan(self) -> None:
+        """Reads the archive to its end (a plain scan from where the stream stands), caches
+        its catalog and waits for the digests; once, whoever asks first."""
+        if self._scan_complete:
+            return
+        self.stream.drain()
+        catalog.keep(self.stream.source, self.cache_dir, self.stream.catalog)
+        self.verification.join(self.recorder)
+        self._scan_complete = True
+
     def abandon(self) -> None:
         """Finishes the scan (cached for the build that follows) and the digests."""
         try:
-            if not self.stream.ended:
-                self.stream.drain()
-            catalog.keep(self.stream.source, self.cache_dir, self.stream.catalog)
-            self.verification.join(self.recorder)
+            self._complete_scan()
         finally:
             self.close()
 

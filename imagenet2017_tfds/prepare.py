@@ -97,13 +97,13 @@ class Verification:
 
 
 def scan_parts(
-    found: inputs.Inputs, cache_dir, on_image: catalog.OnImage | None = None, skip=()
-) -> dict[int, catalog.Catalog]:
-    """The catalog of every source (by id) but those in `skip`; cached scans unless the check
-    command wants the images (`on_image`)."""
-    cats = {}
+    found: inputs.Inputs, cache_dir, on_image: catalog.OnImage | None = None, known=None
+) -> dict[str, catalog.Catalog]:
+    """The catalog of every part: `known` (source id -> catalog) as given, the others
+    scanned (cached scans, unless the check command wants the images: `on_image`)."""
+    cats = dict(known or {})
     for source in {id(s): s for s in found.parts.values()}.values():
-        if id(source) in skip:
+        if id(source) in cats:
             continue
         with _progress_bar(f"Indexing {source.name}", None, " members") as bar:
             tick = lambda _e, bar=bar: bar.update()  # noqa: E731
@@ -111,7 +111,7 @@ def scan_parts(
                 cats[id(source)] = catalog.cached_scan(source, cache_dir, tick)
             else:
                 cats[id(source)] = catalog.scan(source, tick, on_image)
-    return cats
+    return {part: cats[id(s)] for part, s in found.parts.items()}
 
 
 def scan_and_verify(
@@ -120,17 +120,18 @@ def scan_and_verify(
     allow_unverified: bool,
     recorder: Recorder,
     on_image: catalog.OnImage | None = None,
+    known=None,
 ):
     """The catalog of every part; verification runs beside the scan. With `on_image` (the
     check command) every image's bytes go to it and nothing is cached."""
     verified: dict[str, str] = {}
     verification = Verification(verifiers(found, cache_dir, allow_unverified, recorder, verified))
     try:
-        cats = scan_parts(found, cache_dir, on_image)
+        cats = scan_parts(found, cache_dir, on_image, known)
     finally:
         # A digest mismatch outranks whatever the scan found: report it first.
         verification.join(recorder)
-    return {part: cats[id(s)] for part, s in found.parts.items()}, verified
+    return cats, verified
 
 
 def _val_solution(found: inputs.Inputs) -> kaggle.Solution | None:
@@ -159,6 +160,12 @@ def context(found, cats, verified, recorder: Recorder) -> plans.Context:
     )
 
 
+def plan(found, task: Task, cats, verified, recorder: Recorder, once=()) -> Prepared:
+    """The splits' plans from the whole catalogs (what the scans found already recorded)."""
+    ctx = context(found, cats, verified, recorder)
+    return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats, once))
+
+
 def prepare(
     manual_dir,
     task: Task,
@@ -167,13 +174,15 @@ def prepare(
     recorder: Recorder | None = None,
     on_image: catalog.OnImage | None = None,
     found: inputs.Inputs | None = None,
+    known=None,
 ) -> Prepared:
+    """Everything before the first example; `found` and `known` (source id -> catalog) when
+    the caller has them already."""
     recorder = recorder or Recorder()
     found = found or locate(manual_dir, task, cache_dir)
-    cats, verified = scan_and_verify(found, cache_dir, allow_unverified, recorder, on_image)
+    cats, verified = scan_and_verify(found, cache_dir, allow_unverified, recorder, on_image, known)
     record_catalog_problems(cats, found, recorder)
-    ctx = context(found, cats, verified, recorder)
-    return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats))
+    return plan(found, task, cats, verified, recorder)
 
 
 def passes(found: inputs.Inputs, cats: dict[str, catalog.Catalog], once=()) -> dict[str, int]:

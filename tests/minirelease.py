@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench import corpus  # its tar order (the module imports nothing of the package)
+
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / "data" / "xml_samples"
 META = HERE.parent / "imagenet2017_tfds" / "data"  # verbatim copies of the devkit's data files
@@ -417,48 +419,21 @@ def _devkit(b: _Builder) -> None:
     kit["devkit/evaluation/eval_clsloc.m"] = b"% placeholder\n"
 
 
-# Member orders: "scrambled" (no order at all), or tar's depth-first walk, each folder's
-# members together in a shuffled listing order, with the top folders in the order named.
-ORDERS = {
-    "scrambled": None,
-    "annotations_first": ("devkit", "Annotations", "ImageSets", "Data"),  # Kaggle's listing
-    "annotations_last": ("devkit", "Data", "ImageSets", "Annotations"),
-}
-
-
-def depth_first(names: list[str], top: tuple[str, ...], rng: random.Random) -> list[str]:
-    """`names` as tar walks their folders: a folder's entries in a shuffled listing order
-    (the top level's in `top`'s), each subfolder wholly where the listing puts it."""
-    tree: dict = {}
-    for name in names:
-        node = tree
-        *folders, leaf = name.split("/")
-        for folder in folders:
-            node = node.setdefault(folder, {})
-        node[leaf] = name
-
-    def walk(node: dict, level: int) -> list[str]:
-        keys = sorted(node)
-        rng.shuffle(keys)
-        if level == 0:
-            keys.sort(key=lambda k: top.index(k) if k in top else len(top))
-        out = []
-        for key in keys:
-            child = node[key]
-            out += walk(child, level + 1) if isinstance(child, dict) else [child]
-        return out
-
-    return walk(tree, 0)
+def member_order(members: dict[str, bytes], seed: int, order: str = "scrambled") -> list[str]:
+    """The members' names in the tarball's order: "scrambled" (no order at all), or tar's
+    depth-first walk as the benchmark's corpus has it (bench/corpus.py ORDERS)."""
+    names = sorted(members)
+    if order == "scrambled":
+        random.Random(seed).shuffle(names)
+        return names
+    return [
+        name for name, _ in corpus.tar_order([(n, None) for n in names], random.Random(seed), order)
+    ]
 
 
 def tarball_bytes(members: dict[str, bytes], seed: int, order: str = "scrambled") -> bytes:
-    """A .tar.gz as GNU tar would write it, members under ILSVRC/ in the given ORDERS."""
-    names = sorted(members)
-    if ORDERS[order] is None:
-        random.Random(seed).shuffle(names)
-    else:
-        names = depth_first(names, ORDERS[order], random.Random(seed))
-    return tar_gz(members, names)
+    """A .tar.gz as GNU tar would write it, members under ILSVRC/ in `order` (member_order)."""
+    return tar_gz(members, member_order(members, seed, order))
 
 
 def tar_gz(members: dict[str, bytes], names: list[str]) -> bytes:
@@ -518,7 +493,7 @@ def write_release(
     """`kaggle`: CLS-LOC as Kaggle ships it (its tarball, or its tree, with the CSV files);
     `det_train_txt`: whether the DET archive has a train.txt beside the per-class lists;
     `det_test_list`: DET_test_new's test.txt names its "own" images or "all" 65,500;
-    `order`: the tarballs' member order (ORDERS)."""
+    `order`: the tarballs' member order (member_order)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     b = _Builder(seed)

@@ -14,6 +14,7 @@ import pytest
 
 from tests import readback
 from tests.conftest import build_env, tfds_build
+from tests.mutate import wrong_md5
 
 DIRECT = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 
@@ -105,18 +106,10 @@ def test_portable_runner_with_external_worker_pool(
 
 
 def test_beam_build_verifies_before_any_shard(tarball_release, tmp_path):
-    lines = tarball_release.checksums.read_text().splitlines()
-    lines = [
-        "\t".join([*line.split("\t")[:2], "f" * 32, ""])
-        if line.startswith("ILSVRC2017_DET.tar.gz")
-        else line
-        for line in lines
-    ]
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("\n".join(lines) + "\n")
+    bad, _ = wrong_md5(tarball_release.checksums, "ILSVRC2017_DET.tar.gz", tmp_path)
     result = tfds_build("det", tarball_release.manual_dir, tmp_path / "data", bad,
                         f"--beam_pipeline_options={DIRECT}", check=False)  # fmt: skip
     assert result.returncode != 0
-    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'f' * 32}" in result.stderr
+    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'0' * 32}" in result.stderr
     assert not list((tmp_path / "data").rglob("*.tfrecord*"))
     assert not list((tmp_path / "data").rglob("dataset_info.json"))

@@ -23,6 +23,7 @@ import pytest
 
 from tests import readback
 from tests.conftest import ROOT, build_env
+from tests.mutate import wrong_md5
 
 LAUNCHER = ROOT / "examples" / "beam_build.py"
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
@@ -132,19 +133,11 @@ def test_a_standalone_flink_cluster_gives_the_same_examples(cli_builds, tarball_
 
 
 def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
-    lines = tarball_release.checksums.read_text().splitlines()
-    lines = [
-        "\t".join([*line.split("\t")[:2], "f" * 32, ""])
-        if line.startswith("ILSVRC2017_DET.tar.gz")
-        else line
-        for line in lines
-    ]
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("\n".join(lines) + "\n")
+    bad, _ = wrong_md5(tarball_release.checksums, "ILSVRC2017_DET.tar.gz", tmp_path)
     work = tmp_path / "work"
     result = launch("flink", "det", tarball_release, tmp_path / "data", work, checksums=bad)
     assert result.returncode == 1, result.stderr[-3000:]
-    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'f' * 32}" in result.stderr
+    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'0' * 32}" in result.stderr
     assert not list((tmp_path / "data").rglob("*.tfrecord*"))
     assert not list((tmp_path / "data").rglob("dataset_info.json"))
     assert "Submitting job" not in (work / "job-server.log").read_text()
