@@ -32,6 +32,7 @@ setup(
         "apache-beam>=2.60",
         "lxml>=5",
         "rapidgzip>=0.14",
+        "google-crc32c>=1.5",  # TFRecord framing in worker processes, without TensorFlow
         "pillow>=10",
         "etils[epath]",
         "tqdm",

@@ -22,7 +22,8 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 from etils import epath
 
-from imagenet2017_tfds import codec, fileio, generate, ranges
+from imagenet2017_tfds import codec, fileio, ranges
+from imagenet2017_tfds.engine import jobs, shards
 from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.examples import Item
 from imagenet2017_tfds.prepare import Prepared
@@ -67,26 +68,26 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
     return tasks
 
 
-# What a serialized example holds beyond its image bytes (labels, boxes, names, framing).
-EXAMPLE_OVERHEAD_BYTES = 200
-
-
 def writer_plans(prepared: Prepared) -> dict[str, tuple[list[str], int]]:
     """split -> (the key of every planned example, its estimated serialized bytes): what TFDS's
     Beam writer needs to lay out the shards before any example exists (compat)."""
     return {
         split: ([item.key for _, item in plan.items],
-                sum(entry.size + EXAMPLE_OVERHEAD_BYTES for entry, _ in plan.items))
+                shards.planned_bytes(entry.size for entry, _ in plan.items))
         for split, plan in prepared.splits.items()
     }  # fmt: skip
 
 
 def process(rt: RangeTask):
-    """One Beam element: every (key, features) of the range."""
+    """One Beam element: every (key, serialized example) of the range, by the engine's job
+    function (the local pool runs the same)."""
     chunk = json.loads(epath.Path(rt.range_file).read_bytes())
     items = codec.decode(list[tuple[Entry, Item]], chunk)
     recorder = Recorder(rt.mode)
-    yield from generate.keyed_examples(rt.task, rt.source, items, recorder, rt.decode)
+    job = jobs.Job(rt.task, rt.split, (rt.source,), tuple((0, e, it) for e, it in items),
+                   rt.mode, rt.decode)  # fmt: skip
+    for ex in jobs.run(job, recorder):
+        yield ex.key, jobs.Serialized(ex.data)
     if recorder.skipped:  # read back by the launcher after the pipeline
         fileio.write_json(epath.Path(rt.problems_file), recorder.to_json())
 

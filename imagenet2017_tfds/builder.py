@@ -7,14 +7,12 @@ a config's name.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
@@ -22,46 +20,20 @@ from imagenet2017_tfds import (
     card,
     classes,
     compat,
+    fileio,
     inputs,
     locking,
-    oneread,
+    machine,
     tasks,
-    workers,
     writing,
 )
+from imagenet2017_tfds.engine import jobs, local
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
 OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers")
-
-
-def _clsloc_features(names: list[str]) -> tfds.features.FeaturesDict:
-    return tfds.features.FeaturesDict({
-        "image": tfds.features.Image(encoding_format="jpeg"),
-        "label": tfds.features.ClassLabel(names=names),
-        "file_name": tfds.features.Text(),
-        "annotated": np.bool_,
-        "blacklisted": np.bool_,
-        "objects": tfds.features.Sequence(
-            {"bbox": tfds.features.BBoxFeature(), "label": tfds.features.ClassLabel(names=names)}
-        ),
-    })  # fmt: skip
-
-
-def _det_features(names: list[str]) -> tfds.features.FeaturesDict:
-    return tfds.features.FeaturesDict({
-        "image": tfds.features.Image(encoding_format="jpeg"),
-        "file_name": tfds.features.Text(),
-        "annotated": np.bool_,
-        "objects": tfds.features.Sequence({
-            "bbox": tfds.features.BBoxFeature(),
-            "label": tfds.features.ClassLabel(names=names),
-            "subcategory": tfds.features.Text(),
-            "blacklisted": np.bool_,
-        }),
-    })  # fmt: skip
 
 
 @dataclasses.dataclass(eq=False)
@@ -74,29 +46,23 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
     decode_train: bool = False  # decode every train image fully too (validation, test always)
-    workers: int = 0  # processes generating examples: 0 one per core, 1 the main process only
+    workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
 
 
-class SplitExamples:
-    """A split's examples, made from its jobs by worker processes (serialized there) when
-    there is a pool, else in this process; sized when the plan is known, so TFDS's progress
-    bar shows the total."""
+@dataclasses.dataclass
+class _BeamPlan:
+    """What a Beam build's _split_generators hands back to _download_and_prepare."""
 
-    def __init__(self, split: str, jobs: Callable[[], Iterable[workers.Job]], size: int | None,
-                 pool, recorder: Recorder):  # fmt: skip
-        self.split, self.jobs, self.size = split, jobs, size
-        self.pool, self.recorder = pool, recorder
+    recorder: Recorder
+    prepared: Prepared | None = None
+    tasks: dict = dataclasses.field(default_factory=dict)
+    writer_plans: dict = dataclasses.field(default_factory=dict)
 
-    def __len__(self) -> int:
-        if self.size is None:
-            raise TypeError("the split's size is known once the archive has been read")
-        return self.size
 
-    def __iter__(self):
-        if self.pool is not None:
-            yield from self.pool.run(self.jobs(), self.recorder)
-        else:
-            yield from workers.run_here(self.jobs(), self.recorder)
+# Memory a worker process needs (TFDS's features, one image at a time) and the build's own
+# process (TensorFlow, the plan): the worker count is capped by what the machine has free.
+WORKER_BYTES = 400 << 20
+MAIN_BYTES = 1 << 30
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -106,10 +72,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = card.RELEASE_NOTES
     BUILDER_CONFIGS = [
         Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"],
-                           task=tasks.CLSLOC, features=_clsloc_features,
+                           task=tasks.CLSLOC, features=tasks.CLSLOC.features,
                            supervised_keys=("image", "label")),
         Imagenet2017Config(name="det", description=card.DESCRIPTIONS["det"], task=tasks.DET,
-                           features=_det_features),
+                           features=tasks.DET.features),
     ]  # fmt: skip
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
@@ -164,66 +130,19 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         return {s for s in splits if s != "train" or self.builder_config.decode_train}
 
     def _split_generators(self, dl_manager):
-        config = self.builder_config
-        manual_dir, cache_dir = self._manual_dir(dl_manager), self._cache_dir(dl_manager)
-        recorder = Recorder.for_build(config.skip_bad_members)
-        task = config.task
-        if self._use_beam or not self._one_read_allowed:
-            prepared = prepare(manual_dir, task, cache_dir, config.allow_unverified, recorder)
-        else:
-            spill = os.path.join(os.fspath(self.data_dir), ".one-read")
-            prepared = oneread.begin(manual_dir, task, cache_dir, config.allow_unverified,
-                                     recorder, spill)  # fmt: skip
-        if isinstance(prepared, oneread.OneRead):
-            self._one_read = one = prepared
-            splits = [split for split, _ in task.items.values()]
-            decoded = self._decoded_splits(splits)
+        """Beam builds only (the local engine writes its shards itself): one transform a
+        split over ranges of the archives, read through their gzip index."""
+        from imagenet2017_tfds import beam
 
-            def examples(split: str) -> SplitExamples:
-                read = self._read_jobs(one.found, split in decoded, recorder.mode)
-                return SplitExamples(split, lambda: one.jobs(split, split in decoded, read), None,
-                                     self._pool, recorder)  # fmt: skip
-
-            # Until the archive says otherwise: smallest first (see below).
-            return oneread.SplitOrder(one, ["validation", "test", "train"], examples)
-        self._prepared = prepared
+        config, plan = self.builder_config, self._beam_plan
+        prepared = prepare(self._manual_dir(dl_manager), config.task, self._cache_dir(dl_manager),
+                           config.allow_unverified, plan.recorder)  # fmt: skip
         decoded = self._decoded_splits(prepared.splits)
-        if self._use_beam:
-            from imagenet2017_tfds import beam
-
-            work = os.path.join(cache_dir, "ranges")
-            self._beam_tasks = beam.write_tasks(prepared, task, work, decoded)
-            if self._writer_plans is not None:
-                self._writer_plans.update(beam.writer_plans(prepared))
-            return {split: beam.split_transform(split, t) for split, t in self._beam_tasks.items()}
-        # TFDS writes the splits one after the other in this order: smallest first, so that
-        # a damaged image in validation or test stops the build in minutes, not after train.
-        order = sorted(prepared.splits, key=lambda split: len(prepared.splits[split]))
-        return {s: self._split_examples(prepared, s, s in decoded) for s in order}
-
-    def _read_jobs(self, found: inputs.Inputs, decode: bool, mode: str):
-        """Jobs reading planned items (part -> items) from the inputs."""
-        task = self.builder_config.task
-
-        def jobs(parts) -> list[workers.Job]:
-            if self._pool is not None:
-                return self._pool.jobs(task, found.parts, parts, mode, decode)
-            return [workers.Job(task, found.parts[part], items, mode, decode)
-                    for part, items in sorted(parts.items())]  # fmt: skip
-
-        return jobs
-
-    def _split_examples(self, prepared: Prepared, split: str, decode: bool) -> SplitExamples:
-        parts = prepared.splits[split].parts
-        read = self._read_jobs(prepared.inputs, decode, prepared.recorder.mode)
-        return SplitExamples(split, lambda: read(parts), len(prepared.splits[split]), self._pool,
-                             prepared.recorder)  # fmt: skip
-
-    _use_beam = False
-    _one_read_allowed = True  # a first build may read its main archive once (oneread.py)
-    _one_read: oneread.OneRead | None = None
-    _pool: workers.Pool | None = None
-    _writer_plans: dict | None = None  # a Beam build's shard layouts, see compat
+        work = os.path.join(self._cache_dir(dl_manager), "ranges")
+        plan.prepared = prepared
+        plan.tasks = beam.write_tasks(prepared, config.task, work, decoded)
+        plan.writer_plans.update(beam.writer_plans(prepared))
+        return {split: beam.split_transform(split, t) for split, t in plan.tasks.items()}
 
     def download_and_prepare(self, *args, **kwargs):
         config_dir = os.path.dirname(os.fspath(self.data_path))
@@ -231,9 +150,6 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             return super().download_and_prepare(*args, **kwargs)
 
     def _download_and_prepare(self, dl_manager, download_config, **kwargs):
-        # Beam only when asked for (runner or options given): without them TFDS would warn
-        # and may stop to ask a question on the terminal.
-        self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
         if download_config.max_examples_per_split is not None:
             # Every split is checked against the release's lists, and a first build may
             # verify the archive only as it reads it to the end: a cut build proves nothing.
@@ -243,53 +159,62 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 "a dataset the release's lists cannot vouch for. Build without it; to try the "
                 "builder quickly, `make demo` builds a miniature release in a minute."
             )
-        self._one_read_allowed = True
-        try:
-            result = self._generate(dl_manager, download_config, **kwargs)
-        except oneread.Abandoned as e:
-            # Said on the terminal (TFDS's command shows no Python warnings): it costs a read.
-            print(f"{self._one_read.stream.source.name}: reading it once was abandoned ({e}); "
-                  "reading it again.", file=sys.stderr, flush=True)  # fmt: skip
-            self._one_read.abandon()
-            self._one_read, self._one_read_allowed = None, False
-            for leftover in epath.Path(self.data_dir).iterdir():  # the splits written so far
-                if leftover.is_dir():
-                    leftover.rmtree()
-                else:
-                    leftover.unlink()
-            result = self._generate(dl_manager, download_config, **kwargs)
-            self._prepared.passes = dict.fromkeys(self._prepared.passes, 2)  # scan, then this
-        finally:
-            if self._one_read is not None:
-                self._one_read.close()
-        if self._one_read is not None:  # its plan, made when the last split read the end
-            self._prepared = self._one_read.prepared
-        recorder = self._prepared.recorder
-        if self._use_beam:
-            from imagenet2017_tfds import beam
+        recorder = Recorder.for_build(self.builder_config.skip_bad_members)
+        # Beam only when asked for (runner or options given): without them TFDS would warn
+        # and may stop to ask a question on the terminal.
+        if download_config.beam_runner or download_config.beam_options:
+            prepared = self._beam_build(dl_manager, download_config, recorder, **kwargs)
+        else:
+            prepared = self._local_build(dl_manager, download_config, recorder)
+        self._record(prepared, recorder)
+        self._check_nothing_lost(prepared, recorder)
 
-            recorder.merge(beam.recorded(self._beam_tasks))
-        self._record(recorder)
-        self._check_nothing_lost(recorder)
-        return result
+    def _local_build(self, dl_manager, download_config, recorder: Recorder):
+        """The local engine (engine/local.py) on the workers that fit this machine; its
+        finished shards are linked into TFDS's folder under TFDS's names."""
+        config = self.builder_config
+        fit = machine.worker_count(config.workers, WORKER_BYTES, reserve_bytes=MAIN_BYTES)
+        options = local.Options(
+            allow_unverified=config.allow_unverified,
+            decode_splits=frozenset(self._decoded_splits(("train", "validation", "test"))),
+            workers=fit.count, file_format=self.info.file_format.value,
+            shard_config=download_config.get_shard_config(),
+        )  # fmt: skip
+        plural = "es" if fit.count != 1 else ""
+        print(f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})", file=sys.stderr,
+              flush=True)  # fmt: skip
+        built = local.build(self._manual_dir(dl_manager), config.task,
+                            self._cache_dir(dl_manager), recorder, options)  # fmt: skip
+        infos = []
+        for split, shards in built.shards.items():
+            template = self._get_filename_template(split_name=split)
+            targets = template.sharded_filepaths(num_shards=len(shards)) if shards else []
+            for shard, target in zip(shards, targets, strict=True):
+                fileio.link_or_copy(built.shard_file(shard), target)
+            infos.append(tfds.core.SplitInfo(
+                name=split, shard_lengths=[s.num_examples for s in shards],
+                num_bytes=sum(s.num_bytes for s in shards), filename_template=template,
+            ))  # fmt: skip
+        self.info.set_splits(tfds.core.SplitDict(infos))
+        built.work.remove()  # the dataset holds its own links to the shards now
+        return built.prepared
 
-    def _generate(self, dl_manager, download_config, **kwargs):
-        count = workers.count(self.builder_config.workers)
-        self._pool = workers.Pool(count) if count > 1 and not self._use_beam else None
-        writer = compat.planned_beam_writer() if self._use_beam else contextlib.nullcontext()
-        try:
-            with compat.tuned(), compat.beam_fixes(self._use_beam), writer as self._writer_plans, \
-                    compat.preserialized(self.info.features, workers.Serialized):  # fmt: skip
-                return super()._download_and_prepare(dl_manager, download_config, **kwargs)
-        finally:
-            self._writer_plans = None
-            if self._pool is not None:
-                self._pool.close()
+    def _beam_build(self, dl_manager, download_config, recorder: Recorder, **kwargs):
+        self._beam_plan = plan = _BeamPlan(recorder)
+        with compat.tuned(), compat.beam_fixes(True), compat.planned_beam_writer() as writer_plans, \
+                compat.preserialized(self.info.features, jobs.Serialized):  # fmt: skip
+            plan.writer_plans = writer_plans
+            super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        from imagenet2017_tfds import beam
 
-    def _record(self, recorder: Recorder) -> None:
+        recorder.merge(beam.recorded(plan.tasks))
+        return plan.prepared
+
+    _beam_plan: _BeamPlan | None = None
+
+    def _record(self, prepared: Prepared, recorder: Recorder) -> None:
         """What the dataset's metadata.json keeps of the build: where each input came from
         and how it was verified, what was skipped, and what was kept though unlisted."""
-        prepared = self._prepared
         meta = self.info.metadata
         # Readable names aligned with the labels; the ClassLabel names stay WNIDs.
         meta["class_names"] = classes.class_names(self.builder_config.name)
@@ -311,11 +236,11 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 "under unlisted_members.", len(meta["unlisted_members"]), meta["unlisted_members"][0]
             )  # fmt: skip
 
-    def _check_nothing_lost(self, recorder: Recorder) -> None:
+    def _check_nothing_lost(self, prepared: Prepared, recorder: Recorder) -> None:
         """Every planned example (ImageSets-checked) must be in the written split, and every
         shard TFDS counted must be on disk."""
         skipped = recorder.skipped_members()
-        for split, plan in self._prepared.splits.items():
+        for split, plan in prepared.splits.items():
             lengths = self.info.splits[split].shard_lengths
             files = self._shard_files(split)
             if len(files) != len(lengths):

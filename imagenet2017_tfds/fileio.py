@@ -25,8 +25,24 @@ def stat_key(path: epath.Path) -> dict:
     return {"path": os.fspath(path), "size": st.length, "mtime": str(st.mtime)}
 
 
-def as_path(path: str | os.PathLike) -> epath.Path:
-    return epath.Path(path)
+def digest_json(value) -> str:
+    """A short digest of a JSON-able value (what a tree holds, for a work folder's name)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()
+
+
+def link_or_copy(source: str, target) -> None:
+    """`target` becomes `source`'s content: a hard link where both are on one local file
+    system (no byte copied), else a copy."""
+    target = epath.Path(target)
+    if is_local(target):
+        try:
+            os.link(source, os.fspath(target))
+            return
+        except OSError:
+            pass
+    epath.Path(source).copy(target, overwrite=True)
 
 
 @contextlib.contextmanager

@@ -73,6 +73,17 @@ def _below_split(entry: Entry) -> str:
     return entry.path.split("/", 3)[3]
 
 
+def clsloc_key(split: str, path: str) -> str:
+    """A CLS-LOC example's key: its split and ImageSets id. The stream knows it from the member
+    path alone, so it can put each image where its shard will look for it."""
+    return f"{split}/{layout.image_id(path.split('/', 3)[3])}"
+
+
+def det_key(split: str, path: str) -> str:
+    """A DET example's key: its split and its file name below the split folder."""
+    return f"{split}/{path.split('/', 3)[3]}"
+
+
 def listed(cat: Catalog, task: str, name: str) -> list[str] | None:
     """The image ids of ImageSets/<task>/<name>.txt, or None when the catalog has no such list."""
     text = cat.imagesets.get((task, name))
@@ -164,7 +175,8 @@ def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
         )
         return None
     annotation = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC, "train"), {}).get(image)
-    return entry, Item(f"train/{image}", entry.path, _file_name(entry), lst.index(wnid), annotation)
+    key = clsloc_key("train", entry.path)
+    return entry, Item(key, entry.path, _file_name(entry), lst.index(wnid), annotation)
 
 
 def clsloc_train(ctx: Context) -> SplitPlan:
@@ -220,9 +232,8 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
     if label is None:
         return None
     blacklisted = number in devkit.clsloc_blacklist()
-    return entry, Item(
-        f"validation/{image}", entry.path, _file_name(entry), label, ann, blacklisted
-    )
+    key = clsloc_key("validation", entry.path)
+    return entry, Item(key, entry.path, _file_name(entry), label, ann, blacklisted)
 
 
 def clsloc_validation(ctx: Context) -> SplitPlan:
@@ -238,7 +249,7 @@ def clsloc_validation(ctx: Context) -> SplitPlan:
 
 
 def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    return entry, Item(f"test/{image}", entry.path, _file_name(entry))
+    return entry, Item(clsloc_key("test", entry.path), entry.path, _file_name(entry))
 
 
 def clsloc_test(ctx: Context) -> SplitPlan:
@@ -274,7 +285,7 @@ def _det_item(ctx: Context, split: str, entry: Entry, ann=None, black=frozenset(
                 ctx.recorder.problem("label", entry.path, e)
                 return None
     name = _below_split(entry)
-    return Item(f"{split}/{name}", entry.path, name, -1, ann, False, black)
+    return Item(det_key(split, entry.path), entry.path, name, -1, ann, False, black)
 
 
 PER_CLASS_LIST = re.compile(r"train_\d+")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imagenet2017_tfds import classes, examples, layout, plans
+from imagenet2017_tfds import classes, examples, features, layout, plans
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,21 @@ class Task:
     plan: Callable[[plans.Context], dict[str, plans.SplitPlan]]
     items: dict[str, tuple[str, plans.ItemStep]]  # split folder -> (split, its image's item)
     example: Callable[[examples.Item, bytes], dict]
+    key: Callable[[str, str], str]  # (split, member path) -> the example's key
+    features: Callable[[list[str]], object]  # class names -> its tfds FeaturesDict
+
+    def make_features(self):
+        return self.features(list(self.classes().wnids))
 
     def __reduce__(self):  # pickled by name: Beam ships tasks to its workers
         return task, (self.name,)
 
 
 CLSLOC = Task("clsloc", layout.CLSLOC, ("clsloc",), classes.clsloc, plans.clsloc,
-              plans.CLSLOC_ITEMS, examples.clsloc_example)  # fmt: skip
+              plans.CLSLOC_ITEMS, examples.clsloc_example, plans.clsloc_key,
+              features.clsloc)  # fmt: skip
 DET = Task("det", layout.DET, ("det", "det_test"), classes.det, plans.det, plans.DET_ITEMS,
-           examples.det_example)  # fmt: skip
+           examples.det_example, plans.det_key, features.det)  # fmt: skip
 TASKS = {t.name: t for t in (CLSLOC, DET)}
 
 

@@ -237,38 +237,46 @@ def build_fails_keeping_nothing(release, tmp_path, monkeypatch, match: str, **op
 def test_an_example_lost_on_the_way_fails_the_build_naming_it(
     release, tmp_path, monkeypatch, workers
 ):
-    from imagenet2017_tfds import generate
-    from imagenet2017_tfds import workers as workers_lib
+    from imagenet2017_tfds.engine import jobs, pool
 
-    # As a broken runner would: one example never reaches the writer.
+    # As a broken executor would: one example (in this process) or one shard's report
+    # (from the pool) never arrives.
     if workers == 1:
-        real, owner, name = generate.keyed_examples, generate, "keyed_examples"
+        real = jobs.run
+
+        def lossy(*args, **kwargs):
+            for ex in real(*args, **kwargs):
+                if not ex.key.endswith("n01440764_9999"):
+                    yield ex
+
+        monkeypatch.setattr(jobs, "run", lossy)
     else:
-        real, owner, name = workers_lib.Pool.run, workers_lib.Pool, "run"
+        real = pool.Pool.run
 
-    def lossy(*args, **kwargs):
-        for key, ex in real(*args, **kwargs):
-            if not key.endswith("n01440764_9999"):
-                yield key, ex
+        def lossy(self, *args, **kwargs):
+            for job, written in real(self, *args, **kwargs):
+                if job.split == "train":
+                    written.num_examples -= 1
+                yield job, written
 
-    monkeypatch.setattr(owner, name, lossy)
+        monkeypatch.setattr(pool.Pool, "run", lossy)
     build_fails_keeping_nothing(release, tmp_path, monkeypatch,
-                                f"first missing member: {TRAIN}", workers=workers)  # fmt: skip
+                                "train: 13 examples written, 14 planned", workers=workers)  # fmt: skip
 
 
 def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatch):
     # As a runner that wrote one shard over another would leave it: TFDS's counts are
     # complete, a file is not there.
-    from imagenet2017_tfds import writing
+    from imagenet2017_tfds import fileio
 
-    real = writing.CanonicalExampleWriter.write
+    real = fileio.link_or_copy
 
-    def astray(self, path, examples):
-        if "-train." in str(path):
-            path = str(path) + ".astray"
-        return real(self, path, examples)
+    def astray(source, target):
+        if "-train." in str(target):
+            target = str(target) + ".astray"
+        return real(source, target)
 
-    monkeypatch.setattr(writing.CanonicalExampleWriter, "write", astray)
+    monkeypatch.setattr(fileio, "link_or_copy", astray)
     build_fails_keeping_nothing(
         release, tmp_path, monkeypatch, "train: TFDS counted 1 shards of 14"
     )

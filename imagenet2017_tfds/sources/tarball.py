@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +41,37 @@ def close_kept_readers() -> None:
     while _ALL_KEPT:
         _ALL_KEPT.pop().close()
     _KEPT.open.clear()
+
+
+class _Counted(io.RawIOBase):
+    """The compressed file as rapidgzip reads it, telling how far it has got."""
+
+    def __init__(self, raw, progress=None, on_position=None):
+        self._raw, self._progress, self._on_position = raw, progress, on_position
+        self._far = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        end = self._raw.tell()
+        if end > self._far:
+            if self._progress:
+                self._progress(end - self._far)
+            self._far = end
+            if self._on_position:
+                self._on_position(end)
+        return n
 
 
 class Tarball(Source):
@@ -93,6 +125,23 @@ class Tarball(Source):
             raise ArchiveError(
                 f"{self.path}: the gzip data is corrupt ({e}). Download the archive again."
             ) from e
+
+    @contextlib.contextmanager
+    def stream(self, progress=None, on_position=None):
+        """The decompressed archive from its start, for one forward read (no index). The
+        compressed file is read through `_Counted`, so progress is in the archive's bytes."""
+        local = fileio.is_local(self.path)
+        with (
+            open(os.fspath(self.path), "rb", buffering=0) if local else self.path.open("rb") as raw
+        ):
+            counted = _Counted(raw, progress, on_position)
+            with self._errors():
+                try:
+                    f = rapidgzip.RapidgzipFile(counted, parallelization=self.parallelization)
+                except Exception as e:  # bad gzip data surfaces as plain exceptions
+                    raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
+                with f:
+                    yield f
 
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
         with self._open(use_index=False) as f:

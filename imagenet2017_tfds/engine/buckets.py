@@ -1,0 +1,131 @@
+"""Where the stream sets each image's bytes aside until its shard is written.
+
+Each split has 2**bits bucket files; an image goes to the bucket its hashed key's top bits
+name. A shard is a range of hashed keys (shards.py), so it reads a few neighbouring buckets,
+and a bucket is freed as soon as every shard it serves is written: disk stays near the
+archive's size. An image's place is one integer (an Entry's offset): the bucket's number in
+the high bits, the offset in the bucket below.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from collections.abc import Iterable, Iterator
+
+from imagenet2017_tfds.errors import ConsistencyError
+from imagenet2017_tfds.sources.base import Entry, Source
+
+OFFSET_BITS = 40  # a bucket may hold up to 1 TB
+HKEY_BITS = 128  # TFDS's hashed keys
+BUCKET_BYTES = 32 << 20  # the size aimed at: a few a shard, few enough to keep open
+MAX_BITS = 10
+
+
+def choose_bits(archive_bytes: int) -> int:
+    """Buckets a split for archives of this total size: about BUCKET_BYTES each for the
+    largest split, at most 2**MAX_BITS, and no more than the open-files limit allows."""
+    wanted = max(0, math.ceil(math.log2(max(1, archive_bytes / BUCKET_BYTES))))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < limit:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    while wanted > 0 and 3 * (1 << wanted) + 256 > limit:  # three splits, and room to spare
+        wanted -= 1
+    return min(wanted, MAX_BITS)
+
+
+def bucket_of(hkey: int, bits: int) -> int:
+    return hkey >> (HKEY_BITS - bits)
+
+
+def place(bucket_id: int, offset: int) -> int:
+    return (bucket_id << OFFSET_BITS) | offset
+
+
+def unplace(location: int) -> tuple[int, int]:
+    return location >> OFFSET_BITS, location & ((1 << OFFSET_BITS) - 1)
+
+
+def file_name(bucket_id: int) -> str:
+    return f"bucket-{bucket_id:06d}"
+
+
+class Store:
+    """The writing side, used by the stream: appends an image to its bucket, returns its place."""
+
+    def __init__(self, folder: str, splits: Iterable[str], bits: int, part_index: int = 0):
+        self.folder, self.bits = folder, bits
+        names = sorted(splits)  # each archive (part) its own buckets: both may hold a split
+        first = part_index * len(names)
+        self.base = {split: (first + k) << bits for k, split in enumerate(names)}
+        self._fds: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+        os.makedirs(folder, exist_ok=True)
+
+    def bucket_id(self, split: str, hkey: int) -> int:
+        return self.base[split] + bucket_of(hkey, self.bits)
+
+    def add(self, split: str, hkey: int, data: bytes) -> int:
+        bucket = self.bucket_id(split, hkey)
+        fd = self._fds.get(bucket)
+        if fd is None:
+            path = os.path.join(self.folder, file_name(bucket))
+            fd = self._fds[bucket] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._sizes[bucket] = 0
+        offset = self._sizes[bucket]
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        self._sizes[bucket] = offset + len(data)
+        return place(bucket, offset)
+
+    def close(self, durable: bool = True) -> dict[int, int]:
+        """Closes every bucket (synced to disk when `durable`: a resumed build trusts them);
+        returns bucket id -> size."""
+        for fd in self._fds.values():
+            if durable:
+                os.fsync(fd)
+            os.close(fd)
+        self._fds = {}
+        return dict(self._sizes)
+
+
+class Buckets(Source):
+    """The reading side: a Source whose entries' offsets are places in the store."""
+
+    def __init__(self, folder: str, name: str):
+        self.folder, self.name = folder, name  # `name`: the archive, in messages
+
+    def scan(self, want) -> Iterator[tuple[Entry, bytes | None]]:
+        raise NotImplementedError("buckets are read by place, never scanned")
+
+    def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
+        fds: dict[int, int] = {}
+        try:
+            for entry in entries:
+                bucket, offset = unplace(entry.offset)
+                if bucket not in fds:
+                    fds[bucket] = self._open(bucket, entry)
+                data = os.pread(fds[bucket], entry.size, offset)
+                if len(data) != entry.size:
+                    raise ConsistencyError(
+                        f"{self.folder}/{file_name(bucket)}: {entry.path} of {self.name} should "
+                        f"be {entry.size} bytes at offset {offset}, found {len(data)}: the build's "
+                        "work folder was changed by another program. Delete it and build again."
+                    )
+                yield entry, data
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+    def _open(self, bucket: int, entry: Entry) -> int:
+        path = os.path.join(self.folder, file_name(bucket))
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ConsistencyError(
+                f"{path}: the bucket holding {entry.path} of {self.name} is gone: the build's "
+                "work folder was changed by another program. Delete it and build again."
+            ) from None

@@ -1,0 +1,276 @@
+"""A build on one machine: each archive read once into buckets, the plan, then every shard
+built and written by the pool, resumably.
+
+    stream (one read of each tarball, md5 beside it) -> plan -> shard jobs on the workers
+    -> full decodes of validation/test here -> each shard recorded, its buckets freed
+
+The caller (the builder) links the finished shards into TFDS's folder and sets the splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+from imagenet2017_tfds import catalog, checksums, fileio, prepare
+from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
+from imagenet2017_tfds.engine.work import Shard, Work
+from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.sources import Source, Tarball
+from imagenet2017_tfds.tasks import Task
+
+
+@dataclass
+class Options:
+    allow_unverified: bool = False
+    decode_splits: frozenset[str] = frozenset({"validation", "test"})
+    workers: int = 1
+    file_format: str = "tfrecord"
+    shard_config: object = None  # TFDS's ShardConfig
+
+
+@dataclass
+class Built:
+    prepared: prepare.Prepared
+    work: Work
+    shards: dict[str, list[Shard]] = field(default_factory=dict)  # split -> non-empty, in order
+
+    def shard_file(self, shard: Shard) -> str:
+        return self.work.shard_file(shard.split, shard.shard, self.suffix)
+
+    suffix: str = "tfrecord"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _identity(found, cats_of_trees: dict[str, catalog.Catalog]) -> dict:
+    out = {}
+    for part, source in sorted(found.parts.items()):
+        if isinstance(source, Tarball):
+            out[part] = fileio.stat_key(source.path)
+        else:  # a tree: what it holds (its files' paths and sizes)
+            entries = sorted(
+                (e.path, e.size) for table in cats_of_trees[part].images.values()
+                for e in table.values()
+            )  # fmt: skip
+            out[part] = {"tree": source.name, "entries": fileio.digest_json(entries)}
+    return out
+
+
+def _bucket_bits(found) -> int:
+    return buckets.choose_bits(sum(p.stat().length for p in found.tarballs.values()))
+
+
+def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
+             recorder: Recorder) -> dict[str, catalog.Catalog]:  # fmt: skip
+    """The catalog of every tarball part: reused from an earlier run of this build, or read
+    once now (its digest beside it; a mismatch stops the build before anything is written)."""
+    cats, fresh = {}, {}
+    tarballs = [p for p in sorted(found.tarballs) if isinstance(found.parts[p], Tarball)]
+    paces = {part: checksums.Pace() for part in verifiers}
+    verification = prepare.Verification(verifiers, paces)
+    try:
+        for index, part in enumerate(tarballs):
+            source = found.parts[part]
+            if (cat := work.streamed(part)) is not None:
+                _say(f"{source.name}: read by an earlier run of this build; reusing it.")
+                cats[part] = cat
+                if part in paces:
+                    paces[part].release()
+                continue
+            splits = [split for split, _ in task.items.values()]
+            store = buckets.Store(work.buckets, splits, bits, part_index=index)
+            pace = paces.get(part)
+            size = source.path.stat().length
+            with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
+                try:
+                    cat = stream.read_once(
+                        Tarball(source.path), task, store, bar.update,
+                        pace.advance if pace else None,
+                    )  # fmt: skip
+                except BaseException:
+                    if pace:
+                        pace.cancel()
+                    raise
+                finally:
+                    sizes = store.close(durable=True)
+            if pace:
+                pace.release()
+            cats[part] = cat
+            fresh[part] = {buckets.file_name(b): n for b, n in sizes.items()}
+    finally:
+        verification.join(recorder)  # a digest mismatch outranks whatever the stream found
+    for part, sizes in fresh.items():  # complete: the stream and its digest are done
+        work.keep_stream(part, cats[part], sizes)
+    return cats
+
+
+def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> Built:
+    found = prepare.locate(manual_dir, task, cache_dir)
+    tree_cats = {}
+    for part, source in found.parts.items():
+        if not isinstance(source, Tarball):
+            if id(source) not in tree_cats:
+                tree_cats[id(source)] = catalog.scan(source)
+            tree_cats[part] = tree_cats[id(source)]
+    tree_cats = {p: c for p, c in tree_cats.items() if isinstance(p, str)}
+    settings = {
+        "task": task.name, "mode": recorder.mode, "decode": sorted(options.decode_splits),
+        "format": options.file_format, "shards": repr(options.shard_config),
+    }  # fmt: skip
+    work = Work.for_build(cache_dir, task.name, _identity(found, tree_cats), settings)
+    verified: dict[str, str] = {}
+    todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
+    cats = {**tree_cats, **_streams(found, task, work, todo, _bucket_bits(found), recorder)}
+    prepare.record_catalog_problems(cats, found, recorder)
+    prepared = prepare.plan(found, task, cats, verified, recorder, once=tuple(found.tarballs))
+    sources = {
+        part: buckets.Buckets(work.buckets, source.name) if isinstance(source, Tarball) else source
+        for part, source in found.parts.items()
+    }
+    built = Built(prepared, work, suffix=options.file_format)
+    _write_shards(built, task, sources, recorder, options)
+    return built
+
+
+@dataclass
+class _Planned:
+    job: jobs.Job
+    buckets: frozenset[str]
+
+
+def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, recorder,
+                options: Options) -> dict[str, list[_Planned]]:  # fmt: skip
+    """split -> its shards' jobs, in shard order (smallest split first: a damaged
+    validation or test image stops the build before train is written)."""
+    hasher = stream.hashers(task)
+    parts = sorted(sources)
+    index = {part: k for k, part in enumerate(parts)}
+    out = {}
+    for split in sorted(prepared.splits, key=lambda s: (len(prepared.splits[s]), s)):
+        plan = prepared.splits[split]
+        items = [(part, e, it) for part in sorted(plan.parts) for e, it in plan.parts[part]]
+        if not items:
+            out[split] = []
+            continue
+        hkeys = [hasher[split].hash_key(it.key) for _, _, it in items]
+        layout = shards.plan_layout(hkeys, shards.planned_bytes(e.size for _, e, _ in items),
+                                    options.shard_config)  # fmt: skip
+        per_shard: dict[int, list] = {}
+        for hkey, triple in sorted(zip(hkeys, items, strict=True), key=lambda x: x[0]):
+            per_shard.setdefault(layout.shard_of(hkey), []).append((hkey, triple))
+        planned = []
+        for shard in sorted(per_shard):
+            chosen = per_shard[shard]
+            used = frozenset(
+                buckets.file_name(buckets.unplace(e.offset)[0])
+                for _, (part, e, _) in chosen if isinstance(sources[part], buckets.Buckets)
+            )  # fmt: skip
+            job = jobs.Job(
+                task, split, tuple(sources[p] for p in parts),
+                tuple((index[p], e, it) for _, (p, e, it) in chosen), recorder.mode,
+                split in options.decode_splits, tuple(h for h, _ in chosen),
+                work.shard_file(split, shard, options.file_format), options.file_format,
+            )  # fmt: skip
+            planned.append(_Planned(job, used))
+        out[split] = planned
+    return out
+
+
+def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options: Options):
+    work, suffix = built.work, options.file_format
+    per_split = _shard_jobs(built.prepared, task, sources, work, recorder, options)
+    done: dict[tuple[str, int], Shard] = {}
+    users: Counter = Counter()  # bucket -> shards still to write that read it
+    todo = []
+    for split, planned in per_split.items():
+        for p in planned:
+            shard = _shard_number(p.job)
+            if (kept := work.done(split, shard, suffix)) is not None:
+                done[(split, shard)] = kept
+                continue
+            todo.append(p)
+            users.update(p.buckets)
+    if done:
+        _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
+    for name in {n for p in todo for n in p.buckets}:
+        if not os.path.exists(os.path.join(work.buckets, name)):
+            raise pool.WorkerError(  # never: a bucket is freed only after its shards
+                f"{work.root}: bucket {name} is gone, but a shard it serves is not written. "
+                f"Delete {work.root} and build again."
+            )
+    for planned in per_split.values():  # buckets no shard still needs (all written earlier)
+        for p in planned:
+            for name in p.buckets:
+                if users[name] == 0:
+                    work.free_bucket(name)
+    executor = pool.Pool(options.workers) if options.workers > 1 else None
+    bars = {
+        split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
+        for split in per_split
+    }  # fmt: skip
+    try:
+        for split, planned in per_split.items():
+            for p in planned:
+                if (kept := done.get((split, _shard_number(p.job)))) is not None:
+                    bars[split].update(kept.num_examples)
+        results = executor.run(p.job for p in todo) if executor else (
+            (p.job, jobs.write_shard(p.job, decode_here=False)) for p in todo
+        )  # fmt: skip
+        threads = executor.threads if executor else None
+        planned_by_output = {p.job.output: p for p in todo}
+        for job, written in results:  # as the workers finish them
+            p = planned_by_output[job.output]
+            written = _checked(job, written, recorder.mode, threads, executor)
+            shard = Shard(job.split, _shard_number(job), written.num_examples, written.num_bytes,
+                          written.recorded)  # fmt: skip
+            work.keep_shard(shard, suffix)
+            done[(job.split, shard.shard)] = shard
+            bars[job.split].update(written.num_examples)
+            for name in p.buckets:
+                users[name] -= 1
+                if users[name] == 0:
+                    work.free_bucket(name)
+    finally:
+        for bar in bars.values():
+            bar.close()
+        if executor is not None:
+            executor.close()
+    for (split, _), shard in sorted(done.items()):
+        recorder.merge(Recorder.from_json(shard.recorded), log=True)
+        if shard.num_examples:
+            built.shards.setdefault(split, []).append(shard)
+    for split in per_split:
+        built.shards.setdefault(split, [])
+
+
+def _shard_number(job: jobs.Job) -> int:
+    return int(os.path.basename(job.output).rsplit("-", 1)[1].split(".", 1)[0])
+
+
+def _checked(job, written: jobs.Written, mode: str, threads, executor) -> jobs.Written:
+    """Decodes what the job handed back; in skip mode a shard holding an image that does not
+    decode is written again without it, and the skip is recorded with the shard."""
+    if not written.to_decode:
+        return written
+    where = [job.sources[0].name if len(job.sources) == 1 else job.task.challenge]
+    checks = written.to_decode
+    errors = (threads.map if threads else map)(pool.decode_error, checks, where * len(checks))
+    decoded = Recorder(mode, quiet=True)
+    bad = set()
+    for (member, _), error in zip(checks, errors, strict=True):
+        if error is not None:
+            decoded.problem("image", member, error)  # raises, unless skip_bad_members
+            bad.add(member)
+    if bad:
+        again = dataclasses.replace(job, exclude=job.exclude | bad)
+        written = next(executor.run([again]))[1] if executor else jobs.write_shard(again, False)
+    recorded = Recorder.from_json(written.recorded)
+    recorded.merge(decoded)
+    written.recorded, written.to_decode = recorded.to_json(), []
+    return written

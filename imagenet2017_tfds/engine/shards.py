@@ -1,0 +1,76 @@
+"""The shards of a split: how many, which hashed keys each holds, and their files.
+
+The layout is TFDS's Beam writer's: the number of shards from the build's ShardConfig and
+the planned bytes, shard = get_bucket_number(hashed key, shards, largest hashed key), each
+shard's examples sorted by hashed key. Every path (local pool, in-process, Beam) lays out
+the same shards from the plan before any example exists, so all write the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import google_crc32c
+from tensorflow_datasets.core import shuffle
+
+# What a serialized example holds beyond its image bytes (labels, boxes, names, framing).
+EXAMPLE_OVERHEAD_BYTES = 200
+
+
+@dataclass(frozen=True)
+class Layout:
+    num_shards: int
+    largest_key: int  # the largest hashed key: shard numbers scale by it
+
+    def shard_of(self, hkey: int) -> int:
+        return shuffle.get_bucket_number(hkey, self.num_shards, self.largest_key)
+
+
+def plan_layout(hkeys: list[int], planned_bytes: int, shard_config) -> Layout:
+    """The layout of a split of these hashed keys and about this many serialized bytes."""
+    num_shards = shard_config.get_number_shards(
+        total_size=planned_bytes, num_examples=len(hkeys), uses_precise_sharding=False
+    )
+    return Layout(num_shards, max(hkeys))
+
+
+def planned_bytes(sizes: Iterable[int]) -> int:
+    return sum(size + EXAMPLE_OVERHEAD_BYTES for size in sizes)
+
+
+# ---------------------------------------------------------------- shard files
+
+
+def _masked_crc(data) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C (the format
+    TensorFlow's TFRecordWriter writes; workers write it without loading TensorFlow)."""
+    length = struct.pack("<Q", len(data))
+    return b"".join(
+        (length, struct.pack("<I", _masked_crc(length)), data, struct.pack("<I", _masked_crc(data)))
+    )
+
+
+def write(path: str, records: Iterable[bytes], file_format: str) -> None:
+    """Writes a shard file of `records` in order (TFRecord here; other formats by TFDS's
+    own adapter, none of which needs TensorFlow)."""
+    if file_format == "tfrecord":
+        with open(path, "wb") as f:
+            for data in records:
+                f.write(tfrecord(data))
+            f.flush()
+            os.fsync(f.fileno())
+        return
+    from tensorflow_datasets.core import file_adapters
+
+    adapter = file_adapters.ADAPTER_FOR_FORMAT[file_adapters.FileFormat(file_format)]
+    adapter.write_examples(path, ((None, data) for data in records))
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

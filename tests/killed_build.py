@@ -1,0 +1,60 @@
+"""A build of the miniature release in its own process, killed (SIGKILL, no clean-up) at a
+chosen point, as power loss or the OOM killer would stop it; or run to the end, refusing
+to read the archive (a rerun that must resume past the stream).
+
+    python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards, none,
+                                                       no_read)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(manual: str, data: str, point: str) -> None:
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds
+    from imagenet2017_tfds.engine import buckets, local, stream, work
+
+    if point == "stream":  # in the middle of the archive: some images in buckets
+        real_add, count = buckets.Store.add, [0]
+
+        def add(self, *args):
+            count[0] += 1
+            if count[0] == 12:
+                _die()
+            return real_add(self, *args)
+
+        buckets.Store.add = add
+    elif point == "streamed":  # every archive's stream and digest done, no shard yet
+        local._write_shards = lambda *args: _die()
+    elif point == "shards":  # one shard written and recorded, the others not
+        real_keep = work.Work.keep_shard
+
+        def keep_shard(self, *args):
+            real_keep(self, *args)
+            _die()
+
+        work.Work.keep_shard = keep_shard
+    elif point == "no_read":
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the archive was read again")
+
+        stream.read_once = refuse
+    assert local.stream is stream
+    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=2)
+    builder = tfds.builder("imagenet2017", config=config, data_dir=data)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    print("built", builder.info.splits["train"].num_examples)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

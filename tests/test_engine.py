@@ -1,0 +1,169 @@
+"""The engine: one read of each archive whatever its order, shards written by the workers,
+the same bytes for any number of workers, shard layout or bucket count, a worker count
+that fits the process, and a build that resumes after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow_datasets as tfds
+
+from imagenet2017_tfds.engine import buckets, jobs, pool, shards
+from imagenet2017_tfds.errors import Imagenet2017Error
+from tests import minirelease, readback
+from tests.conftest import ROOT, TFDS, build_env, tfds_build
+from tests.test_failures import api_build
+
+
+@pytest.mark.parametrize("config", ["clsloc", "det"])
+@pytest.mark.parametrize("count", [1, 3])
+def test_any_number_of_workers_writes_the_same_bytes(
+    config, count, cli_builds, tarball_release, tmp_path, monkeypatch
+):
+    api_build(tarball_release.manual_dir, tmp_path, config, tarball_release.checksums,
+              monkeypatch, workers=count)  # fmt: skip
+    assert readback.shard_bytes(tmp_path, config) == readback.shard_bytes(cli_builds, config)
+
+
+@pytest.mark.parametrize("order", ["annotations_first", "annotations_last"])
+def test_each_archive_is_read_once_whatever_the_order_of_its_members(
+    order, cli_builds, tmp_path, monkeypatch
+):
+    release = minirelease.write_release(tmp_path / "manual", order=order)
+    for config in ("clsloc", "det"):
+        api_build(release.manual_dir, tmp_path / "data", config, release.checksums, monkeypatch)
+        data = tmp_path / "data"
+        assert readback.shard_bytes(data, config) == readback.shard_bytes(cli_builds, config)
+        meta = json.loads((data / "imagenet2017" / config / readback.VERSION / "metadata.json")
+                          .read_text())  # fmt: skip
+        assert {p: v["passes"] for p, v in meta["inputs"].items() if "passes" in v} == (
+            {"clsloc": 1} if config == "clsloc" else {"det": 1, "det_test": 1}
+        )
+    # Nothing is left beside the datasets: the work folder goes with a finished build.
+    assert not list((tmp_path / "data" / "downloads" / "imagenet2017").glob("work/*"))
+
+
+def test_many_shards_and_buckets_give_the_same_examples_for_any_workers(
+    tarball_release, tmp_path, monkeypatch
+):
+    """Shards are ranges of hashed keys, buckets the top bits of the same keys: with many of
+    both (and buckets that straddle shards) the layout and bytes do not depend on either."""
+    monkeypatch.setattr(buckets, "BUCKET_BYTES", 2_000)  # 2**5 buckets a split here
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(tarball_release.checksums))
+    out = {}
+    for count in (1, 2):
+        data = tmp_path / f"w{count}"
+        builder = tfds.builder("imagenet2017/clsloc", data_dir=str(data))
+        config = tfds.download.DownloadConfig(
+            manual_dir=str(tarball_release.manual_dir),
+            num_shards=3,
+        )
+        monkeypatch.setattr(builder.builder_config, "workers", count)
+        builder.download_and_prepare(download_config=config)
+        out[count] = readback.shard_bytes(data, "clsloc")
+        assert builder.info.splits["train"].num_shards == 3
+        assert sum(builder.info.splits["train"].shard_lengths) == 14
+    assert out[1] == out[2]
+    names = sorted(out[1])
+    assert names[-1] == "imagenet2017-validation.tfrecord-00002-of-00003"
+
+
+def test_a_tfrecord_written_without_tensorflow_is_tensorflows_own(tmp_path):
+    import tensorflow as tf
+
+    records = [b"", b"x", bytes(range(256)) * 300]
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    shards.write(str(ours), records, "tfrecord")
+    with tf.io.TFRecordWriter(str(theirs)) as w:
+        for r in records:
+            w.write(r)
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert [r.numpy() for r in tf.data.TFRecordDataset(str(ours))] == records
+
+
+def test_a_worker_killed_mid_job_is_named_with_its_signal(tarball_release, monkeypatch):
+    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict")  # noqa
+    p = pool.Pool(2)
+    try:
+        procs = p._start()
+        procs[0].send_signal(signal.SIGKILL)
+        with pytest.raises(pool.WorkerError, match=r"pid \d+\) was killed by signal SIGKILL"):
+            list(p.run([job, job, job]))
+    finally:
+        p.close()
+
+
+def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_path):
+    """`taskset` leaves the build one CPU of the machine's: one worker, written in the log."""
+    command = ["taskset", "-c", "0", TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
+               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, env=build_env(tarball_release.checksums), cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imagenet2017: 1 worker process (1 CPU usable (affinity 1" in result.stderr
+
+
+def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.killed_build", str(manual), str(data), point],
+        env=build_env(checksums), cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("point", ["stream", "streamed", "shards"])
+def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
+    point, cli_builds, tarball_release, tmp_path
+):
+    manual, data = tarball_release.manual_dir, tmp_path / "data"
+    first = _killed(manual, data, point, tarball_release.checksums)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert not list((data / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
+    # Once the stream is complete, the rerun never reads the archive again.
+    again = _killed(manual, data, "none" if point == "stream" else "no_read",
+                    tarball_release.checksums)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.split()[-2:] == ["built", "14"]
+    if point != "stream":
+        assert "read by an earlier run of this build; reusing it" in again.stderr
+    if point == "shards":
+        assert "1 shards written by an earlier run of this build: reusing them" in again.stderr
+    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tmp_path):
+    release = minirelease.write_release(tmp_path / "manual")
+    data = tmp_path / "data"
+    assert _killed(release.manual_dir, data, "streamed", release.checksums).returncode < 0
+    archive = release.manual_dir / "ILSVRC2017_CLS-LOC.tar.gz"
+    archive.write_bytes(archive.read_bytes())  # same bytes, a new file: another identity
+    work = list((data / "downloads" / "imagenet2017" / "work").iterdir())
+    again = _killed(release.manual_dir, data, "none", release.checksums)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reusing" not in again.stderr
+    assert work[0].exists()  # the other build's folder is not this one
+
+
+def test_a_bucket_changed_under_a_build_is_named(tmp_path):
+    store = buckets.Store(str(tmp_path), ["train"], 0)
+    place = store.add("train", 5, b"abcdef")
+    store.close()
+    (tmp_path / buckets.file_name(0)).write_bytes(b"abc")
+    from imagenet2017_tfds.sources import Entry
+
+    reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
+    with pytest.raises(Imagenet2017Error, match="bucket-000000: Data/x.JPEG of ILSVRC2017"):
+        list(reader.read([Entry(place, "Data/x.JPEG", 6)]))
+
+
+def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp_path):
+    release = minirelease.write_release(tmp_path / "manual", order="annotations_last")
+    tfds_build("clsloc", release.manual_dir, tmp_path / "d", release.checksums)
+    assert readback.shard_bytes(tmp_path / "d", "clsloc") == readback.shard_bytes(
+        cli_builds, "clsloc"
+    )
+    assert Path(tmp_path / "d").exists()
