@@ -4,8 +4,8 @@ A cached catalog is used only while the source's seek index is there too (worker
 read ranges through it). An annotation that does not parse is recorded in the catalog (never raised here), so the
 build's Recorder decides what it does, and one scan serves a strict build, a build with
 skip_bad_members and the `check` command alike. The catalog of a tarball is cached beside
-its gzip index, keyed by the archive's path, size and modification time, so a second build
-starts reading images at once.
+its gzip index, keyed by the archive's identity (fileio.stat_key), so a second build starts
+reading images at once.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Format: tab-separated `filename size md5 sha256`, an optional header naming the columns (in
 any order, or in a `#` comment line), an empty cell for an unknown value, `#` starts a comment. IMAGENET2017_CHECKSUMS names a file that replaces the shipped one.
-The verdict of a full read is cached by (path, size, mtime) so 155 GB is hashed once.
+The verdict of a full read is cached, keyed by the archive's identity (fileio.stat_key: path,
+size, mtime, inode, device, ctime) and the digests it matched, so 155 GB is hashed once.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ class Verifier:
 
     def verify(self, progress: Progress | None = None, pace: Pace | None = None) -> None:
         """Full read: every known digest must match."""
+        key = self._cache_key()  # taken before: a change during the read is not vouched for
         actual = hash_file(self.path, tuple(self.record.digests()), progress, pace)
         for name, expected in self.record.digests().items():
             found = getattr(actual, name)
@@ -268,7 +270,7 @@ class Verifier:
                     "download it again (nothing was written)."
                 )
         if self.cache_file is not None:
-            fileio.write_json(self.cache_file, self._cache_key())
+            fileio.write_json(self.cache_file, key)
 
 
 class Background:

@@ -17,10 +17,25 @@ def is_local(path: str | os.PathLike) -> bool:
 
 def stat_key(path: epath.Path) -> dict:
     """What identifies a file's content for our caches: its path (absolute, so a relative
-    --manual_dir finds the same cache), size and modification time."""
+    --manual_dir finds the same cache), size, modification time, inode, device and change time.
+
+    The mtime alone can be put back (`touch -d`, `os.utime`, a copy that keeps it); the change
+    time cannot be set by a user, and every write, rename or utime moves it, so an archive
+    changed in place behind a restored mtime is read again (git's index trusts the same
+    fields). Linux from 6.13 gives a change that follows a stat a time of its own; older
+    kernels stamp files with a clock tick (a few ms), so a change within the tick of the
+    archive's previous one goes unseen, which no real download meets. A remote path keeps
+    what epath gives: its length and mtime."""
     if is_local(path):
         st = os.stat(path)
-        return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime_ns}
+        return {
+            "path": os.path.abspath(path),
+            "size": st.st_size,
+            "mtime": st.st_mtime_ns,
+            "inode": st.st_ino,
+            "device": st.st_dev,
+            "ctime": st.st_ctime_ns,
+        }
     st = path.stat()
     return {"path": os.fspath(path), "size": st.length, "mtime": str(st.mtime)}
 
