@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -251,11 +252,15 @@ class Verifier:
     def _cache_key(self) -> dict:
         return {**fileio.stat_key(self.path), **self.record.digests()}
 
-    def _cached_verdict(self):
+    def _cached_verdict(self) -> dict | None:
+        """The digests a past full read of this very file matched; None: read it again.
+        A damaged or foreign verdict file is reported by read_cache and counts as none."""
         if self.cache_file is None:
             return None
-        cached = fileio.read_json(self.cache_file)
-        return cached if cached == self._cache_key() else None
+        payload = fileio.read_cache(self.cache_file, self._cache_key())
+        if payload is None or json.loads(payload) != self.record.digests():
+            return None
+        return self.record.digests()
 
     def verify(self, progress: Progress | None = None, pace: Pace | None = None) -> None:
         """Full read: every known digest must match."""
@@ -270,7 +275,8 @@ class Verifier:
                     "download it again (nothing was written)."
                 )
         if self.cache_file is not None:
-            fileio.write_json(self.cache_file, key)
+            verdict = json.dumps(self.record.digests(), sort_keys=True).encode()
+            fileio.write_cache(self.cache_file, verdict, key)
 
 
 class Background:
