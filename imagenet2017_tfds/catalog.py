@@ -4,12 +4,14 @@ A cached catalog is used only while the source's seek index is there too (worker
 read ranges through it). An annotation that does not parse is recorded in the catalog (never raised here), so the
 build's Recorder decides what it does, and one scan serves a strict build, a build with
 skip_bad_members and the `check` command alike. The catalog of a tarball is cached beside
-its gzip index, keyed by the archive's path, size and modification time, so a second build
-starts reading images at once.
+its gzip index, keyed by the archive's identity (fileio.stat_key), so a second build starts
+reading images at once. The cache file is a checked one (fileio.write_cache): a damaged,
+truncated or foreign file is reported and the archive scanned again.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,16 +133,19 @@ def cached(source: Source, cache_dir) -> Catalog | None:
     where = _cache_file(source, cache_dir)
     if where is None:
         return None
-    cached = fileio.read_json(where[0])
-    if cached and cached.get("key") == where[1] and source.index_ready():
-        return Catalog.from_json(cached["catalog"])
+    payload = fileio.read_cache(*where)
+    # The index is checked second: an index that fails its check is discarded (with a
+    # notice), and the rescan this asks for writes a new one.
+    if payload is not None and source.index_ready():
+        return Catalog.from_json(json.loads(payload))
     return None
 
 
 def keep(source: Source, cache_dir, cat: Catalog) -> None:
     """Caches `cat`, the catalog of a whole scan of `source`."""
     if where := _cache_file(source, cache_dir):
-        fileio.write_json(where[0], {"key": where[1], "catalog": cat.to_json()})
+        payload = json.dumps(cat.to_json(), sort_keys=True).encode()
+        fileio.write_cache(where[0], payload, where[1])
 
 
 def cached_scan(source: Source, cache_dir, progress=None) -> Catalog:

@@ -2,13 +2,15 @@
 
 Format: tab-separated `filename size md5 sha256`, an optional header naming the columns (in
 any order, or in a `#` comment line), an empty cell for an unknown value, `#` starts a comment. IMAGENET2017_CHECKSUMS names a file that replaces the shipped one.
-The verdict of a full read is cached by (path, size, mtime) so 155 GB is hashed once.
+The verdict of a full read is cached, keyed by the archive's identity (fileio.stat_key: path,
+size, mtime, inode, device, ctime) and the digests it matched, so 155 GB is hashed once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -250,14 +252,19 @@ class Verifier:
     def _cache_key(self) -> dict:
         return {**fileio.stat_key(self.path), **self.record.digests()}
 
-    def _cached_verdict(self):
+    def _cached_verdict(self) -> dict | None:
+        """The digests a past full read of this very file matched; None: read it again.
+        A damaged or foreign verdict file is reported by read_cache and counts as none."""
         if self.cache_file is None:
             return None
-        cached = fileio.read_json(self.cache_file)
-        return cached if cached == self._cache_key() else None
+        payload = fileio.read_cache(self.cache_file, self._cache_key())
+        if payload is None or json.loads(payload) != self.record.digests():
+            return None
+        return self.record.digests()
 
     def verify(self, progress: Progress | None = None, pace: Pace | None = None) -> None:
         """Full read: every known digest must match."""
+        key = self._cache_key()  # taken before: a change during the read is not vouched for
         actual = hash_file(self.path, tuple(self.record.digests()), progress, pace)
         for name, expected in self.record.digests().items():
             found = getattr(actual, name)
@@ -268,7 +275,8 @@ class Verifier:
                     "download it again (nothing was written)."
                 )
         if self.cache_file is not None:
-            fileio.write_json(self.cache_file, self._cache_key())
+            verdict = json.dumps(self.record.digests(), sort_keys=True).encode()
+            fileio.write_cache(self.cache_file, verdict, key)
 
 
 class Background:

@@ -10,6 +10,12 @@ class MissingInputError(Imagenet2017Error):
     """The manual folder does not hold what the requested config needs."""
 
 
+class InputError(Imagenet2017Error):
+    """Something in the manual folder is there but is not read as it is: a link that leads out
+    of the folder, a broken link, a link loop. Not a MissingInputError: nothing is missing,
+    and the fix is to the link, not a download."""
+
+
 class ChecksumError(Imagenet2017Error):
     """An archive's size or digest differs from the checksums file, or is not known."""
 

@@ -110,7 +110,7 @@ def locate(manual_dir, parts_needed: tuple[str, ...], index_dir=None, what="") -
         if (root / TREE_MARKERS[part]).is_dir():
             group = "det" if part.startswith("det") else part
             if group not in trees:
-                trees[group] = Tree(root, TREE_SUBDIRS[group])
+                trees[group] = Tree(root, TREE_SUBDIRS[group], folder=folder)
             found.parts[part] = trees[group]
             found.releases[part] = f"extracted tree: {root}"
     if folder.is_dir():

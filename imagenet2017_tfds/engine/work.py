@@ -55,8 +55,18 @@ class Work:
     def _stream_file(self, part: str) -> epath.Path:
         return epath.Path(self.root) / f"stream-{part}.json"
 
+    def _read(self, path: epath.Path):
+        """A record of this folder (a checked cache file: a damaged one is discarded, with a
+        notice, and what it recorded done again)."""
+        data = fileio.read_cache(path, {"work": os.path.basename(self.root)})
+        return json.loads(data) if data is not None else None
+
+    def _write(self, path: epath.Path, value) -> None:
+        fileio.write_cache(path, json.dumps(value, sort_keys=True).encode(),
+                           {"work": os.path.basename(self.root)})  # fmt: skip
+
     def streamed(self, part: str) -> catalog.Catalog | None:
-        value = fileio.read_json(self._stream_file(part))
+        value = self._read(self._stream_file(part))
         if not value or not self._buckets_present(value.get("buckets", {})):
             return None
         return catalog.Catalog.from_json(value["catalog"])
@@ -69,9 +79,7 @@ class Work:
         return True  # a bucket gone was freed after every shard it served was written
 
     def keep_stream(self, part: str, cat: catalog.Catalog, bucket_sizes: dict[str, int]) -> None:
-        fileio.write_json(
-            self._stream_file(part), {"catalog": cat.to_json(), "buckets": bucket_sizes}
-        )
+        self._write(self._stream_file(part), {"catalog": cat.to_json(), "buckets": bucket_sizes})
 
     # ------------------------------------------------ shards
 
@@ -82,7 +90,7 @@ class Work:
         return epath.Path(self.shards) / f"{split}-{shard:05d}.json"
 
     def done(self, split: str, shard: int, suffix: str) -> Shard | None:
-        value = fileio.read_json(self._record_file(split, shard))
+        value = self._read(self._record_file(split, shard))
         path = self.shard_file(split, shard, suffix)
         if not value or not os.path.exists(path) or os.path.getsize(path) != value["file_bytes"]:
             return None
@@ -90,7 +98,7 @@ class Work:
 
     def keep_shard(self, shard: Shard, suffix: str) -> None:
         path = self.shard_file(shard.split, shard.shard, suffix)
-        fileio.write_json(self._record_file(shard.split, shard.shard), {
+        self._write(self._record_file(shard.split, shard.shard), {
             "num_examples": shard.num_examples, "num_bytes": shard.num_bytes,
             "recorded": shard.recorded, "file_bytes": os.path.getsize(path),
         })  # fmt: skip

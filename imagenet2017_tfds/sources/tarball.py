@@ -2,6 +2,12 @@
 
 rapidgzip decompresses on every core and records seek points as it goes; the index it
 exports after one scan lets later reads (a split, a Beam worker's range) start anywhere.
+
+rapidgzip writes the index itself, in its own format, and imports a damaged one without a
+word (the reads then fail as corrupt gzip data, blaming the archive). So a small checked
+file beside it, `<index>.check` (fileio.write_cache), records the index's length and sha256
+under the archive's identity; an index that does not match it, or that rapidgzip refuses, is
+deleted with a notice and the archive read without it (a rescan writes a new one).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +40,9 @@ class _KeptReaders(threading.local):
 
 _KEPT = _KeptReaders()
 _ALL_KEPT: list[contextlib.ExitStack] = []
+# Indexes that passed their check in this process, by the identity of the index, its check
+# file and the archive: the real index is over a GB, hashed once, not at every opening.
+_CHECKED: set[tuple] = set()
 
 
 @atexit.register
@@ -96,10 +106,73 @@ class Tarball(Source):
         return fileio.stat_key(self.path)
 
     def index_ready(self) -> bool:
-        return self.index_file is None or self.index_file.exists()
+        return self.index_file is None or self._index_checked()
+
+    @property
+    def check_file(self) -> epath.Path:
+        """The checked record of the index: its length and sha256, for this archive."""
+        return self.index_file.parent / f"{self.index_file.name}.check"
+
+    def _index_checked(self) -> bool:
+        """Whether the index is there and is the one exported for this very archive; one that
+        is not is deleted, with a notice."""
+        if not self.index_file.exists():
+            return False
+        files = (self.index_file, self.check_file, self.path)
+        try:
+            seen = tuple(v for p in files for v in fileio.stat_key(p).values())
+        except FileNotFoundError:
+            seen = None  # no check file: the check below says so
+        if seen is not None and seen in _CHECKED:
+            return True
+        why = self._index_problem()
+        if why is not None:
+            self._discard_index(why)
+            return False
+        if seen is not None:
+            _CHECKED.add(seen)
+        return True
+
+    def _index_problem(self) -> str | None:
+        why, payload = fileio.cache_problem(self.check_file, fileio.stat_key(self.path))
+        if why == fileio.MISSING:
+            return (
+                f"no {self.check_file.name} beside it (an older version wrote the index, or "
+                "its export was cut short)"
+            )
+        if why is not None:
+            return f"its {self.check_file.name} is {why}"
+        recorded = json.loads(payload)
+        length, sha256 = fileio.file_digest(self.index_file)
+        if [length, sha256] != [recorded["length"], recorded["sha256"]]:
+            return (
+                f"{length} bytes, sha256 {sha256[:16]}...; {self.check_file.name} recorded "
+                f"{recorded['length']} bytes, sha256 {recorded['sha256'][:16]}... at its export"
+            )
+        return None
+
+    def _discard_index(self, why: str) -> None:
+        for p in (self.index_file, self.check_file):
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        fileio.notice(self.index_file, f"gzip index of {self.name} discarded: {why}",
+                      "the archive is read without it; the next scan writes a new one")  # fmt: skip
+
+    def _keep_index(self, f) -> None:
+        """Exports the index of a whole scan, then its check file."""
+        try:
+            with fileio.atomic_output(self.index_file) as out:  # replaces an older index
+                f.export_index(out)
+            length, sha256 = fileio.file_digest(self.index_file)
+        except Exception as e:  # a full disk, or rapidgzip's own failure: no index, no error
+            fileio.notice(self.index_file, f"cannot be written ({e})",
+                          "the archive is read without it; the next scan writes it")  # fmt: skip
+            return
+        record = json.dumps({"length": length, "sha256": sha256}).encode()
+        fileio.write_cache(self.check_file, record, fileio.stat_key(self.path))
 
     @contextlib.contextmanager
-    def _open(self, use_index: bool = True):
+    def _reader(self):
         with contextlib.ExitStack() as stack:
             target = os.fspath(self.path)
             if not fileio.is_local(self.path):
@@ -110,9 +183,26 @@ class Tarball(Source):
                 )
             except Exception as e:  # rapidgzip reports bad gzip data as plain exceptions
                 raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
-            if use_index and self.index_file is not None and self.index_file.exists():
-                with self.index_file.open("rb") as index:
-                    f.import_index(index)
+            yield f
+
+    def _import_index(self, f) -> bool:
+        try:
+            with self.index_file.open("rb") as index:
+                f.import_index(index)
+        except Exception as e:  # a check passed, but rapidgzip still refuses it
+            self._discard_index(f"rapidgzip cannot import it ({type(e).__name__}: {e})")
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _open(self, use_index: bool = True):
+        if use_index and self.index_file is not None and self._index_checked():
+            with self._reader() as f:
+                if self._import_index(f):
+                    yield f
+                    return
+        # A reader a failed import may have left half set up is not reused: a fresh one.
+        with self._reader() as f:
             yield f
 
     @contextlib.contextmanager
@@ -154,8 +244,7 @@ class Tarball(Source):
                     data = tar.read_data(f, header, self.name) if want(path) else None
                     yield entry, data
             if self.index_file is not None:  # replaces an older index (a rescan)
-                with fileio.atomic_output(self.index_file) as out:
-                    f.export_index(out)
+                self._keep_index(f)
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         with contextlib.ExitStack() as stack:
