@@ -43,6 +43,7 @@ format: venv
 
 bench: venv
 	$(RUN) python bench/bench.py
+	$(RUN) python bench/engine.py
 
 # One build through Apache Beam on a local engine (examples/beam_build.py): RUNNER=flink or
 # spark (Beam's Flink or Spark job server from Maven Central, cached), prism (built with

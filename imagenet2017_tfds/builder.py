@@ -33,7 +33,7 @@ from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
-OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers")
+OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers", "skip_space_check")
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,6 +47,7 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
     decode_train: bool = False  # decode every train image fully too (validation, test always)
     workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
+    skip_space_check: bool = False  # build even where the disk seems too small for it
 
 
 @dataclasses.dataclass
@@ -97,9 +98,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         return compat.skip_metadata_bucket(info)
 
     def _create_builder_config(self, builder_config, version):
-        # Options do not change what is built, so a config carrying them keeps its name (and
-        # data dir) and the shipped config's data: TFDS itself refuses a custom config named
-        # like a shipped one.
+        # A config carrying options keeps its name (and data dir) and the shipped config's
+        # data: TFDS itself refuses a custom config named like a shipped one. What an option
+        # changed (members skip_bad_members left out) is in the dataset's metadata.json.
         if isinstance(builder_config, Imagenet2017Config):
             shipped = {c.name: c for c in self.BUILDER_CONFIGS}.get(builder_config.name)
             if shipped is not None and builder_config is not shipped:
@@ -179,6 +180,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             decode_splits=frozenset(self._decoded_splits(("train", "validation", "test"))),
             workers=fit.count, file_format=self.info.file_format.value,
             shard_config=download_config.get_shard_config(),
+            data_dir=os.fspath(self.data_dir), skip_space_check=config.skip_space_check,
         )  # fmt: skip
         plural = "es" if fit.count != 1 else ""
         print(f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})", file=sys.stderr,
@@ -201,7 +203,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
     def _beam_build(self, dl_manager, download_config, recorder: Recorder, **kwargs):
         self._beam_plan = plan = _BeamPlan(recorder)
-        with compat.tuned(), compat.beam_fixes(True), compat.planned_beam_writer() as writer_plans, \
+        with compat.beam_fixes(True), compat.planned_beam_writer() as writer_plans, \
                 compat.preserialized(self.info.features, jobs.Serialized):  # fmt: skip
             plan.writer_plans = writer_plans
             super()._download_and_prepare(dl_manager, download_config, **kwargs)

@@ -1,7 +1,6 @@
 """Every use of a private name of TFDS or Apache Beam, fenced here and checked at import.
 
 TFDS and Beam offer no public hook for what these do:
-- bound the memory of TFDS's shuffle (it keeps 1 GB before it spills, through TF's GFile);
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
 - let examples that worker processes serialized pass TFDS's encoder and serializer;
 - give TFDS's Beam writer the shard layout the plan already knows (`planned_beam_writer`);
@@ -9,7 +8,7 @@ TFDS and Beam offer no public hook for what these do:
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
 changed, before any build begins, rather than failing silently mid-build. Patches that change
-a process-wide setting are applied for one build (`tuned`, `preserialized`, `beam_fixes`) and
+a process-wide setting are applied for one build (`preserialized`, `beam_fixes`) and
 undone after it.
 """
 
@@ -17,20 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import inspect
-import os
-import struct
 
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
 from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import fileio
 from imagenet2017_tfds.errors import Imagenet2017Error
-
-SHUFFLE_BUFFER_BYTES = 64 << 20
 
 
 class CompatError(Imagenet2017Error):
@@ -44,23 +37,11 @@ def _params(obj, name: str) -> list[str] | None:
 
 def _tfds_problems() -> list[str]:
     """What changed in TFDS among the names this module uses; empty when all is as expected."""
-    bucket = getattr(shuffle, "_Bucket", None)
-    probe = bucket("probe") if inspect.isclass(bucket) else None
     builder = tfds.core.GeneratorBasedBuilder
     expected = [
-        (isinstance(getattr(shuffle, "MAX_MEM_BUFFER_SIZE", None), int),
-         "shuffle.MAX_MEM_BUFFER_SIZE is no longer an int"),
-        (isinstance(getattr(shuffle, "HKEY_SIZE_BYTES", None), int),
-         "shuffle.HKEY_SIZE_BYTES is gone"),
-        (probe is not None and all(hasattr(probe, a) for a in ("_path", "_fobj", "_length", "_size")),
-         "shuffle._Bucket(path) with fields _path, _fobj, _length, _size is gone"),
-        (_params(bucket, "add") == ["self", "key", "data"], "shuffle._Bucket.add(key, data) changed"),
-        (_params(bucket, "read_values") == ["self"], "shuffle._Bucket.read_values() changed"),
-        (_params(bucket, "flush") == ["self"], "shuffle._Bucket.flush() changed"),
-        (_params(shuffle, "_hkey_to_bytes") == ["hkey"], "shuffle._hkey_to_bytes(hkey) changed"),
-        (_params(shuffle, "_read_hkey") == ["buff"], "shuffle._read_hkey(buff) changed"),
-        (_params(shuffle, "_increase_open_files_limit") == [],
-         "shuffle._increase_open_files_limit() changed"),
+        # engine/shards.py lays out every path's shards with it, as TFDS's Beam writer does.
+        (_params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
+         "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed"),
         (_params(dataset_info.DatasetInfo, "initialize_from_bucket") == ["self"],
          "DatasetInfo.initialize_from_bucket() changed"),
         (_params(writer_lib.ExampleWriter, "write") == ["self", "path", "examples"],
@@ -98,58 +79,6 @@ def check(problems: list[str], library: str, version: str) -> None:
 
 
 check(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
-
-
-# ---------------------------------------------------------------- TFDS: the shuffle
-
-
-class LocalBucket(shuffle._Bucket):
-    """TFDS's spill bucket, same file format, written and read with plain buffered I/O when
-    the build folder is local (remote folders keep TFDS's GFile)."""
-
-    def add(self, key, data: bytes) -> None:
-        if not fileio.is_local(self._path):
-            return super().add(key, data)
-        if self._fobj is None:
-            os.makedirs(os.path.dirname(self._path), exist_ok=True)
-            try:
-                self._fobj = open(self._path, "wb")  # noqa: SIM115  (closed by flush)
-            except OSError as e:  # 1000 buckets may pass a low open-files limit
-                if e.errno != errno.EMFILE:
-                    raise
-                shuffle._increase_open_files_limit()
-                self._fobj = open(self._path, "wb")  # noqa: SIM115
-        self._fobj.write(shuffle._hkey_to_bytes(key) + struct.pack("=Q", len(data)))
-        self._fobj.write(data)
-        self._length += 1
-        self._size += len(data)
-
-    def read_values(self):
-        if not fileio.is_local(self._path):
-            yield from super().read_values()
-            return
-        self.flush()
-        if not os.path.exists(self._path):  # nothing was added
-            return
-        head_size = shuffle.HKEY_SIZE_BYTES + 8
-        with open(self._path, "rb") as f:
-            while head := f.read(head_size):
-                (size,) = struct.unpack("=Q", head[shuffle.HKEY_SIZE_BYTES :])
-                yield shuffle._read_hkey(head[: shuffle.HKEY_SIZE_BYTES]), f.read(size)
-
-
-@contextlib.contextmanager
-def tuned(shuffle_buffer_bytes: int | None = None):
-    """For one build: TFDS's shuffler spills past `shuffle_buffer_bytes` into LocalBuckets.
-    Spilling early changes no byte of the output (both ways sort by the same hashed keys)
-    and keeps memory flat in the corpus size: the real release spills anyway."""
-    saved = shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket
-    shuffle.MAX_MEM_BUFFER_SIZE = shuffle_buffer_bytes or SHUFFLE_BUFFER_BYTES
-    shuffle._Bucket = LocalBucket
-    try:
-        yield
-    finally:
-        shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket = saved
 
 
 # ---------------------------------------------------------------- TFDS: metadata, writer
@@ -226,8 +155,6 @@ def _beam_writer_problems() -> list[str]:
         (_params(writer, "write_from_pcollection") == ["self", "examples_pcollection"],
          "BeamWriter.write_from_pcollection(examples_pcollection) changed"),
         (_params(writer, "finalize") == ["self"], "BeamWriter.finalize() changed"),
-        (_params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
-         "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed"),
     ] if not ok]  # fmt: skip
 
 

@@ -34,3 +34,7 @@ class ImageError(Imagenet2017Error):
 
 class ConsistencyError(Imagenet2017Error):
     """Two sources of the same fact disagree: devkit vs package, ImageSets vs archive."""
+
+
+class DiskSpaceError(Imagenet2017Error):
+    """A folder the build writes to has (or had) too little free space."""

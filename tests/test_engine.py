@@ -167,3 +167,48 @@ def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp
         cli_builds, "clsloc"
     )
     assert Path(tmp_path / "d").exists()
+
+
+def test_a_data_dir_too_small_is_refused_before_anything_is_read(
+    tarball_release, tmp_path, monkeypatch
+):
+    from imagenet2017_tfds.engine import local, stream
+
+    monkeypatch.setattr(local, "_free", lambda folder: ("/", 50_000))
+    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
+    with pytest.raises(Imagenet2017Error, match=r"not enough disk space .* needs about 0\.0 GB"
+                       r".* 0\.0 GB free.*skip_space_check"):  # fmt: skip
+        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
+                  monkeypatch)  # fmt: skip
+    assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
+    # The option goes on anyway (the check's estimate is not the disk's last word).
+    monkeypatch.undo()
+    monkeypatch.setattr(local, "_free", lambda folder: ("/", 50_000))
+    api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
+              monkeypatch, skip_space_check=True)  # fmt: skip
+    assert readback.splits(tmp_path, "clsloc")["train"] == 14
+
+
+def test_a_disk_that_fills_mid_build_is_named_and_the_rerun_continues(
+    tarball_release, cli_builds, tmp_path, monkeypatch
+):
+    import errno
+    import os
+
+    real, count = buckets.Store.add, [0]
+
+    def add(self, *args):
+        count[0] += 1
+        if count[0] == 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/some/bucket-000002")
+        return real(self, *args)
+
+    monkeypatch.setattr(buckets.Store, "add", add)
+    with pytest.raises(Imagenet2017Error, match=r"/some/bucket-000002: no space left .* same"):
+        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
+                  monkeypatch, workers=1)  # fmt: skip
+    assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
+    monkeypatch.setattr(buckets.Store, "add", real)
+    api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
+              monkeypatch, workers=1)  # fmt: skip
+    assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")

@@ -70,19 +70,20 @@ def test_damaged_member_stops_the_build_naming_it(release, case, tmp_path, monke
 def test_a_damaged_validation_image_stops_the_build_before_train_starts(
     release, tmp_path, monkeypatch
 ):
-    from imagenet2017_tfds import builder
+    from imagenet2017_tfds.engine import jobs
 
     started = []
-    real = builder.SplitExamples.__iter__
+    real = jobs.write_shard
 
-    def tracked(self):
-        started.append(self.split)
-        return real(self)
+    def tracked(job, *args, **kwargs):
+        started.append(job.split)
+        return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(builder.SplitExamples, "__iter__", tracked)
+    monkeypatch.setattr(jobs, "write_shard", tracked)
     sums = damage(release, "truncated image")
     with pytest.raises(errors.ImageError, match=VAL.replace(".", r"\.")):
-        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch)
+        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch,
+                  workers=1)  # fmt: skip
     assert started[-1] == "validation" and "train" not in started
 
 

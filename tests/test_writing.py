@@ -1,12 +1,11 @@
 """How examples are written: every record in protobuf's deterministic bytes whatever order
-TFDS's serializer chose, and a build whose shuffle spills to disk against one that does not."""
+TFDS's serializer chose, whichever writer wrote them."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests import readback
-from tests.test_build import api_build, check_examples
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])
@@ -19,25 +18,6 @@ def test_written_records_are_protobufs_canonical_bytes(cli_builds, config):
         for r in recs:
             canonical = example_pb2.Example.FromString(r).SerializeToString(deterministic=True)
             assert r == canonical, split
-
-
-def test_a_shuffle_that_spills_to_disk_writes_the_same_bytes(
-    tarball_release, cli_builds, tmp_path, monkeypatch
-):
-    from tensorflow_datasets.core import shuffle
-
-    from imagenet2017_tfds import compat
-
-    spilled = []
-    add = compat.LocalBucket.add
-    monkeypatch.setattr(compat, "SHUFFLE_BUFFER_BYTES", 1)  # spill from the second example
-    monkeypatch.setattr(compat.LocalBucket, "add", lambda b, *a: (spilled.append(1), add(b, *a)))
-    api_build(tarball_release, "clsloc", tmp_path, monkeypatch)
-    assert len(spilled) == sum(readback.splits(tmp_path, "clsloc").values())  # all spilled
-    check_examples(tmp_path, tarball_release, "clsloc")
-    assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
-    # TFDS's own settings are back.
-    assert shuffle.MAX_MEM_BUFFER_SIZE == 1000 << 20 and shuffle._Bucket is not compat.LocalBucket
 
 
 def test_example_writer_puts_any_record_in_canonical_form(tmp_path):

@@ -9,7 +9,9 @@ The caller (the builder) links the finished shards into TFDS's folder and sets t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import sys
 from collections import Counter
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from imagenet2017_tfds import catalog, checksums, fileio, prepare
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
 from imagenet2017_tfds.engine.work import Shard, Work
+from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
 from imagenet2017_tfds.tasks import Task
@@ -30,6 +33,8 @@ class Options:
     workers: int = 1
     file_format: str = "tfrecord"
     shard_config: object = None  # TFDS's ShardConfig
+    data_dir: str | None = None  # where the dataset goes (its free space is checked)
+    skip_space_check: bool = False
 
 
 @dataclass
@@ -110,6 +115,61 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
     return cats
 
 
+# Bytes a build writes for each byte of its inputs, at its peak: the buckets (the images,
+# which gzip barely shrinks) and the shards in flight before their buckets are freed
+# (bench/engine.py measures it: peak_disk_vs_archive).
+DISK_PER_INPUT_BYTE = 1.1
+
+
+def _free(folder: str) -> tuple[str, int]:
+    """The folder's nearest existing ancestor and its free bytes."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    st = os.statvfs(path)
+    return path, st.f_bavail * st.f_frsize
+
+
+def check_space(found, work: Work, data_dir: str | None, tree_bytes: int) -> None:
+    """Stops before the first byte is read when a folder the build writes to cannot hold
+    what it will write: the work folder (buckets, shards) and, on another file system, the
+    dataset's folder (the shards, linked there when both are on one)."""
+    inputs = sum(p.stat().length for p in found.tarballs.values()) + tree_bytes
+    need = {work.root: int(inputs * DISK_PER_INPUT_BYTE)}
+    if data_dir and fileio.is_local(data_dir):
+        here, there = _free(work.root)[0], _free(data_dir)[0]
+        if os.stat(here).st_dev != os.stat(there).st_dev:
+            need[data_dir] = inputs
+    short = []
+    for folder, wanted in need.items():
+        at, free = _free(folder)
+        if free < wanted:
+            short.append(f"{folder} needs about {wanted / 1e9:.1f} GB, {at} has "
+                         f"{free / 1e9:.1f} GB free")  # fmt: skip
+    if short:
+        raise DiskSpaceError(
+            f"imagenet2017: not enough disk space for this build ({'; '.join(short)}). Free "
+            "some, or point --data_dir / --download_dir elsewhere; to go on anyway, build with "
+            '--config \'{"name": "...", "skip_space_check": true}\'.'
+        )
+
+
+@contextlib.contextmanager
+def _out_of_space(work: Work):
+    """A disk that fills mid-build all the same (another program): the package's error, the
+    folder named; what is complete stays for the rerun."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        where = e.filename or work.root
+        raise DiskSpaceError(
+            f"{where}: no space left on the device while the build wrote it. Free some space "
+            "and run the same command again: what is complete is kept and reused."
+        ) from None
+
+
 def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> Built:
     found = prepare.locate(manual_dir, task, cache_dir)
     tree_cats = {}
@@ -124,6 +184,15 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
         "format": options.file_format, "shards": repr(options.shard_config),
     }  # fmt: skip
     work = Work.for_build(cache_dir, task.name, _identity(found, tree_cats), settings)
+    if not options.skip_space_check:
+        tree_bytes = sum(e.size for part, c in tree_cats.items() if part != "devkit"
+                         for table in c.images.values() for e in table.values())  # fmt: skip
+        check_space(found, work, options.data_dir, tree_bytes)
+    with _out_of_space(work):
+        return _build(found, task, cache_dir, recorder, options, work, tree_cats)
+
+
+def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
     cats = {**tree_cats, **_streams(found, task, work, todo, _bucket_bits(found), recorder)}

@@ -42,7 +42,6 @@ class Work:
         self.root = root
         self.buckets = os.path.join(root, "buckets")
         self.shards = os.path.join(root, "shards")
-        os.makedirs(self.shards, exist_ok=True)
 
     @classmethod
     def for_build(cls, cache_dir, name: str, inputs: dict, settings: dict) -> Work:
@@ -84,6 +83,7 @@ class Work:
     # ------------------------------------------------ shards
 
     def shard_file(self, split: str, shard: int, suffix: str) -> str:
+        os.makedirs(self.shards, exist_ok=True)
         return os.path.join(self.shards, f"{split}-{shard:05d}.{suffix}")
 
     def _record_file(self, split: str, shard: int) -> epath.Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import io
 import json
 import os
@@ -24,7 +25,7 @@ import rapidgzip
 from etils import epath
 
 from imagenet2017_tfds import fileio
-from imagenet2017_tfds.errors import ArchiveError
+from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import Entry, Source, release_path
 
@@ -209,8 +210,12 @@ class Tarball(Source):
     def _errors(self):
         try:
             yield
-        except ArchiveError:
+        except (ArchiveError, Imagenet2017Error):
             raise
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk being written filled up:
+                raise  # not the archive's fault (the build names the folder)
+            raise ArchiveError(f"{self.path}: cannot be read ({e}).") from e
         except Exception as e:  # corrupt deflate data surfaces as RuntimeError/ValueError
             raise ArchiveError(
                 f"{self.path}: the gzip data is corrupt ({e}). Download the archive again."

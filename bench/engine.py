@@ -1,0 +1,223 @@
+"""How the engine uses the machine (`make bench` runs it; alone: python bench/engine.py).
+
+On one corpus, in one run: gzip -dc (the reference); a first build with the default
+workers, with the CPU of every thread of the build's process and of every worker process
+(from /proc), the serial part (the busiest thread of the build's process, the digest
+aside: every byte passes through it) and the throughput it allows on 8, 16 and 64 cores;
+the same build pinned to 1 and to 2 cores (taskset); 8 workers' summed peak RSS; the peak
+disk beside the archive; and a build killed (SIGKILL) at 70 % of its time, rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import write_corpus  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+DIGEST_THREAD = "i17-digest"  # checksums.Background names its thread so
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _threads(pid: int) -> dict[int, tuple[str, float]]:
+    """tid -> (name, CPU seconds) of one process's threads."""
+    out = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _cmd(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _disk(folder: Path) -> int:
+    """Bytes the files under `folder` take (a hard-linked shard counted once)."""
+    seen = {}
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(top, name))
+                seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
+
+
+def run(command: list[str], env: dict, disk: Path | None = None, kill_after: float | None = None):
+    """Runs a build: wall seconds, per-process per-thread CPU, peak summed RSS, peak disk."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    seen: dict[int, dict] = {}  # pid -> {"cmd", "threads": {tid: (name, cpu)}}
+    peak = {"rss": 0, "disk": 0}
+    done = threading.Event()
+
+    def sample():
+        tick = 0
+        while not done.is_set():
+            rss = 0
+            for pid in _tree(proc.pid):
+                entry = seen.setdefault(pid, {"cmd": "", "threads": {}})
+                entry["cmd"] = _cmd(pid) or entry["cmd"]
+                entry["threads"].update(_threads(pid))
+                rss += _rss(pid)
+            peak["rss"] = max(peak["rss"], rss)
+            if disk is not None and tick % 4 == 0:
+                peak["disk"] = max(peak["disk"], _disk(disk))
+            tick += 1
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if kill_after is not None:
+        try:
+            proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if kill_after is None and proc.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{err.decode(errors='replace')[-4000:]}")
+    return {"seconds": seconds, "seen": seen, "rss": peak["rss"], "disk": peak["disk"],
+            "killed": proc.returncode == -signal.SIGKILL}  # fmt: skip
+
+
+def cpu_profile(result: dict, root_pid_cmd: str = "tfds build") -> dict:
+    """CPU seconds: each thread of the build's process, and each worker process."""
+    main, workers = None, []
+    for entry in result["seen"].values():
+        if "imagenet2017_tfds.engine.pool" in entry["cmd"]:
+            workers.append(sum(c for _, c in entry["threads"].values()))
+        elif root_pid_cmd in entry["cmd"] and main is None:
+            main = entry
+    threads = sorted(((n, c) for n, c in main["threads"].values()), key=lambda t: -t[1])
+    serial = max((c for n, c in threads if n != DIGEST_THREAD), default=0.0)
+    return {
+        "main_threads": [{"name": n, "cpu_s": round(c, 2)} for n, c in threads if c >= 0.05],
+        "main_cpu_s": sum(c for _, c in threads), "workers_cpu_s": workers,
+        "serial_cpu_s": serial,
+        "digest_cpu_s": sum(c for n, c in threads if n == DIGEST_THREAD),
+    }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=float, default=1600)
+    parser.add_argument("--work", default="/tmp/imagenet2017-bench-engine")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "engine.json"))
+    parser.add_argument("--skip", default="", help="comma-separated: pinned,eight,resume")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    corpus = work / "corpus"
+    archive = write_corpus(corpus, args.size_mb)
+    gb = archive.stat().st_size / 1e9
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
+               IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"))  # fmt: skip
+
+    def build(name: str, *prefix: str, config: str = "clsloc") -> list[str]:
+        return [*prefix, str(BIN / "tfds"), "build", "imagenet2017", "--imports",
+                "imagenet2017_tfds", "--config", config, "--manual_dir", str(corpus),
+                "--data_dir", str(work / name)]  # fmt: skip
+
+    def fresh(name: str) -> None:
+        shutil.rmtree(work / name, ignore_errors=True)
+
+    out: dict = {"corpus_gb": gb}
+    t = time.perf_counter()
+    subprocess.run(f"gzip -dc '{archive}' > /dev/null", shell=True, check=True)
+    out["gzip_seconds"] = gzip = time.perf_counter() - t
+    start_up = run([str(BIN / "tfds"), "build", "--help"], env)["seconds"]
+    out["start_up_seconds"] = start_up
+    first = run(build("first"), env, disk=work / "first")
+    out["first"] = {"seconds": first["seconds"], "ratio_to_gzip": gzip / first["seconds"],
+                    "peak_rss_gb": first["rss"] / 1e9,
+                    "peak_disk_vs_archive": first["disk"] / archive.stat().st_size,
+                    **cpu_profile(first)}  # fmt: skip
+    fresh("first")
+    p = out["first"]
+    total = p["main_cpu_s"] + sum(p["workers_cpu_s"])
+    per_gb = {"serial": p["serial_cpu_s"] / gb, "all": total / gb,
+              "digest": p["digest_cpu_s"] / gb}  # fmt: skip
+    out["per_gb_cpu_s"] = per_gb
+    # No schedule beats the serial thread, nor all the CPU spread over N cores.
+    out["bound_mb_per_s"] = {
+        n: 1000 / max(per_gb["serial"], per_gb["all"] / n) for n in (2, 8, 16, 64)
+    }
+    out["gzip_mb_per_s"] = gb * 1000 / gzip
+    if "pinned" not in skip:
+        one = run(build("one", "taskset", "-c", "0"), env)["seconds"]
+        fresh("one")
+        two = run(build("two", "taskset", "-c", "0,1"), env)["seconds"]
+        fresh("two")
+        out["pinned"] = {"one_core_s": one, "two_cores_s": two, "speedup": one / two}
+    if "eight" not in skip:
+        eight = run(build("eight", config='{"name": "clsloc", "workers": 8}'), env)
+        fresh("eight")
+        out["eight_workers"] = {"seconds": eight["seconds"], "peak_rss_gb": eight["rss"] / 1e9}
+    if "resume" not in skip:
+        killed = run(build("resume"), env, kill_after=0.7 * first["seconds"])
+        rerun = run(build("resume"), env)
+        fresh("resume")
+        out["resume"] = {"killed": killed["killed"], "rerun_s": rerun["seconds"],
+                         "vs_full_build": rerun["seconds"] / first["seconds"]}  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
