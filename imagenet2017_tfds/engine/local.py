@@ -135,7 +135,10 @@ def check_space(found, work: Work, data_dir: str | None, tree_bytes: int) -> Non
     what it will write: the work folder (buckets, shards) and, on another file system, the
     dataset's folder (the shards, linked there when both are on one)."""
     inputs = sum(p.stat().length for p in found.tarballs.values()) + tree_bytes
-    need = {work.root: int(inputs * DISK_PER_INPUT_BYTE)}
+    done = sum(  # what an earlier run of this build left (a resumed build needs less)
+        os.path.getsize(os.path.join(top, f)) for top, _, files in os.walk(work.root) for f in files
+    )
+    need = {work.root: max(0, int(inputs * DISK_PER_INPUT_BYTE) - done)}
     if data_dir and fileio.is_local(data_dir):
         here, there = _free(work.root)[0], _free(data_dir)[0]
         if os.stat(here).st_dev != os.stat(there).st_dev:
