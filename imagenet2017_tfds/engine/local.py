@@ -298,7 +298,7 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
         planned_by_output = {p.job.output: p for p in todo}
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
-            written = _checked(job, written, recorder.mode, threads, executor)
+            written = _checked(job, written, recorder.mode, threads)
             shard = Shard(job.split, _shard_number(job), written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
             work.keep_shard(shard, suffix)
@@ -325,7 +325,7 @@ def _shard_number(job: jobs.Job) -> int:
     return int(os.path.basename(job.output).rsplit("-", 1)[1].split(".", 1)[0])
 
 
-def _checked(job, written: jobs.Written, mode: str, threads, executor) -> jobs.Written:
+def _checked(job, written: jobs.Written, mode: str, threads) -> jobs.Written:
     """Decodes what the job handed back; in skip mode a shard holding an image that does not
     decode is written again without it, and the skip is recorded with the shard."""
     if not written.to_decode:
@@ -341,7 +341,9 @@ def _checked(job, written: jobs.Written, mode: str, threads, executor) -> jobs.W
             bad.add(member)
     if bad:
         again = dataclasses.replace(job, exclude=job.exclude | bad)
-        written = next(executor.run([again]))[1] if executor else jobs.write_shard(again, False)
+        # Here, not through the pool: its results stream is the caller's (a second reader of
+        # it would take another shard's report). Rare: a skip of an undecodable image.
+        written = jobs.write_shard(again, decode_here=False)
     recorded = Recorder.from_json(written.recorded)
     recorded.merge(decoded)
     written.recorded, written.to_decode = recorded.to_json(), []
