@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from imagenet2017_tfds import catalog, checksums, fileio, prepare
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
 from imagenet2017_tfds.engine.work import Shard, Work
-from imagenet2017_tfds.errors import DiskSpaceError
+from imagenet2017_tfds.errors import ConsistencyError, DiskSpaceError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
 from imagenet2017_tfds.tasks import Task
@@ -76,7 +76,7 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
     """The catalog of every tarball part: reused from an earlier run of this build, or read
     once now (its digest beside it; a mismatch stops the build before anything is written)."""
     cats, fresh = {}, {}
-    tarballs = [p for p in sorted(found.tarballs) if isinstance(found.parts[p], Tarball)]
+    tarballs = sorted(found.tarballs)
     paces = {part: checksums.Pace() for part in verifiers}
     verification = prepare.Verification(verifiers, paces)
     try:
@@ -95,9 +95,8 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
             with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
                 try:
                     cat = stream.read_once(
-                        Tarball(source.path), task, store, bar.update,
-                        pace.advance if pace else None,
-                    )  # fmt: skip
+                        source, task, store, bar.update, pace.advance if pace else None
+                    )
                 except BaseException:
                     if pace:
                         pace.cancel()
@@ -175,13 +174,13 @@ def _out_of_space(work: Work):
 
 def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> Built:
     found = prepare.locate(manual_dir, task, cache_dir)
+    scanned: dict[int, catalog.Catalog] = {}  # a tree may serve several parts: walked once
     tree_cats = {}
     for part, source in found.parts.items():
         if not isinstance(source, Tarball):
-            if id(source) not in tree_cats:
-                tree_cats[id(source)] = catalog.scan(source)
-            tree_cats[part] = tree_cats[id(source)]
-    tree_cats = {p: c for p, c in tree_cats.items() if isinstance(p, str)}
+            if id(source) not in scanned:
+                scanned[id(source)] = catalog.scan(source)
+            tree_cats[part] = scanned[id(source)]
     settings = {
         "task": task.name, "mode": recorder.mode, "decode": sorted(options.decode_splits),
         "format": options.file_format, "shards": repr(options.shard_config),
@@ -212,6 +211,7 @@ def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
 
 @dataclass
 class _Planned:
+    shard: int
     job: jobs.Job
     buckets: frozenset[str]
 
@@ -249,7 +249,7 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
                 split in options.decode_splits, tuple(h for h, _ in chosen),
                 work.shard_file(split, shard, options.file_format), options.file_format,
             )  # fmt: skip
-            planned.append(_Planned(job, used))
+            planned.append(_Planned(shard, job, used))
         out[split] = planned
     return out
 
@@ -262,9 +262,8 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
     todo = []
     for split, planned in per_split.items():
         for p in planned:
-            shard = _shard_number(p.job)
-            if (kept := work.done(split, shard, suffix)) is not None:
-                done[(split, shard)] = kept
+            if (kept := work.done(split, p.shard, suffix)) is not None:
+                done[(split, p.shard)] = kept
                 continue
             todo.append(p)
             users.update(p.buckets)
@@ -272,7 +271,7 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
         _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
     for name in {n for p in todo for n in p.buckets}:
         if not os.path.exists(os.path.join(work.buckets, name)):
-            raise pool.WorkerError(  # never: a bucket is freed only after its shards
+            raise ConsistencyError(  # never: a bucket is freed only after its shards
                 f"{work.root}: bucket {name} is gone, but a shard it serves is not written. "
                 f"Delete {work.root} and build again."
             )
@@ -289,7 +288,7 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
     try:
         for split, planned in per_split.items():
             for p in planned:
-                if (kept := done.get((split, _shard_number(p.job)))) is not None:
+                if (kept := done.get((split, p.shard))) is not None:
                     bars[split].update(kept.num_examples)
         results = executor.run(p.job for p in todo) if executor else (
             (p.job, jobs.write_shard(p.job, decode_here=False)) for p in todo
@@ -299,7 +298,7 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
             written = _checked(job, written, recorder.mode, threads)
-            shard = Shard(job.split, _shard_number(job), written.num_examples, written.num_bytes,
+            shard = Shard(job.split, p.shard, written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
             work.keep_shard(shard, suffix)
             done[(job.split, shard.shard)] = shard
@@ -319,10 +318,6 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
             built.shards.setdefault(split, []).append(shard)
     for split in per_split:
         built.shards.setdefault(split, [])
-
-
-def _shard_number(job: jobs.Job) -> int:
-    return int(os.path.basename(job.output).rsplit("-", 1)[1].split(".", 1)[0])
 
 
 def _checked(job, written: jobs.Written, mode: str, threads) -> jobs.Written:
