@@ -150,7 +150,7 @@ def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tm
 
 def test_a_bucket_changed_under_a_build_is_named(tmp_path):
     store = buckets.Store(str(tmp_path), ["train"], 0)
-    place = store.add("train", 5, b"abcdef")
+    place = store.add("train", 5, [b"abc", memoryview(b"def")], 6)
     store.close()
     (tmp_path / buckets.file_name(0)).write_bytes(b"abc")
     from imagenet2017_tfds.sources import Entry

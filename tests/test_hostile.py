@@ -75,10 +75,10 @@ TARS = [
 
 
 def _walk(data: bytes) -> None:
-    f = io.BytesIO(data)
-    for header in tar.headers(f, "t"):
+    walker = tar.Walker(io.BytesIO(data), "t")
+    for header in walker.headers():
         if header.regular:
-            tar.read_data(f, header, "t")
+            walker.read(header)
 
 
 @FAST

@@ -23,12 +23,9 @@ def make_tar(members: dict[str, bytes], fmt=tarfile.GNU_FORMAT) -> bytes:
     return out.getvalue()
 
 
-def walk(data: bytes):
-    f = io.BytesIO(data)
-    return [
-        (h.name, h.regular, tar.read_data(f, h, "t") if h.regular else None)
-        for h in tar.headers(f, "t")
-    ]
+def walk(data: bytes, buffer_bytes: int = tar.BUFFER):
+    walker = tar.Walker(io.BytesIO(data), "t", buffer_bytes)
+    return [(h.name, h.regular, walker.read(h) if h.regular else None) for h in walker.headers()]
 
 
 LONG = "ILSVRC/Data/" + "x" * 150 + "/n01440764_1.JPEG"
@@ -44,10 +41,39 @@ def test_headers_match_tarfile(fmt):
     assert [g[0].rstrip("/") for g in got if not g[1]] == ["ILSVRC/dir"]
 
 
+@pytest.mark.parametrize("buffer_bytes", [512, 1024, 1536, 4096 + 512])
+def test_members_across_the_buffers_edges_read_as_tarfile_reads_them(buffer_bytes):
+    members = {f"ILSVRC/m{k}": bytes([k]) * (k * 397 % 5000) for k in range(40)}
+    members[LONG] = b"long"
+    got = walk(make_tar(members, tarfile.PAX_FORMAT), buffer_bytes)
+    assert [g for g in got if g[1]] == [(n, True, d) for n, d in members.items()]
+
+
+def test_chunks_are_views_of_the_members_bytes_in_order():
+    data = bytes(range(256)) * 40
+    walker = tar.Walker(io.BytesIO(make_tar({"a": data, "b": b"x"})), "t", 2048)
+    seen = []
+    for h in walker.headers():
+        if h.regular:
+            seen.append((h.name, b"".join(bytes(v) for v in walker.chunks(h))))
+    assert seen == [("a", data), ("b", b"x")]
+
+
+def test_a_path_header_of_absurd_size_is_refused_without_reading_it():
+    block = bytearray(make_tar({"a": b"1"})[:512])
+    block[0:100] = b"././@LongLink".ljust(100, b"\0")
+    block[156:157] = tar.GNU_LONGNAME
+    block[124:136] = b"%011o\0" % (1 << 30)
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    with pytest.raises(ArchiveError, match="1073741824 bytes"):
+        walk(bytes(block))
+
+
 def test_members_whose_data_is_not_read_are_skipped():
     data = make_tar({"a": b"1" * 1000, "b": b"2"})
-    f = io.BytesIO(data)
-    assert [h.name for h in tar.headers(f, "t") if h.regular] == ["a", "b"]
+    walker = tar.Walker(io.BytesIO(data), "t")
+    assert [h.name for h in walker.headers() if h.regular] == ["a", "b"]
 
 
 def test_truncated_archive_is_an_error_naming_the_offset():

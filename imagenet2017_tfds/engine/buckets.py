@@ -67,7 +67,8 @@ class Store:
     def bucket_id(self, split: str, hkey: int) -> int:
         return self.base[split] + bucket_of(hkey, self.bits)
 
-    def add(self, split: str, hkey: int, data: bytes) -> int:
+    def add(self, split: str, hkey: int, chunks: Iterable, size: int) -> int:
+        """Appends an image given as buffers (the stream's views) of `size` bytes in all."""
         bucket = self.bucket_id(split, hkey)
         fd = self._fds.get(bucket)
         if fd is None:
@@ -75,10 +76,10 @@ class Store:
             fd = self._fds[bucket] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             self._sizes[bucket] = 0
         offset = self._sizes[bucket]
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        self._sizes[bucket] = offset + len(data)
+        for view in chunks:
+            while view:
+                view = view[os.write(fd, view) :]
+        self._sizes[bucket] = offset + size
         return place(bucket, offset)
 
     def close(self, durable: bool = True) -> dict[int, int]:

@@ -94,9 +94,8 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
             size = source.path.stat().length
             with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
                 try:
-                    cat = stream.read_once(
-                        source, task, store, bar.update, pace.advance if pace else None
-                    )
+                    cat = stream.read_once(source, task, store, lambda far, bar=bar: bar.update(
+                        far - bar.n), pace.advance if pace else None)  # fmt: skip
                 except BaseException:
                     if pace:
                         pace.cancel()

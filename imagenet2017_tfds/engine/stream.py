@@ -1,5 +1,5 @@
 """The one read of a tarball: decompressed on rapidgzip's threads, its tar headers walked
-here, each image's bytes set aside in its bucket, annotations and lists parsed as they pass.
+here, each image's bytes written from the decompressor's buffer into its bucket, annotations and lists parsed as they pass.
 
 This thread is what every byte passes through (the serial part of a build), so it does no
 more per member than a header, a hash of the key and one write. The archive's md5 is taken
@@ -18,7 +18,8 @@ from imagenet2017_tfds.sources import Entry, Tarball, tar
 from imagenet2017_tfds.sources.base import release_path
 from imagenet2017_tfds.tasks import Task
 
-Progress = Callable[[int], None]  # compressed bytes read since the last call
+Progress = Callable[[int], None]  # compressed bytes read so far
+TELL_EVERY = 4 << 20  # decompressed bytes between two reports of the position
 
 
 def hashers(task: Task) -> dict[str, hashing.Hasher]:
@@ -36,21 +37,30 @@ def read_once(
     cat = catalog.Builder(source.name)
     hasher = hashers(task)
     splits = {d: split for d, (split, _) in task.items.items()}
-    with source.stream(progress, on_position) as f:
-        for header in tar.headers(f, source.name):
+    told = 0
+    with source.stream() as (f, compressed):
+        walker = tar.Walker(f, source.name)
+        for header in walker.headers():
+            if walker.position - told >= TELL_EVERY:  # progress in the archive's bytes
+                told = walker.position
+                far = compressed()
+                if progress:
+                    progress(far)
+                if on_position:
+                    on_position(far)
             path = release_path(header.name) if header.regular else None
             role = layout.classify(path) if path is not None else None
             if role is None:
                 continue
             if role.kind != "image":
-                cat.add(
-                    Entry(header.offset, path, header.size), tar.read_data(f, header, source.name)
-                )
+                cat.add(Entry(header.offset, path, header.size), walker.read(header))
                 continue
             split = splits.get(role.split_dir) if role.task == task.challenge else None
             if split is None:  # another challenge's images: not this build's
                 continue
-            data = tar.read_data(f, header, source.name)
             hkey = hasher[split].hash_key(task.key(split, path))
-            cat.add(Entry(store.add(split, hkey, data), path, header.size), None)
+            place = store.add(split, hkey, walker.chunks(header), header.size)
+            cat.add(Entry(place, path, header.size), None)
+        if progress:
+            progress(compressed())
     return cat.so_far()

@@ -1,14 +1,16 @@
-"""A minimal reader of tar headers over any readable, seekable stream.
+"""A minimal forward reader of tar streams: 512-byte headers walked here, over any object
+with `readinto` (a rapidgzip reader, a file), through one reused buffer.
 
 tarfile's stream mode is slow per member and its random-access mode keeps a table of the
-whole archive; this walks 512-byte headers itself and never holds more than one member.
+whole archive. This never holds more than its buffer: a member's data is handed out as
+views into it (`chunks`), so an image goes from the decompressor to its bucket without
+becoming a Python object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from imagenet2017_tfds.errors import ArchiveError
 
@@ -16,6 +18,9 @@ BLOCK = 512
 REGULAR = (b"0", b"\0", b"7")
 GNU_LONGNAME = b"L"
 PAX = b"x"
+BUFFER = 4 << 20
+ZERO = bytes(BLOCK)
+MAX_META = 1 << 20  # a pax or GNU long-name header's data: a path, never megabytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,62 +78,118 @@ def _pax_path(data: bytes, where: str) -> str | None:
     return None
 
 
-def _read_exactly(f: BinaryIO, n: int, where: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise ArchiveError(f"{where}: the archive ends early (truncated): download it again.")
-    return data
+class Walker:
+    """One forward pass over a tar stream. `headers()` yields each member's header; the
+    member's data is then `read` (bytes), taken as `chunks` (views valid until the next
+    call), or left alone (skipped)."""
 
+    def __init__(self, f, label: str, buffer_bytes: int = BUFFER):
+        self._f, self.label = f, label
+        self._buf = memoryview(bytearray(buffer_bytes))
+        self._start = self._end = 0  # the buffered bytes: _buf[_start:_end]
+        self.position = 0  # the stream's offset of _buf[_start]
+        self._member: Header | None = None  # the last header yielded
+        self._left = 0  # its data and padding not consumed yet
 
-def headers(f: BinaryIO, label: str, start: int = 0, end: int | None = None) -> Iterator[Header]:
-    """Headers from `start` (a header boundary) up to `end` or the end-of-archive marker."""
-    pos = start
-    if f.tell() != pos:
-        f.seek(pos)
-    long_name: str | None = None
-    last: Header | None = None
-    while end is None or pos < end:
-        where = f"{label} at byte {pos} of the tar stream"
-        block = f.read(BLOCK)
-        if len(block) < BLOCK:
-            inside = f" inside member {last.name} (data from byte {last.offset})" if last else ""
-            raise ArchiveError(
-                f"{where}: the archive ends{inside} without the end-of-archive marker "
-                "(truncated): download it again."
-            )
-        if block == bytes(BLOCK):
-            return
-        if not _checksum_ok(block):
-            raise ArchiveError(f"{where}: damaged tar header (checksum mismatch).")
-        size = _number(block[124:136], where)
-        kind = block[156:157]
-        data_at = pos + BLOCK
-        padded = (size + BLOCK - 1) // BLOCK * BLOCK
-        if kind in (GNU_LONGNAME, PAX):
-            meta = _read_exactly(f, padded, where)[:size]
-            long_name = (
-                meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                if kind == GNU_LONGNAME
-                else _pax_path(meta, where) or long_name
-            )
-            pos = data_at + padded
-            continue
-        name = long_name if long_name is not None else _name(block)
-        long_name = None
-        last = Header(name, data_at, size, kind in REGULAR)
-        yield last
-        pos = data_at + padded
-        if f.tell() != pos:  # the caller did not consume the data: skip it
-            f.seek(pos)
+    def _fill(self) -> int:
+        """Reads more after what is buffered; the bytes now buffered (0: the stream ended)."""
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == len(self._buf):  # a partial block at the end: to the front
+            kept = self._end - self._start
+            self._buf[:kept] = self._buf[self._start : self._end]
+            self._start, self._end = 0, kept
+        n = self._f.readinto(self._buf[self._end :])
+        self._end += n or 0
+        return self._end - self._start
 
+    def _truncated(self, header: Header) -> ArchiveError:
+        return ArchiveError(
+            f"{self.label}: member {header.name} (byte {header.offset}): the archive ends "
+            "early (truncated): download it again."
+        )
 
-def read_data(f: BinaryIO, header: Header, label: str) -> bytes:
-    """The member's bytes; leaves the stream at the next header."""
-    if f.tell() != header.offset:
-        f.seek(header.offset)
-    where = f"{label}: member {header.name} (byte {header.offset})"
-    data = _read_exactly(f, header.size, where)
-    pad = -header.size % BLOCK
-    if pad:
-        _read_exactly(f, pad, where)
-    return data
+    def _take(self, n: int, header: Header) -> Iterator[memoryview]:
+        """The next `n` bytes of the stream, as views."""
+        while n:
+            if self._start == self._end and not self._fill():
+                raise self._truncated(header)
+            k = min(n, self._end - self._start)
+            view = self._buf[self._start : self._start + k]
+            self._start += k
+            self.position += k
+            n -= k
+            yield view
+
+    def chunks(self, header: Header) -> Iterator[memoryview]:
+        """The data of the member just yielded, as views into the buffer (each valid until
+        the next call); leaves the stream at the next header."""
+        if header is not self._member or self._left != -(-header.size // BLOCK) * BLOCK:
+            raise ValueError(f"{self.label}: {header.name} is not the member at hand")
+        self._left = 0
+        yield from self._take(header.size, header)
+        for _ in self._take(-header.size % BLOCK, header):  # the padding
+            pass
+
+    def read(self, header: Header) -> bytes:
+        out = bytearray()
+        for view in self.chunks(header):  # each copied before the buffer is refilled
+            out += view
+        return bytes(out)
+
+    def _block(self) -> bytes | None:
+        while self._end - self._start < BLOCK:
+            before = self._end - self._start
+            if self._fill() == before:
+                return None
+        block = bytes(self._buf[self._start : self._start + BLOCK])
+        self._start += BLOCK
+        self.position += BLOCK
+        return block
+
+    def headers(self) -> Iterator[Header]:
+        """Headers up to the end-of-archive marker; data left unread is skipped."""
+        long_name: str | None = None
+        last: Header | None = None
+        while True:
+            if self._left:
+                for _ in self._take(self._left, last):
+                    pass
+                self._left = 0
+            pos = self.position
+            where = f"{self.label} at byte {pos} of the tar stream"
+            block = self._block()
+            if block is None:
+                inside = (
+                    f" inside member {last.name} (data from byte {last.offset})" if last else ""
+                )
+                raise ArchiveError(
+                    f"{where}: the archive ends{inside} without the end-of-archive marker "
+                    "(truncated): download it again."
+                )
+            if block == ZERO:
+                return
+            if not _checksum_ok(block):
+                raise ArchiveError(f"{where}: damaged tar header (checksum mismatch).")
+            size = _number(block[124:136], where)
+            kind = block[156:157]
+            header = Header(long_name if long_name is not None else _name(block), pos + BLOCK,
+                            size, kind in REGULAR)  # fmt: skip
+            self._member, self._left = header, -(-size // BLOCK) * BLOCK
+            if kind in (GNU_LONGNAME, PAX):
+                if size > MAX_META:
+                    raise ArchiveError(
+                        f"{where}: a {'pax' if kind == PAX else 'GNU long-name'} header of "
+                        f"{size} bytes, where a member's path takes at most {MAX_META}: the "
+                        "archive is damaged or not the release. Download it again."
+                    )
+                meta = self.read(header)
+                long_name = (
+                    meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                    if kind == GNU_LONGNAME
+                    else _pax_path(meta, where) or long_name
+                )
+                continue
+            long_name = None
+            last = header
+            yield header

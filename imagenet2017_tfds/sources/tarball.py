@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import io
 import json
 import os
 import threading
@@ -52,37 +51,6 @@ def close_kept_readers() -> None:
     while _ALL_KEPT:
         _ALL_KEPT.pop().close()
     _KEPT.open.clear()
-
-
-class _Counted(io.RawIOBase):
-    """The compressed file as rapidgzip reads it, telling how far it has got."""
-
-    def __init__(self, raw, progress=None, on_position=None):
-        self._raw, self._progress, self._on_position = raw, progress, on_position
-        self._far = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def readinto(self, buffer) -> int:
-        n = self._raw.readinto(buffer)
-        end = self._raw.tell()
-        if end > self._far:
-            if self._progress:
-                self._progress(end - self._far)
-            self._far = end
-            if self._on_position:
-                self._on_position(end)
-        return n
 
 
 class Tarball(Source):
@@ -222,32 +190,31 @@ class Tarball(Source):
             ) from e
 
     @contextlib.contextmanager
-    def stream(self, progress=None, on_position=None):
-        """The decompressed archive from its start, for one forward read (no index). The
-        compressed file is read through `_Counted`, so progress is in the archive's bytes."""
+    def stream(self):
+        """The decompressed archive from its start, for one forward read (no index), and a
+        function telling how many compressed bytes rapidgzip has read so far. A local archive
+        is opened by path, so rapidgzip's threads read it without taking the GIL."""
         local = fileio.is_local(self.path)
-        with (
-            open(os.fspath(self.path), "rb", buffering=0) if local else self.path.open("rb") as raw
-        ):
-            counted = _Counted(raw, progress, on_position)
-            with self._errors():
-                try:
-                    f = rapidgzip.RapidgzipFile(counted, parallelization=self.parallelization)
-                except Exception as e:  # bad gzip data surfaces as plain exceptions
-                    raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
-                with f:
-                    yield f
+        with contextlib.ExitStack() as stack:
+            target = os.fspath(self.path) if local else stack.enter_context(self.path.open("rb"))
+            stack.enter_context(self._errors())
+            try:
+                f = rapidgzip.RapidgzipFile(target, parallelization=self.parallelization)
+            except Exception as e:  # bad gzip data surfaces as plain exceptions
+                raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
+            stack.enter_context(f)
+            yield f, lambda: f.tell_compressed() // 8
 
     def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
         with self._open(use_index=False) as f:
             with self._errors():
-                for header in tar.headers(f, self.name):
+                walker = tar.Walker(f, self.name)
+                for header in walker.headers():
                     path = release_path(header.name) if header.regular else None
                     if path is None:
                         continue
                     entry = Entry(header.offset, path, header.size)
-                    data = tar.read_data(f, header, self.name) if want(path) else None
-                    yield entry, data
+                    yield entry, walker.read(header) if want(path) else None
             if self.index_file is not None:  # replaces an older index (a rescan)
                 self._keep_index(f)
 
