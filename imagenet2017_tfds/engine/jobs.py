@@ -5,12 +5,15 @@ A job is a list of planned items and the sources holding their bytes. Running it
 item's bytes, checks and fixes the image, builds the features and serializes the example
 (TFDS's encoder and serializer, map entries in deterministic order), and records what it
 left out. A job with an output writes its examples, in hashed-key order, as a shard file.
-No TensorFlow is loaded here unless a job decodes its images itself.
+No TensorFlow is loaded here unless a job decodes its images (`decode`, or `check_decodes`,
+which the local build runs on its own threads before handing the job to a worker).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -49,7 +52,6 @@ class Example:
     key: str
     path: str  # the member, in messages
     data: bytes  # the serialized tf.train.Example
-    image: bytes | None = None  # the stored image, when the caller decodes it
 
 
 @dataclass
@@ -60,7 +62,6 @@ class Written:
     num_examples: int
     num_bytes: int
     recorded: dict  # Recorder.to_json() of the job
-    to_decode: list[tuple[str, bytes]]  # (member, stored image) the caller decodes fully
 
 
 _FEATURES: dict = {}  # task name -> (features, serializer), made once a process
@@ -115,30 +116,46 @@ def _read(job: Job) -> Iterator[tuple[int, Entry, Item, bytes]]:
         start = end
 
 
-def run(job: Job, recorder: Recorder, decode_here: bool = True) -> Iterator[Example]:
+def run(job: Job, recorder: Recorder) -> Iterator[Example]:
     """The job's examples, serialized, in its order; a bad image goes to `recorder` (it
     raises, or the member is skipped and recorded). With `decode` the stored images are
-    decoded fully here (`decode_here`), or handed back with each example."""
+    decoded fully first."""
     for source, _entry, item, data in _read(job):
         name = job.sources[source].name
         try:
-            ex = features(job.task, item, data, name, job.decode and decode_here)
+            ex = features(job.task, item, data, name, job.decode)
         except ImageError as e:
             recorder.problem("image", item.path, e)
             continue
-        keep = ex["image"] if job.decode and not decode_here else None
-        yield Example(item.key, item.path, serialize(job.task, ex), keep)
+        yield Example(item.key, item.path, serialize(job.task, ex))
 
 
-def write_shard(job: Job, decode_here: bool = True) -> Written:
+def check_decodes(job: Job, recorder: Recorder, stop: threading.Event | None = None) -> Job:
+    """Decodes each stored image of a `decode` job fully, as training will; one that does
+    not is recorded in `recorder` (raised, unless skip_bad_members). Returns the job left to
+    write: no decode, those members excluded. A set `stop` ends it early (the build failed)."""
+    bad = set()
+    for source, _entry, item, data in _read(job):
+        if stop is not None and stop.is_set():
+            break
+        where = f"{job.sources[source].name}: {item.path}"
+        try:
+            images.check_decodes(images.storable_jpeg(data, where), where)
+        except ImageError as e:
+            recorder.problem("image", item.path, e)
+            bad.add(item.path)
+    return dataclasses.replace(job, decode=False, exclude=job.exclude | bad)
+
+
+def write_shard(job: Job) -> Written:
     """Runs a shard's job into its file (written beside, then moved into place)."""
     recorder = Recorder(job.mode, quiet=True)
-    written = Written(job.output, 0, 0, {}, [])
+    written = Written(job.output, 0, 0, {})
     order = dict(zip((it.key for _, _, it in job.items), job.hkeys, strict=True))
     last = [-1]
 
     def records():
-        for ex in run(job, recorder, decode_here):
+        for ex in run(job, recorder):
             hkey = order[ex.key]
             if hkey <= last[0]:
                 raise ConsistencyError(
@@ -148,8 +165,6 @@ def write_shard(job: Job, decode_here: bool = True) -> Written:
             last[0] = hkey
             written.num_examples += 1
             written.num_bytes += len(ex.data)
-            if ex.image is not None:
-                written.to_decode.append((ex.path, ex.image))
             yield ex.data
 
     partial = f"{job.output}.partial"

@@ -1,19 +1,21 @@
 """A build on one machine: each archive read once into buckets, the plan, then every shard
 built and written by the pool, resumably.
 
-    stream (one read of each tarball, md5 beside it) -> plan -> shard jobs on the workers
-    -> full decodes of validation/test here -> each shard recorded, its buckets freed
+    stream (one read of each tarball, md5 beside it) -> plan -> full decodes of validation
+    and test on threads here, beside the shard jobs on the workers -> each shard recorded,
+    its buckets freed
 
 The caller (the builder) links the finished shards into TFDS's folder and sets the splits.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
-import dataclasses
 import errno
 import os
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -280,6 +282,12 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
                 if users[name] == 0:
                     work.free_bucket(name)
     executor = pool.Pool(options.workers) if options.workers > 1 else None
+    threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
+    stop = threading.Event()
+    checks = {
+        p.job.output: threads.submit(_check, p.job, recorder.mode, stop)
+        for p in todo if p.job.decode
+    }  # fmt: skip
     bars = {
         split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
         for split in per_split
@@ -289,14 +297,17 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
             for p in planned:
                 if (kept := done.get((split, p.shard))) is not None:
                     bars[split].update(kept.num_examples)
-        results = executor.run(p.job for p in todo) if executor else (
-            (p.job, jobs.write_shard(p.job, decode_here=False)) for p in todo
+        ordered = _checked_first([p.job for p in todo], checks)
+        results = executor.run(ordered) if executor else (
+            (job, jobs.write_shard(job)) for job in ordered
         )  # fmt: skip
-        threads = executor.threads if executor else None
         planned_by_output = {p.job.output: p for p in todo}
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
-            written = _checked(job, written, recorder.mode, threads)
+            if job.output in checks:  # what its check recorded goes with the shard
+                recorded = checks[job.output].result()[1]
+                recorded.merge(Recorder.from_json(written.recorded))
+                written.recorded = recorded.to_json()
             shard = Shard(job.split, p.shard, written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
             work.keep_shard(shard, suffix)
@@ -309,6 +320,8 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
     finally:
         for bar in bars.values():
             bar.close()
+        stop.set()
+        threads.shutdown(cancel_futures=True)
         if executor is not None:
             executor.close()
     for (split, _), shard in sorted(done.items()):
@@ -319,26 +332,17 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
         built.shards.setdefault(split, [])
 
 
-def _checked(job, written: jobs.Written, mode: str, threads) -> jobs.Written:
-    """Decodes what the job handed back; in skip mode a shard holding an image that does not
-    decode is written again without it, and the skip is recorded with the shard."""
-    if not written.to_decode:
-        return written
-    where = [job.sources[0].name if len(job.sources) == 1 else job.task.challenge]
-    checks = written.to_decode
-    errors = (threads.map if threads else map)(pool.decode_error, checks, where * len(checks))
-    decoded = Recorder(mode, quiet=True)
-    bad = set()
-    for (member, _), error in zip(checks, errors, strict=True):
-        if error is not None:
-            decoded.problem("image", member, error)  # raises, unless skip_bad_members
-            bad.add(member)
-    if bad:
-        again = dataclasses.replace(job, exclude=job.exclude | bad)
-        # Here, not through the pool: its results stream is the caller's (a second reader of
-        # it would take another shard's report). Rare: a skip of an undecodable image.
-        written = jobs.write_shard(again, decode_here=False)
-    recorded = Recorder.from_json(written.recorded)
-    recorded.merge(decoded)
-    written.recorded, written.to_decode = recorded.to_json(), []
-    return written
+def _check(job: jobs.Job, mode: str, stop: threading.Event) -> tuple[jobs.Job, Recorder]:
+    recorder = Recorder(mode, quiet=True)
+    return jobs.check_decodes(job, recorder, stop), recorder
+
+
+def _checked_first(todo: list[jobs.Job], checks: dict[str, cf.Future]):
+    """The jobs in the order the workers get them: each one whose images are decoded as soon
+    as its check is done (its undecodable members left out), then the rest. A damaged
+    validation or test image stops the build before train starts; a failed check raises
+    here."""
+    for job in todo:
+        if job.output in checks:
+            yield checks[job.output].result()[0]
+    yield from (job for job in todo if job.output not in checks)

@@ -3,14 +3,13 @@
 Each worker is a fresh `python -m imagenet2017_tfds.engine.pool` fed through pipes: never a
 fork of a process that may hold TensorFlow's threads, and never a re-import of the user's
 main module (what multiprocessing's spawn would do to a script without a `__main__` guard).
-Workers load TFDS's features but not TensorFlow; the full decode of the images a job hands
-back runs in this process, on threads (TensorFlow's decoder releases the GIL).
+Workers load TFDS's features but not TensorFlow (the local build checks full decodes on its
+own threads before a job is sent).
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import contextlib
 import itertools
 import os
@@ -23,9 +22,8 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 
-from imagenet2017_tfds import images
 from imagenet2017_tfds.engine import jobs as jobs_lib
-from imagenet2017_tfds.errors import ImageError, Imagenet2017Error
+from imagenet2017_tfds.errors import Imagenet2017Error
 
 
 class WorkerError(Imagenet2017Error):
@@ -64,7 +62,7 @@ def main() -> None:
         except EOFError:
             return
         try:
-            outcome = ("ok", jobs_lib.write_shard(job, decode_here=False))
+            outcome = ("ok", jobs_lib.write_shard(job))
         except Exception as e:  # noqa: BLE001  (raised again in the main process)
             try:
                 pickle.dumps(e)
@@ -75,15 +73,6 @@ def main() -> None:
             _send(results, outcome)
         except BrokenPipeError:  # the main process stopped first: it reports why
             return
-
-
-def decode_error(member_image: tuple[str, bytes], where: str) -> ImageError | None:
-    member, image = member_image
-    try:
-        images.check_decodes(image, f"{where}: {member}")
-    except ImageError as e:
-        return e
-    return None
 
 
 def _how(status: int) -> str:
@@ -105,7 +94,6 @@ class Pool:
         self._feeders: list[threading.Thread] = []
         self._drains: list[threading.Thread] = []
         self._done: queue.SimpleQueue | None = None
-        self.threads = cf.ThreadPoolExecutor(workers)  # full decodes, in this process
 
     def _start(self) -> list[subprocess.Popen]:
         if not self._procs:
@@ -128,7 +116,6 @@ class Pool:
     def close(self) -> None:
         """Stops the workers: their stdin closed, they end; killed if they do not at once
         (stopped mid-job). The drain threads read every result, so none waits to write."""
-        self.threads.shutdown(cancel_futures=True)
         for outbox in self._outboxes.values():
             outbox.put(None)
         for feeder in self._feeders:
