@@ -1,11 +1,13 @@
 """How the engine uses the machine (`make bench` runs it; alone: python bench/engine.py).
 
-On one corpus, in one run: gzip -dc (the reference); a first build with the default
-workers, with the CPU of every thread of the build's process and of every worker process
-(from /proc), the serial part (the busiest thread of the build's process, the digest
-aside: every byte passes through it) and the throughput it allows on 8, 16 and 64 cores;
-the same build pinned to 1 and to 2 cores (taskset); 8 workers' summed peak RSS; the peak
-disk beside the archive; and a build killed (SIGKILL) at 70 % of its time, rerun.
+On one corpus in each member order, in one run: gzip -dc (the reference); first builds
+with the default workers (median of --reps), with the CPU of every thread of the build's
+process and of every worker process (from /proc); the stream alone, whose thread every
+byte passes through (the serial part, per GB) and the throughput it and all the CPU allow
+on 2, 8, 16 and 64 cores; TFDS's own imagenet2012 builder on the same images in the 2012
+layout (bench/imagenet2012.py); the same build pinned to 1 and to 2 cores (taskset); 8
+workers' summed peak RSS; the peak disk beside the archive; and a build killed (SIGKILL)
+at 70 % of its time, rerun.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -25,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import write_corpus  # noqa: E402
+from bench import imagenet2012  # noqa: E402
+from bench.corpus import ORDERS, write_corpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -151,52 +155,138 @@ def cpu_profile(result: dict, root_pid_cmd: str = "tfds build") -> dict:
     }  # fmt: skip
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def stream_only(archive: Path) -> dict:
+    """The stream alone, in a process of its own: the CPU of the thread every byte passes
+    through (the serial part, start-up and plan aside) and of rapidgzip's threads, per GB."""
+    code = (
+        "import json, os, sys, tempfile, threading, time\n"
+        "from imagenet2017_tfds.engine import buckets, stream\n"
+        "from imagenet2017_tfds.sources import Tarball\n"
+        "from imagenet2017_tfds.tasks import CLSLOC\n"
+        "def cpu():\n"
+        "    out = {}\n"
+        "    for tid in os.listdir('/proc/self/task'):\n"
+        "        s = open(f'/proc/self/task/{tid}/stat').read().rsplit(')', 1)[1].split()\n"
+        "        out[int(tid)] = (int(s[11]) + int(s[12])) / os.sysconf('SC_CLK_TCK')\n"
+        "    return out\n"
+        "me, before = threading.get_native_id(), cpu()\n"
+        "t0, c0 = time.perf_counter(), time.thread_time()\n"
+        "with tempfile.TemporaryDirectory(dir=sys.argv[2]) as folder:\n"
+        "    store = buckets.Store(folder, ['train', 'validation', 'test'], 6)\n"
+        "    stream.read_once(Tarball(sys.argv[1]), CLSLOC, store)\n"
+        "    store.close(durable=False)\n"
+        "    seconds, mine, after = time.perf_counter() - t0, time.thread_time() - c0, cpu()\n"
+        "others = sorted((after[t] - before.get(t, 0) for t in after if t != me), reverse=True)\n"
+        "print(json.dumps({'seconds': seconds, 'stream_thread_cpu_s': mine,\n"
+        "                  'other_threads_cpu_s': [round(c, 3) for c in others if c > 0]}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code, str(archive), str(archive.parent)],
+                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    gb = archive.stat().st_size / 1e9
+    result["stream_thread_cpu_s_per_gb"] = result["stream_thread_cpu_s"] / gb
+    result["mb_per_s"] = gb * 1000 / result["seconds"]
+    return result
+
+
+def imagenet2012_peer(archive: Path, work: Path, env: dict, reps: int) -> dict:
+    """TFDS's own imagenet2012 builder on the same images in the 2012 layout (bench/imagenet2012)."""
+    manual = imagenet2012.repack(archive, work / "imagenet2012-manual")
+    runs = []
+    for i in range(reps):
+        data = work / f"imagenet2012-{i}"
+        runs.append(run([str(BIN / "tfds"), "build", "imagenet2012", "--manual_dir",
+                         str(manual), "--data_dir", str(data)], env))  # fmt: skip
+        shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(manual, ignore_errors=True)
+    seconds = [r["seconds"] for r in runs]
+    return {"seconds": _median(seconds), "all_seconds": seconds,
+            "cpu_s": _median([sum(c for e in r["seen"].values() for _, c in e["threads"].values())
+                              for r in runs])}  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=float, default=1600)
+    parser.add_argument("--reps", type=int, default=3, help="first builds and peer builds")
     parser.add_argument("--work", default="/tmp/imagenet2017-bench-engine")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "engine.json"))
-    parser.add_argument("--skip", default="", help="comma-separated: pinned,eight,resume")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated: orders,stream,peer,pinned,eight,resume")  # fmt: skip
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
-    corpus = work / "corpus"
-    archive = write_corpus(corpus, args.size_mb)
+    corpora = {
+        order: write_corpus(work / f"corpus-{order}", args.size_mb, order=order)
+        for order in (ORDERS if "orders" not in skip else ORDERS[:1])
+    }
+    archive = corpora[ORDERS[0]]
     gb = archive.stat().st_size / 1e9
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
-               IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"))  # fmt: skip
+               IMAGENET2017_CHECKSUMS=str(archive.parent / "checksums.tsv"))  # fmt: skip
 
-    def build(name: str, *prefix: str, config: str = "clsloc") -> list[str]:
+    def build(name: str, *prefix: str, config: str = "clsloc", order=ORDERS[0]) -> list[str]:
         return [*prefix, str(BIN / "tfds"), "build", "imagenet2017", "--imports",
-                "imagenet2017_tfds", "--config", config, "--manual_dir", str(corpus),
-                "--data_dir", str(work / name)]  # fmt: skip
+                "imagenet2017_tfds", "--config", config, "--manual_dir",
+                str(corpora[order].parent), "--data_dir", str(work / name)]  # fmt: skip
 
     def fresh(name: str) -> None:
         shutil.rmtree(work / name, ignore_errors=True)
 
-    out: dict = {"corpus_gb": gb}
+    out: dict = {"corpus_gb": gb, "reps": args.reps}
     t = time.perf_counter()
     subprocess.run(f"gzip -dc '{archive}' > /dev/null", shell=True, check=True)
     out["gzip_seconds"] = gzip = time.perf_counter() - t
-    start_up = run([str(BIN / "tfds"), "build", "--help"], env)["seconds"]
-    out["start_up_seconds"] = start_up
-    first = run(build("first"), env, disk=work / "first")
-    out["first"] = {"seconds": first["seconds"], "ratio_to_gzip": gzip / first["seconds"],
+    out["gzip_mb_per_s"] = gb * 1000 / gzip
+    start_up = run([str(BIN / "tfds"), "build", "--help"], env)
+    out["start_up_seconds"] = start_up["seconds"]
+    start_up_cpu = cpu_profile(start_up, "tfds build")["main_cpu_s"]
+    out["start_up_cpu_s"] = start_up_cpu
+    firsts = []
+    for _ in range(args.reps):
+        firsts.append(run(build("first"), env, disk=work / "first"))
+        fresh("first")
+    first = sorted(firsts, key=lambda r: r["seconds"])[len(firsts) // 2]
+    out["first"] = {"seconds": first["seconds"], "all_seconds": [r["seconds"] for r in firsts],
+                    "ratio_to_gzip": gzip / first["seconds"],
                     "peak_rss_gb": first["rss"] / 1e9,
                     "peak_disk_vs_archive": first["disk"] / archive.stat().st_size,
                     **cpu_profile(first)}  # fmt: skip
-    fresh("first")
+    for order in list(corpora)[1:]:
+        runs = []
+        for _ in range(args.reps):
+            sums = str(corpora[order].parent / "checksums.tsv")
+            runs.append(run(build(f"first-{order}", order=order),
+                            {**env, "IMAGENET2017_CHECKSUMS": sums})["seconds"])  # fmt: skip
+            fresh(f"first-{order}")
+        out[f"first_{order}"] = {"seconds": _median(runs), "all_seconds": runs,
+                                 "ratio_to_gzip": gzip / _median(runs)}  # fmt: skip
     p = out["first"]
     total = p["main_cpu_s"] + sum(p["workers_cpu_s"])
-    per_gb = {"serial": p["serial_cpu_s"] / gb, "all": total / gb,
+    per_gb = {"all": total / gb, "all_beyond_start_up": (total - start_up_cpu) / gb,
               "digest": p["digest_cpu_s"] / gb}  # fmt: skip
+    if "stream" not in skip:
+        out["stream"] = stream_only(archive)
+        per_gb["serial"] = out["stream"]["stream_thread_cpu_s_per_gb"]
+        # No schedule beats the serial thread, nor all the CPU (start-up aside) over N cores.
+        out["bound_mb_per_s"] = {
+            n: 1000 / max(per_gb["serial"], per_gb["all_beyond_start_up"] / n)
+            for n in (2, 8, 16, 64)
+        }
+        out["bound_vs_gzip"] = {
+            n: v / out["gzip_mb_per_s"] for n, v in out["bound_mb_per_s"].items()
+        }
     out["per_gb_cpu_s"] = per_gb
-    # No schedule beats the serial thread, nor all the CPU spread over N cores.
-    out["bound_mb_per_s"] = {
-        n: 1000 / max(per_gb["serial"], per_gb["all"] / n) for n in (2, 8, 16, 64)
-    }
-    out["gzip_mb_per_s"] = gb * 1000 / gzip
+    if "peer" not in skip:
+        peer = imagenet2012_peer(archive, work, env, args.reps)
+        peer["ours_vs_peer"] = peer["seconds"] / first["seconds"]
+        out["imagenet2012_peer"] = peer
     if "pinned" not in skip:
         one = run(build("one", "taskset", "-c", "0"), env)["seconds"]
         fresh("one")

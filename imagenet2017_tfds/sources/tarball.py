@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 import rapidgzip
 from etils import epath
 
-from imagenet2017_tfds import fileio
+from imagenet2017_tfds import fileio, machine
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import Entry, Source, release_path
@@ -60,6 +60,11 @@ class Tarball(Source):
         self.index_file = epath.Path(index_file) if index_file else None
         self.parallelization = parallelization
         self.keep_open = keep_open  # reuse one reader (and its index) for every read
+
+    def _threads(self) -> int:
+        """rapidgzip's threads: as asked, else one per CPU this process may use (rapidgzip's
+        own default is the host's count, whatever the affinity or cgroup quota)."""
+        return self.parallelization or machine.usable_cpus()
 
     def _kept(self):
         # The archive's identity too: a long-lived Beam worker may outlive an archive.
@@ -148,7 +153,7 @@ class Tarball(Source):
                 target = stack.enter_context(self.path.open("rb"))
             try:
                 f = stack.enter_context(
-                    rapidgzip.RapidgzipFile(target, parallelization=self.parallelization)
+                    rapidgzip.RapidgzipFile(target, parallelization=self._threads())
                 )
             except Exception as e:  # rapidgzip reports bad gzip data as plain exceptions
                 raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
@@ -199,7 +204,7 @@ class Tarball(Source):
             target = os.fspath(self.path) if local else stack.enter_context(self.path.open("rb"))
             stack.enter_context(self._errors())
             try:
-                f = rapidgzip.RapidgzipFile(target, parallelization=self.parallelization)
+                f = rapidgzip.RapidgzipFile(target, parallelization=self._threads())
             except Exception as e:  # bad gzip data surfaces as plain exceptions
                 raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
             stack.enter_context(f)
