@@ -148,6 +148,21 @@ def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tm
     assert work[0].exists()  # the other build's folder is not this one
 
 
+def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = buckets.Store(str(tmp_path), ["train"], 0)
+    monkeypatch.setattr(buckets.os, "write", full)
+    store.add("train", 5, [memoryview(b"abc")], 3, hold=lambda: lambda: None)
+    with pytest.raises(OSError) as raised:
+        store.add("train", 6, [b"def"], 3)  # the writer's failure, once it is known
+        store.close()
+    assert raised.value.errno == errno.ENOSPC
+
+
 def test_a_bucket_changed_under_a_build_is_named(tmp_path):
     store = buckets.Store(str(tmp_path), ["train"], 0)
     place = store.add("train", 5, [b"abc", memoryview(b"def")], 6)

@@ -1,7 +1,10 @@
 """The tar header reader against tarfile's own output, and its errors."""
 
 import io
+import queue
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -57,6 +60,30 @@ def test_chunks_are_views_of_the_members_bytes_in_order():
         if h.regular:
             seen.append((h.name, b"".join(bytes(v) for v in walker.chunks(h))))
     assert seen == [("a", data), ("b", b"x")]
+
+
+def test_views_held_by_another_thread_are_not_overwritten_until_released():
+    members = {f"m{k}": bytes([k]) * (k * 397 % 5000) for k in range(40)}
+    walker = tar.Walker(io.BytesIO(make_tar(members)), "t", 2048, buffers=3)
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    out: dict[str, bytearray] = {}
+
+    def writer():  # a slow one: without the holds the walker would refill under it
+        while (item := pending.get()) is not None:
+            name, view, release = item
+            time.sleep(0.001)
+            out.setdefault(name, bytearray()).extend(view)
+            release()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    for h in walker.headers():
+        if h.regular:
+            for view in walker.chunks(h):
+                pending.put((h.name, view, walker.hold()))
+    pending.put(None)
+    thread.join()
+    assert {n: bytes(b) for n, b in out.items()} == {n: d for n, d in members.items() if d}
 
 
 def test_a_path_header_of_absurd_size_is_refused_without_reading_it():

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import resource
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
 from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.sources.base import Entry, Source
@@ -53,7 +55,9 @@ def file_name(bucket_id: int) -> str:
 
 
 class Store:
-    """The writing side, used by the stream: appends an image to its bucket, returns its place."""
+    """The writing side, used by the stream: appends an image to its bucket, returns its
+    place. The writes run on a thread of their own (os.write releases the GIL), so the
+    stream's thread, which every byte passes through, only hands them over."""
 
     def __init__(self, folder: str, splits: Iterable[str], bits: int, part_index: int = 0):
         self.folder, self.bits = folder, bits
@@ -63,12 +67,21 @@ class Store:
         self._fds: dict[int, int] = {}
         self._sizes: dict[int, int] = {}
         os.makedirs(folder, exist_ok=True)
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._failed: OSError | None = None
+        self._writer = threading.Thread(target=self._write, name="i17-buckets", daemon=True)
+        self._writer.start()
 
     def bucket_id(self, split: str, hkey: int) -> int:
         return self.base[split] + bucket_of(hkey, self.bits)
 
-    def add(self, split: str, hkey: int, chunks: Iterable, size: int) -> int:
-        """Appends an image given as buffers (the stream's views) of `size` bytes in all."""
+    def add(self, split: str, hkey: int, chunks: Iterable, size: int,
+            hold: Callable[[], Callable[[], None]] | None = None) -> int:  # fmt: skip
+        """Appends an image given as buffers of `size` bytes in all. `hold` keeps each
+        buffer from being reused until it is written (the stream's tar.Walker.hold); without
+        it each buffer is written before the next is taken."""
+        if self._failed is not None:
+            raise self._failed
         bucket = self.bucket_id(split, hkey)
         fd = self._fds.get(bucket)
         if fd is None:
@@ -77,19 +90,42 @@ class Store:
             self._sizes[bucket] = 0
         offset = self._sizes[bucket]
         for view in chunks:
-            while view:
-                view = view[os.write(fd, view) :]
+            if hold is not None:
+                self._writes.put((fd, view, hold()))
+            else:
+                done = threading.Event()
+                self._writes.put((fd, view, done.set))
+                done.wait()
         self._sizes[bucket] = offset + size
         return place(bucket, offset)
 
+    def _write(self) -> None:
+        while (write := self._writes.get()) is not None:
+            fd, view, release = write
+            try:
+                while view and self._failed is None:
+                    view = view[os.write(fd, view) :]
+            except OSError as e:  # a full disk: raised in the stream's thread
+                self._failed = e
+            finally:
+                release()
+
     def close(self, durable: bool = True) -> dict[int, int]:
-        """Closes every bucket (synced to disk when `durable`: a resumed build trusts them);
-        returns bucket id -> size."""
-        for fd in self._fds.values():
-            if durable:
-                os.fsync(fd)
-            os.close(fd)
-        self._fds = {}
+        """Waits for the writes, closes every bucket (synced to disk when `durable`: a
+        resumed build trusts them); returns bucket id -> size."""
+        if self._writer.is_alive():
+            self._writes.put(None)
+            self._writer.join()
+        try:
+            if self._failed is not None:
+                raise self._failed
+            for fd in self._fds.values():
+                if durable:
+                    os.fsync(fd)
+        finally:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds = {}
         return dict(self._sizes)
 
 

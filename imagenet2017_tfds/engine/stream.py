@@ -2,7 +2,8 @@
 here, each image's bytes written from the decompressor's buffer into its bucket, annotations and lists parsed as they pass.
 
 This thread is what every byte passes through (the serial part of a build), so it does no
-more per member than a header, a hash of the key and one write. The archive's md5 is taken
+more per member than a header and a hash of the key: the image's bytes go from rapidgzip's
+output into the walker's buffers and from there to the bucket writer's thread. The archive's md5 is taken
 beside it by a reader paced just behind (checksums.Pace), so the disk serves one pass.
 """
 
@@ -20,6 +21,7 @@ from imagenet2017_tfds.tasks import Task
 
 Progress = Callable[[int], None]  # compressed bytes read so far
 TELL_EVERY = 4 << 20  # decompressed bytes between two reports of the position
+BUFFERS = 4  # the walker's: the bucket writer writes from some while the stream fills another
 
 
 def hashers(task: Task) -> dict[str, hashing.Hasher]:
@@ -39,7 +41,7 @@ def read_once(
     splits = {d: split for d, (split, _) in task.items.items()}
     told = 0
     with source.stream() as (f, compressed):
-        walker = tar.Walker(f, source.name)
+        walker = tar.Walker(f, source.name, buffers=BUFFERS)
         for header in walker.headers():
             if walker.position - told >= TELL_EVERY:  # progress in the archive's bytes
                 told = walker.position
@@ -59,7 +61,7 @@ def read_once(
             if split is None:  # another challenge's images: not this build's
                 continue
             hkey = hasher[split].hash_key(task.key(split, path))
-            place = store.add(split, hkey, walker.chunks(header), header.size)
+            place = store.add(split, hkey, walker.chunks(header), header.size, walker.hold)
             cat.add(Entry(place, path, header.size), None)
         if progress:
             progress(compressed())

@@ -9,7 +9,8 @@ becoming a Python object.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imagenet2017_tfds.errors import ArchiveError
@@ -78,27 +79,71 @@ def _pax_path(data: bytes, where: str) -> str | None:
     return None
 
 
+class _Buffer:
+    """One of a walker's buffers, and how many views of it another thread still holds."""
+
+    def __init__(self, size: int):
+        self.view = memoryview(bytearray(size))
+        self.holds = 0
+        self.released = threading.Condition()
+
+    def release(self) -> None:
+        with self.released:
+            self.holds -= 1
+            self.released.notify()
+
+    def wait_free(self) -> None:
+        with self.released:
+            self.released.wait_for(lambda: self.holds == 0)
+
+
 class Walker:
     """One forward pass over a tar stream. `headers()` yields each member's header; the
     member's data is then `read` (bytes), taken as `chunks` (views valid until the next
-    call), or left alone (skipped)."""
+    call, or until released when `hold` was called for them), or left alone (skipped).
 
-    def __init__(self, f, label: str, buffer_bytes: int = BUFFER):
+    With several buffers a consumer may hand views to another thread (a writer): `hold()`
+    keeps the current view's buffer from being refilled until the returned function is
+    called; the walker waits for it only when it comes round to that buffer again."""
+
+    def __init__(self, f, label: str, buffer_bytes: int = BUFFER, buffers: int = 1):
         self._f, self.label = f, label
-        self._buf = memoryview(bytearray(buffer_bytes))
+        self._ring = [_Buffer(buffer_bytes) for _ in range(buffers)]
+        self._at = 0
+        self._buf = self._ring[0].view
         self._start = self._end = 0  # the buffered bytes: _buf[_start:_end]
         self.position = 0  # the stream's offset of _buf[_start]
         self._member: Header | None = None  # the last header yielded
         self._left = 0  # its data and padding not consumed yet
 
+    def hold(self) -> Callable[[], None]:
+        """Keeps the buffer of the view just handed out until the returned function is called."""
+        current = self._ring[self._at]
+        with current.released:
+            current.holds += 1
+        return current.release
+
+    def _next_buffer(self) -> None:
+        """Moves to the next buffer of the ring (once no view of it is held), carrying over
+        what is still unread in this one (less than a block)."""
+        kept = self._buf[self._start : self._end]
+        self._at = (self._at + 1) % len(self._ring)
+        self._ring[self._at].wait_free()
+        self._buf = self._ring[self._at].view
+        self._buf[: len(kept)] = kept
+        self._start, self._end = 0, len(kept)
+
     def _fill(self) -> int:
         """Reads more after what is buffered; the bytes now buffered (0: the stream ended)."""
-        if self._start == self._end:
-            self._start = self._end = 0
-        elif self._end == len(self._buf):  # a partial block at the end: to the front
-            kept = self._end - self._start
-            self._buf[:kept] = self._buf[self._start : self._end]
-            self._start, self._end = 0, kept
+        if self._start == self._end or self._end == len(self._buf):
+            if len(self._ring) > 1:
+                self._next_buffer()
+            elif self._start == self._end:
+                self._start = self._end = 0
+            else:  # a partial block at the end: to the front
+                kept = self._end - self._start
+                self._buf[:kept] = self._buf[self._start : self._end]
+                self._start, self._end = 0, kept
         n = self._f.readinto(self._buf[self._end :])
         self._end += n or 0
         return self._end - self._start
