@@ -90,7 +90,7 @@ def test_a_worker_killed_mid_job_is_named_with_its_signal(tarball_release, monke
     job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict")  # noqa
     p = pool.Pool(2)
     try:
-        procs = p._start()
+        procs = p.start()
         procs[0].send_signal(signal.SIGKILL)
         with pytest.raises(pool.WorkerError, match=r"pid \d+\) was killed by signal SIGKILL"):
             list(p.run([job, job, job]))

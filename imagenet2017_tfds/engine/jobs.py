@@ -79,6 +79,11 @@ def _serializer(task: Task):
     return _FEATURES[task.name]
 
 
+def prepare(task: Task) -> None:
+    """Loads the task's features and serializer (once a process)."""
+    _serializer(task)
+
+
 def serialize(task: Task, example: dict) -> bytes:
     """One example's tf.train.Example bytes, its feature map in sorted order (TFDS's own
     serializer orders it by the process's hash seed)."""

@@ -196,6 +196,20 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
 
 
 def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
+    # The workers start now, so they are ready when the archives have been read.
+    executor = pool.Pool(options.workers, (task.name,)) if options.workers > 1 else None
+    try:
+        if executor is not None:
+            executor.start()
+        return _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
+                                executor)  # fmt: skip
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
+                     executor: pool.Pool | None) -> Built:  # fmt: skip
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
     cats = {**tree_cats, **_streams(found, task, work, todo, _bucket_bits(found), recorder)}
@@ -206,7 +220,7 @@ def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
         for part, source in found.parts.items()
     }
     built = Built(prepared, work, suffix=options.file_format)
-    _write_shards(built, task, sources, recorder, options)
+    _write_shards(built, task, sources, recorder, options, executor)
     return built
 
 
@@ -255,7 +269,8 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
     return out
 
 
-def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options: Options):
+def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options: Options,
+                  executor: pool.Pool | None):  # fmt: skip
     work, suffix = built.work, options.file_format
     per_split = _shard_jobs(built.prepared, task, sources, work, recorder, options)
     done: dict[tuple[str, int], Shard] = {}
@@ -281,7 +296,6 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
             for name in p.buckets:
                 if users[name] == 0:
                     work.free_bucket(name)
-    executor = pool.Pool(options.workers) if options.workers > 1 else None
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
@@ -322,8 +336,6 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
             bar.close()
         stop.set()
         threads.shutdown(cancel_futures=True)
-        if executor is not None:
-            executor.close()
     for (split, _), shard in sorted(done.items()):
         recorder.merge(Recorder.from_json(shard.recorded), log=True)
         if shard.num_examples:

@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 
+from imagenet2017_tfds import tasks
 from imagenet2017_tfds.engine import jobs as jobs_lib
 from imagenet2017_tfds.errors import Imagenet2017Error
 
@@ -56,6 +57,8 @@ def main() -> None:
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    for name in sys.argv[1:]:  # ready before the first job: started while the stream runs
+        jobs_lib.prepare(tasks.task(name))
     while True:
         try:
             job = _receive(jobs)
@@ -85,19 +88,20 @@ def _how(status: int) -> str:
 
 
 class Pool:
-    """Worker processes for one build, started on first use."""
+    """Worker processes for one build, started on first use or by `start` (early, so they
+    load the features while the archive is read)."""
 
-    def __init__(self, workers: int):
-        self.workers = workers
+    def __init__(self, workers: int, task_names: tuple[str, ...] = ()):
+        self.workers, self.task_names = workers, task_names
         self._procs: list[subprocess.Popen] = []
         self._outboxes: dict[int, queue.SimpleQueue] = {}  # worker pid -> jobs to send
         self._feeders: list[threading.Thread] = []
         self._drains: list[threading.Thread] = []
         self._done: queue.SimpleQueue | None = None
 
-    def _start(self) -> list[subprocess.Popen]:
+    def start(self) -> list[subprocess.Popen]:
         if not self._procs:
-            command = [sys.executable, "-m", "imagenet2017_tfds.engine.pool"]
+            command = [sys.executable, "-m", "imagenet2017_tfds.engine.pool", *self.task_names]
             path = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")])
             env = dict(os.environ, PYTHONPATH=path)  # the package as this process found it
             self._procs = [
@@ -168,7 +172,7 @@ class Pool:
         """Each job with what it wrote, as the workers finish them; two jobs a worker in
         flight (`jobs` is drawn as they are sent), the next to the worker that finished. An
         error a worker raises is raised here."""
-        procs = self._start()
+        procs = self.start()
         done: queue.SimpleQueue = queue.SimpleQueue()
         if not self._drains:
             self._drains = [threading.Thread(target=self._drain, args=(p, done), daemon=True)
