@@ -22,7 +22,7 @@ setup(
     # `imagenet2017` is TFDS's dataset folder: the builder reads its card from there.
     packages=find_packages(include=["imagenet2017_tfds", "imagenet2017_tfds.*", "imagenet2017"]),
     package_data={
-        "imagenet2017_tfds": ["data/*"],
+        "imagenet2017_tfds": ["data/*", "launch/*.xml"],
         "imagenet2017": ["README.md", "CITATIONS.bib", "TAGS.txt"],
     },
     cmdclass={"build_py": BuildPyWithoutTests},

@@ -1,18 +1,18 @@
 """Build imagenet2017 through Apache Beam on a local engine, in one command
 (`make beam-build RUNNER=flink CONFIG=clsloc MANUAL_DIR=D DATA_DIR=O WORKERS=2`):
 
-  python examples/beam_build.py --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
+  python -m imagenet2017_tfds.launch.beam_build --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
 
 - flink: Beam's Flink job server (Java) with its embedded Flink cluster (`--flink-master=[local]`,
-  WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
+  WORKERS task slots), fetched from Maven Central once (flink-pom.xml beside this module) into
   ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
-  the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+  the job server starts (PROCESS environment, beam_boot.py).
   With `--flink_cluster standalone`, the job server submits to a Flink cluster of its own
   processes instead: a JobManager and a TaskManager (WORKERS slots) of the Flink release the
   runner was built for, from PyPI's apache-flink-libraries (jars) and apache-flink (scripts),
   fetched once into the same cache; the SDK workers are then the TaskManager's children.
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
-  (`--spark-master-url=local[WORKERS]`), fetched once (examples/beam/spark-pom.xml) the same
+  (`--spark-master-url=local[WORKERS]`), fetched once (spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
 - prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
   every bundle on one SDK worker process (it ignores the number of workers).
@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BEAM = ROOT / "examples" / "beam"
+BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
+ROOT = BEAM.parent.parent  # the folder holding setup.py and the package
 BOOT = BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent

@@ -1,5 +1,5 @@
 """Beam on real engines, started for real by `make beam-build`'s launcher
-(examples/beam_build.py): Beam's Flink job server (Java, from Maven Central) with its
+(imagenet2017_tfds/launch/beam_build.py): Beam's Flink job server (Java, from Maven Central) with its
 embedded Flink cluster, Beam's Spark job server (Java, from Maven Central) with Spark in local
 mode, and Prism (Go, built with `go install`); Python SDK workers as
 separate processes that install the package from the sdist Beam staged from setup.py. The
@@ -25,7 +25,7 @@ from tests import readback
 from tests.conftest import ROOT, build_env
 from tests.mutate import wrong_md5
 
-LAUNCHER = ROOT / "examples" / "beam_build.py"
+LAUNCHER = ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
 
 
