@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -12,11 +13,17 @@ class BuildPyWithoutTests(build_py):
         return [m for m in modules if not m[1].endswith("_test")]
 
 
+HERE = Path(__file__).parent
+# The package's version, kept in the package (the dataset's is the builder's VERSION).
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "imagenet2017_tfds" / "__init__.py").read_text()
+)
+
 setup(
     name="imagenet2017-tfds",
-    version="1.0.0",
+    version=VERSION.group(1),
     description="ImageNet ILSVRC2017 (CLS-LOC and DET) as a TensorFlow Datasets builder",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     # `imagenet2017` is TFDS's dataset folder: the builder reads its card from there.

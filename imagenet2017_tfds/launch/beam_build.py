@@ -1,7 +1,7 @@
 """Build imagenet2017 through Apache Beam on a local engine, in one command
 (`make beam-build RUNNER=flink CONFIG=clsloc MANUAL_DIR=D DATA_DIR=O WORKERS=2`):
 
-  python -m imagenet2017_tfds.launch.beam_build --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
+  imagenet2017-tfds beam-build --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
 
 - flink: Beam's Flink job server (Java) with its embedded Flink cluster (`--flink-master=[local]`,
   WORKERS task slots), fetched from Maven Central once (flink-pom.xml beside this module) into
@@ -18,9 +18,10 @@
   every bundle on one SDK worker process (it ignores the number of workers).
 - direct: Beam's DirectRunner, WORKERS processes.
 
-The workers get the package as a cluster's would: Beam builds an sdist from setup.py
-(`setup_file`) and stages it, the boot pip-installs it, and the repository is not on the
-workers' PYTHONPATH (`--no-setup-file` skips this and lets them import the repository).
+The workers get the package as a cluster's would: Beam builds an sdist (`setup_file`) of the
+package this process imports, from a clone or from site-packages alike (`staged_setup`), and
+stages it, the boot pip-installs it, and the package's folder is not on the workers'
+PYTHONPATH (`--no-setup-file` skips this and lets them import it from there).
 Everything it starts listens on loopback and is stopped when the build ends, fails, times out
 or is interrupted; it exits with the build's status. The environment passes through
 (IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
@@ -51,7 +52,7 @@ from datetime import datetime
 from pathlib import Path
 
 BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
-ROOT = BEAM.parent.parent  # the folder holding setup.py and the package
+ROOT = BEAM.parent.parent  # the folder the package is imported from: a clone, site-packages
 BOOT = BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
@@ -390,6 +391,27 @@ def boot_wrapper(work: Path) -> Path:
     return wrapper
 
 
+def staged_setup(work: Path) -> Path:
+    """A setup.py for Beam's stager (`setup_file`), in WORK/stage beside a copy of the package
+    this process imports, with every file of it: an installed package has no setup.py of its
+    own, and a clone's is staged the same way."""
+    stage = work / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    package = BEAM.parent
+    shutil.copytree(package, stage / package.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+    data = sorted(str(p.relative_to(stage / package.name)) for p in (stage / package.name).rglob("*")
+                  if p.is_file() and p.suffix != ".py")  # fmt: skip
+    version = re.search(r'__version__ = "([^"]+)"', (package / "__init__.py").read_text())
+    (stage / "setup.py").write_text(
+        "from setuptools import find_packages, setup\n\n"
+        f"setup(name='imagenet2017-tfds', version={version.group(1)!r}, "
+        f"packages=find_packages(include=[{package.name!r}, {package.name + '.*'!r}]), "
+        f"package_data={{{package.name!r}: {data!r}}})\n"
+    )
+    return stage / "setup.py"
+
+
 def worker_env(env: dict, setup_file: bool) -> dict:
     """The environment of the engine and its SDK workers: with setup_file, without the
     repository on PYTHONPATH (what else is there stays, e.g. another TFDS)."""
@@ -459,7 +481,7 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
                f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
                f"environment_config={config}", *engine]  # fmt: skip
     if args.setup_file:
-        options.append(f"setup_file={ROOT / 'setup.py'}")
+        options.append(f"setup_file={staged_setup(services.work)}")
     return options, Engine(name, process, services.work / "job-server.log", ready)
 
 
@@ -490,7 +512,7 @@ def interrupt(signum, frame):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(prog="imagenet2017-tfds beam-build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--runner", choices=["flink", "spark", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
     parser.add_argument("--manual_dir")
@@ -508,7 +530,7 @@ def parse_args(argv):
                         "TaskManager started beside it")  # fmt: skip
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
-                        help="workers import the repository instead of a staged sdist")  # fmt: skip
+                        help="workers import the package from its folder, not a staged sdist")  # fmt: skip
     parser.add_argument("--timeout", type=float, help="stop everything after this many "
                         "seconds (fetches included)")  # fmt: skip
     parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
@@ -565,7 +587,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
     pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if str(ROOT) not in pythonpath:  # the submitter imports the repository's package
+    if str(ROOT) not in pythonpath:  # the submitter imports the package this process imports
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), *pythonpath]))
     keep = args.work_dir is not None
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="imagenet2017-beam-"))
