@@ -59,15 +59,15 @@ BIN = Path(sys.executable).parent
 # A Java job server's heap; its embedded Flink cluster, or Spark in local mode, runs in it.
 # Beam 2.62 keeps what a worker outputs in a stage in this heap until the worker ends the stage
 # (Flink: up to 100 messages of 10 MB, then the worker blocks), so examples go to their shards
-# through files (beam.py) and only small records cross it: 140 MB of Flink's heap used on the
-# 1 GB benchmark corpus. Unbounded, the JVM takes a quarter of the RAM (it grew to 7 GB).
+# through files (beam.py) and only small records cross it. Unbounded, the JVM takes a quarter
+# of the RAM (docs/performance.md has what it holds).
 JVM_HEAP = "1g"
 # The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
-# CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
+# CPU, taken from the workers (docs/performance.md).
 JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
-READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
+READY_SECONDS = 180  # a cold JVM on a loaded machine
 # Spark 3.5 on Java 17 needs the JDK's internals opened to it (what spark-submit adds: Spark's
 # launcher.JavaModuleOptions); without them the job fails at its first RDD with
 # `IllegalAccessError: ... cannot access class sun.nio.ch.DirectBuffer`.
@@ -91,7 +91,7 @@ SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
 # grouped; each of Beam's blocking batch partitions wants 512 network buffers of 32 KB, and
 # several are open at once (with 2g and Flink's network share the job failed at once:
 # `Insufficient number of network buffers: required 512, but only 372 available`). With
-# Flink's default TaskManager (1728m) the scouting runs hung, out of heap, in a gRPC thread.
+# Flink's default TaskManager (1728m) a job hangs, out of heap, in a gRPC thread.
 FLINK_DIST = "1.19.3"
 FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
                  "taskmanager.memory.process.size": "3g",
@@ -218,8 +218,7 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
 
 
 def job_server_classpath(server: JobServer) -> Path:
-    """The job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
-    CACHE/<runner>-job-server-<the pom's hash>."""
+    """The job server's jars, in CACHE/<runner>-job-server-<the pom's hash>."""
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
 
     def fetch(folder: Path) -> None:
@@ -239,7 +238,7 @@ def flink_distribution() -> Path:
         download = folder / "download"
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download)]
         run_tool([*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
-                 "fetching Flink's jars (apache-flink-libraries, 230 MB) from PyPI", 1800)  # fmt: skip
+                 "fetching Flink's jars (apache-flink-libraries) from PyPI", 1800)  # fmt: skip
         # The scripts are the same in every wheel: one named platform, whatever this one is.
         run_tool([*pip, "--only-binary", ":all:", "--python-version", "3.11", "--platform",
                   "manylinux2014_x86_64", f"apache-flink=={FLINK_DIST}"],
