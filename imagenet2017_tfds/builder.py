@@ -89,8 +89,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
     # TFDS reads get_metadata() (README.md, CITATIONS.bib, TAGS.txt) from pkg_dir_path, by
-    # default this module's folder; the card lives in the dataset folder `imagenet2017/`.
-    pkg_dir_path = epath.Path(card.DATASET_FOLDER)
+    # default this module's folder; the card lives in imagenet2017_tfds/card/.
+    pkg_dir_path = epath.Path(card.FOLDER)
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config

@@ -1,12 +1,11 @@
-"""What the builder says of the dataset beyond its card. The card itself (description,
-citation, tags) is the dataset folder's README.md, CITATIONS.bib and TAGS.txt, which TFDS
-reads (get_metadata) and which win over anything passed to DatasetInfo."""
+"""The dataset card: README.md (the description), CITATIONS.bib and TAGS.txt in this folder,
+which TFDS reads (get_metadata: the builder's pkg_dir_path) and which win over anything passed
+to DatasetInfo; here, what the builder says beyond them."""
 
 from pathlib import Path
 
-# TFDS's dataset folder: the `tfds build` module, README.md, CITATIONS.bib, TAGS.txt. It sits
-# beside this package both in the repository and in site-packages (the wheel ships it).
-DATASET_FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017"
+# The card's folder, in the repository and in site-packages alike (package data).
+FOLDER = Path(__file__).resolve().parent
 
 HOMEPAGE = "https://image-net.org/challenges/LSVRC/2017/"
 
