@@ -1,67 +1,21 @@
 """The local-engine launcher (imagenet2017_tfds.launch.beam_build, `imagenet2017-tfds
-beam-build`): its plain parts (arguments, the command lines it builds, its cache, the staged
-package) without Java or Go, then Beam on real engines started for real through the
-subcommand: Beam's Flink job server (Java, from Maven Central) with its embedded Flink cluster,
-Beam's Spark job server (Java, from Maven Central) with Spark in local mode, and Prism (Go,
-built with `go install`); Python SDK workers as separate processes that install the package
-from the sdist Beam staged. The examples are byte for byte those of the default path, a digest
-mismatch stops the build before any shard, and nothing the launcher started outlives it."""
+beam-build`), its plain parts without Java or Go: arguments, the command lines it builds, each
+engine's pipeline options, its cache, the boot wrapper and the package it stages for the
+workers. tests/test_launch_engines.py starts the engines for real."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
-from tests import readback
-from tests.conftest import ROOT, build_env
-from tests.mutate import wrong_md5
-
-TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
-
-
-def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
-    """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes)."""
-    runner, _, cluster = runner.partition("-")
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner, "--config", config,
-               "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
-               "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
-    if cluster:
-        command += ["--flink_cluster", cluster]
-    env = build_env(checksums or release.checksums)
-    if not wait:
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
-    # The margin covers a first run's fetch of the job server or Prism (the launcher's limit
-    # counts only the build).
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT + 600)
-
-
-def left_running(work_dir: Path) -> list[str]:
-    """Processes that still name the launcher's work folder (job server, boot, workers)."""
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(p.info["cmdline"] or [])
-        if str(work_dir) in cmdline:
-            found.append(f"{p.pid}: {cmdline[:200]}")
-    return found
-
-
-def worker_pids(work_dir: Path) -> set[str]:
-    """The SDK worker processes the boot started (it logs each, with its packages)."""
-    log = (work_dir / "beam_boot.log").read_text()
-    return set(re.findall(r"beam_boot\[(\d+)\]: worker .*: packages from ", log))
+from tests.conftest import ROOT
 
 
 def test_the_workers_get_the_package_only_from_setup_file():
@@ -209,104 +163,3 @@ def test_the_staged_package_is_the_imported_one_from_a_clone_or_an_install(wheel
     assert result.stdout.strip() == str(tmp_path / "work" / "stage" / "setup.py")
     installed = _package_files(site / "imagenet2017_tfds")
     assert _sdist_files(Path(result.stdout.strip()), tmp_path / "work") == installed
-
-
-def assert_same_examples(data_dir, cli_builds, config):
-    assert readback.records(data_dir, config) == readback.records(cli_builds, config)
-    assert readback.splits(data_dir, config) == readback.splits(cli_builds, config)
-
-
-@pytest.mark.parametrize(
-    ("runner", "config"), [("flink", "clsloc"), ("flink", "det"), ("spark", "clsloc")]
-)
-def test_a_java_job_server_gives_the_same_examples(
-    cli_builds, tarball_release, tmp_path, runner, config
-):
-    work = tmp_path / "work"
-    result = launch(runner, config, tarball_release, tmp_path / "data", work)
-    assert result.returncode == 0, result.stderr[-6000:]
-    assert_same_examples(tmp_path / "data", cli_builds, config)
-    # Two SDK worker processes for the whole job, each running the package the boot installed
-    # from the sdist of setup.py (the repository is not on their path).
-    pids = worker_pids(work)
-    assert len(pids) == 2, (work / "beam_boot.log").read_text()
-    site = re.search(r"packages from (\S+)", (work / "beam_boot.log").read_text()).group(1)
-    assert (Path(site) / "imagenet2017_tfds" / "builder.py").is_file()
-    server_log = (work / "job-server.log").read_text()
-    assert re.search(launcher.JOB_SERVERS[runner].events["job_submitted"], server_log)
-    if runner == "spark":  # Spark itself ran the job, in the job server, on 2 threads
-        assert "on Spark master local[2]" in server_log
-        assert re.search(r"DAGScheduler - Job \d+ finished", server_log)
-    steps = json.loads((work / "timeline.json").read_text())  # what the benchmark reports
-    assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
-    assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
-    assert not left_running(work)
-
-
-def test_a_standalone_flink_cluster_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
-    work = tmp_path / "work"
-    result = launch("flink-standalone", "clsloc", tarball_release, tmp_path / "data", work)
-    assert result.returncode == 0, result.stderr[-6000:]
-    assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
-    # The job server sent the job to the JobManager's REST endpoint; the JobManager ran it on
-    # the TaskManager, whose SDK workers (not the job server's) ran the Python code.
-    server_log = (work / "job-server.log").read_text()
-    assert re.search(r"RestClusterClient - Submitting job 'BeamApp-", server_log)
-    jobmanager_log = (work / "jobmanager.log").read_text()
-    assert "Registering TaskManager" in jobmanager_log
-    assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to FINISHED",
-                     jobmanager_log)  # fmt: skip
-    assert "Pipeline_options" in (work / "taskmanager.log").read_text()
-    assert "Pipeline_options" not in server_log
-    # Two for the whole job, as on the embedded cluster (Beam on the cluster's classpath).
-    assert len(worker_pids(work)) == 2, (work / "beam_boot.log").read_text()
-    steps = json.loads((work / "timeline.json").read_text())
-    assert 0 < steps["engine_ready"] < steps["job_submitted"] < steps["workers_up"]
-    assert steps["workers_up"] < steps["job_finished"] < steps["build_done"]
-    assert not left_running(work)
-
-
-def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
-    bad, _ = wrong_md5(tarball_release.checksums, "ILSVRC2017_DET.tar.gz", tmp_path)
-    work = tmp_path / "work"
-    result = launch("flink", "det", tarball_release, tmp_path / "data", work, checksums=bad)
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'0' * 32}" in result.stderr
-    assert not list((tmp_path / "data").rglob("*.tfrecord*"))
-    assert not list((tmp_path / "data").rglob("dataset_info.json"))
-    assert "Submitting job" not in (work / "job-server.log").read_text()
-    assert not left_running(work)
-
-
-@pytest.mark.parametrize("runner", ["flink", "spark", "flink-standalone"])
-def test_an_interrupted_build_stops_everything_it_started(tarball_release, tmp_path, runner):
-    work = tmp_path / "work"
-    launcher = launch(runner, "clsloc", tarball_release, tmp_path / "data", work, wait=False)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline and launcher.poll() is None:
-            boot_log = work / "beam_boot.log"
-            if boot_log.exists() and worker_pids(work):
-                break  # the job runs on its SDK workers
-            time.sleep(0.5)
-        assert launcher.poll() is None, launcher.communicate()[1][-3000:]
-        workers = [int(pid) for pid in worker_pids(work)]
-        launcher.send_signal(signal.SIGINT)
-        _, err = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode == 130, err[-3000:]
-    assert "interrupted; stopping what it started" in err
-    assert not [pid for pid in workers if psutil.pid_exists(pid)]
-    assert not left_running(work)
-    assert not list((tmp_path / "data").rglob("dataset_info.json"))
-
-
-def test_prism_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
-    work = tmp_path / "work"
-    result = launch("prism", "clsloc", tarball_release, tmp_path / "data", work)
-    assert result.returncode == 0, result.stderr[-6000:]
-    assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
-    assert worker_pids(work)  # Prism runs every bundle on one SDK worker process
-    assert not left_running(work)
