@@ -45,7 +45,7 @@ bench: venv
 	$(RUN) python bench/bench.py
 	$(RUN) python bench/engine.py
 
-# One build through Apache Beam on a local engine (examples/beam_build.py): RUNNER=flink or
+# One build through Apache Beam on a local engine (`imagenet2017-tfds beam-build`): RUNNER=flink or
 # spark (Beam's Flink or Spark job server from Maven Central, cached), prism (built with
 # `go install`, cached) or direct; WORKERS SDK worker processes. The environment passes through (IMAGENET2017_CHECKSUMS).
 RUNNER ?= flink
@@ -54,5 +54,5 @@ WORKERS ?= 2
 beam-build: venv
 	@[ -n "$(MANUAL_DIR)" ] && [ -n "$(DATA_DIR)" ] || { echo "make beam-build needs" \
 	  "MANUAL_DIR=<the downloaded archives> DATA_DIR=<where to write>"; exit 2; }
-	$(RUN) python examples/beam_build.py --runner $(RUNNER) --config '$(CONFIG)' \
+	$(RUN) python -m imagenet2017_tfds.cli beam-build --runner $(RUNNER) --config '$(CONFIG)' \
 	  --manual_dir $(MANUAL_DIR) --data_dir $(DATA_DIR) --workers $(WORKERS) $(BEAM_BUILD_ARGS)

@@ -1,35 +1,36 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
-from setuptools.command.build_py import build_py
 
-
-class BuildPyWithoutTests(build_py):
-    """The dataset folder's test needs its dummy_data/, which stays in the repository."""
-
-    def find_package_modules(self, package, package_dir):
-        modules = super().find_package_modules(package, package_dir)
-        return [m for m in modules if not m[1].endswith("_test")]
-
+HERE = Path(__file__).parent
+# The package's version, kept in the package (the dataset's is the builder's VERSION).
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "imagenet2017_tfds" / "__init__.py").read_text()
+)
 
 setup(
     name="imagenet2017-tfds",
-    version="1.0.0",
+    version=VERSION.group(1),
     description="ImageNet ILSVRC2017 (CLS-LOC and DET) as a TensorFlow Datasets builder",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # `imagenet2017` is TFDS's dataset folder: the builder reads its card from there.
-    packages=find_packages(include=["imagenet2017_tfds", "imagenet2017_tfds.*", "imagenet2017"]),
+    # imagenet2017/, TFDS's dataset folder for `tfds build` from the repository, is not installed.
+    packages=find_packages(include=["imagenet2017_tfds", "imagenet2017_tfds.*"]),
     package_data={
-        "imagenet2017_tfds": ["data/*"],
-        "imagenet2017": ["README.md", "CITATIONS.bib", "TAGS.txt"],
+        "imagenet2017_tfds": [
+            "data/*",
+            "launch/*.xml",
+            "card/README.md",
+            "card/CITATIONS.bib",
+            "card/TAGS.txt",
+        ],
     },
-    cmdclass={"build_py": BuildPyWithoutTests},
     install_requires=[
         "tensorflow>=2.16",
         "tensorflow-datasets>=4.9.7,<4.10",  # tested: 4.9.7 (make test-oldest), 4.9.10
-        "apache-beam>=2.60",
+        "apache-beam==2.77.0",  # what Beam builds accept: compat.BEAM_VERIFIED
         "lxml>=5",
         "rapidgzip>=0.14",
         "google-crc32c>=1.5",  # TFRecord framing in worker processes, without TensorFlow

@@ -42,7 +42,7 @@ FLINK_1, FLINK_2 = "ours: Flink 1 worker", "ours: Flink 2 workers"
 
 
 def process_kind(cmdline: list[str]) -> str:
-    """What a process of a Beam build is, by its command line (examples/beam_build.py)."""
+    """What a process of a Beam build is, by its command line (imagenet2017_tfds/launch/beam_build.py)."""
     if cmdline and os.path.basename(cmdline[0]) == "java":
         return "JVM"
     if any(a.endswith("beam_boot.py") or a.endswith("sdk_worker_main") for a in cmdline):
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
         return command
 
     def flink_build(data_dir, workers):
-        return [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--runner", "flink",
+        return [sys.executable, str(ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"), "--runner", "flink",
                 "--workers", str(workers), "--manual_dir", str(corpus), "--data_dir", str(data_dir),
                 "--download_dir", str(cached), "--timeout", "3600",
                 "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
@@ -290,7 +290,7 @@ def main(argv=None) -> int:
         "ours: Beam 1 worker": lambda i: (tfds_build(work / f"beam1-{i}", beam + "1", download_dir=cached), False),
         "ours: Beam 2 workers": lambda i: (tfds_build(work / f"beam2-{i}", beam + "2", download_dir=cached), False),
         # Beam's Flink job server with its embedded cluster, SDK workers as processes, the
-        # package staged from setup.py: `make beam-build RUNNER=flink` (examples/beam_build.py).
+        # package staged from setup.py: `make beam-build RUNNER=flink` (imagenet2017_tfds/launch/beam_build.py).
         FLINK_1: lambda i: (flink_build(work / f"flink1-{i}", 1), False),
         FLINK_2: lambda i: (flink_build(work / f"flink2-{i}", 2), False),
     }  # fmt: skip
@@ -310,7 +310,11 @@ def main(argv=None) -> int:
             tfds_build(work / "warm", download_dir=cached), env=env, check=True, capture_output=True
         )
     if not {FLINK_1, FLINK_2} <= skip:  # the job server's jars, fetched before any timing
-        fetch = [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--fetch_only"]
+        fetch = [
+            sys.executable,
+            str(ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"),
+            "--fetch_only",
+        ]
         subprocess.run(fetch, env=env, check=True, capture_output=True)
     rows = []
     for name, make in plan.items():
@@ -348,7 +352,7 @@ def main(argv=None) -> int:
         "scaling": scaling,
     }  # fmt: skip
     for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
-        # When the job was submitted, its workers up, it ended (examples/beam_build.py).
+        # When the job was submitted, its workers up, it ended (imagenet2017_tfds/launch/beam_build.py).
         steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
         if name in by_name and steps:
             by_name[name]["timeline"] = {

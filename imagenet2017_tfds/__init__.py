@@ -10,6 +10,7 @@ import importlib.abc
 import importlib.util
 import sys
 
+__version__ = "1.0.0"  # the package's (setup.py reads it); the dataset's is the builder's VERSION
 __all__ = ["Imagenet2017", "Imagenet2017Config", "class_names", "readable_name"]
 
 _TFDS = "tensorflow_datasets"

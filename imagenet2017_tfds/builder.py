@@ -69,8 +69,16 @@ MAIN_BYTES = 1 << 30
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     """ImageNet ILSVRC2017: CLS-LOC (1000 classes, boxes) and DET (200 classes)."""
 
+    # The dataset's version: what a build writes changes with it (the package's is its own).
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = card.RELEASE_NOTES
+    RELEASE_NOTES = {
+        "1.0.0": "First release: configs clsloc and det.",
+        "1.1.0": "det: `test` is the ILSVRC2017 DET test set, the DET archive's test images and "
+        "the 5,500 of ILSVRC2017_DET_test_new (65,500), and `test_previous` is gone; det train "
+        "holds the images of the per-class lists train_1..200.txt and of train.txt, images no "
+        "list names kept and recorded. clsloc builds from Kaggle's release too. A validation or "
+        "test image TensorFlow cannot decode stops the build (skip_bad_members leaves it out).",
+    }
     BUILDER_CONFIGS = [
         Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"],
                            task=tasks.CLSLOC, features=tasks.CLSLOC.features,
@@ -81,17 +89,16 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "clsloc"
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
     # TFDS reads get_metadata() (README.md, CITATIONS.bib, TAGS.txt) from pkg_dir_path, by
-    # default this module's folder; the card lives in the dataset folder `imagenet2017/`.
-    pkg_dir_path = epath.Path(card.DATASET_FOLDER)
+    # default this module's folder; the card lives in imagenet2017_tfds/card/.
+    pkg_dir_path = epath.Path(card.FOLDER)
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
+        # Description and citation come from the card (get_metadata), never from here.
         info = self.dataset_info_from_configs(
-            description=config.description,
             features=config.features(list(config.task.classes().wnids)),
             supervised_keys=config.supervised_keys,
             homepage=card.HOMEPAGE,
-            citation=card.CITATION,
             metadata=tfds.core.MetadataDict(),
             license=card.LICENSE,
         )

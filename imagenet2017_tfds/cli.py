@@ -1,5 +1,6 @@
 """`imagenet2017-tfds`: tools around the builder: verify archives, write checksums files,
-index archives ahead of a Beam build, describe a built dataset, draw examples."""
+index archives ahead of a Beam build, build through Beam on a local engine, describe a built
+dataset, draw examples."""
 
 from __future__ import annotations
 
@@ -145,6 +146,12 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_beam_build(args) -> int:
+    from imagenet2017_tfds.launch import beam_build
+
+    return beam_build.main(args.launch_args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="imagenet2017-tfds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,7 +189,19 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=16)
     p.add_argument("-o", "--output", default="grid.png")
     p.set_defaults(run=cmd_show)
-    args = parser.parse_args(argv)
+    # The launcher parses its own arguments (and its --help).
+    p = sub.add_parser(
+        "beam-build",
+        help="build through Apache Beam on a local engine: Flink, Spark, Prism or direct "
+        "(see beam-build --help)",
+        add_help=False,
+    )
+    p.set_defaults(run=cmd_beam_build)
+    args, rest = parser.parse_known_args(argv)
+    if args.run is cmd_beam_build:
+        args.launch_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args)
     except Imagenet2017Error as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,19 @@ def array_record_builds(tarball_release, tmp_path_factory):
 def wheel(tmp_path_factory):
     """The project's wheel, built once."""
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy of what the wheel is made of: setuptools builds in the source folder, and a
+    # build/ left there by an earlier build would ship files since removed.
+    source = out / "source"
+    source.mkdir()
+    for name in ("setup.py", "README.md", "pyproject.toml", "imagenet2017_tfds"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copyfile
+        kwargs = (
+            {"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}
+        )
+        copy(ROOT / name, source / name, **kwargs)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
+         "-w", str(out), str(source)],
         check=True, capture_output=True, cwd=out,
     )  # fmt: skip
     (path,) = out.glob("imagenet2017_tfds-*.whl")

@@ -57,7 +57,7 @@ def wait_for_port(port: int, process, timeout=120.0) -> None:
 
 
 # Beam's local job service, with the limit compat.beam_fixes sets in a build's own process: this
-# one runs the FnApiRunner in a process of its own (the README's command).
+# one runs the FnApiRunner in a process of its own (docs/beam.md's command).
 JOB_SERVICE = (
     "import sys; from apache_beam.runners.portability.fn_api_runner import worker_handlers; "
     "worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0; from apache_beam.runners.portability import "

@@ -29,7 +29,7 @@ EXPECTED = checksums.Record("a.tar.gz", 12, MD5, SHA)
     "text",
     [
         f"# c\nfilename\tsize\tmd5\tsha256\na.tar.gz\t12\t{MD5.upper()}\t{SHA}\n",
-        # as the README documents it: column names in a `#` comment, or no header at all
+        # as docs/building.md documents it: column names in a `#` comment, or no header at all
         f"# filename size md5 sha256\na.tar.gz\t12\t{MD5}\t{SHA}\n",
         f"# published digests\na.tar.gz\t12\t{MD5}\t{SHA}\n",
         # a header in another order, as a line or a comment

@@ -1,6 +1,7 @@
-"""TFDS's dataset folder `imagenet2017/`: the card get_metadata() reads (README.md,
-CITATIONS.bib, TAGS.txt), its dummy_data/ in sync with the miniature release, and the wheel
-shipping the card where the installed builder finds it."""
+"""TFDS's dataset folder `imagenet2017/` (the builder module `tfds build` finds from the
+repository, its dummy_data/ in sync with the miniature release) and the dataset card
+get_metadata() reads (README.md, CITATIONS.bib, TAGS.txt in imagenet2017_tfds/card/), which the
+wheel ships where the installed builder finds it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests import dummy_data
 from tests.conftest import ROOT
 
 FOLDER = ROOT / "imagenet2017"
+CARD = ROOT / "imagenet2017_tfds" / "card"
 
 
 def _files(folder) -> dict[str, bytes]:
@@ -19,10 +21,12 @@ def _files(folder) -> dict[str, bytes]:
 
 
 def test_the_folder_holds_what_tfds_new_creates():
-    for name in ("imagenet2017_dataset_builder.py", "imagenet2017_dataset_builder_test.py",
-                 "README.md", "CITATIONS.bib", "TAGS.txt"):  # fmt: skip
+    for name in ("imagenet2017_dataset_builder.py", "imagenet2017_dataset_builder_test.py"):
         assert (FOLDER / name).is_file(), name
     assert (FOLDER / "dummy_data" / "ILSVRC" / "Data" / "CLS-LOC").is_dir()
+    # The card has one copy, in the package.
+    for name in ("README.md", "CITATIONS.bib", "TAGS.txt"):
+        assert (CARD / name).is_file() and not (FOLDER / name).exists(), name
 
 
 def test_dummy_data_is_what_tests_dummy_data_writes(tmp_path):
@@ -41,23 +45,23 @@ def test_dummy_data_is_what_tests_dummy_data_writes(tmp_path):
 
 
 def _expected_card():
-    tags = [line.split("#")[0].strip() for line in (FOLDER / "TAGS.txt").read_text().splitlines()]
+    tags = [line.split("#")[0].strip() for line in (CARD / "TAGS.txt").read_text().splitlines()]
     return (
-        (FOLDER / "README.md").read_text(),
-        (FOLDER / "CITATIONS.bib").read_text(),
+        (CARD / "README.md").read_text(),
+        (CARD / "CITATIONS.bib").read_text(),
         [t for t in tags if t],
     )
 
 
-def test_get_metadata_reads_the_card_from_the_dataset_folder(tmp_path):
+def test_get_metadata_reads_the_card_from_the_package(tmp_path):
     from tensorflow_datasets.core import dataset_metadata
 
     from imagenet2017 import imagenet2017_dataset_builder
-    from imagenet2017_tfds import Imagenet2017, card
+    from imagenet2017_tfds import Imagenet2017
 
     description, citation, tags = _expected_card()
     assert "clsloc" in description and "det" in description and "manual_dir" in description
-    assert citation == card.CITATION + "\n"  # the builder's fallback says the same
+    assert "@article{ILSVRC15," in citation and "10.1007/s11263-015-0816-y" in citation
     assert tags and set(tags) <= set(dataset_metadata.valid_tags())
     for cls in (Imagenet2017, imagenet2017_dataset_builder.Builder):
         metadata = cls.get_metadata()
@@ -72,10 +76,12 @@ def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         for name in ("README.md", "CITATIONS.bib", "TAGS.txt"):
-            assert z.read(f"imagenet2017/{name}") == (FOLDER / name).read_bytes()
-    assert "imagenet2017/imagenet2017_dataset_builder.py" in names
-    # The test and its dummy data stay in the repository.
-    assert not any("dummy_data" in n or n.endswith("_test.py") for n in names)
+            assert z.read(f"imagenet2017_tfds/card/{name}") == (CARD / name).read_bytes()
+    # Only imagenet2017_tfds is installed: the dataset folder, its test and dummy data stay in
+    # the repository.
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {
+        "imagenet2017_tfds"
+    }
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
@@ -93,5 +99,5 @@ def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     folder, citation = result.stdout.split("\n", 1)
-    assert folder == str(site / "imagenet2017")
-    assert citation.rstrip("\n") == (FOLDER / "CITATIONS.bib").read_text().rstrip("\n")
+    assert folder == str(site / "imagenet2017_tfds" / "card")
+    assert citation.rstrip("\n") == (CARD / "CITATIONS.bib").read_text().rstrip("\n")

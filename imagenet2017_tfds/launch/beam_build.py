@@ -1,26 +1,27 @@
 """Build imagenet2017 through Apache Beam on a local engine, in one command
 (`make beam-build RUNNER=flink CONFIG=clsloc MANUAL_DIR=D DATA_DIR=O WORKERS=2`):
 
-  python examples/beam_build.py --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
+  imagenet2017-tfds beam-build --runner flink --config clsloc --manual_dir D --data_dir O --workers 2
 
 - flink: Beam's Flink job server (Java) with its embedded Flink cluster (`--flink-master=[local]`,
-  WORKERS task slots), fetched from Maven Central once (examples/beam/flink-pom.xml) into
+  WORKERS task slots), fetched from Maven Central once (flink-pom.xml beside this module) into
   ~/.cache/imagenet2017-tfds/; the pipeline runs on WORKERS Python SDK worker processes that
-  the job server starts (PROCESS environment, examples/beam/beam_boot.py).
+  the job server starts (PROCESS environment, beam_boot.py).
   With `--flink_cluster standalone`, the job server submits to a Flink cluster of its own
   processes instead: a JobManager and a TaskManager (WORKERS slots) of the Flink release the
   runner was built for, from PyPI's apache-flink-libraries (jars) and apache-flink (scripts),
   fetched once into the same cache; the SDK workers are then the TaskManager's children.
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
-  (`--spark-master-url=local[WORKERS]`), fetched once (examples/beam/spark-pom.xml) the same
+  (`--spark-master-url=local[WORKERS]`), fetched once (spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
 - prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
   every bundle on one SDK worker process (it ignores the number of workers).
 - direct: Beam's DirectRunner, WORKERS processes.
 
-The workers get the package as a cluster's would: Beam builds an sdist from setup.py
-(`setup_file`) and stages it, the boot pip-installs it, and the repository is not on the
-workers' PYTHONPATH (`--no-setup-file` skips this and lets them import the repository).
+The workers get the package as a cluster's would: Beam builds an sdist (`setup_file`) of the
+package this process imports, from a clone or from site-packages alike (`staged_setup`), and
+stages it, the boot pip-installs it, and the package's folder is not on the workers'
+PYTHONPATH (`--no-setup-file` skips this and lets them import it from there).
 Everything it starts listens on loopback and is stopped when the build ends, fails, times out
 or is interrupted; it exits with the build's status. The environment passes through
 (IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
@@ -50,23 +51,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BEAM = ROOT / "examples" / "beam"
+BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
+ROOT = BEAM.parent.parent  # the folder the package is imported from: a clone, site-packages
 BOOT = BEAM / "beam_boot.py"
 CACHE = Path(os.environ.get("IMAGENET2017_CACHE", "~/.cache/imagenet2017-tfds")).expanduser()
 BIN = Path(sys.executable).parent
 # A Java job server's heap; its embedded Flink cluster, or Spark in local mode, runs in it.
 # Beam 2.62 keeps what a worker outputs in a stage in this heap until the worker ends the stage
 # (Flink: up to 100 messages of 10 MB, then the worker blocks), so examples go to their shards
-# through files (beam.py) and only small records cross it: 140 MB of Flink's heap used on the
-# 1 GB benchmark corpus. Unbounded, the JVM takes a quarter of the RAM (it grew to 7 GB).
+# through files (beam.py) and only small records cross it. Unbounded, the JVM takes a quarter
+# of the RAM (docs/performance.md has what it holds).
 JVM_HEAP = "1g"
 # The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
-# CPU (12 s of the 1 GB benchmark build; 5 s with these), taken from the workers on 2 cores.
+# CPU, taken from the workers (docs/performance.md).
 JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
-READY_SECONDS = 180  # a cold JVM on a loaded machine; usually 2-4 s
+READY_SECONDS = 180  # a cold JVM on a loaded machine
 # Spark 3.5 on Java 17 needs the JDK's internals opened to it (what spark-submit adds: Spark's
 # launcher.JavaModuleOptions); without them the job fails at its first RDD with
 # `IllegalAccessError: ... cannot access class sun.nio.ch.DirectBuffer`.
@@ -90,7 +91,7 @@ SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
 # grouped; each of Beam's blocking batch partitions wants 512 network buffers of 32 KB, and
 # several are open at once (with 2g and Flink's network share the job failed at once:
 # `Insufficient number of network buffers: required 512, but only 372 available`). With
-# Flink's default TaskManager (1728m) the scouting runs hung, out of heap, in a gRPC thread.
+# Flink's default TaskManager (1728m) a job hangs, out of heap, in a gRPC thread.
 FLINK_DIST = "1.19.3"
 FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
                  "taskmanager.memory.process.size": "3g",
@@ -217,8 +218,7 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
 
 
 def job_server_classpath(server: JobServer) -> Path:
-    """The job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
-    CACHE/<runner>-job-server-<the pom's hash>."""
+    """The job server's jars, in CACHE/<runner>-job-server-<the pom's hash>."""
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
 
     def fetch(folder: Path) -> None:
@@ -238,7 +238,7 @@ def flink_distribution() -> Path:
         download = folder / "download"
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download)]
         run_tool([*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
-                 "fetching Flink's jars (apache-flink-libraries, 230 MB) from PyPI", 1800)  # fmt: skip
+                 "fetching Flink's jars (apache-flink-libraries) from PyPI", 1800)  # fmt: skip
         # The scripts are the same in every wheel: one named platform, whatever this one is.
         run_tool([*pip, "--only-binary", ":all:", "--python-version", "3.11", "--platform",
                   "manylinux2014_x86_64", f"apache-flink=={FLINK_DIST}"],
@@ -390,6 +390,27 @@ def boot_wrapper(work: Path) -> Path:
     return wrapper
 
 
+def staged_setup(work: Path) -> Path:
+    """A setup.py for Beam's stager (`setup_file`), in WORK/stage beside a copy of the package
+    this process imports, with every file of it: an installed package has no setup.py of its
+    own, and a clone's is staged the same way."""
+    stage = work / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    package = BEAM.parent
+    shutil.copytree(package, stage / package.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+    data = sorted(str(p.relative_to(stage / package.name)) for p in (stage / package.name).rglob("*")
+                  if p.is_file() and p.suffix != ".py")  # fmt: skip
+    version = re.search(r'__version__ = "([^"]+)"', (package / "__init__.py").read_text())
+    (stage / "setup.py").write_text(
+        "from setuptools import find_packages, setup\n\n"
+        f"setup(name='imagenet2017-tfds', version={version.group(1)!r}, "
+        f"packages=find_packages(include=[{package.name!r}, {package.name + '.*'!r}]), "
+        f"package_data={{{package.name!r}: {data!r}}})\n"
+    )
+    return stage / "setup.py"
+
+
 def worker_env(env: dict, setup_file: bool) -> dict:
     """The environment of the engine and its SDK workers: with setup_file, without the
     repository on PYTHONPATH (what else is there stays, e.g. another TFDS)."""
@@ -459,7 +480,7 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
                f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
                f"environment_config={config}", *engine]  # fmt: skip
     if args.setup_file:
-        options.append(f"setup_file={ROOT / 'setup.py'}")
+        options.append(f"setup_file={staged_setup(services.work)}")
     return options, Engine(name, process, services.work / "job-server.log", ready)
 
 
@@ -490,7 +511,7 @@ def interrupt(signum, frame):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(prog="imagenet2017-tfds beam-build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--runner", choices=["flink", "spark", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
     parser.add_argument("--manual_dir")
@@ -508,7 +529,7 @@ def parse_args(argv):
                         "TaskManager started beside it")  # fmt: skip
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
-                        help="workers import the repository instead of a staged sdist")  # fmt: skip
+                        help="workers import the package from its folder, not a staged sdist")  # fmt: skip
     parser.add_argument("--timeout", type=float, help="stop everything after this many "
                         "seconds (fetches included)")  # fmt: skip
     parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
@@ -565,7 +586,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     env = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
     pythonpath = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if str(ROOT) not in pythonpath:  # the submitter imports the repository's package
+    if str(ROOT) not in pythonpath:  # the submitter imports the package this process imports
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), *pythonpath]))
     keep = args.work_dir is not None
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="imagenet2017-beam-"))

@@ -1,24 +1,13 @@
-"""The dataset card: descriptions, citation, homepage, terms (shared by the builder and docs)."""
+"""The dataset card: README.md (the description), CITATIONS.bib and TAGS.txt in this folder,
+which TFDS reads (get_metadata: the builder's pkg_dir_path) and which win over anything passed
+to DatasetInfo; here, what the builder says beyond them."""
 
 from pathlib import Path
 
-# TFDS's dataset folder: the `tfds build` module, README.md, CITATIONS.bib, TAGS.txt. It sits
-# beside this package both in the repository and in site-packages (the wheel ships it).
-DATASET_FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017"
+# The card's folder, in the repository and in site-packages alike (package data).
+FOLDER = Path(__file__).resolve().parent
 
 HOMEPAGE = "https://image-net.org/challenges/LSVRC/2017/"
-
-CITATION = """\
-@article{ILSVRC15,
-  Author = {Olga Russakovsky and Jia Deng and Hao Su and Jonathan Krause and Sanjeev Satheesh and Sean Ma and Zhiheng Huang and Andrej Karpathy and Aditya Khosla and Michael Bernstein and Alexander C. Berg and Li Fei-Fei},
-  Title = {{ImageNet Large Scale Visual Recognition Challenge}},
-  Year = {2015},
-  journal = {International Journal of Computer Vision (IJCV)},
-  doi = {10.1007/s11263-015-0816-y},
-  volume = {115},
-  number = {3},
-  pages = {211-252}
-}"""
 
 LICENSE = (
     "ImageNet terms of access: the images are for non-commercial research and educational "
@@ -41,13 +30,6 @@ DESCRIPTIONS = {
         "200 classes (WNIDs in sorted order). `objects/blacklisted` marks the image/class "
         "pairs excluded from scoring."
     ),
-}
-
-RELEASE_NOTES = {
-    "1.0.0": "First release: clsloc and det configs.",
-    "1.1.0": "det: one `test` split, the 2017 DET test set (the DET archive's test images and "
-    "DET_test_new's); `test_previous` is gone. DET train lists as the devkit documents them. "
-    "clsloc from Kaggle's release. Validation and test images decoded once while building.",
 }
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\

@@ -1,16 +1,14 @@
-"""Beam on real engines, started for real by `make beam-build`'s launcher
-(examples/beam_build.py): Beam's Flink job server (Java, from Maven Central) with its
-embedded Flink cluster, Beam's Spark job server (Java, from Maven Central) with Spark in local
-mode, and Prism (Go, built with `go install`); Python SDK workers as
-separate processes that install the package from the sdist Beam staged from setup.py. The
-examples are byte for byte those of the default path, a digest mismatch stops the build
-before any shard, and nothing the launcher started outlives it."""
+"""Beam on real engines, started for real by the local-engine launcher through its subcommand
+(`imagenet2017-tfds beam-build`, imagenet2017_tfds/launch/beam_build.py): Beam's Flink job
+server (Java, from Maven Central) with its embedded Flink cluster, Beam's Spark job server
+(Java, from Maven Central) with Spark in local mode, and Prism (Go, built with `go install`);
+Python SDK workers as separate processes that install the package from the sdist Beam
+staged. The examples are byte for byte those of the default path, a digest
+mismatch stops the build before any shard, and nothing the launcher started outlives it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import signal
 import subprocess
@@ -21,18 +19,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from imagenet2017_tfds.launch import beam_build as launcher
 from tests import readback
-from tests.conftest import ROOT, build_env
+from tests.conftest import build_env
 from tests.mutate import wrong_md5
 
-LAUNCHER = ROOT / "examples" / "beam_build.py"
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
 
 
 def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
     """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes)."""
     runner, _, cluster = runner.partition("-")
-    command = [sys.executable, str(LAUNCHER), "--runner", runner, "--config", config,
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner, "--config", config,
                "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
                "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
     if cluster:
@@ -62,21 +60,6 @@ def worker_pids(work_dir: Path) -> set[str]:
     return set(re.findall(r"beam_boot\[(\d+)\]: worker .*: packages from ", log))
 
 
-def load_launcher():
-    spec = importlib.util.spec_from_file_location("beam_build", LAUNCHER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_workers_get_the_package_only_from_setup_file():
-    launcher = load_launcher()
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), "/elsewhere/tfds"]), "PATH": "/bin"}
-    assert launcher.worker_env(env, setup_file=True)["PYTHONPATH"] == "/elsewhere/tfds"
-    assert launcher.worker_env(env, setup_file=False) == env
-
-
 def assert_same_examples(data_dir, cli_builds, config):
     assert readback.records(data_dir, config) == readback.records(cli_builds, config)
     assert readback.splits(data_dir, config) == readback.splits(cli_builds, config)
@@ -99,7 +82,7 @@ def test_a_java_job_server_gives_the_same_examples(
     site = re.search(r"packages from (\S+)", (work / "beam_boot.log").read_text()).group(1)
     assert (Path(site) / "imagenet2017_tfds" / "builder.py").is_file()
     server_log = (work / "job-server.log").read_text()
-    assert re.search(load_launcher().JOB_SERVERS[runner].events["job_submitted"], server_log)
+    assert re.search(launcher.JOB_SERVERS[runner].events["job_submitted"], server_log)
     if runner == "spark":  # Spark itself ran the job, in the job server, on 2 threads
         assert "on Spark master local[2]" in server_log
         assert re.search(r"DAGScheduler - Job \d+ finished", server_log)
