@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -81,6 +82,23 @@ SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
                  "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
                  "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
 
+# A lost SDK worker (preemption, the OOM killer, a drained node) fails the tasks it ran; the
+# engine runs them again, on a new worker (examples/beam/evict_dead_workers.py). Flink runs a
+# batch job without restarts unless configured (Beam's numberOfExecutionRetries and
+# executionRetryDelay reach only streaming jobs in the 2.62 runner: FlinkExecutionEnvironments),
+# so the job server gets a configuration folder (--flink-conf-dir; a standalone cluster the same
+# settings). Exponential delay, as Flink 1.19 counts the tasks one lost worker fails together as
+# one attempt (fixed-delay counts each task): up to RESTARTS restarts within 10 minutes of each
+# other, the count reset after 10 quiet minutes. Spark in local mode retries only with
+# local[N,F]: F attempts of a task.
+RESTARTS = 5
+FLINK_RESTARTS = {"restart-strategy.type": "exponential-delay",
+                  "restart-strategy.exponential-delay.initial-backoff": "1 s",
+                  "restart-strategy.exponential-delay.max-backoff": "30 s",
+                  "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+                  "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+                  "restart-strategy.exponential-delay.attempts-before-reset-backoff": RESTARTS}  # fmt: skip
+
 # The standalone Flink cluster: Flink 1.19 as the 2.62 job server's runner (built on 1.19.0;
 # PyPI has 1.19.3, the same minor release). Its settings go on the scripts' command lines as
 # dynamic properties over the distribution's own conf/config.yaml (which binds to localhost and
@@ -97,7 +115,7 @@ FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
                  "taskmanager.memory.managed.fraction": "0.1",
                  "taskmanager.memory.task.off-heap.size": "256m",
                  "taskmanager.memory.network.min": "512m",
-                 "taskmanager.memory.network.max": "512m"}  # fmt: skip
+                 "taskmanager.memory.network.max": "512m", **FLINK_RESTARTS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +156,7 @@ JOB_SERVERS = {
         name="Spark job server",
         pom=BEAM / "spark-pom.xml",
         main="org.apache.beam.runners.spark.SparkJobServerDriver",
-        engine_args=lambda workers: [f"--spark-master-url=local[{workers}]"],
+        engine_args=lambda workers: [f"--spark-master-url=local[{workers},{RESTARTS + 1}]"],
         java_options=SPARK_OPTIONS,
         # Else Spark looks its host name up, finds loopback, and picks the first interface.
         env={"SPARK_LOCAL_IP": "127.0.0.1"},
@@ -216,17 +234,33 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
 
 
-def job_server_classpath(server: JobServer) -> Path:
-    """The job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
+def job_server_classpath(server: JobServer) -> str:
+    """The job server's Java classpath: Beam's class fixed to replace a lost SDK worker
+    (examples/beam/evict_dead_workers.py), compiled into CACHE/<runner>-lost-worker-fix-<hash>,
+    then the job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
     CACHE/<runner>-job-server-<the pom's hash>."""
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
+    runner = server.pom.stem.removesuffix("-pom")
 
     def fetch(folder: Path) -> None:
         command = ["mvn", "-B", "-q", "-f", str(server.pom), "dependency:copy-dependencies",
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
         run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
-    return cached(f"{server.pom.stem.removesuffix('-pom')}-job-server-{digest}", fetch)
+    jars = cached(f"{runner}-job-server-{digest}", fetch)
+    fix = BEAM / "evict_dead_workers.py"
+    digest = hashlib.sha256(server.pom.read_bytes() + fix.read_bytes()).hexdigest()[:12]
+    compiled = cached(f"{runner}-lost-worker-fix-{digest}",
+                      lambda folder: load_module(fix).build(jars, folder, run_tool))  # fmt: skip
+    return os.pathsep.join([str(compiled), f"{jars}/*"])
+
+
+def load_module(path: Path):
+    """A module of examples/beam by its file (the launcher runs as a script)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def flink_distribution() -> Path:
@@ -272,7 +306,7 @@ def flink_distribution() -> Path:
 
 
 def start_flink_cluster(
-    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: Path
+    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: str
 ) -> str:
     """Starts a JobManager and a TaskManager of WORKERS slots on loopback; returns the address
     of the JobManager's REST endpoint, where the job server submits."""
@@ -287,7 +321,7 @@ def start_flink_cluster(
     # its SDK workers whenever no task of the job runs for a moment (it must not keep a job's
     # class loader alive), and the next tasks start new ones, importing TensorFlow again.
     env = dict(env, FLINK_CONF_DIR=str(dist / "conf"), FLINK_LOG_DIR=str(services.work),
-               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=f"{beam_classpath}/*")  # fmt: skip
+               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=beam_classpath)  # fmt: skip
     for name, ready in [("jobmanager", "Rest endpoint listening at"),
                         ("taskmanager", "Successful registration at resource manager")]:  # fmt: skip
         command = ["bash", str(dist / "bin" / f"{name}.sh"), "start-foreground", *dynamic]
@@ -296,6 +330,15 @@ def start_flink_cluster(
             Engine(f"Flink {name}", process, services.work / f"{name}.log", ready)
         )
     return f"localhost:{rest}"
+
+
+def flink_conf(work: Path) -> Path:
+    """A Flink configuration folder with FLINK_RESTARTS, for the job server's jobs."""
+    folder = work / "flink-conf"
+    folder.mkdir(exist_ok=True)
+    lines = [f"{key}: {value}" for key, value in FLINK_RESTARTS.items()]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 def prism_binary() -> Path:
@@ -440,8 +483,10 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
         if args.flink_cluster == "standalone":
             master = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
             engine_args = [f"--flink-master={master}"]
+        if args.runner == "flink":  # the job's restarts (FLINK_RESTARTS)
+            engine_args.append(f"--flink-conf-dir={flink_conf(services.work)}")
         command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
-                   f"-Djava.io.tmpdir={tmp}", "-cp", f"{classpath}/*", server.main,
+                   f"-Djava.io.tmpdir={tmp}", "-cp", classpath, server.main,
                    *engine_args, f"--job-port={port}",
                    f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
