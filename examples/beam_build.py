@@ -523,6 +523,14 @@ def timeline(work: Path, started_at: float, engine: Engine | None, runner: str) 
     return {k: None if v is None else round(v, 2) for k, v in out.items()}
 
 
+def lost_workers(work: Path) -> list[str]:
+    """The SDK workers that died during the build, each with its pid and exit status or
+    signal, as the boot logged them (examples/beam/beam_boot.py)."""
+    boot = work / "beam_boot.log"
+    text = boot.read_text(errors="replace") if boot.exists() else ""
+    return re.findall(r"^\S+ beam_boot\[\d+\]: (worker .* died: .*)$", text, re.MULTILINE)
+
+
 def stamp(text: str) -> float:
     try:
         return datetime.fromisoformat(text).timestamp()
@@ -641,12 +649,19 @@ def main(argv=None) -> int:
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")
         print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
+    lost = lost_workers(work)
     if status != 0:
         for log in sorted(work.glob("*.log")):
             print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
         print(f"beam_build: logs kept in {work}", file=sys.stderr)
+        if lost:
+            print("beam_build: the build failed after SDK workers died (the engine could not "
+                  "run their tasks again):\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
     elif not keep:
         shutil.rmtree(work, ignore_errors=True)
+    if status == 0 and lost:
+        print("beam_build: SDK workers died during the build; the engine ran their tasks again "
+              "on new workers:\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
     print(f"beam_build: exit {status} after {seconds:.1f} s", file=sys.stderr)
     return status
 

@@ -7,7 +7,11 @@ the worker that died and how."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +20,8 @@ import pytest
 
 from imagenet2017_tfds import beam as beam_lib
 from imagenet2017_tfds import compat
+from tests import readback
+from tests.test_flink import TIMEOUT, assert_same_examples, launch, left_running
 from tests.test_spill_writer import KEYS, PLANNED_BYTES, make_writer
 
 
@@ -60,3 +66,102 @@ def test_bundles_of_different_examples_keep_their_own_files(tmp_path):
     assert len(list(writer.spill_dir.glob(f"*{beam_lib.SPILL}"))) == 2
     read = [data for _, spills in values for _, data in beam_lib.read_spilled([spills])]
     assert sorted(read) == serialized
+
+
+# ---------------------------------------------------------------- real engines, one worker killed
+
+
+class Running:
+    """The launcher started without waiting, its output read by a thread (a full pipe would
+    stop it)."""
+
+    def __init__(self, *args):
+        self.process = launch(*args, wait=False)
+        self.output = ("", "")
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        self.output = self.process.communicate()
+
+    def running(self) -> bool:
+        return self.reader.is_alive()
+
+    def wait(self) -> str:
+        """Its stderr, once it has ended (killed after TIMEOUT and a margin)."""
+        self.reader.join(TIMEOUT + 600)
+        if self.reader.is_alive():
+            self.process.kill()
+            self.reader.join()
+        return self.output[1]
+
+
+def harness_pids(work: Path) -> list[int]:
+    """The SDK harness processes the boot started, in the order they started."""
+    boot_log = work / "beam_boot.log"
+    text = boot_log.read_text() if boot_log.exists() else ""
+    return [int(pid) for pid in re.findall(r": the SDK harness \(pid (\d+)\) started", text)]
+
+
+def kill_a_harness_mid_bundle(launcher: Running, work: Path) -> int:
+    """SIGKILLs the SDK harness that is writing a bundle's spill file (a partial spill file is
+    open in it: the bundle has begun and not finished), once; returns its pid."""
+    while launcher.running():
+        for pid in harness_pids(work):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if any(f.path.endswith(beam_lib.PARTIAL) for f in psutil.Process(pid).open_files()):
+                    os.kill(pid, signal.SIGKILL)
+                    return pid
+        time.sleep(0.01)
+    raise AssertionError(
+        f"no SDK harness was seen writing a spill file:\n{launcher.wait()[-3000:]}"
+    )
+
+
+@pytest.mark.parametrize("runner", ["flink", "spark"])
+def test_a_build_survives_an_sdk_worker_killed_mid_bundle(
+    cli_builds, tarball_release, tmp_path, runner
+):
+    work, data = tmp_path / "work", tmp_path / "data"
+    launcher = Running(runner, "clsloc", tarball_release, data, work)
+    killed = kill_a_harness_mid_bundle(launcher, work)
+    err = launcher.wait()
+    assert launcher.process.returncode == 0, err[-6000:]
+    # The same shards, byte for byte, as the default path's.
+    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+    assert_same_examples(data, cli_builds, "clsloc")
+    # The engine ran the lost worker's tasks again, on a new worker the fixed cache started.
+    server_log = (work / "job-server.log").read_text()
+    assert "closed its control connection (its process ended); starting another" in server_log
+    if runner == "flink":
+        assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to RESTARTING",
+                         server_log)  # fmt: skip
+    else:
+        assert re.search(r"WARN org\.apache\.spark\.scheduler\.TaskSetManager - Lost task",
+                         server_log)  # fmt: skip
+    assert killed in harness_pids(work) and len(harness_pids(work)) > 2
+    assert f"the SDK harness (pid {killed}) died: killed by signal 9 (SIGKILL)" in err
+    assert "the engine ran their tasks again on new workers" in err
+    assert not left_running(work)
+
+
+def test_a_lost_worker_the_engine_cannot_replace_is_named(tarball_release, tmp_path):
+    """Every SDK harness killed as soon as it starts: Spark gives up after its attempts, and
+    the launcher's error names the workers that died and how."""
+    work, data = tmp_path / "work", tmp_path / "data"
+    launcher = Running("spark", "clsloc", tarball_release, data, work)
+    killed = set()
+    while launcher.running():
+        for pid in set(harness_pids(work)) - killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        time.sleep(0.05)
+    err = launcher.wait()
+    assert launcher.process.returncode == 1, err[-6000:]
+    assert "the build failed after SDK workers died" in err
+    named = re.findall(r"the SDK harness \(pid (\d+)\) died: killed by signal 9 \(SIGKILL\)",
+                       err.split("the build failed after SDK workers died")[1])  # fmt: skip
+    assert named and {int(pid) for pid in named} <= killed
+    assert not list(data.rglob("dataset_info.json"))
+    assert not left_running(work)
