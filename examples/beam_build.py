@@ -250,9 +250,10 @@ def job_server_classpath(server: JobServer) -> str:
     jars = cached(f"{runner}-job-server-{digest}", fetch)
     fix = BEAM / "evict_dead_workers.py"
     digest = hashlib.sha256(server.pom.read_bytes() + fix.read_bytes()).hexdigest()[:12]
-    compiled = cached(f"{runner}-lost-worker-fix-{digest}",
-                      lambda folder: load_module(fix).build(jars, folder, run_tool))  # fmt: skip
-    return os.pathsep.join([str(compiled), f"{jars}/*"])
+    module = load_module(fix)
+    fixed = cached(f"{runner}-lost-worker-fix-{digest}",
+                   lambda folder: module.build(jars, folder, run_tool))  # fmt: skip
+    return os.pathsep.join([str(fixed / module.JAR), f"{jars}/*"])
 
 
 def load_module(path: Path):

@@ -21,7 +21,7 @@ import pytest
 from imagenet2017_tfds import beam as beam_lib
 from imagenet2017_tfds import compat
 from tests import readback
-from tests.test_flink import TIMEOUT, assert_same_examples, launch, left_running
+from tests.test_flink import TIMEOUT, assert_same_examples, harness_pids, launch, left_running
 from tests.test_spill_writer import KEYS, PLANNED_BYTES, make_writer
 
 
@@ -94,13 +94,6 @@ class Running:
             self.process.kill()
             self.reader.join()
         return self.output[1]
-
-
-def harness_pids(work: Path) -> list[int]:
-    """The SDK harness processes the boot started, in the order they started."""
-    boot_log = work / "beam_boot.log"
-    text = boot_log.read_text() if boot_log.exists() else ""
-    return [int(pid) for pid in re.findall(r": the SDK harness \(pid (\d+)\) started", text)]
 
 
 def kill_a_harness_mid_bundle(launcher: Running, work: Path) -> int:

@@ -95,9 +95,14 @@ def patched_source(text: str) -> str:
     return text
 
 
-def build(jars: Path, out: Path, run) -> None:
+JAR = "lost-worker-fix.jar"
+
+
+def build(jars: Path, out: Path, run) -> Path:
     """Fetches the class's source (`mvn dependency:copy`), patches it and compiles it against
-    the job server's jars into `out`. `run(command, what, seconds)` runs a tool."""
+    the job server's jars into `out`/JAR (a jar: a job server sending its job to a Flink
+    cluster stages every entry of its classpath as one); returns the jar.
+    `run(command, what, seconds)` runs a tool."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         run(["mvn", "-B", "-q", "dependency:copy", f"-Dartifact={ARTIFACT}",
@@ -109,10 +114,15 @@ def build(jars: Path, out: Path, run) -> None:
         source = work / "src" / SOURCE
         source.parent.mkdir(parents=True)
         source.write_text(patched_source(text))
-        out.mkdir(parents=True, exist_ok=True)
+        classes = work / "classes"
         run(["javac", "-nowarn", "-proc:none", "-encoding", "UTF-8", "--release", "11",
-             "-cp", f"{jars}/*", "-d", str(out), str(source)],
+             "-cp", f"{jars}/*", "-d", str(classes), str(source)],
             "compiling Beam's DefaultJobBundleFactory with the lost-worker fix", 600)  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out / JAR, "w") as jar:
+            for path in sorted(classes.rglob("*.class")):
+                jar.write(path, path.relative_to(classes).as_posix())
+    return out / JAR
 
 
 if __name__ == "__main__":  # e.g. to look at the edited source
