@@ -26,6 +26,11 @@ or is interrupted; it exits with the build's status. The environment passes thro
 (IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
 --work_dir, the logs and `timeline.json` (when the job was submitted, its workers up, it ended)
 are kept there.
+
+A lost SDK worker (SIGKILL, the OOM killer) is replaced and its tasks run again: Flink restarts
+the failed tasks, Spark retries them, and Beam's cache of workers is fixed to start a new one
+(docs/beam-retries.md); the launcher names the workers that died, with their pid and signal or
+exit status.
 """
 
 from __future__ import annotations

@@ -21,7 +21,15 @@ import pytest
 from imagenet2017_tfds import beam as beam_lib
 from imagenet2017_tfds import compat
 from tests import readback
-from tests.test_flink import TIMEOUT, assert_same_examples, harness_pids, launch, left_running
+from tests.conftest import ROOT
+from tests.test_flink import (
+    TIMEOUT,
+    assert_same_examples,
+    harness_pids,
+    launch,
+    left_running,
+    load_launcher,
+)
 from tests.test_spill_writer import KEYS, PLANNED_BYTES, make_writer
 
 
@@ -158,3 +166,10 @@ def test_a_lost_worker_the_engine_cannot_replace_is_named(tarball_release, tmp_p
     assert named and {int(pid) for pid in named} <= killed
     assert not list(data.rglob("dataset_info.json"))
     assert not left_running(work)
+
+
+def test_the_fix_refuses_a_beam_source_it_was_not_written_for():
+    fix = load_launcher().load_module(ROOT / "examples" / "beam" / "evict_dead_workers.py")
+    with pytest.raises(fix.PatchError, match=r"DefaultJobBundleFactory\.java .* expected 2 "
+                       r"occurrence\(s\) of 'client = currentCache.*, found 0; the fix in "):  # fmt: skip
+        fix.patched_source("public class DefaultJobBundleFactory {}")
