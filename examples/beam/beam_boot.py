@@ -1,5 +1,10 @@
 """Boot of a Python SDK worker for Beam's PROCESS environment, in place of Beam's container
-boot (a Go program shipped only inside Beam's Docker images).
+boot (`go install github.com/apache/beam/sdks/v2/python/container@v2.77.0` builds it, but it
+cannot run here: it makes a venv for every worker with `python -m venv
+--system-site-packages`, which sees the base interpreter's packages, not those of the venv the
+workers run in, and stops with `Apache Beam is not installed in the runtime environment`; with
+RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1 it would pip-install the staged packages into that
+shared venv, from every worker at once).
 
 The runner (Flink's job server, Prism) starts `COMMAND --id=W --provision_endpoint=H:P
 --logging_endpoint=H:P --artifact_endpoint=H:P --control_endpoint=H:P` for every SDK worker,
