@@ -11,6 +11,7 @@ folder, and only (shard, file, offsets) records are grouped by the runner.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections import defaultdict
@@ -105,25 +106,36 @@ def recorded(tasks: dict) -> Recorder:
 
 # ---------------------------------------------------------------- examples to shards, through files
 
+SPILL = ".spill"  # a finished bundle's examples, named by their digest
+PARTIAL = ".spill-partial"  # a bundle's examples while it runs, named by its attempt
+
 
 class SpillExamples(apache_beam.DoFn):
     """Serializes a bundle's examples into one spill file and yields, per shard, where its
-    records lie: (shard, (file, [(hashed key, offset, length)])). A bundle that fails leaves a
-    file nothing refers to; its retry writes another."""
+    records lie: (shard, (file, [(hashed key, offset, length)])).
+
+    Safe under retries: the file is written under a name of its own attempt and, when the
+    bundle finishes, renamed to the digest of what it holds. A retried bundle (its worker lost,
+    its stage restarted) writes the same examples, so it replaces the failed attempt's file
+    with the same bytes instead of adding a second copy; only the records of the attempt that
+    finished reach the shards. A killed attempt's partial file is read by nothing and goes with
+    the folder when the split is written."""
 
     def __init__(self, writer):
         self.writer = writer  # compat.PlannedBeamWriter
 
     def start_bundle(self):
-        self.path, self.file, self.offset, self.records = None, None, 0, defaultdict(list)
+        self.partial, self.file, self.offset, self.records = None, None, 0, defaultdict(list)
+        self.digest = hashlib.sha256()
 
     def process(self, key_example):
         hkey, data = self.writer.serialize(key_example)
         if self.file is None:
             self.writer.spill_dir.mkdir(parents=True, exist_ok=True)
-            self.path = self.writer.spill_dir / f"{uuid.uuid4().hex}.spill"
-            self.file = self.path.open("wb")
+            self.partial = self.writer.spill_dir / f"{uuid.uuid4().hex}{PARTIAL}"
+            self.file = self.partial.open("wb")
         self.file.write(data)
+        self.digest.update(data)
         self.records[self.writer.shard_of(hkey)].append((hkey, self.offset, len(data)))
         self.offset += len(data)
 
@@ -131,8 +143,10 @@ class SpillExamples(apache_beam.DoFn):
         if self.file is None:
             return
         self.file.close()
+        path = self.writer.spill_dir / f"{self.digest.hexdigest()}{SPILL}"
+        self.partial.replace(path)
         for shard, records in self.records.items():
-            value = (shard, (str(self.path), records))
+            value = (shard, (str(path), records))
             yield WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
 
 

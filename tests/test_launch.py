@@ -78,7 +78,7 @@ def test_the_pipeline_options_of_each_engine(tmp_path):
                                          "environment_cache_millis=3600000"]  # fmt: skip
     assert spark.pipeline_options(3) == ["sdk_worker_parallelism=3", "environment_cache_millis=3600000"]  # fmt: skip
     assert flink.engine_args(4) == ["--flink-master=[local]"]
-    assert spark.engine_args(4) == ["--spark-master-url=local[4]"]
+    assert spark.engine_args(4) == ["--spark-master-url=local[4,6]"]  # a failed task: 6 tries
     for server in (flink, spark):  # the poms ship with the package
         assert server.pom.is_file() and server.pom.parent == Path(launcher.__file__).parent
 
@@ -112,10 +112,20 @@ def test_the_job_servers_jars_are_cached_by_their_poms_content(tmp_path, monkeyp
     monkeypatch.setattr(launcher, "CACHE", tmp_path)
     server = launcher.JOB_SERVERS["spark"]
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
-    (tmp_path / f"spark-job-server-{digest}").mkdir()
-    (tmp_path / f"spark-job-server-{digest}" / ".complete").touch()
+    fix = Path(launcher.evict_dead_workers.__file__).read_bytes()
+    fixed = (
+        f"spark-lost-worker-fix-{hashlib.sha256(server.pom.read_bytes() + fix).hexdigest()[:12]}"
+    )
+    for folder in (f"spark-job-server-{digest}", fixed):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / ".complete").touch()
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # Maven cannot run: nothing is fetched
-    assert launcher.job_server_classpath(server) == tmp_path / f"spark-job-server-{digest}"
+    assert launcher.job_server_classpath(server) == os.pathsep.join(
+        [
+            str(tmp_path / fixed / launcher.evict_dead_workers.JAR),
+            f"{tmp_path}/spark-job-server-{digest}/*",
+        ]
+    )
     other = launcher.JobServer(**{**vars(server), "pom": tmp_path / "changed-pom.xml"})
     other.pom.write_bytes(server.pom.read_bytes() + b"<!-- another version -->")
     with pytest.raises(launcher.LaunchError, match="needs `mvn` on PATH"):

@@ -1,5 +1,10 @@
 """Boot of a Python SDK worker for Beam's PROCESS environment, in place of Beam's container
-boot (a Go program shipped only inside Beam's Docker images).
+boot (`go install github.com/apache/beam/sdks/v2/python/container@v2.77.0` builds it, but it
+cannot run here: it makes a venv for every worker with `python -m venv
+--system-site-packages`, which sees the base interpreter's packages, not those of the venv the
+workers run in, and stops with `Apache Beam is not installed in the runtime environment`; with
+RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1 it would pip-install the staged packages into that
+shared venv, from every worker at once).
 
 The runner (Flink's job server, Prism) starts `COMMAND --id=W --provision_endpoint=H:P
 --logging_endpoint=H:P --artifact_endpoint=H:P --control_endpoint=H:P` for every SDK worker,
@@ -8,7 +13,8 @@ where COMMAND is the `environment_config` of the pipeline, e.g.
 `#!/bin/sh` / `exec /venv/bin/python /path/beam_boot.py "$@"`. Like Beam's boot, this asks
 the provision service for the pipeline options, fetches the files the submitter staged
 (`setup_file`'s sdist `workflow.tar.gz`, `extra_packages`), installs them, and runs the SDK
-harness (`apache_beam.runners.worker.sdk_worker_main`) in this process.
+harness (`apache_beam.runners.worker.sdk_worker_main`) in a child process, whose end it logs
+(pid, exit status or signal) for the launcher to name a worker that died.
 
 Unlike Beam's boot it never touches the venv it runs in (several workers share it):
 packages are installed with `pip install --no-deps --target` into a folder of their own,
@@ -23,7 +29,6 @@ Needs only apache-beam (and pip) in the venv: it imports nothing of the staged p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -78,6 +83,7 @@ def parse_args(argv):
     for name in ("id", "provision_endpoint", "logging_endpoint", "artifact_endpoint",
                  "control_endpoint", "semi_persist_dir"):  # fmt: skip
         parser.add_argument("--" + name, default="")
+    parser.add_argument("--harness_of", type=int, help="run the SDK harness for this boot")
     args, _ = parser.parse_known_args(argv)
     args.id = args.id.strip("'\"")  # Prism passes --id='...' with the quotes
     return args
@@ -181,6 +187,8 @@ def install(packages: list[str], cache: str) -> str | None:
 
 def main(argv=None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.harness_of:
+        return harness(args.harness_of)
     info = provision_info(args.provision_endpoint, args.id)
     semi_persistent = args.semi_persist_dir or tempfile.mkdtemp(prefix="beam-sdk-")
     artifact_endpoint = info.artifact_endpoint.url or args.artifact_endpoint
@@ -210,20 +218,62 @@ def main(argv=None) -> None:
         url = endpoint.url or fallback
         if url:
             os.environ[variable] = f"url: {json.dumps(url)}"
-    from apache_beam.runners.worker import sdk_worker_main
-
-    def cleanup(*_):
-        if not args.semi_persist_dir:
-            shutil.rmtree(semi_persistent, ignore_errors=True)
-        os._exit(0)  # the runner ends its workers with SIGTERM
-
-    signal.signal(signal.SIGTERM, cleanup)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            sdk_worker_main.main(sys.argv)
+        status = run_harness(args.id)
     finally:
         if not args.semi_persist_dir:
             shutil.rmtree(semi_persistent, ignore_errors=True)
+    sys.exit(status if status >= 0 else 128 - status)
+
+
+def run_harness(worker_id: str) -> int:
+    """Runs the SDK harness in a child process, as Beam's boot does, and logs how it ended:
+    the runner sees a lost worker only as a broken connection, this process sees its exit
+    status (BEAM_BOOT_LOG: `worker ID: the SDK harness (pid P) died: killed by signal 9
+    (SIGKILL)`). The runner stops a worker with SIGTERM, passed on to the harness."""
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        child.send_signal(signum)
+
+    command = [sys.executable, os.path.abspath(__file__), f"--harness_of={os.getpid()}"]
+    child = subprocess.Popen(command)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    name = f"worker {worker_id}: the SDK harness (pid {child.pid})"
+    log(f"{name} started")
+    status = child.wait()
+    if stopping:
+        log(f"{name} stopped by the runner ({how_ended(status)})")
+        return 0
+    log(f"{name} {'ended' if status == 0 else 'died'}: {how_ended(status)}")
+    return status
+
+
+def how_ended(status: int) -> str:
+    """A Popen return code in words: `killed by signal 9 (SIGKILL)` or `exit status 1`."""
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-status} ({name})"
+    return f"exit status {status}"
+
+
+def harness(boot_pid: int) -> None:
+    """The SDK harness's process: killed with its boot (Linux's PR_SET_PDEATHSIG), so a worker
+    the runner kills outright (SIGKILL after SIGTERM) leaves no harness behind."""
+    import ctypes
+    import runpy
+
+    prctl = getattr(ctypes.CDLL(None), "prctl", None)
+    if prctl is not None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != boot_pid:  # the boot ended before the line above
+        raise SystemExit(1)
+    runpy.run_module("apache_beam.runners.worker.sdk_worker_main", run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ or is interrupted; it exits with the build's status. The environment passes thro
 (IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
 --work_dir, the logs and `timeline.json` (when the job was submitted, its workers up, it ended)
 are kept there.
+
+A lost SDK worker (SIGKILL, the OOM killer) is replaced and its tasks run again: Flink restarts
+the failed tasks, Spark retries them, and Beam's cache of workers is fixed to start a new one
+(docs/beam-retries.md); the launcher names the workers that died, with their pid and signal or
+exit status.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from imagenet2017_tfds.launch import evict_dead_workers
 
 BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
 ROOT = BEAM.parent.parent  # the folder the package is imported from: a clone, site-packages
@@ -82,6 +89,23 @@ SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
                  "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
                  "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
 
+# A lost SDK worker (preemption, the OOM killer, a drained node) fails the tasks it ran; the
+# engine runs them again, on a new worker (launch/evict_dead_workers.py). Flink runs a
+# batch job without restarts unless configured (Beam's numberOfExecutionRetries and
+# executionRetryDelay reach only streaming jobs in the 2.62 runner: FlinkExecutionEnvironments),
+# so the job server gets a configuration folder (--flink-conf-dir; a standalone cluster the same
+# settings). Exponential delay, as Flink 1.19 counts the tasks one lost worker fails together as
+# one attempt (fixed-delay counts each task): up to RESTARTS restarts within 10 minutes of each
+# other, the count reset after 10 quiet minutes. Spark in local mode retries only with
+# local[N,F]: F attempts of a task.
+RESTARTS = 5
+FLINK_RESTARTS = {"restart-strategy.type": "exponential-delay",
+                  "restart-strategy.exponential-delay.initial-backoff": "1 s",
+                  "restart-strategy.exponential-delay.max-backoff": "30 s",
+                  "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+                  "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+                  "restart-strategy.exponential-delay.attempts-before-reset-backoff": RESTARTS}  # fmt: skip
+
 # The standalone Flink cluster: Flink 1.19 as the 2.62 job server's runner (built on 1.19.0;
 # PyPI has 1.19.3, the same minor release). Its settings go on the scripts' command lines as
 # dynamic properties over the distribution's own conf/config.yaml (which binds to localhost and
@@ -98,7 +122,7 @@ FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
                  "taskmanager.memory.managed.fraction": "0.1",
                  "taskmanager.memory.task.off-heap.size": "256m",
                  "taskmanager.memory.network.min": "512m",
-                 "taskmanager.memory.network.max": "512m"}  # fmt: skip
+                 "taskmanager.memory.network.max": "512m", **FLINK_RESTARTS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,7 +163,7 @@ JOB_SERVERS = {
         name="Spark job server",
         pom=BEAM / "spark-pom.xml",
         main="org.apache.beam.runners.spark.SparkJobServerDriver",
-        engine_args=lambda workers: [f"--spark-master-url=local[{workers}]"],
+        engine_args=lambda workers: [f"--spark-master-url=local[{workers},{RESTARTS + 1}]"],
         java_options=SPARK_OPTIONS,
         # Else Spark looks its host name up, finds loopback, and picks the first interface.
         env={"SPARK_LOCAL_IP": "127.0.0.1"},
@@ -217,16 +241,25 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
 
 
-def job_server_classpath(server: JobServer) -> Path:
-    """The job server's jars, in CACHE/<runner>-job-server-<the pom's hash>."""
+def job_server_classpath(server: JobServer) -> str:
+    """The job server's Java classpath: Beam's class fixed to replace a lost SDK worker
+    (launch/evict_dead_workers.py), compiled into CACHE/<runner>-lost-worker-fix-<hash>,
+    then the job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
+    CACHE/<runner>-job-server-<the pom's hash>."""
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
+    runner = server.pom.stem.removesuffix("-pom")
 
     def fetch(folder: Path) -> None:
         command = ["mvn", "-B", "-q", "-f", str(server.pom), "dependency:copy-dependencies",
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
         run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
-    return cached(f"{server.pom.stem.removesuffix('-pom')}-job-server-{digest}", fetch)
+    jars = cached(f"{runner}-job-server-{digest}", fetch)
+    fix = Path(evict_dead_workers.__file__)
+    digest = hashlib.sha256(server.pom.read_bytes() + fix.read_bytes()).hexdigest()[:12]
+    fixed = cached(f"{runner}-lost-worker-fix-{digest}",
+                   lambda folder: evict_dead_workers.build(jars, folder, run_tool))  # fmt: skip
+    return os.pathsep.join([str(fixed / evict_dead_workers.JAR), f"{jars}/*"])
 
 
 def flink_distribution() -> Path:
@@ -272,7 +305,7 @@ def flink_distribution() -> Path:
 
 
 def start_flink_cluster(
-    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: Path
+    services: Services, env: dict, workers: int, tmp: Path, beam_classpath: str
 ) -> str:
     """Starts a JobManager and a TaskManager of WORKERS slots on loopback; returns the address
     of the JobManager's REST endpoint, where the job server submits."""
@@ -287,7 +320,7 @@ def start_flink_cluster(
     # its SDK workers whenever no task of the job runs for a moment (it must not keep a job's
     # class loader alive), and the next tasks start new ones, importing TensorFlow again.
     env = dict(env, FLINK_CONF_DIR=str(dist / "conf"), FLINK_LOG_DIR=str(services.work),
-               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=f"{beam_classpath}/*")  # fmt: skip
+               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=beam_classpath)  # fmt: skip
     for name, ready in [("jobmanager", "Rest endpoint listening at"),
                         ("taskmanager", "Successful registration at resource manager")]:  # fmt: skip
         command = ["bash", str(dist / "bin" / f"{name}.sh"), "start-foreground", *dynamic]
@@ -296,6 +329,15 @@ def start_flink_cluster(
             Engine(f"Flink {name}", process, services.work / f"{name}.log", ready)
         )
     return f"localhost:{rest}"
+
+
+def flink_conf(work: Path) -> Path:
+    """A Flink configuration folder with FLINK_RESTARTS, for the job server's jobs."""
+    folder = work / "flink-conf"
+    folder.mkdir(exist_ok=True)
+    lines = [f"{key}: {value}" for key, value in FLINK_RESTARTS.items()]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 def prism_binary() -> Path:
@@ -461,8 +503,10 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
         if args.flink_cluster == "standalone":
             master = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
             engine_args = [f"--flink-master={master}"]
+        if args.runner == "flink":  # the job's restarts (FLINK_RESTARTS)
+            engine_args.append(f"--flink-conf-dir={flink_conf(services.work)}")
         command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
-                   f"-Djava.io.tmpdir={tmp}", "-cp", f"{classpath}/*", server.main,
+                   f"-Djava.io.tmpdir={tmp}", "-cp", classpath, server.main,
                    *engine_args, f"--job-port={port}",
                    f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
@@ -497,6 +541,14 @@ def timeline(work: Path, started_at: float, engine: Engine | None, runner: str) 
     found = re.search(r"^(\S+) beam_boot\[\d+\]: worker", text, re.MULTILINE)
     out["workers_up"] = stamp(found.group(1)) - started_at if found else None
     return {k: None if v is None else round(v, 2) for k, v in out.items()}
+
+
+def lost_workers(work: Path) -> list[str]:
+    """The SDK workers that died during the build, each with its pid and exit status or
+    signal, as the boot logged them (launch/beam_boot.py)."""
+    boot = work / "beam_boot.log"
+    text = boot.read_text(errors="replace") if boot.exists() else ""
+    return re.findall(r"^\S+ beam_boot\[\d+\]: (worker .* died: .*)$", text, re.MULTILINE)
 
 
 def stamp(text: str) -> float:
@@ -617,12 +669,19 @@ def main(argv=None) -> int:
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")
         print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
+    lost = lost_workers(work)
     if status != 0:
         for log in sorted(work.glob("*.log")):
             print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
         print(f"beam_build: logs kept in {work}", file=sys.stderr)
+        if lost:
+            print("beam_build: the build failed after SDK workers died (the engine could not "
+                  "run their tasks again):\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
     elif not keep:
         shutil.rmtree(work, ignore_errors=True)
+    if status == 0 and lost:
+        print("beam_build: SDK workers died during the build; the engine ran their tasks again "
+              "on new workers:\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
     print(f"beam_build: exit {status} after {seconds:.1f} s", file=sys.stderr)
     return status
 
