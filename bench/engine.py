@@ -194,6 +194,39 @@ def stream_only(archive: Path) -> dict:
     return result
 
 
+def scaling(work: Path, sizes_mb: str, reps: int, env: dict, gb: float, first: dict) -> list:
+    """First builds of corpora of other sizes (median of `reps`) beside the main one: seconds
+    and peak RSS summed over every process, by size."""
+    rows = [{"corpus_gb": gb, "seconds": first["seconds"], "peak_rss_gb": first["rss"] / 1e9}]
+    for mb in (float(x) for x in sizes_mb.split(",") if x):
+        archive = write_corpus(work / f"corpus-{mb:g}", mb)
+        sums = {**env, "IMAGENET2017_CHECKSUMS": str(archive.parent / "checksums.tsv")}
+        runs = []
+        for _ in range(reps):
+            runs.append(run([str(BIN / "tfds"), "build", "imagenet2017", "--imports",
+                             "imagenet2017_tfds", "--config", "clsloc", "--manual_dir",
+                             str(archive.parent), "--data_dir", str(work / "scaling")], sums))  # fmt: skip
+            shutil.rmtree(work / "scaling", ignore_errors=True)
+        middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+        rows.append({"corpus_gb": archive.stat().st_size / 1e9, "seconds": middle["seconds"],
+                     "peak_rss_gb": middle["rss"] / 1e9})  # fmt: skip
+        shutil.rmtree(archive.parent, ignore_errors=True)
+    return sorted(rows, key=lambda r: r["corpus_gb"])
+
+
+def steady_state(rows: list, gzip_mb_per_s: float) -> dict:
+    """The marginal rate between the smallest and largest corpus (start-up and other fixed
+    costs cancel out), and how far peak RSS moves across the sizes."""
+    small, large = rows[0], rows[-1]
+    mb_per_s = (
+        (large["corpus_gb"] - small["corpus_gb"]) * 1000 / (large["seconds"] - small["seconds"])
+    )
+    rss = [r["peak_rss_gb"] for r in rows]
+    return {"mb_per_s": mb_per_s, "ratio_to_gzip": mb_per_s / gzip_mb_per_s,
+            "fixed_seconds": small["seconds"] - small["corpus_gb"] * 1000 / mb_per_s,
+            "rss_spread": (max(rss) - min(rss)) / min(rss)}  # fmt: skip
+
+
 def imagenet2012_peer(archive: Path, work: Path, env: dict, reps: int) -> dict:
     """TFDS's own imagenet2012 builder on the same images in the 2012 layout (bench/imagenet2012)."""
     manual = imagenet2012.repack(archive, work / "imagenet2012-manual")
@@ -216,8 +249,13 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="first builds and peer builds")
     parser.add_argument("--work", default="/tmp/imagenet2017-bench-engine")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "engine.json"))
+    parser.add_argument(
+        "--scaling-mb",
+        default="500,2000",
+        help="corpus sizes built beside --size-mb for the steady state and RSS",
+    )
     parser.add_argument("--skip", default="",
-                        help="comma-separated: orders,stream,peer,pinned,eight,resume")  # fmt: skip
+                        help="comma-separated: orders,stream,scaling,peer,pinned,eight,resume")  # fmt: skip
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work)
@@ -283,6 +321,9 @@ def main(argv=None) -> int:
             n: v / out["gzip_mb_per_s"] for n, v in out["bound_mb_per_s"].items()
         }
     out["per_gb_cpu_s"] = per_gb
+    if "scaling" not in skip:
+        out["scaling"] = scaling(work, args.scaling_mb, args.reps, env, gb, first)
+        out["steady_state"] = steady_state(out["scaling"], gb * 1000 / gzip)
     if "peer" not in skip:
         peer = imagenet2012_peer(archive, work, env, args.reps)
         peer["ours_vs_peer"] = peer["seconds"] / first["seconds"]

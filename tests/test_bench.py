@@ -112,7 +112,7 @@ def test_a_failed_beam_run_fails_the_benchmark_at_once(tmp_path):
 def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path):
     out = tmp_path / "engine.json"
     subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "engine.py"), "--size-mb", "3", "--reps", "1",
+        [sys.executable, str(ROOT / "bench" / "engine.py"), "--size-mb", "3", "--reps", "1", "--scaling-mb", "6",
          "--work", str(tmp_path / "w"), "--out", str(out)],
         check=True, capture_output=True, env=build_env(None), timeout=900,
     )  # fmt: skip
@@ -130,6 +130,7 @@ def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path)
     # Both member orders built; the stream measured alone; TFDS's imagenet2012 built the
     # same images repacked.
     assert result["first_annotations_first"]["seconds"] > 0
+    assert len(result["scaling"]) == 2 and result["steady_state"]["rss_spread"] >= 0
     assert result["stream"]["stream_thread_cpu_s"] > 0  # (rapidgzip's: too little to tick here)
     assert isinstance(result["stream"]["other_threads_cpu_s"], list)
     assert result["imagenet2012_peer"]["seconds"] > 0 and result["imagenet2012_peer"]["cpu_s"] > 0
