@@ -54,25 +54,23 @@ def scratch_tmpdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tarball_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(tmp_path_factory.mktemp("tarballs"), form="tarball")
+    return testing.write_release(tmp_path_factory.mktemp("tarballs"), form="tarball")
 
 
 @pytest.fixture(scope="session")
 def tree_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(tmp_path_factory.mktemp("tree"), form="tree")
+    return testing.write_release(tmp_path_factory.mktemp("tree"), form="tree")
 
 
 @pytest.fixture(scope="session")
 def flat_tree_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(
-        tmp_path_factory.mktemp("flat"), form="tree", ilsvrc_prefix=False
-    )
+    return testing.write_release(tmp_path_factory.mktemp("flat"), form="tree", ilsvrc_prefix=False)
 
 
 @pytest.fixture(scope="session")

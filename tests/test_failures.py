@@ -9,8 +9,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet2017_tfds  # noqa: F401
-from imagenet2017_tfds import errors
-from tests import minirelease, readback
+from imagenet2017_tfds import errors, testing
+from tests import readback
 from tests.conftest import tfds_build
 from tests.mutate import rewrite, wrong_md5
 
@@ -38,15 +38,15 @@ def assert_nothing_loads(data_dir, config="clsloc"):
 
 @pytest.fixture
 def release(tmp_path):
-    return minirelease.write_release(tmp_path / "manual", form="tarball")
+    return testing.write_release(tmp_path / "manual", form="tarball")
 
 
 def test_md5_mismatch_stops_the_cli_build_and_writes_nothing(release, tmp_path):
-    bad, actual_md5 = wrong_md5(release.checksums, minirelease.CLSLOC, tmp_path)
+    bad, actual_md5 = wrong_md5(release.checksums, testing.CLSLOC, tmp_path)
     result = tfds_build("clsloc", release.manual_dir, tmp_path / "data", bad, check=False)
     assert result.returncode != 0
     assert "ChecksumError" in result.stderr
-    assert f"{minirelease.CLSLOC}: md5 mismatch: expected {'0' * 32}" in result.stderr
+    assert f"{testing.CLSLOC}: md5 mismatch: expected {'0' * 32}" in result.stderr
     assert f"found {actual_md5}" in result.stderr
     assert_nothing_loads(tmp_path / "data")
 
@@ -54,8 +54,7 @@ def test_md5_mismatch_stops_the_cli_build_and_writes_nothing(release, tmp_path):
 def test_size_mismatch_is_reported_before_any_read(release, tmp_path, monkeypatch):
     text = release.checksums.read_text().splitlines()
     text = [
-        f"{minirelease.CLSLOC}\t12\t\t" if line.startswith(minirelease.CLSLOC) else line
-        for line in text
+        f"{testing.CLSLOC}\t12\t\t" if line.startswith(testing.CLSLOC) else line for line in text
     ]
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(text) + "\n")
@@ -85,17 +84,15 @@ def test_cached_verdict_is_reused_and_invalidated_by_a_change(release, tmp_path,
     api_build(
         release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
     )
-    verdict = (
-        tmp_path / "data" / "downloads" / "imagenet2017" / f"verdict-{minirelease.CLSLOC}.json"
-    )
+    verdict = tmp_path / "data" / "downloads" / "imagenet2017" / f"verdict-{testing.CLSLOC}.json"
     _magic, _header, payload = verdict.read_bytes().split(b"\n", 2)  # fileio.write_cache's
     assert json.loads(payload)["md5"] == next(
         line.split("\t")[2]
         for line in release.checksums.read_text().splitlines()
-        if line.startswith(minirelease.CLSLOC)
+        if line.startswith(testing.CLSLOC)
     )
     # Same name, other bytes: the stale verdict and catalog must not be trusted.
-    archive = release.manual_dir / minirelease.CLSLOC
+    archive = release.manual_dir / testing.CLSLOC
     archive.write_bytes(archive.read_bytes()[:-100] + bytes(100))
     with pytest.raises(errors.ChecksumError, match="md5 mismatch"):
         api_build(
@@ -125,7 +122,7 @@ def test_missing_inputs_say_what_is_needed_and_what_was_found(case, tmp_path, mo
 
 
 def test_only_the_archives_a_config_needs_are_required(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", form="tarball", parts=("clsloc",))
+    release = testing.write_release(tmp_path / "m", form="tarball", parts=("clsloc",))
     builder = api_build(
         release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
     )

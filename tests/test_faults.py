@@ -10,15 +10,16 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import errors
-from tests import minirelease, readback
-from tests.conftest import TFDS, build_env, tfds_build
+from imagenet2017_tfds import errors, testing
+from tests import readback
+from tests.conftest import ROOT, TFDS, build_env, tfds_build
 from tests.mutate import rewrite
 from tests.test_failures import api_build, assert_nothing_loads
 
@@ -29,7 +30,7 @@ XML = "Annotations/CLS-LOC/train/n02105855/n02105855_2934.xml"
 
 @pytest.fixture
 def release(tmp_path):
-    return minirelease.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
+    return testing.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
 
 
 def damage(release, case: str):
@@ -131,7 +132,7 @@ def tar_gz(members: dict[str, bytes], cut: int | None = None) -> bytes:
 
 @pytest.mark.parametrize("case", ["truncated file", "corrupt gzip data", "truncated tar member"])
 def test_damaged_archive_is_named_and_nothing_loads(release, case, tmp_path, monkeypatch):
-    archive = release.manual_dir / minirelease.CLSLOC
+    archive = release.manual_dir / testing.CLSLOC
     data = archive.read_bytes()
     if case == "truncated file":
         archive.write_bytes(data[: len(data) // 2])
@@ -159,7 +160,7 @@ def test_damaged_archive_is_named_and_nothing_loads(release, case, tmp_path, mon
 
 
 def test_only_some_archives_lists_what_is_needed(tmp_path):
-    release = minirelease.write_release(tmp_path / "m", form="tarball", parts=("det",))
+    release = testing.write_release(tmp_path / "m", form="tarball", parts=("det",))
     with pytest.raises(errors.MissingInputError) as e:
         api_build(release.manual_dir, tmp_path / "data", config="det")
     message = str(e.value)
@@ -185,10 +186,10 @@ def _kill_during_generation(command, env, seen: str) -> None:
 
 
 def test_killed_build_leaves_nothing_and_the_rerun_gives_the_same_bytes(tmp_path):
-    from bench.corpus import write_corpus
-
     corpus = tmp_path / "corpus"
-    write_corpus(corpus, 80)  # large enough that generating train takes seconds
+    # bench's corpus, large enough that generating train takes seconds
+    subprocess.run([sys.executable, str(ROOT / "bench" / "corpus.py"), str(corpus), "--size_mb", "80"],
+                   env=build_env(None), check=True, capture_output=True)  # fmt: skip
     sums = corpus / "checksums.tsv"
     data = tmp_path / "data"
     command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",

@@ -7,16 +7,14 @@ import contextlib
 import gzip
 import io
 import tarfile
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet2017_tfds import annotations, images
+from imagenet2017_tfds import annotations, images, testing
 from imagenet2017_tfds.errors import Imagenet2017Error
 from imagenet2017_tfds.sources import Tarball, tar
 
-SAMPLES = sorted((Path(__file__).parent / "data" / "xml_samples").glob("*.xml"))
 FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -39,7 +37,7 @@ def mutated(draw, originals: list[bytes]):
     return bytes(data)
 
 
-XMLS = [p.read_bytes() for p in SAMPLES]
+XMLS = list(testing.annotation_samples().values())
 
 
 @FAST
