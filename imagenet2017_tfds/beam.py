@@ -25,7 +25,7 @@ from etils import epath
 from imagenet2017_tfds import codec, fileio, ranges
 from imagenet2017_tfds.engine import jobs, shards
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.prepare import Prepared
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source, Tarball
@@ -38,7 +38,6 @@ class RangeTask:
     split: str
     source: Source  # picklable: paths only
     range_file: str
-    count: int
     mode: str  # the Recorder mode of the build
     decode: bool = False  # decode every image fully (validation, test; train when asked)
 
@@ -61,8 +60,8 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
                 fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
-                rt = RangeTask(task, split, source, str(path), len(chunk),
-                               prepared.recorder.mode, split in decode_splits)  # fmt: skip
+                rt = RangeTask(task, split, source, str(path), prepared.recorder.mode,
+                               split in decode_splits)  # fmt: skip
                 epath.Path(rt.problems_file).unlink(missing_ok=True)
                 tasks[split].append(rt)
     return tasks
@@ -88,7 +87,7 @@ def process(rt: RangeTask):
                    rt.mode, rt.decode)  # fmt: skip
     for ex in jobs.run(job, recorder):
         yield ex.key, jobs.Serialized(ex.data)
-    if recorder.skipped:  # read back by the launcher after the pipeline
+    if recorder.problems:  # read back by the launcher after the pipeline
         fileio.write_json(epath.Path(rt.problems_file), recorder.to_json())
 
 
@@ -106,6 +105,18 @@ def recorded(tasks: dict) -> Recorder:
 # ---------------------------------------------------------------- examples to shards, through files
 
 
+def spill_dir(writer) -> epath.Path:
+    """Where a split's serialized examples wait for their shard: in the build's folder."""
+    return writer.data_dir / f".spill-{writer.split}"
+
+
+def remove_spill_dir(writer) -> None:
+    """Once the split's shards are written (compat.PlannedBeamWriter.finalize)."""
+    folder = spill_dir(writer)
+    if folder.exists():
+        folder.rmtree()
+
+
 class SpillExamples(apache_beam.DoFn):
     """Serializes a bundle's examples into one spill file and yields, per shard, where its
     records lie: (shard, (file, [(hashed key, offset, length)])). A bundle that fails leaves a
@@ -120,8 +131,8 @@ class SpillExamples(apache_beam.DoFn):
     def process(self, key_example):
         hkey, data = self.writer.serialize(key_example)
         if self.file is None:
-            self.writer.spill_dir.mkdir(parents=True, exist_ok=True)
-            self.path = self.writer.spill_dir / f"{uuid.uuid4().hex}.spill"
+            spill_dir(self.writer).mkdir(parents=True, exist_ok=True)
+            self.path = spill_dir(self.writer) / f"{uuid.uuid4().hex}.spill"
             self.file = self.path.open("wb")
         self.file.write(data)
         self.records[self.writer.shard_of(hkey)].append((hkey, self.offset, len(data)))

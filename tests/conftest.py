@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 TFDS = str(Path(sys.executable).parent / "tfds")
 
 
+# Test files whose every test starts a Flink or Spark job server (Java, Maven) or Prism (Go).
+ENGINE_FILES = ("test_flink.py",)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in ENGINE_FILES:
+            item.add_marker(pytest.mark.engines)
+
+
 def build_env(checksums: Path | None) -> dict:
     # Beam's worker pool starts `python` from PATH: make it this venv's.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

@@ -25,9 +25,11 @@ def test_a_user_builds_and_loads_the_miniature_release(tmp_path, monkeypatch):
         "imagenet2017/clsloc", split="validation", data_dir=str(tmp_path / "data"),
         download_and_prepare_kwargs={"download_config": config},
     )  # fmt: skip
-    names = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data")).info.features[
-        "label"
-    ].names
+    names = (
+        tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
+        .info.features["label"]
+        .names
+    )
     expected = release.expected["clsloc"]["validation"]
     seen = {}
     for ex in tfds.as_numpy(ds):

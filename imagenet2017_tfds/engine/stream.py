@@ -33,7 +33,7 @@ def read_once(
     """Every member of `source` once: images of `task` into `store` (their entries' offsets
     are their places there), everything else a catalog keeps parsed. `on_position` gets the
     compressed bytes read so far (the paced digest follows it)."""
-    cat = catalog.Builder(source.name)
+    cat = catalog.Cataloguer(source.name)
     hasher = hashers(task)
     splits = {d: split for d, (split, _) in task.items.items()}
     with source.stream(progress, on_position) as f:
@@ -47,7 +47,7 @@ def read_once(
                     Entry(header.offset, path, header.size), tar.read_data(f, header, source.name)
                 )
                 continue
-            split = splits.get(role.split_dir) if role.task == task.challenge else None
+            split = splits.get(role.split_dir) if role.challenge == task.challenge else None
             if split is None:  # another challenge's images: not this build's
                 continue
             data = tar.read_data(f, header, source.name)
