@@ -91,3 +91,15 @@ def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path)
     assert result["eight_workers"]["peak_rss_gb"] > 0.1
     assert result["resume"]["rerun_s"] > 0 and isinstance(result["resume"]["killed"], bool)
     assert first["peak_disk_vs_archive"] > 0.5  # buckets and shards were on disk
+
+
+def test_bench_without_psutil_says_which_extra_to_install():
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['psutil'] = None  # as if not installed\n"
+        "runpy.run_path('bench/bench.py', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=build_env(None), cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 1
+    assert "pip install 'imagenet2017-tfds[bench]'" in result.stderr

@@ -17,8 +17,7 @@ from imagenet2017_tfds import testing
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards
 from imagenet2017_tfds.errors import Imagenet2017Error
 from tests import readback
-from tests.conftest import ROOT, TFDS, build_env, tfds_build
-from tests.test_failures import api_build
+from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])

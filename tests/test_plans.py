@@ -64,7 +64,9 @@ def test_clsloc_labels_are_sorted_wnid_indices_and_val_labels_the_ground_truth()
     lst = classes.clsloc()
     assert [i.label for _, i in got["train"].items] == [0, 0, 1]
     assert [i.label for _, i in got["validation"].items] == [lst.index(w) for w in VAL.values()]
-    assert lst.wnids[got["validation"].items[0][1].label] == "n01751748"  # sea snake, FACTS
+    assert (
+        lst.wnids[got["validation"].items[0][1].label] == "n01751748"
+    )  # sea snake: the first validation image
     assert [i.label for _, i in got["test"].items] == [-1]
     assert files(got["train"]) == ["n01440764_1.JPEG", "n01440764_2.JPEG", "n01443537_5.JPEG"]
 

@@ -13,10 +13,10 @@ import pytest
 
 from imagenet2017_tfds import errors, testing
 from tests import readback
-from tests.conftest import build_env
+from tests.conftest import api_build, build_env
 from tests.mutate import rewrite
+from tests.readback import assert_nothing_loads
 from tests.test_build import check_examples
-from tests.test_failures import api_build, assert_nothing_loads
 
 FORMS = ["tarball", "tree"]
 

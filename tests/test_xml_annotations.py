@@ -1,4 +1,4 @@
-"""XML parsing on the real samples and on every dialect quirk of FACTS.md."""
+"""XML parsing on the real samples and on every dialect quirk of the CLS-LOC and DET annotations."""
 
 import pytest
 
