@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.corpus import ORDERS, write_corpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
+LAUNCHER = ROOT / "examples" / "beam_build.py"  # the local-engine launcher (`make beam-build`)
 START_UP = "tfds build start-up (--help)"
 DECODE_TRAIN = "ours: cached, decode_train"
 ONE_WORKER = "ours: cached, 1 worker"
@@ -43,7 +44,7 @@ FLINK_1, FLINK_2 = "ours: Flink 1 worker", "ours: Flink 2 workers"
 
 
 def process_kind(cmdline: list[str]) -> str:
-    """What a process of a Beam build is, by its command line (examples/beam_build.py)."""
+    """What a process of a Beam build is, by its command line (the launcher's)."""
     if cmdline and os.path.basename(cmdline[0]) == "java":
         return "JVM"
     if any(a.endswith("beam_boot.py") or a.endswith("sdk_worker_main") for a in cmdline):
@@ -250,7 +251,7 @@ class Corpus:
         return command + ["--download_dir", str(self.cached)] if cached else command
 
     def flink_build(self, data_dir: Path, workers: int) -> list:
-        return [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--runner", "flink",
+        return [sys.executable, str(LAUNCHER), "--runner", "flink",
                 "--workers", str(workers), "--manual_dir", str(self.folder), "--data_dir", str(data_dir),
                 "--download_dir", str(self.cached), "--timeout", "3600",
                 "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
@@ -330,7 +331,7 @@ def beam_2_workers(c: Corpus, i: int):
 
 
 # Beam's Flink job server with its embedded cluster, SDK workers as processes, the package
-# staged from setup.py: `make beam-build RUNNER=flink` (examples/beam_build.py).
+# staged from setup.py: `make beam-build RUNNER=flink` (LAUNCHER).
 def flink_1_worker(c: Corpus, i: int):
     return c.flink_build(c.work / f"flink1-{i}", 1), False
 
@@ -370,7 +371,7 @@ def warm_up(c: Corpus, skip: set[str]) -> None:
         command = c.tfds_build(c.work / "warm", cached=True)
         subprocess.run(command, env=c.env, check=True, capture_output=True)
     if not {FLINK_1, FLINK_2} <= skip:
-        fetch = [sys.executable, str(ROOT / "examples" / "beam_build.py"), "--fetch_only"]
+        fetch = [sys.executable, str(LAUNCHER), "--fetch_only"]
         subprocess.run(fetch, env=c.env, check=True, capture_output=True)
 
 
@@ -401,7 +402,7 @@ def first_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]
 
 def flink_timelines(by_name: dict, work: Path) -> None:
     """Each Flink row's median timeline: when the job was submitted, its workers up, it ended
-    (examples/beam_build.py --timeline)."""
+    (the launcher's --timeline)."""
     for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
         steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
         if name in by_name and steps:
