@@ -11,7 +11,7 @@ RUN := PYTHONPATH=$(CURDIR) PATH=$(VENV)/bin:$$PATH
 TFDS_OLDEST := 4.9.7
 OLDEST := $(dir $(VENV))tensorflow-datasets-$(TFDS_OLDEST)
 
-.PHONY: venv demo test test-oldest lint format bench beam-build
+.PHONY: venv demo test test-quick test-oldest lint format bench beam-build
 
 venv: $(STAMP)
 
@@ -28,12 +28,17 @@ demo: venv
 
 test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q tests imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) python -m pytest -q tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
+
+# The suite without the tests that start Flink, Spark (Java, Maven) or Prism (Go): a few minutes.
+test-quick: venv
+	$(RUN) ruff check . && $(RUN) ruff format --check .
+	$(RUN) python -m pytest -q -m "not engines" tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 test-oldest: venv
 	[ -d $(OLDEST) ] || { rm -rf $(OLDEST).tmp && $(VENV)/bin/pip install --quiet --no-deps \
 	  --target $(OLDEST).tmp tensorflow-datasets==$(TFDS_OLDEST) && mv $(OLDEST).tmp $(OLDEST); }
-	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q tests imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 lint: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .

@@ -10,15 +10,17 @@ cleared without being sent. This program writes numbered chunks into that stream
 flushes at a gRPC-like rate through a byte-bounded queue (as `_GrpcDataChannel` does), and
 reports the bytes written against the bytes delivered, and which chunks went missing.
 
-    python bench/beam_data_loss.py [--mb 900] [--runs 5] [--fix none|time-limit-0|locked-write]
+    python bench/beam_data_loss.py [--mb 900] [--runs 5] [--fix none|time-limit-0|locked-write|package]
 
-Exit status 1 if any run lost a byte. No imagenet2017_tfds code is involved.
+Exit status 1 if any run lost a byte. No imagenet2017_tfds code is involved, except with
+`--fix package`: the package's own workaround (compat.beam_fixes) around the runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import resource
 import statistics
@@ -28,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-FIXES = ("none", "time-limit-0", "locked-write")
+FIXES = ("none", "time-limit-0", "locked-write", "package")
 
 
 class ByteBoundedQueue:
@@ -134,6 +136,16 @@ def one_run(total_mb: int, chunk_mb: float, drain_mb_s: float, queue_mb: int, pa
                len(sizes), max(sizes, default=0))  # fmt: skip
 
 
+def run_and_report(k: int, args, worker_handlers, data_plane) -> Run:
+    run = one_run(args.mb, args.chunk_mb, args.drain_mb_s, args.queue_mb,
+                  args.pause_ms / 1000, worker_handlers, data_plane)  # fmt: skip
+    lost = f", chunks missing: {run.missing_chunks[:10]}" if run.missing_chunks else ""
+    print(f"run {k + 1}: {run.stream_class}: written {run.written} bytes, delivered "
+          f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s; "
+          f"{run.flushes} messages, largest {run.largest_flush >> 20} MB")  # fmt: skip
+    return run
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,14 +174,12 @@ def main(argv=None) -> int:
     print(f"apache-beam {apache_beam.__version__}; worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = "
           f"{limit}; fix: {args.fix}")  # fmt: skip
     runs = []
-    for k in range(args.runs):
-        run = one_run(args.mb, args.chunk_mb, args.drain_mb_s, args.queue_mb,
-                      args.pause_ms / 1000, worker_handlers, data_plane)  # fmt: skip
-        runs.append(run)
-        lost = f", chunks missing: {run.missing_chunks[:10]}" if run.missing_chunks else ""
-        print(f"run {k + 1}: {run.stream_class}: written {run.written} bytes, delivered "
-              f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s; "
-              f"{run.flushes} messages, largest {run.largest_flush >> 20} MB")  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if args.fix == "package":
+            from imagenet2017_tfds import compat
+
+            stack.enter_context(compat.beam_fixes(True))
+        runs += [run_and_report(k, args, worker_handlers, data_plane) for k in range(args.runs)]
     lossy = [r for r in runs if r.lost]
     seconds = statistics.median(r.seconds for r in runs)
     summary = {

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 try:
@@ -33,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 from bench.corpus import ORDERS, write_corpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
+LAUNCHER = (
+    ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"
+)  # the local-engine launcher (`make beam-build`)
 START_UP = "tfds build start-up (--help)"
 DECODE_TRAIN = "ours: cached, decode_train"
 ONE_WORKER = "ours: cached, 1 worker"
@@ -42,7 +46,7 @@ FLINK_1, FLINK_2 = "ours: Flink 1 worker", "ours: Flink 2 workers"
 
 
 def process_kind(cmdline: list[str]) -> str:
-    """What a process of a Beam build is, by its command line (imagenet2017_tfds/launch/beam_build.py)."""
+    """What a process of a Beam build is, by its command line (the launcher's)."""
     if cmdline and os.path.basename(cmdline[0]) == "java":
         return "JVM"
     if any(a.endswith("beam_boot.py") or a.endswith("sdk_worker_main") for a in cmdline):
@@ -217,6 +221,374 @@ def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float
     }  # fmt: skip
 
 
+@dataclass
+class Corpus:
+    """The benchmark's corpora and the environment every measured command runs in."""
+
+    work: Path
+    folder: Path  # annotations last (the order `tar` gives)
+    annotations_first: Path  # the same members, Annotations and ImageSets before Data
+    archive: Path
+    mb: float  # the archive's compressed size
+    env: dict
+    cached: Path  # the download dir whose verdict, catalog and index the cached runs reuse
+
+    @classmethod
+    def write(cls, work: Path, size_mb: float) -> Corpus:
+        shutil.rmtree(work, ignore_errors=True)
+        folder = work / "corpus"
+        archive = write_corpus(folder, size_mb)
+        annotations_first = work / "corpus-annotations-first"
+        write_corpus(annotations_first, size_mb, order="annotations_first")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"),
+                   TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
+        (work / "tmp").mkdir()
+        mb = archive.stat().st_size / 1e6
+        return cls(work, folder, annotations_first, archive, mb, env, work / "cached-downloads")
+
+    def tfds_build(self, data_dir, *extra, cached=False, manual_dir=None, config="clsloc") -> list:
+        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
+                   "--config", config, "--manual_dir", str(manual_dir or self.folder),
+                   "--data_dir", str(data_dir), *extra]  # fmt: skip
+        return command + ["--download_dir", str(self.cached)] if cached else command
+
+    def flink_build(self, data_dir: Path, workers: int) -> list:
+        return [sys.executable, str(LAUNCHER), "--runner", "flink",
+                "--workers", str(workers), "--manual_dir", str(self.folder), "--data_dir", str(data_dir),
+                "--download_dir", str(self.cached), "--timeout", "3600",
+                "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
+
+
+# ------------------------------------------------------------------ the measurements
+# Each gives the command of repetition i (and whether it runs in a shell), in the table's order.
+
+DIRECT = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers="
+
+
+def gzip_reference(c: Corpus, i: int):
+    return f"gzip -dc '{c.archive}' > /dev/null", True
+
+
+def md5sum(c: Corpus, i: int):
+    return ["md5sum", str(c.archive)], False
+
+
+def verify(c: Corpus, i: int):
+    return [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", str(c.folder)], False
+
+
+def cached_verdict_check(c: Corpus, i: int):
+    program = ROOT / "bench" / "cached_verdict.py"
+    return [sys.executable, str(program), str(c.archive), str(c.cached / "imagenet2017")], False
+
+
+def floor(c: Corpus, i: int):
+    return [sys.executable, str(ROOT / "bench" / "floor.py"), str(c.archive)], False
+
+
+def start_up(c: Corpus, i: int):
+    # What every `tfds build` pays before any builder code runs: TFDS's CLI imports
+    # TensorFlow and Apache Beam at start (tensorflow_datasets/scripts/cli/convert_format_utils).
+    return [str(BIN / "tfds"), "build", "--help"], False
+
+
+def peer(c: Corpus, i: int):
+    return [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(c.folder),
+            "--data_dir", str(c.work / f"peer{i}")], False  # fmt: skip
+
+
+def first_build(c: Corpus, i: int):
+    return c.tfds_build(c.work / f"first{i}"), False
+
+
+def first_build_annotations_first(c: Corpus, i: int):
+    sums = f"IMAGENET2017_CHECKSUMS={c.annotations_first / 'checksums.tsv'}"
+    data_dir = c.work / f"firstaf{i}"
+    return ["env", sums, *c.tfds_build(data_dir, manual_dir=c.annotations_first)], False
+
+
+def verdict_cached(c: Corpus, i: int):
+    return c.tfds_build(c.work / f"second{i}", cached=True), False
+
+
+def one_worker(c: Corpus, i: int):
+    # The generation phase (verdict and scan cached) in this process alone: against the row
+    # above (a worker process per core), the speed-up of the workers.
+    config = '{"name": "clsloc", "workers": 1}'
+    return c.tfds_build(c.work / f"one{i}", cached=True, config=config), False
+
+
+def decode_train(c: Corpus, i: int):
+    # Validation and test images are always decoded once; this decodes every train image too.
+    config = '{"name": "clsloc", "decode_train": true}'
+    return c.tfds_build(c.work / f"decode{i}", cached=True, config=config), False
+
+
+def beam_1_worker(c: Corpus, i: int):
+    return c.tfds_build(c.work / f"beam1-{i}", DIRECT + "1", cached=True), False
+
+
+def beam_2_workers(c: Corpus, i: int):
+    return c.tfds_build(c.work / f"beam2-{i}", DIRECT + "2", cached=True), False
+
+
+# Beam's Flink job server with its embedded cluster, SDK workers as processes, the package
+# staged from setup.py: `make beam-build RUNNER=flink` (LAUNCHER).
+def flink_1_worker(c: Corpus, i: int):
+    return c.flink_build(c.work / f"flink1-{i}", 1), False
+
+
+def flink_2_workers(c: Corpus, i: int):
+    return c.flink_build(c.work / f"flink2-{i}", 2), False
+
+
+GZIP, VERDICT_CACHED = "gzip -dc (reference)", "ours: verdict cached"
+BEAM_1, BEAM_2 = "ours: Beam 1 worker", "ours: Beam 2 workers"
+MEASUREMENTS = {
+    GZIP: gzip_reference,
+    "md5sum": md5sum,
+    "ours: verify (md5 alone)": verify,
+    "ours: cached verdict check": cached_verdict_check,
+    FLOOR: floor,
+    START_UP: start_up,
+    "peer: md5 + TFDS iter_archive": peer,
+    "ours: first build": first_build,
+    FIRST_AF: first_build_annotations_first,
+    VERDICT_CACHED: verdict_cached,
+    ONE_WORKER: one_worker,
+    DECODE_TRAIN: decode_train,
+    BEAM_1: beam_1_worker,
+    BEAM_2: beam_2_workers,
+    FLINK_1: flink_1_worker,
+    FLINK_2: flink_2_workers,
+}
+# The measurements that reuse the warm download dir.
+CACHED = {VERDICT_CACHED, "ours: cached verdict check", BEAM_1, BEAM_2, FLINK_1, FLINK_2}
+
+
+def warm_up(c: Corpus, skip: set[str]) -> None:
+    """Fills the download dir the cached runs reuse, and fetches Flink's job server before
+    any timing."""
+    if not CACHED.issubset(skip):
+        command = c.tfds_build(c.work / "warm", cached=True)
+        subprocess.run(command, env=c.env, check=True, capture_output=True)
+    if not {FLINK_1, FLINK_2} <= skip:
+        fetch = [sys.executable, str(LAUNCHER), "--fetch_only"]
+        subprocess.run(fetch, env=c.env, check=True, capture_output=True)
+
+
+def first_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]:
+    """First builds of corpora of each size, in each member order: time, reads, peak RSS."""
+    scaling = []
+    for order in ORDERS:
+        for size in sizes:
+            folder = c.work / f"scale-{size:g}"
+            write_corpus(folder, size, order=order)
+            env = dict(c.env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+            runs = []
+            for i in range(reps):
+                command = c.tfds_build(c.work / f"scale{i}", manual_dir=folder)
+                runs.append(run(command, env=env, disk=(c.work, folder)))
+                passes = read_passes(c.work / f"scale{i}")
+                shutil.rmtree(c.work / f"scale{i}", ignore_errors=True)
+            mb = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
+            scaling.append({"order": order, "corpus_mb": mb, "passes": passes,
+                            "seconds": statistics.median(r["seconds"] for r in runs),
+                            "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
+            shutil.rmtree(folder, ignore_errors=True)
+    return scaling
+
+
+# ------------------------------------------------------------------ what the rows give together
+
+
+def flink_timelines(by_name: dict, work: Path) -> None:
+    """Each Flink row's median timeline: when the job was submitted, its workers up, it ended
+    (the launcher's --timeline)."""
+    for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
+        steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
+        if name in by_name and steps:
+            by_name[name]["timeline"] = {
+                k: statistics.median(s[k] for s in steps if s.get(k) is not None)
+                for k in steps[0]
+                if any(s.get(k) is not None for s in steps)
+            }
+
+
+def flink_speedup(by_name: dict) -> dict | None:
+    f1, f2 = (by_name.get(n) for n in (FLINK_1, FLINK_2))
+    if not (f1 and f2 and f1["seconds"] and f2["seconds"]):
+        return None
+    cached_s = (by_name.get(VERDICT_CACHED) or {}).get("seconds")
+    out = {
+        "speedup_2_vs_1": f1["seconds"] / f2["seconds"],
+        "one_worker_vs_default_path": f1["seconds"] / cached_s if cached_s else None,
+        "largest_process_rss_mb": max(k["peak_rss_mb"] for r in (f1, f2)
+                                      for k in r["by_kind"].values()),
+    }  # fmt: skip
+    steps = f1.get("timeline") or {}
+    if steps.get("workers_up") and steps.get("job_finished"):
+        # Amdahl with the 1-worker timeline: at best a second worker halves the time the
+        # workers run; the rest (start-up, verification, submission, finalizing) stays.
+        job = steps["job_finished"] - steps["workers_up"]
+        out["speedup_bound"] = f1["seconds"] / (f1["seconds"] - job / 2)
+    return out
+
+
+def decode_train_cost(by_name: dict, corpus: Path) -> dict | None:
+    """What decoding every train image once costs, over the same cached build."""
+    cached, decode = by_name.get(VERDICT_CACHED), by_name.get(DECODE_TRAIN)
+    if not (cached and decode and cached["seconds"] and decode["seconds"]):
+        return None
+    extra = decode["seconds"] - cached["seconds"]
+    images = json.loads((corpus / "counts.json").read_text())["train"]
+    return {"extra_seconds": extra, "images": images, "ms_per_image": 1000 * extra / images}
+
+
+def bound(by_name: dict) -> dict | None:
+    """No `tfds build` of this corpus can beat starting the CLI and then reading the file once
+    at the floor's speed (and it must also write every byte as shards)."""
+    gzip, up, fl = (by_name.get(n) for n in (GZIP, START_UP, FLOOR))
+    if not (gzip and up and fl):
+        return None
+    best = up["seconds"] + fl["seconds"]
+    return {"seconds": best, "ratio_to_gzip": gzip["seconds"] / best}
+
+
+def steady_states(scaling: list[dict], gzip_rate: float | None) -> dict:
+    """Per member order, the rate once start-up is paid: extra MB over extra seconds between
+    the smallest and the largest corpus."""
+    out = {}
+    for order in ORDERS:
+        sizes = [sc for sc in scaling if sc["order"] == order]
+        if len(sizes) < 2:
+            continue
+        small, large = sizes[0], sizes[-1]
+        steady = (large["corpus_mb"] - small["corpus_mb"]) / (large["seconds"] - small["seconds"])
+        out[steady_state_key(order)] = {
+            "mb_per_s": steady, "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
+            "fixed_seconds": small["seconds"] - small["corpus_mb"] / steady,
+            "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
+        }  # fmt: skip
+    return out
+
+
+def steady_state_key(order: str) -> str:
+    return "steady_state" if order == "annotations_last" else f"steady_state_{order}"
+
+
+def results(c: Corpus, reps: int, rows: list[dict], scaling: list[dict]) -> dict:
+    """The JSON: the rows against gzip -dc, and what they give together."""
+    by_name = {r["name"]: r for r in rows}
+    reference = by_name[GZIP]["seconds"] if GZIP in by_name else None
+    for row in rows:
+        row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
+    gzip_rate = c.mb / reference if reference else None
+    for sc in scaling:  # a whole first build, start-up included, against gzip -dc's rate
+        sc["ratio_to_gzip"] = sc["corpus_mb"] / sc["seconds"] / gzip_rate if gzip_rate else None
+    flink_timelines(by_name, c.work)
+    b1, b2 = by_name.get(BEAM_1), by_name.get(BEAM_2)
+    machine = {
+        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(), "platform": platform.platform(),
+    }  # fmt: skip
+    result = {
+        "corpus_mb": c.mb, "reps": reps, "machine": machine, "rows": rows,
+        "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
+        "scaling": scaling,
+    }  # fmt: skip
+    cached, one = by_name.get(VERDICT_CACHED), by_name.get(ONE_WORKER)
+    derived = {
+        "flink": flink_speedup(by_name),
+        "decode_train": decode_train_cost(by_name, c.folder),
+        "workers_speedup": workers_speedup(one, cached, by_name.get(START_UP))
+        if cached and one and cached["seconds"] and one["seconds"] else None,
+        "bound": bound(by_name),
+    }  # fmt: skip
+    result.update({k: v for k, v in derived.items() if v is not None})
+    result.update(steady_states(scaling, gzip_rate))
+    return result
+
+
+# ------------------------------------------------------------------ the report
+
+
+def print_table(result: dict) -> None:
+    machine = result["machine"]
+    print(f"corpus {result['corpus_mb']:.0f} MB compressed; {machine['cores']} cores, "
+          f"{machine['memory_gb']} GiB; median of {result['reps']}")  # fmt: skip
+    print(f"| {'measurement':32s} | {'s':>7s} | {'MB/s':>7s} | {'× gzip -dc':>10s} | "
+          f"{'peak RSS MB':>11s} | {'peak disk MB':>16s} |")  # fmt: skip
+    print(f"|{'-' * 34}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 18}|")
+    for r in result["rows"]:
+        ratio = f"{r['ratio_to_gzip']:.2f}" if r["ratio_to_gzip"] else "-"
+        print(f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | "
+              f"{r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |")  # fmt: skip
+    for r in result["rows"]:
+        if r["cpu_s_child_processes"] > 1:
+            print(f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
+                  f"in child processes {r['cpu_s_child_processes']:.1f}")  # fmt: skip
+
+
+def print_derived(result: dict) -> None:
+    if "bound" in result:
+        b = result["bound"]
+        print(f"bound for any `tfds build` of this corpus (start-up + floor): {b['seconds']:.2f} s "
+              f"= {b['ratio_to_gzip']:.2f}x gzip -dc")  # fmt: skip
+    if "workers_speedup" in result:
+        w = result["workers_speedup"]
+        print(f"generation with {w['workers']} worker processes vs 1: {w['speedup']:.2f}x")
+        if "phase_speedup" in w:
+            p1, pn = w["one_worker_phase"], w["workers_phase"]
+            print(f"  after start-up: 1 worker {p1['seconds']:.2f} s, {p1['cpu_s']:.1f} CPU s "
+                  f"({p1['cores_used']:.2f} cores); {w['workers']} workers {pn['seconds']:.2f} s, "
+                  f"{pn['cpu_s']:.1f} CPU s ({pn['cores_used']:.2f} cores); speed-up "
+                  f"{w['phase_speedup']:.2f}x, at most {w['phase_bound']:.2f}x on these cores")  # fmt: skip
+    if "decode_train" in result:
+        d = result["decode_train"]
+        print(f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "
+              f"{d['ms_per_image']:.2f} ms an image")  # fmt: skip
+    if result["beam_speedup_2_vs_1"]:
+        print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
+
+
+def print_flink(result: dict) -> None:
+    for r in result["rows"]:
+        if "Flink" in r["name"] and r["seconds"]:
+            kinds = ", ".join(
+                f"{k} ({v['processes']}) {v['cpu_s']:.1f} s / {v['peak_rss_mb']:.0f} MB"
+                for k, v in sorted(r["by_kind"].items())
+            )
+            print(f"{r['name']}: CPU s / peak RSS of the largest process, by kind: {kinds}")
+            if r.get("timeline"):
+                steps = ", ".join(f"{k} {v:.1f}" for k, v in r["timeline"].items())
+                print(f"{r['name']}: seconds from the launch (median): {steps}")
+            busy = r["cpu_s_other_processes"] / r["seconds"]
+            print(f"{r['name']}: other processes of the machine meanwhile: "
+                  f"{r['cpu_s_other_processes']:.1f} CPU s, {busy:.1f} of its cores")  # fmt: skip
+    if "flink" in result:
+        f = result["flink"]
+        vs = f"{f['one_worker_vs_default_path']:.2f}x" if f["one_worker_vs_default_path"] else "-"
+        most = f"{f['speedup_bound']:.2f}x" if f.get("speedup_bound") else "-"
+        print(f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {most} "
+              f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
+              f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
+
+
+def print_scaling(result: dict) -> None:
+    for sc in result["scaling"]:
+        ratio = f"{sc['ratio_to_gzip']:.2f}x gzip -dc" if sc["ratio_to_gzip"] else "-"
+        print(f"ours: first build, {sc['order']}, {sc['corpus_mb']:.0f} MB corpus: "
+              f"{sc['seconds']:.2f} s ({ratio}), archive read {sc['passes']}x, "
+              f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip
+    for order in ORDERS:
+        if (st := result.get(steady_state_key(order))) is not None:
+            ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
+            print(f"steady state, {order} (between those sizes): {st['mb_per_s']:.1f} MB/s = "
+                  f"{ratio}x gzip -dc; fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth "
+                  f"{st['rss_growth'] * 100:+.1f} %")  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=float, default=1024, help="compressed corpus size")
@@ -235,248 +607,21 @@ def main(argv=None) -> int:
     if args.smoke:
         args.size_mb, args.reps, args.scaling = 3, 1, "2,4"
     skip = set(filter(None, args.skip.split(",")))
-    work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    corpus = work / "corpus"
-    archive = write_corpus(corpus, args.size_mb)
-    mb = archive.stat().st_size / 1e6
-    # The same members with Annotations and ImageSets before Data: a first build reads it once.
-    corpus_af = work / "corpus-annotations-first"
-    write_corpus(corpus_af, args.size_mb, order="annotations_first")
-    sums_af = f"IMAGENET2017_CHECKSUMS={corpus_af / 'checksums.tsv'}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"),
-               TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
-    (work / "tmp").mkdir()
-
-    def tfds_build(data_dir, *extra, download_dir=None, manual_dir=corpus, config="clsloc"):
-        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-                   "--config", config, "--manual_dir", str(manual_dir), "--data_dir", str(data_dir), *extra]  # fmt: skip
-        if download_dir:
-            command += ["--download_dir", str(download_dir)]
-        return command
-
-    def flink_build(data_dir, workers):
-        return [sys.executable, str(ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"), "--runner", "flink",
-                "--workers", str(workers), "--manual_dir", str(corpus), "--data_dir", str(data_dir),
-                "--download_dir", str(cached), "--timeout", "3600",
-                "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
-
-    beam = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=multi_processing,direct_num_workers="
-    cached = work / "cached-downloads"
-    # name -> (command factory for repetition i, needs a fresh scratch dir, disk paths)
-    plan = {
-        "gzip -dc (reference)": lambda i: (f"gzip -dc '{archive}' > /dev/null", True),
-        "md5sum": lambda i: (["md5sum", str(archive)], False),
-        "ours: verify (md5 alone)": lambda i: (
-            [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", str(corpus)], False),
-        "ours: cached verdict check": lambda i: (
-            [sys.executable, str(ROOT / "bench" / "cached_verdict.py"), str(archive), str(cached / "imagenet2017")], False),
-        FLOOR: lambda i: ([sys.executable, str(ROOT / "bench" / "floor.py"), str(archive)], False),
-        # What every `tfds build` pays before any builder code runs: TFDS's CLI imports
-        # TensorFlow and Apache Beam at start (tensorflow_datasets/scripts/cli/convert_format_utils).
-        START_UP: lambda i: ([str(BIN / "tfds"), "build", "--help"], False),
-        "peer: md5 + TFDS iter_archive": lambda i: (
-            [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(corpus), "--data_dir", str(work / f"peer{i}")], False),
-        "ours: first build": lambda i: (tfds_build(work / f"first{i}"), False),
-        FIRST_AF: lambda i: (["env", sums_af, *tfds_build(work / f"firstaf{i}", manual_dir=corpus_af)], False),
-        "ours: verdict cached": lambda i: (tfds_build(work / f"second{i}", download_dir=cached), False),
-        # The generation phase (verdict and scan cached) in this process alone: against the
-        # row above (a worker process per core), the speed-up of the workers.
-        ONE_WORKER: lambda i: (tfds_build(work / f"one{i}", download_dir=cached,
-                                          config='{"name": "clsloc", "workers": 1}'), False),
-        # Validation and test images are always decoded once; this decodes every train image too.
-        DECODE_TRAIN: lambda i: (tfds_build(work / f"decode{i}", download_dir=cached,
-                                            config='{"name": "clsloc", "decode_train": true}'), False),
-        "ours: Beam 1 worker": lambda i: (tfds_build(work / f"beam1-{i}", beam + "1", download_dir=cached), False),
-        "ours: Beam 2 workers": lambda i: (tfds_build(work / f"beam2-{i}", beam + "2", download_dir=cached), False),
-        # Beam's Flink job server with its embedded cluster, SDK workers as processes, the
-        # package staged from setup.py: `make beam-build RUNNER=flink` (imagenet2017_tfds/launch/beam_build.py).
-        FLINK_1: lambda i: (flink_build(work / f"flink1-{i}", 1), False),
-        FLINK_2: lambda i: (flink_build(work / f"flink2-{i}", 2), False),
-    }  # fmt: skip
-    # Warm the shared cache (verdict, catalog, gzip index) that the cached runs reuse.
-    if (
-        not {
-            "ours: verdict cached",
-            "ours: cached verdict check",
-            "ours: Beam 1 worker",
-            "ours: Beam 2 workers",
-            FLINK_1,
-            FLINK_2,
-        }
-        <= skip
-    ):
-        subprocess.run(
-            tfds_build(work / "warm", download_dir=cached), env=env, check=True, capture_output=True
-        )
-    if not {FLINK_1, FLINK_2} <= skip:  # the job server's jars, fetched before any timing
-        fetch = [
-            sys.executable,
-            str(ROOT / "imagenet2017_tfds" / "launch" / "beam_build.py"),
-            "--fetch_only",
-        ]
-        subprocess.run(fetch, env=env, check=True, capture_output=True)
-    rows = []
-    for name, make in plan.items():
-        if name not in skip:
-            rows.append(measure(name, make, args.reps, env, work, corpus, mb))
-    scaling = []
-    for order in ORDERS:  # first builds of two sizes, in each member order
-        for size in [float(x) for x in args.scaling.split(",") if x]:
-            folder = work / f"scale-{size:g}"
-            write_corpus(folder, size, order=order)
-            scale_env = dict(env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
-            runs = []
-            for i in range(args.reps):
-                command = tfds_build(work / f"scale{i}", manual_dir=folder)
-                runs.append(run(command, env=scale_env, disk=(work, folder)))
-                passes = read_passes(work / f"scale{i}")
-                shutil.rmtree(work / f"scale{i}", ignore_errors=True)
-            mb_size = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
-            scaling.append({"order": order, "corpus_mb": mb_size, "passes": passes,
-                            "seconds": statistics.median(r["seconds"] for r in runs),
-                            "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
-            shutil.rmtree(folder, ignore_errors=True)
-    reference = next((r["seconds"] for r in rows if r["name"].startswith("gzip")), None)
-    for row in rows:
-        row["ratio_to_gzip"] = reference / row["seconds"] if reference else None
-    by_name = {r["name"]: r for r in rows}
-    b1, b2 = by_name.get("ours: Beam 1 worker"), by_name.get("ours: Beam 2 workers")
-    machine = {
-        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "platform": platform.platform(),
-    }  # fmt: skip
-    result = {
-        "corpus_mb": mb, "reps": args.reps, "machine": machine, "rows": rows,
-        "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
-        "scaling": scaling,
-    }  # fmt: skip
-    for name, prefix in [(FLINK_1, "flink1-"), (FLINK_2, "flink2-")]:
-        # When the job was submitted, its workers up, it ended (imagenet2017_tfds/launch/beam_build.py).
-        steps = [json.loads(p.read_text()) for p in sorted(work.glob(f"{prefix}*.timeline.json"))]
-        if name in by_name and steps:
-            by_name[name]["timeline"] = {
-                k: statistics.median(s[k] for s in steps if s.get(k) is not None)
-                for k in steps[0]
-                if any(s.get(k) is not None for s in steps)
-            }
-    f1, f2 = (by_name.get(n) for n in (FLINK_1, FLINK_2))
-    if f1 and f2 and f1["seconds"] and f2["seconds"]:
-        cached_s = (by_name.get("ours: verdict cached") or {}).get("seconds")
-        result["flink"] = {
-            "speedup_2_vs_1": f1["seconds"] / f2["seconds"],
-            "one_worker_vs_default_path": f1["seconds"] / cached_s if cached_s else None,
-            "largest_process_rss_mb": max(k["peak_rss_mb"] for r in (f1, f2)
-                                          for k in r["by_kind"].values()),
-        }  # fmt: skip
-        steps = f1.get("timeline") or {}
-        if steps.get("workers_up") and steps.get("job_finished"):
-            # Amdahl with the 1-worker timeline: at best a second worker halves the time the
-            # workers run; the rest (start-up, verification, submission, finalizing) stays.
-            job = steps["job_finished"] - steps["workers_up"]
-            result["flink"]["speedup_bound"] = f1["seconds"] / (f1["seconds"] - job / 2)
-    cached_row, decode_row = by_name.get("ours: verdict cached"), by_name.get(DECODE_TRAIN)
-    if cached_row and decode_row and cached_row["seconds"] and decode_row["seconds"]:
-        # What decoding every train image once costs, over the same cached build.
-        extra = decode_row["seconds"] - cached_row["seconds"]
-        images = json.loads((corpus / "counts.json").read_text())["train"]
-        result["decode_train"] = {"extra_seconds": extra, "images": images,
-                                  "ms_per_image": 1000 * extra / images}  # fmt: skip
-    one = by_name.get(ONE_WORKER)
-    start_up, floor = by_name.get(START_UP), by_name.get(FLOOR)
-    if cached_row and one and cached_row["seconds"] and one["seconds"]:
-        result["workers_speedup"] = workers_speedup(one, cached_row, start_up)
-    if reference and start_up and floor:
-        # No `tfds build` of this corpus can beat starting the CLI and then reading the file
-        # once at the floor's speed (and it must also write every byte as shards).
-        best = start_up["seconds"] + floor["seconds"]
-        result["bound"] = {"seconds": best, "ratio_to_gzip": reference / best}
-    gzip_rate = mb / reference if reference else None
-    for sc in scaling:  # a whole first build, start-up included, against gzip -dc's rate
-        sc["ratio_to_gzip"] = sc["corpus_mb"] / sc["seconds"] / gzip_rate if gzip_rate else None
-    for order in ORDERS:
-        sizes = [sc for sc in scaling if sc["order"] == order]
-        if len(sizes) < 2:
-            continue
-        small, large = sizes[0], sizes[-1]
-        # The rate once start-up is paid: extra MB over extra seconds between two sizes.
-        steady = (large["corpus_mb"] - small["corpus_mb"]) / (large["seconds"] - small["seconds"])
-        key = "steady_state" if order == "annotations_last" else f"steady_state_{order}"
-        result[key] = {
-            "mb_per_s": steady, "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
-            "fixed_seconds": small["seconds"] - small["corpus_mb"] / steady,
-            "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
-        }  # fmt: skip
+    c = Corpus.write(Path(args.workdir), args.size_mb)
+    warm_up(c, skip)
+    rows = [
+        measure(name, lambda i, make=make: make(c, i), args.reps, c.env, c.work, c.folder, c.mb)
+        for name, make in MEASUREMENTS.items()
+        if name not in skip
+    ]
+    sizes = [float(x) for x in args.scaling.split(",") if x]
+    result = results(c, args.reps, rows, first_builds_by_size(c, sizes, args.reps))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(
-        f"corpus {mb:.0f} MB compressed; {machine['cores']} cores, {machine['memory_gb']} GiB; median of {args.reps}"
-    )
-    print(
-        f"| {'measurement':32s} | {'s':>7s} | {'MB/s':>7s} | {'× gzip -dc':>10s} | {'peak RSS MB':>11s} | {'peak disk MB':>16s} |"
-    )
-    print(f"|{'-' * 34}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 18}|")
-    for r in rows:
-        ratio = f"{r['ratio_to_gzip']:.2f}" if r["ratio_to_gzip"] else "-"
-        print(
-            f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | {r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |"
-        )
-    for r in rows:
-        if r["cpu_s_child_processes"] > 1:
-            print(f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
-                  f"in child processes {r['cpu_s_child_processes']:.1f}")  # fmt: skip
-    if "bound" in result:
-        bound = result["bound"]
-        print(f"bound for any `tfds build` of this corpus (start-up + floor): {bound['seconds']:.2f} s "
-              f"= {bound['ratio_to_gzip']:.2f}x gzip -dc")  # fmt: skip
-    if "workers_speedup" in result:
-        w = result["workers_speedup"]
-        print(f"generation with {w['workers']} worker processes vs 1: {w['speedup']:.2f}x")
-        if "phase_speedup" in w:
-            p1, pn = w["one_worker_phase"], w["workers_phase"]
-            print(f"  after start-up: 1 worker {p1['seconds']:.2f} s, {p1['cpu_s']:.1f} CPU s "
-                  f"({p1['cores_used']:.2f} cores); {w['workers']} workers {pn['seconds']:.2f} s, "
-                  f"{pn['cpu_s']:.1f} CPU s ({pn['cores_used']:.2f} cores); speed-up "
-                  f"{w['phase_speedup']:.2f}x, at most {w['phase_bound']:.2f}x on these cores")  # fmt: skip
-    if "decode_train" in result:
-        d = result["decode_train"]
-        print(f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "
-              f"{d['ms_per_image']:.2f} ms an image")  # fmt: skip
-    if result["beam_speedup_2_vs_1"]:
-        print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
-    for r in rows:
-        if "Flink" in r["name"] and r["seconds"]:
-            kinds = ", ".join(
-                f"{k} ({v['processes']}) {v['cpu_s']:.1f} s / {v['peak_rss_mb']:.0f} MB"
-                for k, v in sorted(r["by_kind"].items())
-            )
-            print(f"{r['name']}: CPU s / peak RSS of the largest process, by kind: {kinds}")
-            if r.get("timeline"):
-                steps = ", ".join(f"{k} {v:.1f}" for k, v in r["timeline"].items())
-                print(f"{r['name']}: seconds from the launch (median): {steps}")
-            busy = r["cpu_s_other_processes"] / r["seconds"]
-            print(f"{r['name']}: other processes of the machine meanwhile: "
-                  f"{r['cpu_s_other_processes']:.1f} CPU s, {busy:.1f} of its cores")  # fmt: skip
-    if "flink" in result:
-        f = result["flink"]
-        vs = f"{f['one_worker_vs_default_path']:.2f}x" if f["one_worker_vs_default_path"] else "-"
-        bound = f"{f['speedup_bound']:.2f}x" if f.get("speedup_bound") else "-"
-        print(f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {bound} "
-              f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
-              f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
-    for sc in scaling:
-        ratio = f"{sc['ratio_to_gzip']:.2f}x gzip -dc" if sc["ratio_to_gzip"] else "-"
-        print(f"ours: first build, {sc['order']}, {sc['corpus_mb']:.0f} MB corpus: "
-              f"{sc['seconds']:.2f} s ({ratio}), archive read {sc['passes']}x, "
-              f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip
-    for order in ORDERS:
-        key = "steady_state" if order == "annotations_last" else f"steady_state_{order}"
-        if key in result:
-            st = result[key]
-            ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
-            print(f"steady state, {order} (between those sizes): {st['mb_per_s']:.1f} MB/s = "
-                  f"{ratio}x gzip -dc; fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth "
-                  f"{st['rss_growth'] * 100:+.1f} %")  # fmt: skip
+    print_table(result)
+    print_derived(result)
+    print_flink(result)
+    print_scaling(result)
     print(f"JSON: {args.out}")
     return 0
 

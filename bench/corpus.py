@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imagenet2017_tfds.testing.tarballs import ORDERS, tar_order
+
 # Real WNIDs (the first classes in sorted order) so the builder accepts the corpus.
 WNIDS = [
     "n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331",
@@ -53,40 +55,6 @@ def xml(folder: str, name: str, wnid: str, rng: random.Random) -> bytes:
         "ILSVRC_2012</database></source><size><width>500</width><height>375</height><depth>3"
         f"</depth></size><segmented>0</segmented>{boxes}</annotation>"
     ).encode()
-
-
-# The top folders' order: "annotations_last" as the benchmark always had it (Annotations after
-# the images, the rest in random order), "annotations_first" as Kaggle's listing has it.
-ORDERS = ("annotations_last", "annotations_first")
-
-
-def tar_order(members: list, rng: random.Random, order: str = "annotations_last") -> list:
-    """Members in the order of tar's depth-first walk with each directory listed in random
-    order, the top folders in `order` (ORDERS)."""
-    tree: dict = {}
-    for member in members:
-        *folders, _ = member[0].split("/")
-        node = tree
-        for folder in folders:
-            node = node.setdefault(folder + "/", {})
-        node.setdefault("", []).append(member)
-
-    def walk(node: dict, top: bool) -> list:
-        out = list(node.get("", []))
-        rng.shuffle(out)
-        folders = sorted(k for k in node if k)
-        rng.shuffle(folders)
-        if top and order == "annotations_last" and "Annotations/" in folders:
-            folders.remove("Annotations/")
-            folders.append("Annotations/")
-        elif top and order == "annotations_first":
-            first = ["Annotations/", "ImageSets/", "Data/"]
-            folders.sort(key=lambda f: first.index(f) if f in first else len(first))
-        for folder in folders:
-            out += walk(node[folder], False)
-        return out
-
-    return walk(tree, True)
 
 
 def write_corpus(
@@ -165,3 +133,19 @@ def write_corpus(
         f"filename\tsize\tmd5\tsha256\n{archive.name}\t{archive.stat().st_size}\t{md5.hexdigest()}\t\n"
     )
     return archive
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--size_mb", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--order", choices=ORDERS, default="annotations_last")
+    args = parser.parse_args()
+    print(write_corpus(args.folder, args.size_mb, args.seed, args.order))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,11 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(ROOT))
+from imagenet2017_tfds import testing
 
-from tests import minirelease  # noqa: E402  (the miniature release lives with the tests)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build(config: str, manual_dir: Path, data_dir: Path, env: dict) -> None:
@@ -67,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
-    release = minirelease.write_release(work / "manual", form="tarball")
+    release = testing.write_release(work / "manual", form="tarball")
     print(f"Wrote a miniature ILSVRC2017 release to {release.manual_dir}:")
     for path in sorted(release.manual_dir.iterdir()):
         print(f"  {path.name:34s} {path.stat().st_size:>9,d} bytes")

@@ -5,7 +5,6 @@ TFDS: at once if TFDS is already imported, else as soon as it is. The command-li
 (`imagenet2017-tfds verify`, ...) thus start without loading TFDS and TensorFlow.
 """
 
-# No `from __future__ import annotations` here: it would shadow our `annotations` module.
 import importlib.abc
 import importlib.util
 import sys

@@ -26,7 +26,7 @@ from etils import epath
 from imagenet2017_tfds import codec, fileio, ranges
 from imagenet2017_tfds.engine import jobs, shards
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.prepare import Prepared
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source, Tarball
@@ -39,7 +39,6 @@ class RangeTask:
     split: str
     source: Source  # picklable: paths only
     range_file: str
-    count: int
     mode: str  # the Recorder mode of the build
     decode: bool = False  # decode every image fully (validation, test; train when asked)
 
@@ -62,8 +61,8 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
                 fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
-                rt = RangeTask(task, split, source, str(path), len(chunk),
-                               prepared.recorder.mode, split in decode_splits)  # fmt: skip
+                rt = RangeTask(task, split, source, str(path), prepared.recorder.mode,
+                               split in decode_splits)  # fmt: skip
                 epath.Path(rt.problems_file).unlink(missing_ok=True)
                 tasks[split].append(rt)
     return tasks
@@ -89,7 +88,7 @@ def process(rt: RangeTask):
                    rt.mode, rt.decode)  # fmt: skip
     for ex in jobs.run(job, recorder):
         yield ex.key, jobs.Serialized(ex.data)
-    if recorder.skipped:  # read back by the launcher after the pipeline
+    if recorder.problems:  # read back by the launcher after the pipeline
         fileio.write_json(epath.Path(rt.problems_file), recorder.to_json())
 
 
@@ -108,6 +107,18 @@ def recorded(tasks: dict) -> Recorder:
 
 SPILL = ".spill"  # a finished bundle's examples, named by their digest
 PARTIAL = ".spill-partial"  # a bundle's examples while it runs, named by its attempt
+
+
+def spill_dir(writer) -> epath.Path:
+    """Where a split's serialized examples wait for their shard: in the build's folder."""
+    return writer.data_dir / f".spill-{writer.split}"
+
+
+def remove_spill_dir(writer) -> None:
+    """Once the split's shards are written (compat.PlannedBeamWriter.finalize)."""
+    folder = spill_dir(writer)
+    if folder.exists():
+        folder.rmtree()
 
 
 class SpillExamples(apache_beam.DoFn):
@@ -131,8 +142,8 @@ class SpillExamples(apache_beam.DoFn):
     def process(self, key_example):
         hkey, data = self.writer.serialize(key_example)
         if self.file is None:
-            self.writer.spill_dir.mkdir(parents=True, exist_ok=True)
-            self.partial = self.writer.spill_dir / f"{uuid.uuid4().hex}{PARTIAL}"
+            spill_dir(self.writer).mkdir(parents=True, exist_ok=True)
+            self.partial = spill_dir(self.writer) / f"{uuid.uuid4().hex}{PARTIAL}"
             self.file = self.partial.open("wb")
         self.file.write(data)
         self.digest.update(data)

@@ -234,10 +234,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         for part, passes in prepared.passes.items():  # reads of each tarball's content
             meta["inputs"][part]["passes"] = passes
         records = recorder.to_json()
-        meta["skipped_members"] = [[m, f"{k}: {r}"] for m, k, r in records["skipped"]]
+        meta["skipped_members"] = [[m, f"{k}: {r}"] for m, k, r in records["problems"]]
         meta["unlisted_members"] = [m for m, k, _ in records["notices"] if k == "unlisted"]
-        if recorder.skipped:
-            print(f"Skipped {len(records['skipped'])} bad members (skip_bad_members); listed "
+        if recorder.problems:
+            print(f"Skipped {len(records['problems'])} bad members (skip_bad_members); listed "
                   "in metadata.json under skipped_members.", flush=True)  # fmt: skip
         if meta["unlisted_members"]:
             logging.warning(
@@ -248,7 +248,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     def _check_nothing_lost(self, prepared: Prepared, recorder: Recorder) -> None:
         """Every planned example (ImageSets-checked) must be in the written split, and every
         shard TFDS counted must be on disk."""
-        skipped = recorder.skipped_members()
+        skipped = recorder.problem_members()
         for split, plan in prepared.splits.items():
             lengths = self.info.splits[split].shard_lengths
             files = self._shard_files(split)

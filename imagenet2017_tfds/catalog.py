@@ -18,22 +18,22 @@ from dataclasses import dataclass, field
 
 from etils import epath
 
-from imagenet2017_tfds import annotations, codec, fileio, layout
+from imagenet2017_tfds import codec, fileio, layout, xml_annotations
 from imagenet2017_tfds.errors import AnnotationError
 from imagenet2017_tfds.problems import Problem
 from imagenet2017_tfds.sources import Entry, Source
 
 FORMAT = 2  # bump when the catalog's content changes
 
-Key = tuple[str, str]  # (task, split folder) or (task, list name)
+Key = tuple[str, str]  # (challenge, split folder) or (challenge, list name)
 
 
 @dataclass
 class Catalog:
     source_name: str
     images: dict[Key, dict[str, Entry]] = field(default_factory=dict)  # -> image id -> entry
-    annotations: dict[Key, dict[str, annotations.Annotation]] = field(default_factory=dict)
-    imagesets: dict[Key, str] = field(default_factory=dict)  # (task, list name) -> text
+    annotations: dict[Key, dict[str, xml_annotations.Annotation]] = field(default_factory=dict)
+    imagesets: dict[Key, str] = field(default_factory=dict)  # (challenge, list name) -> text
     devkit: dict[str, bytes] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # annotations that did not parse
     scanned: bool = field(default=False, compare=False)  # by this process (not from a cache)
@@ -55,13 +55,13 @@ class Catalog:
     @classmethod
     def from_json(cls, value: dict) -> Catalog:
         cat = cls(value["source_name"])
-        entry, annotation = codec.decoder(Entry), codec.decoder(annotations.Annotation)
-        for task, split_dir, entries in value["images"]:
-            table = cat.images[(task, split_dir)] = {}
+        entry, annotation = codec.decoder(Entry), codec.decoder(xml_annotations.Annotation)
+        for challenge, split_dir, entries in value["images"]:
+            table = cat.images[(challenge, split_dir)] = {}
             for e in map(entry, entries):
                 table[layout.image_id(e.path.split("/", 3)[3])] = e
-        for task, split_dir, table in value["annotations"]:
-            cat.annotations[(task, split_dir)] = {i: annotation(a) for i, a in table.items()}
+        for challenge, split_dir, table in value["annotations"]:
+            cat.annotations[(challenge, split_dir)] = {i: annotation(a) for i, a in table.items()}
         cat.imagesets = {(t, n): text for t, n, text in value["imagesets"]}
         cat.devkit = {k: v.encode("latin-1") for k, v in value["devkit"].items()}
         cat.problems = codec.decode(list[Problem], value["problems"])
@@ -71,7 +71,7 @@ class Catalog:
 OnImage = Callable[[Entry, bytes], None]
 
 
-class Builder:
+class Cataloguer:
     """A catalog made one member at a time, in the source's order."""
 
     def __init__(self, source_name: str):
@@ -86,16 +86,16 @@ class Builder:
             return None
         cat = self.cat
         if role.kind == "image":
-            self._images[(role.task, role.split_dir)][role.name] = entry
+            self._images[(role.challenge, role.split_dir)][role.name] = entry
         elif role.kind == "annotation":
             try:
-                self._parsed[(role.task, role.split_dir)][role.name] = annotations.parse(
+                self._parsed[(role.challenge, role.split_dir)][role.name] = xml_annotations.parse(
                     data, f"{cat.source_name}: {entry.path}"
                 )
             except AnnotationError as e:
                 cat.problems.append(Problem(entry.path, "annotation", str(e)))
         elif role.kind == "imageset":
-            cat.imagesets[(role.task, role.name)] = data.decode("utf-8", "replace")
+            cat.imagesets[(role.challenge, role.name)] = data.decode("utf-8", "replace")
         elif role.kind == "devkit":
             cat.devkit[role.name] = data
         return role
@@ -110,15 +110,15 @@ class Builder:
 def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Catalog:
     """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
     otherwise images are only located."""
-    builder = Builder(source.name)
+    cataloguer = Cataloguer(source.name)
     want = (lambda path: True) if on_image else layout.is_metadata
     for entry, data in source.scan(want):
         if progress:
             progress(entry)
-        role = builder.add(entry, data)
+        role = cataloguer.add(entry, data)
         if on_image and role is not None and role.kind == "image":
             on_image(entry, data)
-    return builder.so_far()
+    return cataloguer.so_far()
 
 
 def _cache_file(source: Source, cache_dir) -> tuple[epath.Path, dict] | None:

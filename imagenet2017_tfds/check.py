@@ -26,13 +26,13 @@ class Report:
     @property
     def status(self) -> int:
         """Non-zero when a build would stop (a notice stops nothing)."""
-        return 1 if self.recorder.skipped else 0
+        return 1 if self.recorder.problems else 0
 
     def table(self) -> str:
         rec = self.recorder
         verdict = (
-            f"{len(rec.skipped)} problems: a build would stop (or skip them with "
-            "skip_bad_members)" if rec.skipped else "no problem: a build would succeed"
+            f"{len(rec.problems)} problems: a build would stop (or skip them with "
+            "skip_bad_members)" if rec.problems else "no problem: a build would succeed"
         )  # fmt: skip
         lines = [f"imagenet2017/{self.task.name}: {self.images} images checked; {verdict}."]
         rows = [("kind", "count", "meaning", "first members")]
@@ -53,7 +53,7 @@ def run(manual_dir, task: Task, allow_unverified=False, decode_train=False) -> R
     def on_image(entry: Entry, data: bytes) -> None:
         nonlocal count
         role = layout.classify(entry.path)
-        if role is None or role.task != task.challenge:
+        if role is None or role.challenge != task.challenge:
             return
         count += 1
         try:

@@ -15,7 +15,6 @@ undone after it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 
 import tensorflow_datasets as tfds
@@ -23,6 +22,7 @@ from etils import epath
 from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
 from tensorflow_datasets.core import writer as writer_lib
 
+from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.errors import Imagenet2017Error
 
 
@@ -122,15 +122,8 @@ def preserialized(features: tfds.features.FeaturesDict, serialized: type[bytes])
 # ---------------------------------------------------------------- TFDS: the Beam writer's layout
 
 
-@dataclasses.dataclass(frozen=True)
-class ShardLayout:
-    """What TFDS's BeamWriter otherwise computes from the examples themselves."""
-
-    num_shards: int
-    largest_key: int  # the largest hashed key: shard numbers scale by it
-
-
-# split -> (every key it will hold, estimated serialized bytes), for the build in progress.
+# split -> (every key it will hold, estimated serialized bytes), for the build in progress:
+# TFDS makes the writers, so the plans reach them here (planned_beam_writer).
 _WRITER_PLANS: dict[str, tuple[list[str], int]] = {}
 
 
@@ -173,28 +166,26 @@ class PlannedBeamWriter(writer_lib.BeamWriter):
     are TFDS's own methods; only the shard count may differ (an estimate of the bytes), as it
     may between TFDS's own writers."""
 
-    def __init__(self, *args, layout: ShardLayout | None = None, **kwargs):
+    def __init__(self, *args, layout: shards.Layout | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        plan = _WRITER_PLANS.get(self._filename_template.split)
+        plan = _WRITER_PLANS.get(self.split)
         if layout is None and plan is not None and plan[0] and not self._disable_shuffling:
-            layout = self._plan_layout(*plan)
+            keys, planned_bytes = plan
+            hkeys = [self._hasher.hash_key(key) for key in keys]
+            layout = shards.plan_layout(hkeys, planned_bytes, self._shard_config)
         self._layout = layout
         self._original_state["layout"] = layout  # what a worker rebuilds the writer from
 
-    def _plan_layout(self, keys: list[str], size: int) -> ShardLayout:
-        hkeys = [self._hasher.hash_key(key) for key in keys]
-        num_shards = self._shard_config.get_number_shards(
-            total_size=size, num_examples=len(hkeys), uses_precise_sharding=False
-        )
-        return ShardLayout(num_shards, max(hkeys))
-
-    # The steps of write_through_files, each one of TFDS's methods.
+    @property
+    def split(self) -> str:
+        return self._filename_template.split
 
     @property
-    def spill_dir(self) -> epath.Path:
-        """Where this split's examples wait for their shard: in the build's folder."""
-        template = self._filename_template
-        return epath.Path(template.data_dir) / f".spill-{template.split}"
+    def data_dir(self) -> epath.Path:
+        """The folder TFDS writes the split's shards into."""
+        return epath.Path(self._filename_template.data_dir)
+
+    # The steps of write_through_files, each one of TFDS's methods.
 
     def serialize(self, key_example) -> tuple[int, bytes]:
         """(hashed key, serialized example)."""
@@ -222,8 +213,10 @@ class PlannedBeamWriter(writer_lib.BeamWriter):
 
     def finalize(self):
         result = super().finalize()
-        if self._layout is not None and self.spill_dir.exists():
-            self.spill_dir.rmtree()
+        if self._layout is not None:
+            from imagenet2017_tfds import beam
+
+            beam.remove_spill_dir(self)
         return result
 
 
@@ -304,10 +297,9 @@ def beam_fixes(use_beam: bool):
             f"apache-beam {version} is installed, but imagenet2017_tfds's workaround for the "
             f"FnApiRunner's lost bundle input (DirectRunner) is verified on apache-beam "
             f"{', '.join(BEAM_VERIFIED)} only. Install one of those (pip install "
-            f"apache-beam=={BEAM_VERIFIED[-1]}), or verify {version}: from a clone, `python "
-            "bench/beam_data_loss.py --runs 5 --fix time-limit-0` must deliver every byte and "
-            "`python bench/beam_proof.py` must lose no example; then add it to "
-            "compat.BEAM_VERIFIED."
+            f"apache-beam=={BEAM_VERIFIED[-1]}). Another release is supported once the "
+            "project's reproduction of the loss passes on it (see compat.BEAM_VERIFIED in the "
+            "source repository)."
         )
     check(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
     saved = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS

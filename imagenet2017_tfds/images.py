@@ -2,7 +2,7 @@
 
 A JPEG with 1 or 3 components is stored byte for byte; a CMYK/YCCK JPEG or any other format
 (a PNG named .JPEG is in CLS-LOC train) becomes an RGB JPEG. Sniffing reads a few header
-bytes, about a microsecond, where decoding every image would cost about a millisecond.
+bytes; decoding every image would cost far more.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def storable_jpeg(data: bytes, where: str) -> bytes:
 
 def check_decodes(data: bytes, where: str) -> None:
     """Decode the stored bytes fully with TensorFlow's own decoder: the one `tfds.load`
-    uses, so an image that passes cannot stop a training run. About a millisecond an image,
-    so the build does it for validation and test, and for train only when asked."""
+    uses, so an image that passes cannot stop a training run. It costs far more than the
+    sniff, so the build does it for validation and test, and for train only when asked."""
     import tensorflow as tf
 
     try:

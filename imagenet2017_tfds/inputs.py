@@ -58,10 +58,6 @@ class Inputs:
     releases: dict[str, str] = field(default_factory=dict)  # part -> where it comes from
     companions: dict[str, epath.Path] = field(default_factory=dict)  # file name -> path
 
-    @property
-    def devkit(self) -> Source | None:
-        return self.parts.get("devkit")
-
 
 def _describe(folder: epath.Path) -> str:
     if not folder.exists():

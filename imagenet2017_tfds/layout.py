@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CLSLOC = "CLS-LOC"
-DET = "DET"
-TASKS = (CLSLOC, DET)
+# The challenges' folders under Data/, Annotations/ and ImageSets/ (tasks.Task.challenge).
+CLSLOC_CHALLENGE = "CLS-LOC"
+DET_CHALLENGE = "DET"
+CHALLENGES = (CLSLOC_CHALLENGE, DET_CHALLENGE)
 SPLIT_DIRS = ("train", "val", "test")
 DET_TEST_NEW_PREFIX = "ILSVRC2017_test_"
 
@@ -18,7 +19,7 @@ DET_TEST_NEW_PREFIX = "ILSVRC2017_test_"
 @dataclass(frozen=True)
 class Role:
     kind: str  # "image", "annotation", "imageset", "devkit"
-    task: str = ""  # CLS-LOC or DET
+    challenge: str = ""  # CLS-LOC or DET
     split_dir: str = ""  # train / val / test as the release names its folders
     name: str = ""  # image id below the split folder, list name, or devkit file name
 
@@ -33,16 +34,21 @@ def image_id(rest: str) -> str:
 def classify(path: str) -> Role | None:
     parts = path.split("/")
     top = parts[0]
-    if top in ("Data", "Annotations") and len(parts) >= 4 and parts[1] in TASKS:
-        task, split_dir, rest = parts[1], parts[2], "/".join(parts[3:])
+    if top in ("Data", "Annotations") and len(parts) >= 4 and parts[1] in CHALLENGES:
+        challenge, split_dir, rest = parts[1], parts[2], "/".join(parts[3:])
         if split_dir not in SPLIT_DIRS:
             return None
         if top == "Data":
-            return Role("image", task, split_dir, image_id(rest))
+            return Role("image", challenge, split_dir, image_id(rest))
         if rest.lower().endswith(".xml"):
-            return Role("annotation", task, split_dir, image_id(rest))
+            return Role("annotation", challenge, split_dir, image_id(rest))
         return None
-    if top == "ImageSets" and len(parts) == 3 and parts[1] in TASKS and parts[2].endswith(".txt"):
+    if (
+        top == "ImageSets"
+        and len(parts) == 3
+        and parts[1] in CHALLENGES
+        and parts[2].endswith(".txt")
+    ):
         return Role("imageset", parts[1], "", parts[2][: -len(".txt")])
     if top == "devkit" and len(parts) == 3 and parts[1] == "data":
         return Role("devkit", "", "", parts[2])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from imagenet2017_tfds import classes, devkit, kaggle, layout
 from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
-from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry
 
@@ -174,14 +174,16 @@ def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
             ),
         )
         return None
-    annotation = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC, "train"), {}).get(image)
+    annotation = (
+        ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC_CHALLENGE, "train"), {}).get(image)
+    )
     key = clsloc_key("train", entry.path)
     return entry, Item(key, entry.path, _file_name(entry), lst.index(wnid), annotation)
 
 
 def clsloc_train(ctx: Context) -> SplitPlan:
     members = strict_members(
-        ctx.catalogs["clsloc"], layout.CLSLOC, "train", "train_cls", ctx.recorder
+        ctx.catalogs["clsloc"], layout.CLSLOC_CHALLENGE, "train", "train_cls", ctx.recorder
     )
     return _planned(ctx, "clsloc", clsloc_train_item, members)
 
@@ -223,7 +225,7 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
         rec.problem("extra", entry.path,
                     ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
         return None
-    ann = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC, "val"), {}).get(image)
+    ann = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC_CHALLENGE, "val"), {}).get(image)
     if ann is None:
         rec.problem("annotation", entry.path, AnnotationError(
             f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
@@ -238,7 +240,7 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
 
 def clsloc_validation(ctx: Context) -> SplitPlan:
     cat, rec = ctx.catalogs["clsloc"], ctx.recorder
-    members = strict_members(cat, layout.CLSLOC, "val", "val", rec)
+    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "val", "val", rec)
     plan = _planned(ctx, "clsloc", clsloc_validation_item, members)
     if ctx.val_solution is not None:
         for image in ctx.val_solution.unplanned(set(members)):
@@ -253,7 +255,9 @@ def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 
 def clsloc_test(ctx: Context) -> SplitPlan:
-    members = strict_members(ctx.catalogs["clsloc"], layout.CLSLOC, "test", "test", ctx.recorder)
+    members = strict_members(
+        ctx.catalogs["clsloc"], layout.CLSLOC_CHALLENGE, "test", "test", ctx.recorder
+    )
     return _planned(ctx, "clsloc", clsloc_test_item, members)
 
 
@@ -262,9 +266,8 @@ def clsloc(ctx: Context) -> dict[str, SplitPlan]:
     return {split: step(ctx).sort() for split, step in steps.items()}
 
 
-# The item an image of each split folder becomes, from everything but the other images: the
-# plans above use them, and a build that reads the archive once (oneread.py) calls them as
-# the images stream by, before the plan can be made.
+# Each split folder's split, and the item an image there becomes (the plans above make it;
+# engine/stream.py reads the folder -> split table as the images stream by).
 CLSLOC_ITEMS = {
     "train": ("train", clsloc_train_item),
     "val": ("validation", clsloc_validation_item),
@@ -292,7 +295,7 @@ PER_CLASS_LIST = re.compile(r"train_\d+")
 
 
 def det_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    annotation = ctx.catalogs["det"].annotations.get((layout.DET, "train"), {}).get(image)
+    annotation = ctx.catalogs["det"].annotations.get((layout.DET_CHALLENGE, "train"), {}).get(image)
     item = _det_item(ctx, "train", entry, annotation)
     return (entry, item) if item else None
 
@@ -301,30 +304,30 @@ def det_train(ctx: Context) -> SplitPlan:
     """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
     them) and `train.txt` where it exists (nothing public says it lists every image)."""
     cat, rec = ctx.catalogs["det"], ctx.recorder
-    names = sorted(n for t, n in cat.imagesets if t == layout.DET and
+    names = sorted(n for t, n in cat.imagesets if t == layout.DET_CHALLENGE and
                    (n == "train" or PER_CLASS_LIST.fullmatch(n)))  # fmt: skip
     where = f"{cat.source_name}: ImageSets/DET/train*.txt"
-    found = cat.images.get((layout.DET, "train"), {})
+    found = cat.images.get((layout.DET_CHALLENGE, "train"), {})
     if not names:
         rec.fatal("list", where, ConsistencyError(
             f"{cat.source_name}: no DET train list (ImageSets/DET/train_1.txt ... train_200.txt, "
             "train.txt); they prove no train image is lost. The archive is incomplete: "
             "download it again."))  # fmt: skip
         return SplitPlan()
-    ids = {image for name in names for image in listed(cat, layout.DET, name)}
+    ids = {image for name in names for image in listed(cat, layout.DET_CHALLENGE, name)}
     reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
     return _planned(ctx, "det", det_train_item, dict(sorted(found.items())))
 
 
 def _det_val_numbers(cat: Catalog) -> dict[str, int | None]:
     """ImageSets/DET/val.txt: image id -> its number (which the blacklist names)."""
-    text = cat.imagesets.get((layout.DET, "val"), "")
+    text = cat.imagesets.get((layout.DET_CHALLENGE, "val"), "")
     return {i: int(v) if v.isdigit() else None for i, v in layout.parse_imageset(text, "val.txt")}
 
 
 def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
     cat = ctx.catalogs["det"]
-    ann = cat.annotations.get((layout.DET, "val"), {}).get(image)
+    ann = cat.annotations.get((layout.DET_CHALLENGE, "val"), {}).get(image)
     if ann is None:
         ctx.recorder.problem("annotation", entry.path, AnnotationError(
             f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
@@ -336,7 +339,7 @@ def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 
 def det_validation(ctx: Context) -> SplitPlan:
-    members = strict_members(ctx.catalogs["det"], layout.DET, "val", "val", ctx.recorder)
+    members = strict_members(ctx.catalogs["det"], layout.DET_CHALLENGE, "val", "val", ctx.recorder)
     return _planned(ctx, "det", det_validation_item, members)
 
 
@@ -356,9 +359,9 @@ def det_test(ctx: Context) -> SplitPlan:
     sources = []
     for part in DET_TEST_PARTS:
         cat = ctx.catalogs[part]
-        for image, entry in cat.images.get((layout.DET, "test"), {}).items():
+        for image, entry in cat.images.get((layout.DET_CHALLENGE, "test"), {}).items():
             found.setdefault(image, (part, entry))
-        ids = listed(cat, layout.DET, "test")
+        ids = listed(cat, layout.DET_CHALLENGE, "test")
         if ids is not None:
             lists.update(ids)
             sources.append(cat.source_name)

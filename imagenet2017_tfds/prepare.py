@@ -97,21 +97,21 @@ class Verification:
 
 
 def scan_parts(
-    found: inputs.Inputs, cache_dir, on_image: catalog.OnImage | None = None, known=None
+    found: inputs.Inputs, cache_dir, on_image: catalog.OnImage | None = None
 ) -> dict[str, catalog.Catalog]:
-    """The catalog of every part: `known` (source id -> catalog) as given, the others
-    scanned (cached scans, unless the check command wants the images: `on_image`)."""
-    cats = dict(known or {})
-    for source in {id(s): s for s in found.parts.values()}.values():
-        if id(source) in cats:
+    """The catalog of every part, each source scanned once (a tree may serve several parts):
+    cached scans, unless the check command wants the images (`on_image`)."""
+    cats: dict[str, catalog.Catalog] = {}  # source name -> its catalog
+    for source in found.parts.values():
+        if source.name in cats:
             continue
         with _progress_bar(f"Indexing {source.name}", None, " members") as bar:
             tick = lambda _e, bar=bar: bar.update()  # noqa: E731
             if on_image is None:
-                cats[id(source)] = catalog.cached_scan(source, cache_dir, tick)
+                cats[source.name] = catalog.cached_scan(source, cache_dir, tick)
             else:
-                cats[id(source)] = catalog.scan(source, tick, on_image)
-    return {part: cats[id(s)] for part, s in found.parts.items()}
+                cats[source.name] = catalog.scan(source, tick, on_image)
+    return {part: cats[s.name] for part, s in found.parts.items()}
 
 
 def scan_and_verify(
@@ -120,14 +120,13 @@ def scan_and_verify(
     allow_unverified: bool,
     recorder: Recorder,
     on_image: catalog.OnImage | None = None,
-    known=None,
 ):
     """The catalog of every part; verification runs beside the scan. With `on_image` (the
     check command) every image's bytes go to it and nothing is cached."""
     verified: dict[str, str] = {}
     verification = Verification(verifiers(found, cache_dir, allow_unverified, recorder, verified))
     try:
-        cats = scan_parts(found, cache_dir, on_image, known)
+        cats = scan_parts(found, cache_dir, on_image)
     finally:
         # A digest mismatch outranks whatever the scan found: report it first.
         verification.join(recorder)
@@ -143,7 +142,7 @@ def _val_solution(found: inputs.Inputs) -> kaggle.Solution | None:
 
 def record_catalog_problems(cats: dict[str, catalog.Catalog], found, recorder: Recorder) -> None:
     """What the scans found before any plan: annotations that did not parse, devkit files."""
-    for cat in {id(c): c for c in cats.values()}.values():
+    for cat in {c.source_name: c for c in cats.values()}.values():  # a tree serves several
         for p in cat.problems:
             recorder.problem(p.kind, p.member, AnnotationError(p.reason))
     if "devkit" in cats:
@@ -174,20 +173,18 @@ def prepare(
     recorder: Recorder | None = None,
     on_image: catalog.OnImage | None = None,
     found: inputs.Inputs | None = None,
-    known=None,
 ) -> Prepared:
-    """Everything before the first example; `found` and `known` (source id -> catalog) when
-    the caller has them already."""
+    """Everything before the first example; `found` when the caller has it already."""
     recorder = recorder or Recorder()
     found = found or locate(manual_dir, task, cache_dir)
-    cats, verified = scan_and_verify(found, cache_dir, allow_unverified, recorder, on_image, known)
+    cats, verified = scan_and_verify(found, cache_dir, allow_unverified, recorder, on_image)
     record_catalog_problems(cats, found, recorder)
     return plan(found, task, cats, verified, recorder)
 
 
 def passes(found: inputs.Inputs, cats: dict[str, catalog.Catalog], once=()) -> dict[str, int]:
     """How many times a build reads each tarball's content: the scan (unless cached) and
-    generation, or once for those in `once` (see oneread.py)."""
+    generation, or once for those in `once` (read by the engine's stream)."""
     return {
         part: 1 if part in once or not cats[part].scanned else 2
         for part in found.tarballs

@@ -44,7 +44,8 @@ class Problem:
 @dataclass
 class Recorder:
     mode: str = STRICT
-    skipped: list[Problem] = field(default_factory=list)
+    # Members left out (skip), and in collect mode every problem, fatal ones included.
+    problems: list[Problem] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)
     quiet: bool = False  # in a worker process: the main process logs what it merges
 
@@ -58,33 +59,34 @@ class Recorder:
             raise error
         if self.mode == SKIP and not self.quiet:
             logging.warning("Skipping %s: %s", member, error)
-        self.skipped.append(Problem(member, kind, str(error)))
+        self.problems.append(Problem(member, kind, str(error)))
 
     def fatal(self, kind: str, member: str, error: Imagenet2017Error) -> None:
         """A problem no skip can get round (a list or a whole archive missing): raise, but
         in collect mode, which records it."""
         if self.mode != COLLECT:
             raise error
-        self.skipped.append(Problem(member, kind, str(error)))
+        self.problems.append(Problem(member, kind, str(error)))
 
     def notice(self, kind: str, member: str, reason: str) -> None:
         """Something worth knowing that stops nothing: the member is kept."""
         self.notices.append(Problem(member, kind, reason))
 
     def merge(self, other: Recorder, log: bool = False) -> None:
-        """Adds what `other` recorded; with `log`, logs its skips as this process's own."""
+        """Adds what `other` recorded; with `log`, logs its skipped members as this process's
+        own."""
         if log and self.mode == SKIP:
-            for p in other.skipped:
+            for p in other.problems:
                 logging.warning("Skipping %s: %s", p.member, p.reason)
-        self.skipped += other.skipped
+        self.problems += other.problems
         self.notices += other.notices
 
-    def skipped_members(self) -> set[str]:
-        return {p.member for p in self.skipped}
+    def problem_members(self) -> set[str]:
+        return {p.member for p in self.problems}
 
     def to_json(self) -> dict:
         return {
-            "skipped": [list(astuple(p)) for p in sorted(set(self.skipped))],
+            "problems": [list(astuple(p)) for p in sorted(set(self.problems))],
             "notices": [list(astuple(p)) for p in sorted(set(self.notices))],
         }
 
@@ -92,14 +94,14 @@ class Recorder:
     def from_json(cls, value: dict, mode: str = STRICT) -> Recorder:
         return cls(
             mode,
-            [Problem(*p) for p in value.get("skipped", ())],
+            [Problem(*p) for p in value.get("problems", ())],
             [Problem(*p) for p in value.get("notices", ())],
         )
 
     def summary(self, first: int = 3) -> list[tuple[str, int, list[str]]]:
         """(kind, count, first members) per kind, problems then notices."""
         rows = []
-        for records in (self.skipped, self.notices):
+        for records in (self.problems, self.notices):
             counts = Counter(p.kind for p in records)
             for kind in sorted(counts, key=list(KINDS).index):
                 members = sorted({p.member for p in records if p.kind == kind})

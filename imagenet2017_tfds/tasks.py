@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imagenet2017_tfds import classes, examples, features, layout, plans
+from imagenet2017_tfds import classes, example_dicts, features, layout, plans
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Task:
     classes: Callable[[], classes.ClassList]
     plan: Callable[[plans.Context], dict[str, plans.SplitPlan]]
     items: dict[str, tuple[str, plans.ItemStep]]  # split folder -> (split, its image's item)
-    example: Callable[[examples.Item, bytes], dict]
+    example: Callable[[example_dicts.Item, bytes], dict]
     key: Callable[[str, str], str]  # (split, member path) -> the example's key
     features: Callable[[list[str]], object]  # class names -> its tfds FeaturesDict
 
@@ -30,11 +30,11 @@ class Task:
         return task, (self.name,)
 
 
-CLSLOC = Task("clsloc", layout.CLSLOC, ("clsloc",), classes.clsloc, plans.clsloc,
-              plans.CLSLOC_ITEMS, examples.clsloc_example, plans.clsloc_key,
+CLSLOC = Task("clsloc", layout.CLSLOC_CHALLENGE, ("clsloc",), classes.clsloc, plans.clsloc,
+              plans.CLSLOC_ITEMS, example_dicts.clsloc_example, plans.clsloc_key,
               features.clsloc)  # fmt: skip
-DET = Task("det", layout.DET, ("det", "det_test"), classes.det, plans.det, plans.DET_ITEMS,
-           examples.det_example, plans.det_key, features.det)  # fmt: skip
+DET = Task("det", layout.DET_CHALLENGE, ("det", "det_test"), classes.det, plans.det, plans.DET_ITEMS,
+           example_dicts.det_example, plans.det_key, features.det)  # fmt: skip
 TASKS = {t.name: t for t in (CLSLOC, DET)}
 
 

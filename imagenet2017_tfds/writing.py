@@ -1,7 +1,6 @@
 """Deterministic bytes: TFDS serializes the features map in an order that changes from
 process to process, so every record is written in protobuf's deterministic form, through
-TFDS's documented `_example_writer` hook. (A hand-written encoder saved under 10 % of a
-build at the benchmark's steady-state rate; the README gives the measurement.)
+TFDS's documented `_example_writer` hook.
 """
 
 from __future__ import annotations

@@ -41,6 +41,40 @@ def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cw
     return result
 
 
+def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch=None, **options):
+    """A build through TFDS's Python API in this process, as a user's program runs it."""
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds
+
+    if checksums is not None:
+        monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(checksums))
+    cfg = imagenet2017_tfds.Imagenet2017Config(name=config, **options) if options else config
+    builder = tfds.builder("imagenet2017", config=cfg, data_dir=str(data_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else str(manual_dir)
+        )
+    )
+    return builder
+
+
+def cli(*args, env=None):
+    """`imagenet2017-tfds <args>` in its own process; its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "imagenet2017_tfds.cli", *map(str, args)],
+        env=env or build_env(None), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def parse_table(text: str, config: str) -> dict[str, list[str]]:
+    """The rows of `stats`' table for `config`, by split."""
+    block = text.split(f"imagenet2017/{config}\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return {line.split()[0]: line.split() for line in block[1:]}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def scratch_tmpdir(tmp_path_factory):
     """The system temporary folder, for this session only: Beam leaves its `beam-temp*`
@@ -55,25 +89,23 @@ def scratch_tmpdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tarball_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(tmp_path_factory.mktemp("tarballs"), form="tarball")
+    return testing.write_release(tmp_path_factory.mktemp("tarballs"), form="tarball")
 
 
 @pytest.fixture(scope="session")
 def tree_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(tmp_path_factory.mktemp("tree"), form="tree")
+    return testing.write_release(tmp_path_factory.mktemp("tree"), form="tree")
 
 
 @pytest.fixture(scope="session")
 def flat_tree_release(tmp_path_factory):
-    from tests import minirelease
+    from imagenet2017_tfds import testing
 
-    return minirelease.write_release(
-        tmp_path_factory.mktemp("flat"), form="tree", ilsvrc_prefix=False
-    )
+    return testing.write_release(tmp_path_factory.mktemp("flat"), form="tree", ilsvrc_prefix=False)
 
 
 @pytest.fixture(scope="session")

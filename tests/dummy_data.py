@@ -1,7 +1,7 @@
 """Writes `imagenet2017/dummy_data/`, the miniature release TFDS's dataset-folder test builds
 (`imagenet2017/imagenet2017_dataset_builder_test.py`), as the tree `tar xzf` leaves. Trees are
 not digest-verified, so it needs no checksums file. The devkit is left out: it is optional,
-and its data files would be most of the bytes. Run it after changing tests/minirelease.py:
+and its data files would be most of the bytes. Run it after changing imagenet2017_tfds/testing/:
 
     PYTHONPATH=. python -m tests.dummy_data
 
@@ -13,18 +13,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests import minirelease
+from imagenet2017_tfds import testing
 
 FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017" / "dummy_data"
 PARTS = ("clsloc", "det", "det_test")
 
 
-def write(folder: Path = FOLDER) -> minirelease.Release:
+def write(folder: Path = FOLDER) -> testing.Release:
     shutil.rmtree(folder, ignore_errors=True)
-    return minirelease.write_release(folder, form="tree", parts=PARTS)
+    return testing.write_release(folder, form="tree", parts=PARTS)
 
 
-def split_sizes(release: minirelease.Release) -> dict[str, dict[str, int]]:
+def split_sizes(release: testing.Release) -> dict[str, dict[str, int]]:
     """config -> split -> examples."""
     return {
         config: {split: len(examples) for split, examples in splits.items()}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests import minirelease
+from imagenet2017_tfds import testing
 
 
-def rewrite(release: minirelease.Release, part: str, changes: dict[str, bytes | None]) -> Path:
+def rewrite(release: testing.Release, part: str, changes: dict[str, bytes | None]) -> Path:
     """Re-pack `part` with members replaced (None removes one); returns the new checksums."""
     members = dict(release.members[part])
     for name, data in changes.items():
@@ -16,10 +16,10 @@ def rewrite(release: minirelease.Release, part: str, changes: dict[str, bytes | 
         else:
             members[name] = data
     release.members[part] = members
-    path = release.manual_dir / minirelease.ARCHIVES[part]
-    path.write_bytes(minirelease.tarball_bytes(members, seed=7))
-    names = [minirelease.ARCHIVES[p] for p in release.members]
-    return minirelease.write_checksums(release.manual_dir, names)
+    path = release.manual_dir / testing.ARCHIVES[part]
+    path.write_bytes(testing.tarball_bytes(members, seed=7))
+    names = [testing.ARCHIVES[p] for p in release.members]
+    return testing.write_checksums(release.manual_dir, names)
 
 
 def wrong_md5(checksums: Path, archive: str, folder: Path) -> tuple[Path, str]:

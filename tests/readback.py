@@ -26,6 +26,18 @@ def examples(data_dir, config: str, split: str) -> dict[str, dict]:
     return out
 
 
+def assert_nothing_loads(data_dir, config="clsloc"):
+    """A failed build left no dataset: no info, no shard, and tfds.load refuses it."""
+    import pytest
+    import tensorflow_datasets as tfds
+
+    version_dir = Path(data_dir) / "imagenet2017" / config / VERSION
+    assert not (version_dir / "dataset_info.json").exists()
+    assert not list(version_dir.glob("*.tfrecord*"))
+    with pytest.raises(Exception):  # noqa: B017  (TFDS raises its own AssertionError type)
+        tfds.load(f"imagenet2017/{config}", data_dir=str(data_dir), download=False)
+
+
 def shard_bytes(data_dir, config: str) -> dict[str, bytes]:
     folder = Path(data_dir) / "imagenet2017" / config / VERSION
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tfrecord-*"))}

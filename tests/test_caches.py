@@ -12,17 +12,16 @@ import time
 import pytest
 from etils import epath
 
-from imagenet2017_tfds import catalog, checksums, fileio
+from imagenet2017_tfds import catalog, checksums, fileio, testing
 from imagenet2017_tfds.errors import ChecksumError
 from imagenet2017_tfds.sources import Tarball
-from tests import minirelease
 
-CLSLOC, DET = minirelease.CLSLOC, minirelease.DET
+CLSLOC, DET = testing.CLSLOC, testing.DET
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    return minirelease.write_release(
+    return testing.write_release(
         tmp_path_factory.mktemp("caches"), form="tarball", parts=("clsloc", "det")
     )
 

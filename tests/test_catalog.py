@@ -3,14 +3,13 @@ records instead of raising, and its cache."""
 
 from __future__ import annotations
 
-from imagenet2017_tfds import catalog, codec
-from imagenet2017_tfds.annotations import Annotation, Box
-from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds import catalog, codec, testing
+from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Problem
 from imagenet2017_tfds.sources import Entry, Source
-from tests import minirelease
+from imagenet2017_tfds.xml_annotations import Annotation, Box
 
-XML = minirelease.clsloc_xml("n01440764", "n01440764_1", (50, 40), [("n01440764", 1, 2, 30, 35)])
+XML = testing.clsloc_xml("n01440764", "n01440764_1", (50, 40), [("n01440764", 1, 2, 30, 35)])
 
 
 class Memory(Source):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 
+import imagenet2017_tfds
 from tests import dummy_data
 from tests.conftest import ROOT
 
@@ -101,3 +102,19 @@ def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_
     folder, citation = result.stdout.split("\n", 1)
     assert folder == str(site / "imagenet2017_tfds" / "card")
     assert citation.rstrip("\n") == (CARD / "CITATIONS.bib").read_text().rstrip("\n")
+
+
+def test_dataset_card(cli_builds):
+    import tensorflow_datasets as tfds
+
+    for config in ("clsloc", "det"):
+        info = tfds.builder(f"imagenet2017/{config}", data_dir=str(cli_builds)).info
+        assert "Russakovsky" in info.citation and "IJCV" in info.citation
+        assert info.homepage.startswith("https://image-net.org")
+        assert "ILSVRC2017" in info.description
+        assert "non-commercial" in info.redistribution_info.license
+    # The card has one source, which the README points to instead of repeating.
+    readme = (ROOT / "README.md").read_text()
+    assert "Russakovsky" not in readme and "terms of access" in readme.lower()
+    builder = imagenet2017_tfds.Imagenet2017
+    assert str(builder.VERSION) in builder.RELEASE_NOTES

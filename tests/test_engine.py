@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
+from imagenet2017_tfds import testing
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards
 from imagenet2017_tfds.errors import Imagenet2017Error
-from tests import minirelease, readback
-from tests.conftest import ROOT, TFDS, build_env, tfds_build
-from tests.test_failures import api_build
+from tests import readback
+from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])
@@ -34,7 +34,7 @@ def test_any_number_of_workers_writes_the_same_bytes(
 def test_each_archive_is_read_once_whatever_the_order_of_its_members(
     order, cli_builds, tmp_path, monkeypatch
 ):
-    release = minirelease.write_release(tmp_path / "manual", order=order)
+    release = testing.write_release(tmp_path / "manual", order=order)
     for config in ("clsloc", "det"):
         api_build(release.manual_dir, tmp_path / "data", config, release.checksums, monkeypatch)
         data = tmp_path / "data"
@@ -136,7 +136,7 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
 
 
 def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tmp_path):
-    release = minirelease.write_release(tmp_path / "manual")
+    release = testing.write_release(tmp_path / "manual")
     data = tmp_path / "data"
     assert _killed(release.manual_dir, data, "streamed", release.checksums).returncode < 0
     archive = release.manual_dir / "ILSVRC2017_CLS-LOC.tar.gz"
@@ -176,7 +176,7 @@ def test_a_bucket_changed_under_a_build_is_named(tmp_path):
 
 
 def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp_path):
-    release = minirelease.write_release(tmp_path / "manual", order="annotations_last")
+    release = testing.write_release(tmp_path / "manual", order="annotations_last")
     tfds_build("clsloc", release.manual_dir, tmp_path / "d", release.checksums)
     assert readback.shard_bytes(tmp_path / "d", "clsloc") == readback.shard_bytes(
         cli_builds, "clsloc"

@@ -24,6 +24,8 @@ from tests import readback
 from tests.conftest import build_env
 from tests.mutate import wrong_md5
 
+pytestmark = pytest.mark.engines  # each test starts a job server (Java, Maven) or Prism (Go)
+
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
 
 

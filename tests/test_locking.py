@@ -1,5 +1,6 @@
 """The build lock (filelock): a second build waits and says so, leftovers of a killed build go
-under the lock, and the package imports and loads a dataset where `fcntl` does not exist."""
+under the lock, concurrent builds on one data_dir write the bytes of one build, and the
+package imports and loads a dataset where `fcntl` does not exist."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, build_env
+import tensorflow_datasets as tfds
+
+from tests import readback
+from tests.conftest import ROOT, TFDS, build_env, tfds_build
 
 HOLD = """
 import sys, time, pathlib
@@ -94,3 +98,25 @@ with locking.build_lock({str(tmp_path / "lockdir")!r}):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["10", "locked"]
     assert os.path.exists(tmp_path / "lockdir")
+
+
+def test_concurrent_builds_on_one_data_dir_do_not_corrupt_each_other(tarball_release, tmp_path):
+    data = tmp_path / "data"
+    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
+               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(data)]  # fmt: skip
+    env = build_env(tarball_release.checksums)
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    tfds_build("clsloc", tarball_release.manual_dir, tmp_path / "clean", tarball_release.checksums)
+    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(
+        tmp_path / "clean", "clsloc"
+    )
+    assert (
+        tfds.builder("imagenet2017/clsloc", data_dir=str(data)).info.splits["train"].num_examples
+        == 14
+    )
+    assert not list((data / "imagenet2017" / "clsloc").glob("incomplete.*"))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from imagenet2017_tfds import classes, devkit, kaggle, plans
-from imagenet2017_tfds.annotations import Annotation, Box
 from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
 from imagenet2017_tfds.problems import COLLECT, SKIP, Recorder
 from imagenet2017_tfds.sources import Entry
+from imagenet2017_tfds.xml_annotations import Annotation, Box
 
 CLS, DET = "CLS-LOC", "DET"
 
@@ -64,7 +64,9 @@ def test_clsloc_labels_are_sorted_wnid_indices_and_val_labels_the_ground_truth()
     lst = classes.clsloc()
     assert [i.label for _, i in got["train"].items] == [0, 0, 1]
     assert [i.label for _, i in got["validation"].items] == [lst.index(w) for w in VAL.values()]
-    assert lst.wnids[got["validation"].items[0][1].label] == "n01751748"  # sea snake, FACTS
+    assert (
+        lst.wnids[got["validation"].items[0][1].label] == "n01751748"
+    )  # sea snake: the first validation image
     assert [i.label for _, i in got["test"].items] == [-1]
     assert files(got["train"]) == ["n01440764_1.JPEG", "n01440764_2.JPEG", "n01443537_5.JPEG"]
 
@@ -89,7 +91,7 @@ def test_an_unlisted_clsloc_image_is_an_error_and_skipped_when_asked():
     rec = Recorder(SKIP)
     plan = plans.clsloc_train(plans.Context({"clsloc": cat}, rec))
     assert len(plan) == 2
-    assert [(p.member, p.kind) for p in rec.skipped] == [
+    assert [(p.member, p.kind) for p in rec.problems] == [
         ("Data/CLS-LOC/train/n01443537/n01443537_5.JPEG", "extra")
     ]
 
@@ -98,7 +100,7 @@ def test_a_train_folder_outside_the_1000_classes_is_a_label_problem():
     odd = [*TRAIN, "n99999999/n99999999_1"]
     rec = Recorder(COLLECT)
     plans.clsloc_train(plans.Context({"clsloc": clsloc_catalog(train=odd, train_list=odd)}, rec))
-    assert [p.kind for p in rec.skipped] == ["label"]
+    assert [p.kind for p in rec.problems] == ["label"]
 
 
 def test_a_missing_list_is_named():
@@ -113,8 +115,8 @@ def test_a_validation_image_without_annotation_is_an_annotation_problem():
     rec = Recorder(COLLECT)
     plan = plans.clsloc_validation(plans.Context({"clsloc": cat}, rec))
     assert len(plan) == 1
-    assert {p.kind for p in rec.skipped} == {"annotation"}
-    assert len(rec.skipped) == 2
+    assert {p.kind for p in rec.problems} == {"annotation"}
+    assert len(rec.problems) == 2
 
 
 def test_validation_annotation_against_the_ground_truth_only_when_content_must_vouch():
@@ -160,7 +162,7 @@ def test_kaggle_solution_disagreeing_names_the_image(change):
     member = (
         "ILSVRC2012_val_00000009" if change == "extra_row" else f"Data/CLS-LOC/val/{first}.JPEG"
     )
-    assert [p.member for p in ctx.recorder.skipped] == [member]
+    assert [p.member for p in ctx.recorder.problems] == [member]
     assert len(plan) == (3 if change == "extra_row" else 2)
 
 
@@ -208,7 +210,7 @@ def test_det_train_image_no_list_names_is_kept_with_a_notice():
     assert [(p.kind, p.member) for p in rec.notices] == [
         ("unlisted", f"Data/DET/train/{i}.JPEG") for i in sorted(DET_TRAIN[1:])
     ]
-    assert not rec.skipped
+    assert not rec.problems
 
 
 def test_det_train_txt_joins_the_reference_where_it_exists():
@@ -263,7 +265,7 @@ def test_det_test_is_both_sets_whichever_list_the_user_has(case, old_list, new_l
     plan = plans.det_test(plans.Context(det_catalogs(old_list=old_list, new_list=new_list), rec))
     assert sorted(files(plan)) == sorted(f"{i}.JPEG" for i in OLD + NEW), case
     assert {part: len(v) for part, v in plan.parts.items()} == {"det": 3, "det_test": 2}
-    assert not rec.skipped and not rec.notices, case
+    assert not rec.problems and not rec.notices, case
 
 
 def test_det_test_in_one_extracted_tree_where_one_list_survived():

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import errors
-from tests import minirelease, readback
-from tests.conftest import build_env
+from imagenet2017_tfds import errors, testing
+from tests import readback
+from tests.conftest import api_build, build_env
 from tests.mutate import rewrite
+from tests.readback import assert_nothing_loads
 from tests.test_build import check_examples
-from tests.test_failures import api_build, assert_nothing_loads
 
 FORMS = ["tarball", "tree"]
 
@@ -39,7 +39,7 @@ def put(release, part: str, changes: dict, kaggle: bool = False):
         return release.checksums
     sums = rewrite(release, part, changes)
     if kaggle:  # rewrite() packs under the image-net.org name
-        (release.manual_dir / minirelease.CLSLOC).rename(release.manual_dir / minirelease.KAGGLE)
+        (release.manual_dir / testing.CLSLOC).rename(release.manual_dir / testing.KAGGLE)
         return release.checksums
     return sums
 
@@ -49,7 +49,7 @@ def put(release, part: str, changes: dict, kaggle: bool = False):
 
 @pytest.mark.parametrize("form", FORMS)
 def test_kaggle_release_builds_clsloc_verified_by_content(form, cli_builds, tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
+    release = testing.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
     # The checksums file does not list Kaggle's tarball (no digest is published).
     api_build(release.manual_dir, tmp_path / "data", checksums=release.checksums,
               monkeypatch=monkeypatch)  # fmt: skip
@@ -67,8 +67,8 @@ def test_kaggle_release_builds_clsloc_verified_by_content(form, cli_builds, tmp_
 def test_kaggle_validation_disagreeing_with_its_solution_file_is_refused(
     form, tmp_path, monkeypatch
 ):
-    release = minirelease.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
-    csv = release.manual_dir / minirelease.KAGGLE_VAL_SOLUTION
+    release = testing.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
+    csv = release.manual_dir / testing.KAGGLE_VAL_SOLUTION
     lines = csv.read_text().splitlines()
     image, boxes = lines[1].split(",")
     wnid, xmin, *rest = boxes.split()
@@ -81,8 +81,8 @@ def test_kaggle_validation_disagreeing_with_its_solution_file_is_refused(
 
 
 def test_kaggle_validation_label_against_the_ground_truth(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", parts=("clsloc",), kaggle=True)
-    (release.manual_dir / minirelease.KAGGLE_VAL_SOLUTION).unlink()  # the tarball alone
+    release = testing.write_release(tmp_path / "m", parts=("clsloc",), kaggle=True)
+    (release.manual_dir / testing.KAGGLE_VAL_SOLUTION).unlink()  # the tarball alone
     name = "Annotations/CLS-LOC/val/ILSVRC2012_val_00000001.xml"
     xml = release.members["clsloc"][name].replace(b"n01751748", b"n01440764")
     checksums = put(release, "clsloc", {name: xml}, kaggle=True)
@@ -92,10 +92,10 @@ def test_kaggle_validation_label_against_the_ground_truth(tmp_path, monkeypatch)
 
 
 def test_a_checksums_file_that_lists_the_kaggle_tarball_is_honoured(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", parts=("clsloc",), kaggle=True)
+    release = testing.write_release(tmp_path / "m", parts=("clsloc",), kaggle=True)
     sums = tmp_path / "sums.tsv"
-    sums.write_text(f"{minirelease.KAGGLE}\t\t{'0' * 32}\t\n")
-    with pytest.raises(errors.ChecksumError, match=f"{minirelease.KAGGLE}: md5 mismatch"):
+    sums.write_text(f"{testing.KAGGLE}\t\t{'0' * 32}\t\n")
+    with pytest.raises(errors.ChecksumError, match=f"{testing.KAGGLE}: md5 mismatch"):
         api_build(release.manual_dir, tmp_path / "d", checksums=sums, monkeypatch=monkeypatch)
 
 
@@ -108,7 +108,7 @@ EXTRA = "Data/DET/train/ILSVRC2014_train_0000/ILSVRC2014_train_00000099.JPEG"
 def test_det_builds_from_the_per_class_lists_and_keeps_an_unlisted_image(
     form, tmp_path, monkeypatch
 ):
-    release = minirelease.write_release(tmp_path / "m", form=form, det_train_txt=False)
+    release = testing.write_release(tmp_path / "m", form=form, det_train_txt=False)
     image = release.members["det"][
         "Data/DET/train/ILSVRC2013_train_extra0/ILSVRC2013_train_00000005.JPEG"
     ]
@@ -129,7 +129,7 @@ def test_det_builds_from_the_per_class_lists_and_keeps_an_unlisted_image(
 
 
 def test_det_train_image_a_list_names_but_the_archive_lacks_stops_the_build(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", det_train_txt=False)
+    release = testing.write_release(tmp_path / "m", det_train_txt=False)
     member = "Data/DET/train/ILSVRC2013_train_extra1/ILSVRC2013_train_00000012.JPEG"
     checksums = put(release, "det", {member: None})
     with pytest.raises(
@@ -141,7 +141,7 @@ def test_det_train_image_a_list_names_but_the_archive_lacks_stops_the_build(tmp_
 
 
 def test_det_test_is_the_2017_set_when_det_test_new_lists_all_65500(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", det_test_list="all")
+    release = testing.write_release(tmp_path / "m", det_test_list="all")
     api_build(release.manual_dir, tmp_path / "d", "det", release.checksums, monkeypatch)
     check_examples(tmp_path / "d", release, "det")
     assert metadata(tmp_path / "d", "det")["unlisted_members"] == []
@@ -163,7 +163,7 @@ TRAIN = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
 
 @pytest.mark.parametrize("form", FORMS)
 def test_a_validation_image_training_could_not_decode_stops_the_build(form, tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", form=form, parts=("clsloc",))
+    release = testing.write_release(tmp_path / "m", form=form, parts=("clsloc",))
     checksums = put(release, "clsloc", {VAL: undecodable(release.members["clsloc"][VAL])})
     with pytest.raises(errors.ImageError, match=f"{VAL}: TensorFlow cannot decode this image"):
         api_build(release.manual_dir, tmp_path / "d", checksums=checksums, monkeypatch=monkeypatch)
@@ -174,7 +174,7 @@ def test_a_validation_image_training_could_not_decode_stops_the_build(form, tmp_
 
 
 def test_train_images_are_decoded_only_when_asked(tmp_path, monkeypatch):
-    release = minirelease.write_release(tmp_path / "m", parts=("clsloc",))
+    release = testing.write_release(tmp_path / "m", parts=("clsloc",))
     checksums = put(release, "clsloc", {TRAIN: undecodable(release.members["clsloc"][TRAIN])})
     builder = api_build(
         release.manual_dir, tmp_path / "d", checksums=checksums, monkeypatch=monkeypatch
@@ -197,7 +197,7 @@ def check(manual_dir, checksums, *args) -> subprocess.CompletedProcess:
 
 
 def test_check_reports_every_problem_in_one_table_and_fails(tmp_path):
-    release = minirelease.write_release(tmp_path / "m", parts=("clsloc",))
+    release = testing.write_release(tmp_path / "m", parts=("clsloc",))
     m = release.members["clsloc"]
     xml = "Annotations/CLS-LOC/train/n02105855/n02105855_2934.xml"
     checksums = put(release, "clsloc", {
@@ -220,7 +220,7 @@ def test_check_reports_every_problem_in_one_table_and_fails(tmp_path):
 
 @pytest.mark.parametrize("form", FORMS)
 def test_check_passes_a_sound_release(form, tmp_path):
-    release = minirelease.write_release(tmp_path / "m", form=form)
+    release = testing.write_release(tmp_path / "m", form=form)
     result = check(release.manual_dir, release.checksums)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "imagenet2017/clsloc: 29 images checked; no problem" in result.stdout

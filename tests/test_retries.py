@@ -118,6 +118,7 @@ def kill_a_harness_mid_bundle(launcher: Running, work: Path) -> int:
     )
 
 
+@pytest.mark.engines
 @pytest.mark.parametrize("runner", ["flink", "spark"])
 def test_a_build_survives_an_sdk_worker_killed_mid_bundle(
     cli_builds, tarball_release, tmp_path, runner
@@ -145,6 +146,7 @@ def test_a_build_survives_an_sdk_worker_killed_mid_bundle(
     assert not left_running(work)
 
 
+@pytest.mark.engines
 def test_a_lost_worker_the_engine_cannot_replace_is_named(tarball_release, tmp_path):
     """Every SDK harness killed as soon as it starts: Spark gives up after its attempts, and
     the launcher's error names the workers that died and how."""

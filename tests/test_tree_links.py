@@ -9,9 +9,8 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import inputs
+from imagenet2017_tfds import inputs, testing
 from imagenet2017_tfds.errors import Imagenet2017Error, InputError
-from tests import minirelease
 
 IMAGE = "Data/CLS-LOC/train/n01440764/n01440764_10040.JPEG"
 CLASS = "Data/CLS-LOC/train/n01443537"
@@ -22,7 +21,7 @@ VAL = "Data/CLS-LOC/val"
 def release(tmp_path):
     """The CLS-LOC tree in tmp_path/manual/ILSVRC, and a folder outside it."""
     (tmp_path / "elsewhere").mkdir()
-    return minirelease.write_release(tmp_path / "manual", form="tree", parts=("clsloc",))
+    return testing.write_release(tmp_path / "manual", form="tree", parts=("clsloc",))
 
 
 def expected(release) -> dict[str, bytes]:

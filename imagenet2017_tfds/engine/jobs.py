@@ -22,7 +22,7 @@ import numpy as np
 from imagenet2017_tfds import images
 from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.errors import ConsistencyError, ImageError
-from imagenet2017_tfds.examples import Item
+from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source
 from imagenet2017_tfds.tasks import Task

@@ -175,13 +175,13 @@ def _out_of_space(work: Work):
 
 def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> Built:
     found = prepare.locate(manual_dir, task, cache_dir)
-    scanned: dict[int, catalog.Catalog] = {}  # a tree may serve several parts: walked once
-    tree_cats = {}
+    scanned: dict[str, catalog.Catalog] = {}  # source name -> catalog: a tree serving
+    tree_cats = {}  # several parts is walked once
     for part, source in found.parts.items():
         if not isinstance(source, Tarball):
-            if id(source) not in scanned:
-                scanned[id(source)] = catalog.scan(source)
-            tree_cats[part] = scanned[id(source)]
+            if source.name not in scanned:
+                scanned[source.name] = catalog.scan(source)
+            tree_cats[part] = scanned[source.name]
     settings = {
         "task": task.name, "mode": recorder.mode, "decode": sorted(options.decode_splits),
         "format": options.file_format, "shards": repr(options.shard_config),

@@ -36,7 +36,7 @@ def read_once(
     """Every member of `source` once: images of `task` into `store` (their entries' offsets
     are their places there), everything else a catalog keeps parsed. `on_position` gets the
     compressed bytes read so far (the paced digest follows it)."""
-    cat = catalog.Builder(source.name)
+    cat = catalog.Cataloguer(source.name)
     hasher = hashers(task)
     splits = {d: split for d, (split, _) in task.items.items()}
     told = 0
@@ -57,7 +57,7 @@ def read_once(
             if role.kind != "image":
                 cat.add(Entry(header.offset, path, header.size), walker.read(header))
                 continue
-            split = splits.get(role.split_dir) if role.task == task.challenge else None
+            split = splits.get(role.split_dir) if role.challenge == task.challenge else None
             if split is None:  # another challenge's images: not this build's
                 continue
             hkey = hasher[split].hash_key(task.key(split, path))

@@ -20,7 +20,7 @@ from etils import epath
 
 from imagenet2017_tfds import catalog, fileio
 
-FORMAT = 1  # bump when what the folder holds changes
+FORMAT = 2  # bump when what the folder holds changes
 
 
 def identity(inputs: dict, settings: dict) -> str:

@@ -31,9 +31,6 @@ def release_path(name: str) -> str | None:
     return name
 
 
-ReadNow = Callable[[], bytes]
-
-
 class Source(abc.ABC):
     """An archive or a tree; `name` names it in messages."""
 

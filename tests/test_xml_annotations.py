@@ -1,23 +1,21 @@
-"""XML parsing on the real samples and on every dialect quirk of FACTS.md."""
-
-from pathlib import Path
+"""XML parsing on the real samples and on every dialect quirk of the CLS-LOC and DET annotations."""
 
 import pytest
 
-from imagenet2017_tfds import annotations
+from imagenet2017_tfds import testing, xml_annotations
 from imagenet2017_tfds.errors import AnnotationError
 
-SAMPLES = Path(__file__).parent / "data" / "xml_samples"
+SAMPLES = testing.annotation_samples()
 
 
-def sample(name: str) -> annotations.Annotation:
-    return annotations.parse((SAMPLES / name).read_bytes(), name)
+def sample(name: str) -> xml_annotations.Annotation:
+    return xml_annotations.parse(SAMPLES[name], name)
 
 
 def test_clsloc_train_sample():
     ann = sample("clsloc_train__n01440764_10040.xml")
     assert (ann.width, ann.height) == (500, 375)
-    assert ann.objects == (annotations.Box("n01440764", 64, 103, 369, 277),)
+    assert ann.objects == (xml_annotations.Box("n01440764", 64, 103, 369, 277),)
 
 
 def test_clsloc_val_sample():
@@ -43,8 +41,9 @@ def test_det_sample_without_object(name):
 
 
 def test_every_real_sample_parses():
-    for path in sorted(SAMPLES.glob("*.xml")):
-        ann = annotations.parse(path.read_bytes(), path.name)
+    assert len(SAMPLES) == 25
+    for name, data in SAMPLES.items():
+        ann = xml_annotations.parse(data, name)
         for box in ann.objects:
             assert box.name.startswith("n") and len(box.name) == 9
 
@@ -54,14 +53,14 @@ def xml(body: str, size="<size><width>100</width><height>50</height></size>") ->
 
 
 def test_float_coordinates_and_subcategory():
-    ann = annotations.parse(
+    ann = xml_annotations.parse(
         xml(
             "<object><name>n02084071</name><subcategory>n02085620</subcategory>"
             "<bndbox><xmin>12.5</xmin><xmax>30</xmax><ymin>1</ymin><ymax>2.25</ymax></bndbox></object>"
         ),
         "m",
     )
-    assert ann.objects[0] == annotations.Box("n02084071", 12.5, 1, 30, 2.25, "n02085620")
+    assert ann.objects[0] == xml_annotations.Box("n02084071", 12.5, 1, 30, 2.25, "n02085620")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +83,7 @@ def test_float_coordinates_and_subcategory():
 )
 def test_damaged_annotations_name_the_member(data, message):
     with pytest.raises(AnnotationError, match=message) as e:
-        annotations.parse(data, "Annotations/CLS-LOC/val/X.xml")
+        xml_annotations.parse(data, "Annotations/CLS-LOC/val/X.xml")
     assert "Annotations/CLS-LOC/val/X.xml" in str(e.value)
 
 
@@ -98,7 +97,7 @@ def test_external_entity_is_not_resolved(tmp_path):
         "</annotation>"
     ).encode()
     try:
-        ann = annotations.parse(data, "m")
+        ann = xml_annotations.parse(data, "m")
     except AnnotationError:
         return  # refusing is as good as not resolving
     assert "TOPSECRET" not in ann.objects[0].name
@@ -113,7 +112,7 @@ def test_billion_laughs_is_not_expanded():
         "</annotation>"
     ).encode()
     try:
-        ann = annotations.parse(data, "m")
+        ann = xml_annotations.parse(data, "m")
     except AnnotationError:
         return
     assert len(ann.objects[0].name) < 100

@@ -1,29 +1,26 @@
 """A miniature ILSVRC2017 release in the exact real layout, quirks included, with the answer
 key: what a correct build must contain.
 
-This is an oracle written from FACTS.md alone. It never imports the package: boxes, labels
-and blacklists are worked out here independently, so a test comparing a build with
-`Release.expected` checks the builder against the facts rather than against itself.
+The answer key is worked out here independently of the builder: boxes, labels and blacklists
+come from the release's own rules and data files, never from the package's code, so comparing
+a build with `Release.expected` checks the builder rather than itself.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
+import importlib.resources
 import io
-import random
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench import corpus  # its tar order (the module imports nothing of the package)
+from imagenet2017_tfds.testing.tarballs import tarball_bytes, write_checksums
 
-HERE = Path(__file__).resolve().parent
-SAMPLES = HERE / "data" / "xml_samples"
-META = HERE.parent / "imagenet2017_tfds" / "data"  # verbatim copies of the devkit's data files
+# The devkit's data files (verbatim copies) and real annotations of the release, shipped in the
+# package's data folder.
+DATA = importlib.resources.files("imagenet2017_tfds") / "data"
 
 DEVKIT = "ILSVRC2017_devkit.tar.gz"
 CLSLOC = "ILSVRC2017_CLS-LOC.tar.gz"
@@ -64,9 +61,12 @@ class Expected:
 
 @dataclass
 class Release:
+    """A miniature release written to `manual_dir`, and what a correct build of it holds."""
+
     manual_dir: Path
-    checksums: Path | None
-    form: str
+    checksums: Path | None  # the checksums file to build with (tarballs only)
+    form: str  # "tarball" or "tree"
+    # config -> split -> image file name -> what its example holds
     expected: dict[str, dict[str, dict[str, Expected]]] = field(default_factory=dict)
     # archive part -> {path below ILSVRC/: bytes}, as written (tests mutate copies of these)
     members: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class Release:
 
 def _map(name: str) -> dict[int, str]:
     table = {}
-    for line in (META / name).read_text().splitlines():
+    for line in (DATA / name).read_text().splitlines():
         if line.strip():
             wnid, number, _ = line.split(maxsplit=2)
             table[int(number)] = wnid
@@ -86,12 +86,12 @@ def _map(name: str) -> dict[int, str]:
 
 def _ground_truth() -> list[str]:
     by_id = _map("map_clsloc.txt")
-    return [by_id[int(x)] for x in (META / DEVKIT_DATA[2]).read_text().split()]
+    return [by_id[int(x)] for x in (DATA / DEVKIT_DATA[2]).read_text().split()]
 
 
 def _det_blacklist() -> set[tuple[int, str]]:
     pairs = set()
-    for line in (META / DEVKIT_DATA[4]).read_text().splitlines():
+    for line in (DATA / DEVKIT_DATA[4]).read_text().splitlines():
         if line.strip():
             index, wnid = line.split()
             pairs.add((int(index), wnid))
@@ -171,7 +171,7 @@ def read_sample(name: str):
     """A real XML sample: its bytes, <size>, and objects (name, subcategory, coordinates)."""
     from lxml import etree
 
-    data = (SAMPLES / name).read_bytes()
+    data = (DATA / name).read_bytes()
     root = etree.fromstring(data)
     size = (float(root.findtext("size/width")), float(root.findtext("size/height")))
     objects = []
@@ -185,10 +185,11 @@ def read_sample(name: str):
 # ------------------------------------------------------------------ the release
 
 
-class _Builder:
+class _Contents:
+    """The members of every archive and the answer key, as they are drawn."""
+
     def __init__(self, seed: int):
         self.rng = np.random.default_rng(seed)
-        self.pick = random.Random(seed)
         self.members: dict[str, dict[str, bytes]] = {p: {} for p in ARCHIVES}
         self.val_solution: dict[str, list] = {}  # CLS-LOC val image -> [(wnid, *box)]
         self.expected: dict[str, dict[str, dict[str, Expected]]] = {
@@ -206,10 +207,10 @@ class _Builder:
         return data, size
 
 
-def _clsloc(b: _Builder) -> None:
+def _clsloc(b: _Contents) -> None:
     exp = b.expected["clsloc"]
     truth = _ground_truth()
-    blacklist = {int(x) for x in (META / DEVKIT_DATA[3]).read_text().split()}
+    blacklist = {int(x) for x in (DATA / DEVKIT_DATA[3]).read_text().split()}
     train_cls, train_loc = [], []
 
     def train(wnid, n, kind="jpeg_rgb", xml=None):
@@ -243,7 +244,7 @@ def _clsloc(b: _Builder) -> None:
     train("n01443537", 17309, xml="sample")
     train("n01443537", 17565, xml="sample")
     train("n01443537", 100, kind="jpeg_gray")
-    train("n02105855", 2933, kind="png")  # the PNG named .JPEG of FACTS.md
+    train("n02105855", 2933, kind="png")  # a PNG named .JPEG, as the release has one
     train("n02105855", 2934, xml=((60, 40), [("n02105855", 5, 5, 30, 30)]))
     # CMYK, <filename>%s</filename>, and a box past the image
     train("n01739381", 1309, kind="jpeg_cmyk", xml=((50, 50), [("n01739381", -5, 10, 80, 45)]))
@@ -272,9 +273,9 @@ def _clsloc(b: _Builder) -> None:
         wnid = truth[number - 1]
         kind = "jpeg_cmyk" if number == 19877 else "jpeg_rgb"
         data, size = b.image("clsloc", f"Data/CLS-LOC/val/{name}.JPEG", kind)
-        sample = SAMPLES / f"clsloc_val__{name}.xml"
-        if sample.exists():
-            text, xml_size, raw = read_sample(sample.name)
+        sample = f"clsloc_val__{name}.xml"
+        if (DATA / sample).is_file():
+            text, xml_size, raw = read_sample(sample)
             objs = [(n, *c) for n, _, *c in raw]
         else:
             xml_size = b.size()
@@ -310,7 +311,7 @@ def _lines(ids: list[str]) -> bytes:
     return "".join(f"{image_id} {i}\n" for i, image_id in enumerate(ids, 1)).encode()
 
 
-def _det(b: _Builder, train_txt: bool = True, test_list: str = "own") -> None:
+def _det(b: _Contents, train_txt: bool = True, test_list: str = "own") -> None:
     exp = b.expected["det"]
     det_ids = {w: n for n, w in _map("map_det.txt").items()}
     blacklist = _det_blacklist()
@@ -408,58 +409,15 @@ def _det(b: _Builder, train_txt: bool = True, test_list: str = "own") -> None:
         )
 
 
-def _devkit(b: _Builder) -> None:
+def _devkit(b: _Contents) -> None:
     kit = b.members["devkit"]
     kit["devkit/COPYING"] = b"ImageNet devkit (miniature copy for tests)\n"
-    kit["devkit/readme.txt"] = (HERE / "data" / "devkit_readme_ILSVRC2015.txt").read_bytes()
+    kit["devkit/readme.txt"] = (DATA / "devkit_readme_ILSVRC2015.txt").read_bytes()
     for name in DEVKIT_DATA:
-        kit[f"devkit/data/{name}"] = (META / name).read_bytes()
+        kit[f"devkit/data/{name}"] = (DATA / name).read_bytes()
     kit["devkit/data/meta_clsloc.mat"] = b"MATLAB 5.0 MAT-file placeholder"
     kit["devkit/data/meta_det.mat"] = b"MATLAB 5.0 MAT-file placeholder"
     kit["devkit/evaluation/eval_clsloc.m"] = b"% placeholder\n"
-
-
-def member_order(members: dict[str, bytes], seed: int, order: str = "scrambled") -> list[str]:
-    """The members' names in the tarball's order: "scrambled" (no order at all), or tar's
-    depth-first walk as the benchmark's corpus has it (bench/corpus.py ORDERS)."""
-    names = sorted(members)
-    if order == "scrambled":
-        random.Random(seed).shuffle(names)
-        return names
-    return [
-        name for name, _ in corpus.tar_order([(n, None) for n in names], random.Random(seed), order)
-    ]
-
-
-def tarball_bytes(members: dict[str, bytes], seed: int, order: str = "scrambled") -> bytes:
-    """A .tar.gz as GNU tar would write it, members under ILSVRC/ in `order` (member_order)."""
-    return tar_gz(members, member_order(members, seed, order))
-
-
-def tar_gz(members: dict[str, bytes], names: list[str]) -> bytes:
-    """The .tar.gz of `members` in the order of `names` (GNU format, under ILSVRC/)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name in names:
-            info = tarfile.TarInfo(f"ILSVRC/{name}")
-            info.size, info.mtime, info.mode = len(members[name]), 1500000000, 0o644
-            tar.addfile(info, io.BytesIO(members[name]))
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
-
-
-def write_checksums(folder: Path, names: list[str]) -> Path:
-    lines = ["# checksums of the miniature release", "filename\tsize\tmd5\tsha256"]
-    for name in names:
-        data = (folder / name).read_bytes()
-        lines.append(
-            f"{name}\t{len(data)}\t{hashlib.md5(data).hexdigest()}\t{hashlib.sha256(data).hexdigest()}"
-        )
-    path = folder / "checksums.tsv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _number(v: float) -> str:
@@ -473,7 +431,7 @@ def write_kaggle_files(folder: Path, val_solution: dict[str, list]) -> None:
         for image, boxes in sorted(val_solution.items())
     )
     (folder / KAGGLE_VAL_SOLUTION).write_text("ImageId,PredictionString\n" + rows)
-    (folder / "LOC_synset_mapping.txt").write_bytes((META / "LOC_synset_mapping.txt").read_bytes())
+    (folder / "LOC_synset_mapping.txt").write_bytes((DATA / "LOC_synset_mapping.txt").read_bytes())
     (folder / "LOC_train_solution.csv").write_text("ImageId,PredictionString\n")
     (folder / "LOC_sample_submission.csv").write_text("ImageId,PredictionString\n")
 
@@ -490,13 +448,24 @@ def write_release(
     det_test_list: str = "own",
     order: str = "scrambled",
 ) -> Release:
-    """`kaggle`: CLS-LOC as Kaggle ships it (its tarball, or its tree, with the CSV files);
+    """Writes a miniature ILSVRC2017 release into `root` (a few hundred KB, in well under a
+    second): 14 CLS-LOC train, 10 validation and 5 test images; 9 DET train, 10 validation
+    and 7 test images, with real annotations and the release's quirks.
+
+    `form`: "tarball" (the archives as downloaded, and `checksums.tsv` for them) or "tree"
+    (what `tar xzf` leaves, under `ILSVRC/` unless `ilsvrc_prefix` is False);
+    `parts`: which archives (ARCHIVES' keys); `seed`: the same seed writes the same bytes;
+    `kaggle`: CLS-LOC as Kaggle ships it (its tarball, or its tree, with the CSV files);
     `det_train_txt`: whether the DET archive has a train.txt beside the per-class lists;
     `det_test_list`: DET_test_new's test.txt names its "own" images or "all" 65,500;
-    `order`: the tarballs' member order (member_order)."""
+    `order`: the tarballs' member order (tarballs.member_order).
+
+    Build it with `tfds build imagenet2017 --manual_dir <root>`, the environment variable
+    IMAGENET2017_CHECKSUMS set to `Release.checksums` (the real release's digests do not
+    match it)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    b = _Builder(seed)
+    b = _Contents(seed)
     _clsloc(b)
     _det(b, det_train_txt, det_test_list)
     _devkit(b)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imagenet2017_tfds import classes
-from imagenet2017_tfds.annotations import Annotation, Box
+from imagenet2017_tfds.xml_annotations import Annotation, Box
 
 BBox = tuple[float, float, float, float]
 
