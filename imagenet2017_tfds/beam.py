@@ -154,7 +154,7 @@ class SpillExamples(apache_beam.DoFn):
         if self.file is None:
             return
         self.file.close()
-        path = self.writer.spill_dir / f"{self.digest.hexdigest()}{SPILL}"
+        path = spill_dir(self.writer) / f"{self.digest.hexdigest()}{SPILL}"
         self.partial.replace(path)
         for shard, records in self.records.items():
             value = (shard, (str(path), records))

@@ -55,12 +55,12 @@ def test_a_bundle_processed_again_leaves_one_copy_of_its_examples(tmp_path):
         second = spill_bundle(writer, examples)  # the stage restarted after it had finished
         serialized = sorted(writer.serialize(example)[1] for example in examples)
     assert first == second  # the same file, the same records
-    (spill,) = writer.spill_dir.glob(f"*{beam_lib.SPILL}")
+    (spill,) = beam_lib.spill_dir(writer).glob(f"*{beam_lib.SPILL}")
     assert {path for _, (path, _) in second} == {str(spill)}
     read = [data for _, spills in second for _, data in beam_lib.read_spilled([spills])]
     assert sorted(read) == serialized  # every example once
     # The lost attempt's partial file is not a spill file: nothing refers to it.
-    assert len(list(writer.spill_dir.glob(f"*{beam_lib.PARTIAL}"))) == 1
+    assert len(list(beam_lib.spill_dir(writer).glob(f"*{beam_lib.PARTIAL}"))) == 1
 
 
 def test_bundles_of_different_examples_keep_their_own_files(tmp_path):
@@ -70,7 +70,7 @@ def test_bundles_of_different_examples_keep_their_own_files(tmp_path):
         writer = make_writer(tmp_path)
         values = spill_bundle(writer, examples[:6]) + spill_bundle(writer, examples[6:])
         serialized = sorted(writer.serialize(example)[1] for example in examples)
-    assert len(list(writer.spill_dir.glob(f"*{beam_lib.SPILL}"))) == 2
+    assert len(list(beam_lib.spill_dir(writer).glob(f"*{beam_lib.SPILL}"))) == 2
     read = [data for _, spills in values for _, data in beam_lib.read_spilled([spills])]
     assert sorted(read) == serialized
 
