@@ -2,6 +2,12 @@
 
 tarfile's stream mode is slow per member and its random-access mode keeps a table of the
 whole archive; this walks 512-byte headers itself and never holds more than one member.
+
+A header is trusted for nothing it costs to believe: a member's declared size, the data of
+a pax or GNU long-name header and what follows the end-of-archive marker are each bounded
+(the small functions below), so a damaged or hostile header is refused at its position in
+bounded memory and time. Any walk of the headers calls them: `check_header`, `member_size`,
+`check_meta_size` for each header, `check_padding` or `end_of_archive` at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +22,17 @@ BLOCK = 512
 REGULAR = (b"0", b"\0", b"7")
 GNU_LONGNAME = b"L"
 PAX = b"x"
+META = (GNU_LONGNAME, PAX)  # headers whose data names the next member
+
+# No member of the ILSVRC2017 release comes near this (images are at most a few MB, the
+# largest list, train_cls.txt, about 40 MB); a member is read into memory whole.
+MAX_MEMBER_BYTES = 256 << 20
+# A pax or GNU long-name header holds a path (a few hundred bytes); its data is read whole.
+MAX_META_BYTES = 1 << 20
+# After the end-of-archive marker: the rest of tar's last record, zeros (GNU tar writes
+# 10 KB records; 16 MB allows any blocking factor in use).
+MAX_PADDING_BYTES = 16 << 20
+_DOWNLOAD = "The archive is damaged or is not the ILSVRC2017 release: download it again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +43,22 @@ class Header:
     regular: bool
 
 
-def _number(field: bytes, where: str) -> int:
-    if field and field[0] & 0x80:  # GNU base-256 for large sizes
-        return int.from_bytes(field[1:], "big")
+def where(label: str, pos: int) -> str:
+    return f"{label} at byte {pos} of the tar stream"
+
+
+def _number(field: bytes, at: str) -> int:
+    if field and field[0] & 0x80:  # GNU base-256 for large sizes; 0xff starts a negative one
+        if field[0] == 0xFF:
+            raise ArchiveError(f"{at}: damaged tar header (a negative size). {_DOWNLOAD}")
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
     text = field.split(b"\0", 1)[0].strip()
     try:
         return int(text, 8) if text else 0
     except ValueError:
-        raise ArchiveError(f"{where}: damaged tar header (size field {field!r}).") from None
+        raise ArchiveError(
+            f"{at}: damaged tar header (size field {field!r}). {_DOWNLOAD}"
+        ) from None
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -54,7 +79,38 @@ def _name(block: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
-def _pax_path(data: bytes, where: str) -> str | None:
+def check_header(block: bytes, pos: int, label: str) -> None:
+    """A header block whose checksum does not match is refused, naming its position."""
+    if not _checksum_ok(block):
+        raise ArchiveError(
+            f"{where(label, pos)}: damaged tar header (checksum mismatch). {_DOWNLOAD}"
+        )
+
+
+def member_size(block: bytes, pos: int, label: str) -> int:
+    """The data size a (checked) header declares; more than any member of the release is
+    refused here, before a byte of it is read or skipped."""
+    size = _number(block[124:136], where(label, pos))
+    if size > MAX_MEMBER_BYTES:
+        raise ArchiveError(
+            f"{where(label, pos)}: the tar header of {_name(block)!r} declares {size} bytes; no "
+            f"member of the release comes near that (this reader's limit is {MAX_MEMBER_BYTES} "
+            f"bytes), so the header is damaged. {_DOWNLOAD}"
+        )
+    return size
+
+
+def check_meta_size(size: int, pos: int, label: str) -> None:
+    """The data of a pax or GNU long-name header is read whole: a path's worth at most."""
+    if size > MAX_META_BYTES:
+        raise ArchiveError(
+            f"{where(label, pos)}: a pax or GNU long-name header declares {size} bytes of "
+            f"metadata; a member's path takes a few hundred (this reader's limit is "
+            f"{MAX_META_BYTES} bytes), so the header is damaged or hostile. {_DOWNLOAD}"
+        )
+
+
+def _pax_path(data: bytes, at: str) -> str | None:
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
@@ -65,7 +121,7 @@ def _pax_path(data: bytes, where: str) -> str | None:
         except ValueError:
             length = 0
         if length <= space - pos:
-            raise ArchiveError(f"{where}: damaged pax extended header.")
+            raise ArchiveError(f"{at}: damaged pax extended header. {_DOWNLOAD}")
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         if key == b"path":
             return value.decode("utf-8", "surrogateescape")
@@ -73,49 +129,81 @@ def _pax_path(data: bytes, where: str) -> str | None:
     return None
 
 
-def _read_exactly(f: BinaryIO, n: int, where: str) -> bytes:
+def long_name(kind: bytes, data: bytes, pos: int, label: str) -> str | None:
+    """The next member's name from a GNU long-name or pax header's data (None: a pax header
+    without a path)."""
+    if kind == GNU_LONGNAME:
+        return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return _pax_path(data, where(label, pos))
+
+
+def check_padding(chunk: bytes, offset: int, marker: int, label: str) -> None:
+    """`chunk`, at `offset` of the tar stream, follows the end-of-archive marker at `marker`:
+    it must be zeros (data there would be another archive's, never read) and within
+    MAX_PADDING_BYTES of the marker (a bomb of zeros is not decompressed to its end)."""
+    if chunk.count(0) != len(chunk):
+        first = len(chunk) - len(bytes(chunk).lstrip(b"\0"))
+        raise ArchiveError(
+            f"{where(label, offset + first)}: data after the end-of-archive marker (at byte "
+            f"{marker}): another archive appended, or damage. {_DOWNLOAD}"
+        )
+    if offset + len(chunk) - marker > MAX_PADDING_BYTES:
+        raise ArchiveError(
+            f"{where(label, marker)}: more than {MAX_PADDING_BYTES} bytes follow the "
+            f"end-of-archive marker; tar pads its last record with at most a few KB. {_DOWNLOAD}"
+        )
+
+
+def end_of_archive(f: BinaryIO, pos: int, label: str) -> None:
+    """Reads what follows the end-of-archive marker (the block at `pos`, already read) to the
+    end of the stream: the decompressor then reaches the gzip trailer, so a cut or damaged
+    tail (its CRC, its length) is found even though no member lies there."""
+    offset = pos + BLOCK
+    while chunk := f.read(1 << 20):
+        check_padding(chunk, offset, pos, label)
+        offset += len(chunk)
+
+
+def _read_exactly(f: BinaryIO, n: int, at: str) -> bytes:
     data = f.read(n)
     if len(data) != n:
-        raise ArchiveError(f"{where}: the archive ends early (truncated): download it again.")
+        raise ArchiveError(f"{at}: the archive ends early (truncated): download it again.")
     return data
 
 
 def headers(f: BinaryIO, label: str, start: int = 0, end: int | None = None) -> Iterator[Header]:
-    """Headers from `start` (a header boundary) up to `end` or the end-of-archive marker."""
+    """Headers from `start` (a header boundary) up to `end`, or to the end-of-archive marker
+    and the end of the stream (end_of_archive)."""
     pos = start
     if f.tell() != pos:
         f.seek(pos)
-    long_name: str | None = None
+    name: str | None = None  # from a pax or GNU long-name header, for the next member
     last: Header | None = None
     while end is None or pos < end:
-        where = f"{label} at byte {pos} of the tar stream"
         block = f.read(BLOCK)
         if len(block) < BLOCK:
             inside = f" inside member {last.name} (data from byte {last.offset})" if last else ""
             raise ArchiveError(
-                f"{where}: the archive ends{inside} without the end-of-archive marker "
-                "(truncated): download it again."
+                f"{where(label, pos)}: the archive ends{inside} without the end-of-archive "
+                "marker (truncated): download it again."
             )
         if block == bytes(BLOCK):
+            if end is None:
+                end_of_archive(f, pos, label)
             return
-        if not _checksum_ok(block):
-            raise ArchiveError(f"{where}: damaged tar header (checksum mismatch).")
-        size = _number(block[124:136], where)
+        check_header(block, pos, label)
+        size = member_size(block, pos, label)
         kind = block[156:157]
         data_at = pos + BLOCK
         padded = (size + BLOCK - 1) // BLOCK * BLOCK
-        if kind in (GNU_LONGNAME, PAX):
-            meta = _read_exactly(f, padded, where)[:size]
-            long_name = (
-                meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                if kind == GNU_LONGNAME
-                else _pax_path(meta, where) or long_name
-            )
+        if kind in META:
+            check_meta_size(size, pos, label)
+            meta = _read_exactly(f, padded, where(label, pos))[:size]
+            name = long_name(kind, meta, pos, label) or name
             pos = data_at + padded
             continue
-        name = long_name if long_name is not None else _name(block)
-        long_name = None
-        last = Header(name, data_at, size, kind in REGULAR)
+        last = Header(name if name is not None else _name(block), data_at, size, kind in REGULAR)
+        name = None
         yield last
         pos = data_at + padded
         if f.tell() != pos:  # the caller did not consume the data: skip it
@@ -126,9 +214,9 @@ def read_data(f: BinaryIO, header: Header, label: str) -> bytes:
     """The member's bytes; leaves the stream at the next header."""
     if f.tell() != header.offset:
         f.seek(header.offset)
-    where = f"{label}: member {header.name} (byte {header.offset})"
-    data = _read_exactly(f, header.size, where)
+    at = f"{label}: member {header.name} (byte {header.offset})"
+    data = _read_exactly(f, header.size, at)
     pad = -header.size % BLOCK
     if pad:
-        _read_exactly(f, pad, where)
+        _read_exactly(f, pad, at)
     return data
