@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import faulthandler
 import gzip
-import io
 import random
 import shutil
 import struct
-import tarfile
 import traceback
 import zlib
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ import pytest
 from imagenet2017_tfds import tasks
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from tests import minirelease
+from tests.mutate import members
 from tests.test_failures import api_build, assert_nothing_loads
 
 SEED = 2017
@@ -132,23 +131,6 @@ def clean(release, tmp_path_factory) -> dict[str, Examples]:
 
 
 # ------------------------------------------------------------------ what a change touched
-
-
-@dataclass(frozen=True)
-class Member:
-    name: str  # below ILSVRC/
-    start: int  # its first header block in the tar stream
-    end: int  # the end of its data, padded
-
-
-def members(tar_bytes: bytes) -> list[Member]:
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
-        return [
-            Member(
-                m.name.removeprefix("ILSVRC/"), m.offset, m.offset_data + -(-m.size // 512) * 512
-            )
-            for m in t.getmembers()
-        ]
 
 
 def lenient_gunzip(data: bytes) -> bytes:

@@ -6,8 +6,8 @@ whole archive; this walks 512-byte headers itself and never holds more than one 
 A header is trusted for nothing it costs to believe: a member's declared size, the data of
 a pax or GNU long-name header and what follows the end-of-archive marker are each bounded
 (the small functions below), so a damaged or hostile header is refused at its position in
-bounded memory and time. Any walk of the headers calls them: `check_header`, `member_size`,
-`check_meta_size` for each header, `check_padding` or `end_of_archive` at the end.
+bounded memory and time. Any walk of the headers calls them: `check_header` and `data_size`
+for each header, `check_padding` or `end_of_archive` at the end.
 """
 
 from __future__ import annotations
@@ -87,27 +87,25 @@ def check_header(block: bytes, pos: int, label: str) -> None:
         )
 
 
-def member_size(block: bytes, pos: int, label: str) -> int:
-    """The data size a (checked) header declares; more than any member of the release is
-    refused here, before a byte of it is read or skipped."""
+def data_size(block: bytes, pos: int, label: str) -> int:
+    """The data size a (checked) header declares, refused here, before a byte of it is read
+    or skipped, when no header of its kind has that much: a pax or GNU long-name header
+    (read whole) a path's worth, a member more than any of the release."""
     size = _number(block[124:136], where(label, pos))
-    if size > MAX_MEMBER_BYTES:
+    if block[156:157] in META:
+        if size > MAX_META_BYTES:
+            raise ArchiveError(
+                f"{where(label, pos)}: a pax or GNU long-name header declares {size} bytes of "
+                f"metadata; a member's path takes a few hundred (this reader's limit is "
+                f"{MAX_META_BYTES} bytes), so the header is damaged or hostile. {_DOWNLOAD}"
+            )
+    elif size > MAX_MEMBER_BYTES:
         raise ArchiveError(
             f"{where(label, pos)}: the tar header of {_name(block)!r} declares {size} bytes; no "
             f"member of the release comes near that (this reader's limit is {MAX_MEMBER_BYTES} "
             f"bytes), so the header is damaged. {_DOWNLOAD}"
         )
     return size
-
-
-def check_meta_size(size: int, pos: int, label: str) -> None:
-    """The data of a pax or GNU long-name header is read whole: a path's worth at most."""
-    if size > MAX_META_BYTES:
-        raise ArchiveError(
-            f"{where(label, pos)}: a pax or GNU long-name header declares {size} bytes of "
-            f"metadata; a member's path takes a few hundred (this reader's limit is "
-            f"{MAX_META_BYTES} bytes), so the header is damaged or hostile. {_DOWNLOAD}"
-        )
 
 
 def _pax_path(data: bytes, at: str) -> str | None:
@@ -192,12 +190,11 @@ def headers(f: BinaryIO, label: str, start: int = 0, end: int | None = None) -> 
                 end_of_archive(f, pos, label)
             return
         check_header(block, pos, label)
-        size = member_size(block, pos, label)
+        size = data_size(block, pos, label)
         kind = block[156:157]
         data_at = pos + BLOCK
         padded = (size + BLOCK - 1) // BLOCK * BLOCK
         if kind in META:
-            check_meta_size(size, pos, label)
             meta = _read_exactly(f, padded, where(label, pos))[:size]
             name = long_name(kind, meta, pos, label) or name
             pos = data_at + padded
