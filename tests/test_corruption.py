@@ -285,3 +285,20 @@ def test_an_archive_cut_short(n, release, tmp_path, monkeypatch):
         api_build(manual, tmp_path / "data", case.config, allow_unverified=True, workers=1)
     assert_ours(e.value, case, {})
     assert_nothing_loads(tmp_path / "data", case.config)
+
+
+def test_a_stream_error_is_not_replaced_by_the_digest_it_cancelled(
+    release, clean, tars, tmp_path, monkeypatch
+):
+    """With the archive's md5 known, the digest is read just behind the stream; the stream
+    failing first cancels it, and the stream's error is the one reported, alone."""
+    from imagenet2017_tfds import checksums
+
+    monkeypatch.setattr(checksums.Pace, "AHEAD", 0)  # the digest waits for the stream's end
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
+    original = archive(release, "clsloc").read_bytes()
+    data = flipped(original, len(original) // 2, 0x55)
+    case = Case("clsloc", data, tars["clsloc"], lenient_gunzip(data))
+    with pytest.raises(ArchiveError, match="the gzip data is corrupt") as e:
+        engine_build(manual_with(release, case, tmp_path / "manual"), "clsloc", tmp_path / "c")
+    assert_ours(e.value, case, {})
