@@ -306,6 +306,8 @@ class Background:
             self._error = e
 
     def join(self) -> None:
+        """Raises what the verification raised; not a Cancelled one: its stream stopped on
+        an error of its own, which is the one the build reports."""
         self._thread.join()
-        if self._error is not None:
+        if self._error is not None and not isinstance(self._error, Cancelled):
             raise self._error

@@ -38,3 +38,7 @@ class ConsistencyError(Imagenet2017Error):
 
 class DiskSpaceError(Imagenet2017Error):
     """A folder the build writes to has (or had) too little free space."""
+
+
+class WorkerError(Imagenet2017Error):
+    """A worker process of the local engine ended, or failed, without reporting why."""

@@ -1,9 +1,10 @@
 """A build of the miniature release in its own process, killed (SIGKILL, no clean-up) at a
-chosen point, as power loss or the OOM killer would stop it; or run to the end, refusing
-to read the archive (a rerun that must resume past the stream).
+chosen point, as power loss or the OOM killer would stop it; or one of its workers killed
+in the middle of its range; or run to the end, refusing to read the archive (a rerun that
+must resume past the stream).
 
-    python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards, none,
-                                                       no_read)
+    python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards,
+                                                       worker, none, no_read)
 """
 
 from __future__ import annotations
@@ -12,16 +13,33 @@ import os
 import signal
 import sys
 
+from imagenet2017_tfds.engine import buckets
+
 
 def _die():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DyingBuckets(buckets.Buckets):
+    """The buckets as a worker process reads them (a job carries them pickled), except that
+    the worker is killed after the second image of its range."""
+
+    def __init__(self, folder: str, name: str):
+        super().__init__(folder, name)
+        self.build_pid = os.getpid()
+
+    def read(self, entries):
+        for k, item in enumerate(super().read(entries)):
+            if k == 2 and os.getpid() != self.build_pid:
+                _die()
+            yield item
 
 
 def main(manual: str, data: str, point: str) -> None:
     import tensorflow_datasets as tfds
 
     import imagenet2017_tfds
-    from imagenet2017_tfds.engine import buckets, local, stream, work
+    from imagenet2017_tfds.engine import local, stream, work
 
     if point == "stream":  # in the middle of the archive: some images in buckets
         real_add, count = buckets.Store.add, [0]
@@ -43,6 +61,10 @@ def main(manual: str, data: str, point: str) -> None:
             _die()
 
         work.Work.keep_shard = keep_shard
+    elif point == "worker":  # by its module's name: a worker's __main__ is not this module
+        from tests.killed_build import DyingBuckets as pickled_by_name
+
+        buckets.Buckets = pickled_by_name
     elif point == "no_read":
 
         def refuse(*args, **kwargs):

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from etils import epath
@@ -264,3 +265,48 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_verification(release, 
     v.verify()  # the archive is good: a cache it cannot keep is no reason to stop
     assert "cannot be written" in capsys.readouterr().err
     assert v.check_known(False) is True  # nothing was kept: the next build reads it again
+
+
+# ------------------------------------------------------------------ 3. a build's work folder
+
+
+def _engine_build(manual, cache):
+    import tensorflow_datasets as tfds
+
+    from imagenet2017_tfds import tasks
+    from imagenet2017_tfds.engine import local
+    from imagenet2017_tfds.problems import Recorder
+
+    options = local.Options(workers=1, skip_space_check=True,
+                            shard_config=tfds.download.DownloadConfig().get_shard_config())  # fmt: skip
+    built = local.build(manual, tasks.CLSLOC, cache, Recorder.for_build(False), options)
+    shards = {
+        s.split: Path(built.shard_file(s)).read_bytes() for v in built.shards.values() for s in v
+    }
+    return built.work.root, shards
+
+
+def test_each_file_of_a_builds_work_folder_cut_is_discarded_and_the_same_shards_made(
+    release, archives, monkeypatch, capsys
+):
+    """A build's records (each archive's stream, each shard's) and its shard files, cut in
+    half as a killed build or a bad disk may leave them: each is noticed and made again, even
+    once the buckets it was made from are freed."""
+    manual, cache = archives
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
+    root, clean = _engine_build(manual, cache)  # complete: every bucket freed
+    kept = Path(str(root) + ".kept")
+    shutil.copytree(root, kept)
+    files = sorted(p.relative_to(kept) for p in kept.rglob("*") if p.is_file())
+    assert [f.name for f in files] == [
+        "test-00000.json", "test-00000.tfrecord", "train-00000.json", "train-00000.tfrecord",
+        "validation-00000.json", "validation-00000.tfrecord", "stream-clsloc.json",
+    ]  # fmt: skip
+    for name in files:
+        shutil.rmtree(root)
+        shutil.copytree(kept, root)
+        damage(Path(root) / name, "half", None)
+        capsys.readouterr()
+        assert _engine_build(manual, cache) == (root, clean), name
+        err = capsys.readouterr().err
+        assert f"cache file {Path(root) / name}: " in err, (name, err)

@@ -11,6 +11,7 @@ import pytest
 from imagenet2017_tfds.errors import ArchiveError
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import release_path
+from tests.mutate import with_size_field
 
 
 def make_tar(members: dict[str, bytes], fmt=tarfile.GNU_FORMAT) -> bytes:
@@ -132,3 +133,25 @@ def test_damaged_header_is_an_error():
 )
 def test_release_paths_are_harmless(name, expected):
     assert release_path(name) == expected
+
+
+def test_what_follows_the_end_of_archive_marker_must_be_zeros_and_little():
+    data = make_tar({"ILSVRC/a": b"1"})  # tarfile pads to a 10 KB record
+    assert walk(data)[-1][0] == "ILSVRC/a"
+    marker = len(data) - 10240 + 1536  # three blocks: the directory, a's header and data
+    with pytest.raises(ArchiveError, match=rf"t at byte {len(data) + 3} .* after the end-of-"
+                       rf"archive marker \(at byte {marker}\)"):  # fmt: skip
+        walk(data + b"\0\0\0x")  # another archive's first bytes, say
+    with pytest.raises(ArchiveError, match=rf"at byte {marker} .*more than \d+ bytes follow"):
+        walk(data + bytes(tar.MAX_PADDING_BYTES))
+
+
+def test_a_long_name_header_is_read_whole_only_up_to_its_limit():
+    name = "ILSVRC/" + "n" * 300
+    data = make_tar({name: b"x"})  # the directory, then the GNU long-name header at 512
+    assert walk(data)[-1] == (name, True, b"x")
+    assert data[512 + 156 : 512 + 157] == tar.GNU_LONGNAME
+    size = tar.MAX_META_BYTES + 1
+    hostile = data[:512] + with_size_field(data[512:1024], b"%011o\0" % size)
+    with pytest.raises(ArchiveError, match=rf"t at byte 512 .*declares {size} bytes of metadata"):
+        walk(hostile)

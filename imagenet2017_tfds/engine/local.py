@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from imagenet2017_tfds import catalog, checksums, fileio, prepare
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
 from imagenet2017_tfds.engine.work import Shard, Work
-from imagenet2017_tfds.errors import ConsistencyError, DiskSpaceError
+from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
 from imagenet2017_tfds.tasks import Task
@@ -192,7 +192,19 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
                          for table in c.images.values() for e in table.values())  # fmt: skip
         check_space(found, work, options.data_dir, tree_bytes)
     with _out_of_space(work):
-        return _build(found, task, cache_dir, recorder, options, work, tree_cats)
+        recorded = list(recorder.problems), list(recorder.notices)
+        try:
+            return _build(found, task, cache_dir, recorder, options, work, tree_cats)
+        except _BucketGone as gone:  # a shard to write again after its buckets were freed
+            fileio.notice(work.root, str(gone), "it is discarded and the archives read again")
+            work.remove()
+            recorder.problems[:], recorder.notices[:] = recorded
+            return _build(found, task, cache_dir, recorder, options, work, tree_cats)
+
+
+class _BucketGone(Exception):
+    """A bucket a shard still to write reads is gone: freed once that shard was written and
+    recorded, whose record or file was then damaged (or deleted by another program)."""
 
 
 def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
@@ -285,12 +297,13 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
             users.update(p.buckets)
     if done:
         _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
-    for name in {n for p in todo for n in p.buckets}:
-        if not os.path.exists(os.path.join(work.buckets, name)):
-            raise ConsistencyError(  # never: a bucket is freed only after its shards
-                f"{work.root}: bucket {name} is gone, but a shard it serves is not written. "
-                f"Delete {work.root} and build again."
-            )
+    for p in todo:
+        for name in sorted(p.buckets):
+            if not os.path.exists(os.path.join(work.buckets, name)):
+                raise _BucketGone(
+                    f"bucket {name} is gone, but {p.job.split} shard {p.shard}, which reads it, "
+                    "is not written (or its file or record is damaged)"
+                )
     for planned in per_split.values():  # buckets no shard still needs (all written earlier)
         for p in planned:
             for name in p.buckets:

@@ -24,11 +24,10 @@ from collections.abc import Iterable, Iterator
 
 from imagenet2017_tfds import tasks
 from imagenet2017_tfds.engine import jobs as jobs_lib
-from imagenet2017_tfds.errors import Imagenet2017Error
+from imagenet2017_tfds.errors import WorkerError
 
-
-class WorkerError(Imagenet2017Error):
-    """A worker process ended without reporting why."""
+# WorkerError is defined in errors, not here: a worker runs this module as __main__, and a
+# class of __main__ is pickled under that name, which the build's process cannot unpickle.
 
 
 def _send(stream, value) -> None:
@@ -63,6 +62,15 @@ def main() -> None:
         try:
             job = _receive(jobs)
         except EOFError:
+            return
+        except Exception as e:  # noqa: BLE001  (a job it cannot unpickle: reported, not printed)
+            error = WorkerError(
+                f"a worker process (pid {os.getpid()}) cannot read the job it was sent "
+                f"({type(e).__name__}: {e}); was the package changed while the build ran? "
+                "Build again with the same command."
+            )
+            with contextlib.suppress(BrokenPipeError):
+                _send(results, ("error", error))
             return
         try:
             outcome = ("ok", jobs_lib.write_shard(job))
@@ -165,6 +173,12 @@ class Pool:
                 outcome = _receive(proc.stdout)
             except (EOFError, OSError, ValueError):
                 done.put((proc, None))
+                return
+            except Exception as e:  # noqa: BLE001  (a result it cannot unpickle: said, not lost)
+                message = (
+                    f"a result of worker pid {proc.pid} cannot be read ({type(e).__name__}: {e})"
+                )
+                done.put((proc, ("error", WorkerError(message + ": report this as a bug."))))
                 return
             done.put((proc, outcome))
 

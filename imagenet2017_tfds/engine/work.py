@@ -91,8 +91,14 @@ class Work:
 
     def done(self, split: str, shard: int, suffix: str) -> Shard | None:
         value = self._read(self._record_file(split, shard))
+        if not value:
+            return None
         path = self.shard_file(split, shard, suffix)
-        if not value or not os.path.exists(path) or os.path.getsize(path) != value["file_bytes"]:
+        found = os.path.getsize(path) if os.path.exists(path) else None
+        if found != value["file_bytes"]:  # recorded whole, then damaged
+            fileio.notice(
+                path, f"{found} bytes, {value['file_bytes']} recorded", "it is written again"
+            )
             return None
         return Shard(split, shard, value["num_examples"], value["num_bytes"], value["recorded"])
 

@@ -1,10 +1,16 @@
-"""A minimal forward reader of tar streams: 512-byte headers walked here, over any object
-with `readinto` (a rapidgzip reader, a file), through one reused buffer.
+"""A minimal reader of tar headers over any readable, seekable stream.
 
 tarfile's stream mode is slow per member and its random-access mode keeps a table of the
-whole archive. This never holds more than its buffer: a member's data is handed out as
-views into it (`chunks`), so an image goes from the decompressor to its bucket without
+whole archive. This walks 512-byte headers itself, over any object with `readinto` (a
+rapidgzip reader, a file), through reused buffers: a member's data is handed out as views
+into them (`Walker.chunks`), so an image goes from the decompressor to its bucket without
 becoming a Python object.
+
+A header is trusted for nothing it costs to believe: a member's declared size, the data of
+a pax or GNU long-name header and what follows the end-of-archive marker are each bounded
+(the small functions below), so a damaged or hostile header is refused at its position in
+bounded memory and time: `check_header` and `data_size` for each header, `check_padding` on
+what follows the end marker.
 """
 
 from __future__ import annotations
@@ -21,7 +27,17 @@ GNU_LONGNAME = b"L"
 PAX = b"x"
 BUFFER = 4 << 20
 ZERO = bytes(BLOCK)
-MAX_META = 1 << 20  # a pax or GNU long-name header's data: a path, never megabytes
+META = (GNU_LONGNAME, PAX)  # headers whose data names the next member
+
+# No member of the ILSVRC2017 release comes near this (images are at most a few MB, the
+# largest list, train_cls.txt, about 40 MB); a member is read into memory whole.
+MAX_MEMBER_BYTES = 256 << 20
+# A pax or GNU long-name header holds a path (a few hundred bytes); its data is read whole.
+MAX_META_BYTES = 1 << 20
+# After the end-of-archive marker: the rest of tar's last record, zeros (GNU tar writes
+# 10 KB records; 16 MB allows any blocking factor in use).
+MAX_PADDING_BYTES = 16 << 20
+_DOWNLOAD = "The archive is damaged or is not the ILSVRC2017 release: download it again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +48,22 @@ class Header:
     regular: bool
 
 
-def _number(field: bytes, where: str) -> int:
-    if field and field[0] & 0x80:  # GNU base-256 for large sizes
-        return int.from_bytes(field[1:], "big")
+def where(label: str, pos: int) -> str:
+    return f"{label} at byte {pos} of the tar stream"
+
+
+def _number(field: bytes, at: str) -> int:
+    if field and field[0] & 0x80:  # GNU base-256 for large sizes; 0xff starts a negative one
+        if field[0] == 0xFF:
+            raise ArchiveError(f"{at}: damaged tar header (a negative size). {_DOWNLOAD}")
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
     text = field.split(b"\0", 1)[0].strip()
     try:
         return int(text, 8) if text else 0
     except ValueError:
-        raise ArchiveError(f"{where}: damaged tar header (size field {field!r}).") from None
+        raise ArchiveError(
+            f"{at}: damaged tar header (size field {field!r}). {_DOWNLOAD}"
+        ) from None
 
 
 def _checksum_ok(block: bytes) -> bool:
@@ -60,7 +84,36 @@ def _name(block: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
-def _pax_path(data: bytes, where: str) -> str | None:
+def check_header(block: bytes, pos: int, label: str) -> None:
+    """A header block whose checksum does not match is refused, naming its position."""
+    if not _checksum_ok(block):
+        raise ArchiveError(
+            f"{where(label, pos)}: damaged tar header (checksum mismatch). {_DOWNLOAD}"
+        )
+
+
+def data_size(block: bytes, pos: int, label: str) -> int:
+    """The data size a (checked) header declares, refused here, before a byte of it is read
+    or skipped, when no header of its kind has that much: a pax or GNU long-name header
+    (read whole) a path's worth, a member more than any of the release."""
+    size = _number(block[124:136], where(label, pos))
+    if block[156:157] in META:
+        if size > MAX_META_BYTES:
+            raise ArchiveError(
+                f"{where(label, pos)}: a pax or GNU long-name header declares {size} bytes of "
+                f"metadata; a member's path takes a few hundred (this reader's limit is "
+                f"{MAX_META_BYTES} bytes), so the header is damaged or hostile. {_DOWNLOAD}"
+            )
+    elif size > MAX_MEMBER_BYTES:
+        raise ArchiveError(
+            f"{where(label, pos)}: the tar header of {_name(block)!r} declares {size} bytes; no "
+            f"member of the release comes near that (this reader's limit is {MAX_MEMBER_BYTES} "
+            f"bytes), so the header is damaged. {_DOWNLOAD}"
+        )
+    return size
+
+
+def _pax_path(data: bytes, at: str) -> str | None:
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
@@ -71,12 +124,37 @@ def _pax_path(data: bytes, where: str) -> str | None:
         except ValueError:
             length = 0
         if length <= space - pos:
-            raise ArchiveError(f"{where}: damaged pax extended header.")
+            raise ArchiveError(f"{at}: damaged pax extended header. {_DOWNLOAD}")
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         if key == b"path":
             return value.decode("utf-8", "surrogateescape")
         pos += length
     return None
+
+
+def long_name(kind: bytes, data: bytes, pos: int, label: str) -> str | None:
+    """The next member's name from a GNU long-name or pax header's data (None: a pax header
+    without a path)."""
+    if kind == GNU_LONGNAME:
+        return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return _pax_path(data, where(label, pos))
+
+
+def check_padding(chunk: bytes, offset: int, marker: int, label: str) -> None:
+    """`chunk`, at `offset` of the tar stream, follows the end-of-archive marker at `marker`:
+    it must be zeros (data there would be another archive's, never read) and within
+    MAX_PADDING_BYTES of the marker (a bomb of zeros is not decompressed to its end)."""
+    if chunk.count(0) != len(chunk):
+        first = len(chunk) - len(bytes(chunk).lstrip(b"\0"))
+        raise ArchiveError(
+            f"{where(label, offset + first)}: data after the end-of-archive marker (at byte "
+            f"{marker}): another archive appended, or damage. {_DOWNLOAD}"
+        )
+    if offset + len(chunk) - marker > MAX_PADDING_BYTES:
+        raise ArchiveError(
+            f"{where(label, marker)}: more than {MAX_PADDING_BYTES} bytes follow the "
+            f"end-of-archive marker; tar pads its last record with at most a few KB. {_DOWNLOAD}"
+        )
 
 
 class _Buffer:
@@ -193,8 +271,11 @@ class Walker:
         return block
 
     def headers(self) -> Iterator[Header]:
-        """Headers up to the end-of-archive marker; data left unread is skipped."""
-        long_name: str | None = None
+        """Headers up to the end-of-archive marker, each checked and its size bounded before
+        a byte of its data is read or skipped; then the rest of the stream, read to its end
+        (zeros, and not many), so the decompressor reaches the gzip trailer and checks it.
+        Data the caller leaves unread is skipped."""
+        name: str | None = None  # from a pax or GNU long-name header, for the next member
         last: Header | None = None
         while True:
             if self._left:
@@ -202,39 +283,34 @@ class Walker:
                     pass
                 self._left = 0
             pos = self.position
-            where = f"{self.label} at byte {pos} of the tar stream"
             block = self._block()
             if block is None:
                 inside = (
                     f" inside member {last.name} (data from byte {last.offset})" if last else ""
                 )
                 raise ArchiveError(
-                    f"{where}: the archive ends{inside} without the end-of-archive marker "
-                    "(truncated): download it again."
+                    f"{where(self.label, pos)}: the archive ends{inside} without the "
+                    "end-of-archive marker (truncated): download it again."
                 )
             if block == ZERO:
+                self._after_end(pos)
                 return
-            if not _checksum_ok(block):
-                raise ArchiveError(f"{where}: damaged tar header (checksum mismatch).")
-            size = _number(block[124:136], where)
+            check_header(block, pos, self.label)
+            size = data_size(block, pos, self.label)
             kind = block[156:157]
-            header = Header(long_name if long_name is not None else _name(block), pos + BLOCK,
-                            size, kind in REGULAR)  # fmt: skip
+            header = Header(name if name is not None else _name(block), pos + BLOCK, size,
+                            kind in REGULAR)  # fmt: skip
             self._member, self._left = header, -(-size // BLOCK) * BLOCK
-            if kind in (GNU_LONGNAME, PAX):
-                if size > MAX_META:
-                    raise ArchiveError(
-                        f"{where}: a {'pax' if kind == PAX else 'GNU long-name'} header of "
-                        f"{size} bytes, where a member's path takes at most {MAX_META}: the "
-                        "archive is damaged or not the release. Download it again."
-                    )
-                meta = self.read(header)
-                long_name = (
-                    meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    if kind == GNU_LONGNAME
-                    else _pax_path(meta, where) or long_name
-                )
+            if kind in META:
+                name = long_name(kind, self.read(header), pos, self.label) or name
                 continue
-            long_name = None
+            name = None
             last = header
             yield header
+
+    def _after_end(self, marker: int) -> None:
+        while self._start < self._end or self._fill():
+            chunk = bytes(self._buf[self._start : self._end])
+            check_padding(chunk, self.position, marker, self.label)
+            self.position += len(chunk)
+            self._start = self._end

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
@@ -51,6 +52,12 @@ def close_kept_readers() -> None:
     while _ALL_KEPT:
         _ALL_KEPT.pop().close()
     _KEPT.open.clear()
+
+
+def _reason(e: Exception) -> str:
+    """rapidgzip's message without its thread's id. Ours carries it whole, so the library's
+    own traceback is not printed ahead of it (`from None`)."""
+    return re.sub(r"\[Thread \d+\] ", "", f"{type(e).__name__}: {e}")
 
 
 class Tarball(Source):
@@ -156,7 +163,9 @@ class Tarball(Source):
                     rapidgzip.RapidgzipFile(target, parallelization=self._threads())
                 )
             except Exception as e:  # rapidgzip reports bad gzip data as plain exceptions
-                raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
+                raise ArchiveError(
+                    f"{self.path}: not a readable gzip file ({_reason(e)})."
+                ) from None
             yield f
 
     def _import_index(self, f) -> bool:
@@ -188,11 +197,11 @@ class Tarball(Source):
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk being written filled up:
                 raise  # not the archive's fault (the build names the folder)
-            raise ArchiveError(f"{self.path}: cannot be read ({e}).") from e
+            raise ArchiveError(f"{self.path}: cannot be read ({e}).") from None
         except Exception as e:  # corrupt deflate data surfaces as RuntimeError/ValueError
             raise ArchiveError(
-                f"{self.path}: the gzip data is corrupt ({e}). Download the archive again."
-            ) from e
+                f"{self.path}: the gzip data is corrupt ({_reason(e)}). Download the archive again."
+            ) from None
 
     @contextlib.contextmanager
     def stream(self):
@@ -206,7 +215,9 @@ class Tarball(Source):
             try:
                 f = rapidgzip.RapidgzipFile(target, parallelization=self._threads())
             except Exception as e:  # bad gzip data surfaces as plain exceptions
-                raise ArchiveError(f"{self.path}: not a readable gzip file ({e}).") from e
+                raise ArchiveError(
+                    f"{self.path}: not a readable gzip file ({_reason(e)})."
+                ) from None
             stack.enter_context(f)
             yield f, lambda: f.tell_compressed() // 8
 

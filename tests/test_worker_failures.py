@@ -1,0 +1,110 @@
+"""A failure during the shard jobs is the package's own error, naming the member or the
+worker, whichever process notices it first, and it is the only traceback the user sees (no
+pipe error, KeyError or library error printed ahead of it by the build or its workers):
+a worker raising mid-job (a damaged train image), the build's process raising while the
+workers are busy (a validation image TensorFlow cannot decode), a worker killed mid-range.
+Nothing loads after any of them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import traceback
+
+import pytest
+
+from imagenet2017_tfds import errors, testing
+from tests import readback
+from tests.conftest import ROOT, api_build, build_env, tfds_build
+from tests.mutate import rewrite
+from tests.readback import assert_nothing_loads
+
+TRAIN = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
+VAL = "Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG"
+FOREIGN = ("BrokenPipeError", "KeyError", "RuntimeError", "EOFError", "ConnectionResetError",
+           "UnpicklingError", "Cancelled")  # fmt: skip
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def assert_only_ours(stderr: str, error: str, *named: str) -> str:
+    """One traceback in `stderr`, ending in the package's `error` naming each of `named`;
+    no trace of another exception anywhere. Returns the traceback."""
+    assert stderr.count(TRACEBACK) == 1, stderr[-6000:]
+    shown = stderr[stderr.index(TRACEBACK) :]
+    last = [line for line in shown.splitlines() if line.strip()][-1]
+    assert last.startswith("imagenet2017_tfds.") and f".{error}: " in last, last
+    assert all(n in last for n in named), (named, last)
+    assert not [word for word in FOREIGN if word in stderr], stderr[-6000:]
+    return shown
+
+
+@pytest.fixture
+def release(tmp_path):
+    return testing.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
+
+
+def test_a_worker_failing_mid_job_is_the_only_traceback_the_cli_prints(release, tmp_path):
+    sums = rewrite(release, "clsloc", {TRAIN: b"\xff\xd8\xff\xe0 not really a jpeg"})
+    config = json.dumps({"name": "clsloc", "workers": 2})
+    result = tfds_build(config, release.manual_dir, tmp_path / "data", sums, check=False)
+    assert result.returncode != 0
+    shown = assert_only_ours(result.stderr, "ImageError", testing.CLSLOC, TRAIN)
+    assert "imagenet2017_tfds/engine/pool.py" in shown  # a worker's error, raised here
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_the_build_failing_while_its_workers_are_busy_is_the_only_traceback(
+    release, tmp_path, monkeypatch, capfd
+):
+    # A Huffman table no decoder accepts: stored as it is (its markers are whole), then
+    # refused by TensorFlow's decoder in the build's process, while train is being written.
+    image = release.members["clsloc"][VAL]
+    at = image.index(b"\xff\xc4")
+    sums = rewrite(release, "clsloc", {VAL: image[: at + 5] + b"\xff" * 16 + image[at + 21 :]})
+    with pytest.raises(errors.ImageError, match=VAL) as e:
+        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch,
+                  workers=2)  # fmt: skip
+    printed = "".join(traceback.format_exception(e.value))
+    workers = capfd.readouterr().err  # the workers' stderr is this process's
+    assert_only_ours(workers + printed, "ImageError", VAL)
+    assert_nothing_loads(tmp_path / "data")
+
+
+def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.killed_build", str(manual), str(data), point],
+        env=build_env(checksums), cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_a_worker_killed_mid_range_is_named_and_the_rerun_gives_the_same_bytes(
+    cli_builds, tarball_release, tmp_path
+):
+    manual, data = tarball_release.manual_dir, tmp_path / "data"
+    first = _killed(manual, data, "worker", tarball_release.checksums)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert_only_ours(first.stderr, "WorkerError", f"was killed by signal {signal.SIGKILL.name}")
+    assert_nothing_loads(data)
+    again = _killed(manual, data, "none", tarball_release.checksums)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "read by an earlier run of this build; reusing it" in again.stderr
+    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def test_a_job_a_worker_cannot_read_is_reported_not_printed(tmp_path, monkeypatch, capfd):
+    from imagenet2017_tfds.engine import pool
+
+    p = pool.Pool(1)
+    try:
+        p.start()  # its workers know the import path as it is now
+        (tmp_path / "elsewhere.py").write_text("class Part:\n    pass\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import elsewhere
+
+        with pytest.raises(pool.WorkerError, match=r"cannot read the job .*ModuleNotFoundError"):
+            list(p.run([elsewhere.Part()]))
+    finally:
+        p.close()
+    assert TRACEBACK not in capfd.readouterr().err
