@@ -49,8 +49,10 @@ def process_kind(cmdline: list[str]) -> str:
     """What a process of a Beam build is, by its command line (the launcher's)."""
     if cmdline and os.path.basename(cmdline[0]) == "java":
         return "JVM"
-    if any(a.endswith("beam_boot.py") or a.endswith("sdk_worker_main") for a in cmdline):
-        return "SDK workers"
+    if any(a.startswith("--harness_of=") or a.endswith("sdk_worker_main") for a in cmdline):
+        return "SDK workers"  # the harness, one per worker (beam_boot's child)
+    if any(a.endswith("beam_boot.py") for a in cmdline):
+        return "SDK worker boots"
     if any(a.endswith("/tfds") for a in cmdline) and "build" in cmdline:
         return "tfds build"
     if any(a.endswith("beam_build.py") for a in cmdline):

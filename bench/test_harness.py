@@ -4,6 +4,7 @@
 import sys
 
 from bench import bench
+from imagenet2017_tfds.launch import beam_boot
 
 
 def test_a_failed_run_is_reported_with_its_last_line():
@@ -39,3 +40,12 @@ def test_a_failed_beam_run_fails_the_benchmark_at_once(tmp_path):
     else:
         raise AssertionError("a failed Beam run did not fail the benchmark")
     assert attempts.read_text() == "x"  # no second attempt
+
+
+def test_a_beam_workers_boot_and_harness_are_told_apart():
+    # A runner starts the boot (through a wrapper script), the boot starts the harness: one
+    # SDK worker is two processes, counted apart so "SDK workers" counts workers.
+    boot = [sys.executable, beam_boot.__file__, "--id=1-1", "--provision_endpoint=localhost:1"]
+    assert bench.process_kind(boot) == "SDK worker boots"
+    assert bench.process_kind(beam_boot.harness_command(1234)) == "SDK workers"
+    assert bench.process_kind(["java", "-jar", "job-server.jar"]) == "JVM"

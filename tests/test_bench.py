@@ -58,6 +58,7 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         kinds = rows[name]["by_kind"]
         assert kinds["JVM"]["processes"] == 1 and kinds["JVM"]["cpu_s"] > 0
         assert kinds["SDK workers"]["processes"] == workers, kinds
+        assert kinds["SDK worker boots"]["processes"] == workers, kinds
         assert all(kinds[k]["peak_rss_mb"] > 10 for k in ("JVM", "SDK workers", "tfds build"))
         assert kinds["launcher"]["processes"] == 1
         steps = rows[name]["timeline"]

@@ -237,8 +237,7 @@ def run_harness(worker_id: str) -> int:
         stopping.append(signum)
         child.send_signal(signum)
 
-    command = [sys.executable, os.path.abspath(__file__), f"--harness_of={os.getpid()}"]
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(harness_command(os.getpid()))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     name = f"worker {worker_id}: the SDK harness (pid {child.pid})"
@@ -249,6 +248,11 @@ def run_harness(worker_id: str) -> int:
         return 0
     log(f"{name} {'ended' if status == 0 else 'died'}: {how_ended(status)}")
     return status
+
+
+def harness_command(boot_pid: int) -> list[str]:
+    """The command line of the SDK harness's process that boot `boot_pid` starts."""
+    return [sys.executable, os.path.abspath(__file__), f"--harness_of={boot_pid}"]
 
 
 def how_ended(status: int) -> str:
