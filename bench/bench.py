@@ -254,10 +254,10 @@ class Corpus:
                    "--data_dir", str(data_dir), *extra]  # fmt: skip
         return command + ["--download_dir", str(self.cached)] if cached else command
 
-    def flink_build(self, data_dir: Path, workers: int) -> list:
-        return [sys.executable, str(LAUNCHER), "--runner", "flink",
-                "--workers", str(workers), "--manual_dir", str(self.folder), "--data_dir", str(data_dir),
-                "--download_dir", str(self.cached), "--timeout", "3600",
+    def flink_build(self, data_dir: Path, workers: int, manual_dir=None, download_dir=None) -> list:
+        return [sys.executable, str(LAUNCHER), "--runner", "flink", "--workers", str(workers),
+                "--manual_dir", str(manual_dir or self.folder), "--data_dir", str(data_dir),
+                "--download_dir", str(download_dir or self.cached), "--timeout", "3600",
                 "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
 
 
@@ -368,13 +368,13 @@ MEASUREMENTS = {
 CACHED = {VERDICT_CACHED, "ours: cached verdict check", BEAM_1, BEAM_2, FLINK_1, FLINK_2}
 
 
-def warm_up(c: Corpus, skip: set[str]) -> None:
+def warm_up(c: Corpus, skip: set[str], flink_scaling: bool) -> None:
     """Fills the download dir the cached runs reuse, and fetches Flink's job server before
     any timing."""
     if not CACHED.issubset(skip):
         command = c.tfds_build(c.work / "warm", cached=True)
         subprocess.run(command, env=c.env, check=True, capture_output=True)
-    if not {FLINK_1, FLINK_2} <= skip:
+    if flink_scaling or not {FLINK_1, FLINK_2} <= skip:
         fetch = [sys.executable, str(LAUNCHER), "--fetch_only"]
         subprocess.run(fetch, env=c.env, check=True, capture_output=True)
 
@@ -399,6 +399,32 @@ def first_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]
                             "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
             shutil.rmtree(folder, ignore_errors=True)
     return scaling
+
+
+def flink_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]:
+    """Flink builds with 1 and 2 workers of corpora of each size, verdict and scan cached by a
+    default build first: between two sizes, the rate the fixed start-up does not hide."""
+    out = []
+    for size in sizes:
+        folder, downloads = c.work / f"flink-scale-{size:g}", c.work / "flink-scale-downloads"
+        write_corpus(folder, size)
+        env = dict(c.env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+        warm = c.tfds_build(c.work / "flink-scale-warm", manual_dir=folder)
+        subprocess.run([*warm, "--download_dir", str(downloads)], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        mb = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
+        for workers in (1, 2):
+            runs = []
+            for i in range(reps):
+                data_dir = c.work / f"flink-scale{i}"
+                command = c.flink_build(data_dir, workers, folder, downloads)
+                runs.append(run(command, env=env))
+                shutil.rmtree(data_dir, ignore_errors=True)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            out.append({"workers": workers, "corpus_mb": mb, "seconds": seconds})
+        for scratch in (folder, downloads, c.work / "flink-scale-warm"):
+            shutil.rmtree(scratch, ignore_errors=True)
+    return out
 
 
 # ------------------------------------------------------------------ what the rows give together
@@ -457,6 +483,22 @@ def bound(by_name: dict) -> dict | None:
     return {"seconds": best, "ratio_to_gzip": gzip["seconds"] / best}
 
 
+def flink_marginal(by_size: list[dict]) -> dict | None:
+    """Per worker count, extra MB over extra seconds between the smallest and the largest
+    corpus; 2 workers against 1 on that rate."""
+    rates = {}
+    for workers in (1, 2):
+        sizes = [s for s in by_size if s["workers"] == workers]
+        if len(sizes) < 2 or sizes[-1]["seconds"] <= sizes[0]["seconds"]:
+            return None
+        small, large = sizes[0], sizes[-1]
+        rates[workers] = (large["corpus_mb"] - small["corpus_mb"]) / (
+            large["seconds"] - small["seconds"]
+        )
+    return {"mb_per_s_1_worker": rates[1], "mb_per_s_2_workers": rates[2],
+            "speedup_2_vs_1": rates[2] / rates[1]}  # fmt: skip
+
+
 def steady_states(scaling: list[dict], gzip_rate: float | None) -> dict:
     """Per member order, the rate once start-up is paid: extra MB over extra seconds between
     the smallest and the largest corpus."""
@@ -479,7 +521,9 @@ def steady_state_key(order: str) -> str:
     return "steady_state" if order == "annotations_last" else f"steady_state_{order}"
 
 
-def results(c: Corpus, reps: int, rows: list[dict], scaling: list[dict]) -> dict:
+def results(
+    c: Corpus, reps: int, rows: list[dict], scaling: list[dict], flink_sizes: list[dict]
+) -> dict:
     """The JSON: the rows against gzip -dc, and what they give together."""
     by_name = {r["name"]: r for r in rows}
     reference = by_name[GZIP]["seconds"] if GZIP in by_name else None
@@ -497,7 +541,7 @@ def results(c: Corpus, reps: int, rows: list[dict], scaling: list[dict]) -> dict
     result = {
         "corpus_mb": c.mb, "reps": reps, "machine": machine, "rows": rows,
         "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
-        "scaling": scaling,
+        "scaling": scaling, "flink_by_size": flink_sizes,
     }  # fmt: skip
     cached, one = by_name.get(VERDICT_CACHED), by_name.get(ONE_WORKER)
     derived = {
@@ -506,6 +550,7 @@ def results(c: Corpus, reps: int, rows: list[dict], scaling: list[dict]) -> dict
         "workers_speedup": workers_speedup(one, cached, by_name.get(START_UP))
         if cached and one and cached["seconds"] and one["seconds"] else None,
         "bound": bound(by_name),
+        "flink_marginal": flink_marginal(flink_sizes),
     }  # fmt: skip
     result.update({k: v for k, v in derived.items() if v is not None})
     result.update(steady_states(scaling, gzip_rate))
@@ -575,6 +620,12 @@ def print_flink(result: dict) -> None:
         print(f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {most} "
               f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
               f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
+    if "flink_marginal" in result:
+        m = result["flink_marginal"]
+        sizes = sorted({b["corpus_mb"] for b in result["flink_by_size"]})
+        print(f"Flink between {sizes[0]:.0f} and {sizes[-1]:.0f} MB: 1 worker "
+              f"{m['mb_per_s_1_worker']:.1f} MB/s, 2 workers {m['mb_per_s_2_workers']:.1f} MB/s, "
+              f"speed-up {m['speedup_2_vs_1']:.2f}x")  # fmt: skip
 
 
 def print_scaling(result: dict) -> None:
@@ -605,19 +656,26 @@ def main(argv=None) -> int:
         "--scaling", default="512,1600,2048",
         help="corpus sizes (MB) for peak RSS against size and the steady-state rate; '' skips",
     )  # fmt: skip
+    parser.add_argument(
+        "--flink-scaling", default="512,2048",
+        help="corpus sizes (MB) for Flink's marginal rate with 1 and 2 workers; '' skips",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.smoke:
-        args.size_mb, args.reps, args.scaling = 3, 1, "2,4"
+        args.size_mb, args.reps, args.scaling, args.flink_scaling = 3, 1, "2,4", "2,4"
     skip = set(filter(None, args.skip.split(",")))
     c = Corpus.write(Path(args.workdir), args.size_mb)
-    warm_up(c, skip)
+    flink_sizes = [float(x) for x in args.flink_scaling.split(",") if x]
+    warm_up(c, skip, bool(flink_sizes))
     rows = [
         measure(name, lambda i, make=make: make(c, i), args.reps, c.env, c.work, c.folder, c.mb)
         for name, make in MEASUREMENTS.items()
         if name not in skip
     ]
     sizes = [float(x) for x in args.scaling.split(",") if x]
-    result = results(c, args.reps, rows, first_builds_by_size(c, sizes, args.reps))
+    scaling = first_builds_by_size(c, sizes, args.reps)
+    flink = flink_builds_by_size(c, flink_sizes, args.reps)
+    result = results(c, args.reps, rows, scaling, flink)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)

@@ -49,3 +49,17 @@ def test_a_beam_workers_boot_and_harness_are_told_apart():
     assert bench.process_kind(boot) == "SDK worker boots"
     assert bench.process_kind(beam_boot.harness_command(1234)) == "SDK workers"
     assert bench.process_kind(["java", "-jar", "job-server.jar"]) == "JVM"
+
+
+def test_flinks_marginal_rate_is_taken_between_the_sizes():
+    builds = [
+        {"workers": 1, "corpus_mb": 500, "seconds": 20.0},
+        {"workers": 2, "corpus_mb": 500, "seconds": 18.0},
+        {"workers": 1, "corpus_mb": 2000, "seconds": 50.0},
+        {"workers": 2, "corpus_mb": 2000, "seconds": 38.0},
+    ]
+    m = bench.flink_marginal(builds)
+    assert m["mb_per_s_1_worker"] == 1500 / 30 and m["mb_per_s_2_workers"] == 1500 / 20
+    assert m["speedup_2_vs_1"] == 1.5
+    # A larger corpus that took no longer gives no rate, not a negative one.
+    assert bench.flink_marginal([dict(b, seconds=10.0) for b in builds]) is None

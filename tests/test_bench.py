@@ -64,6 +64,11 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
         steps = rows[name]["timeline"]
         assert steps["job_submitted"] < steps["workers_up"] < steps["job_finished"]
         assert steps["job_finished"] < steps["build_done"] <= rows[name]["seconds"]
+    # Flink on two corpus sizes, 1 and 2 workers each: the marginal rate's inputs.
+    by_size = result["flink_by_size"]
+    assert [b["workers"] for b in by_size] == [1, 2, 1, 2]
+    assert by_size[0]["corpus_mb"] < by_size[2]["corpus_mb"]
+    assert all(b["seconds"] > 0 for b in by_size)
     flink = result["flink"]
     assert flink["speedup_2_vs_1"] > 0 and flink["one_worker_vs_default_path"] > 0
     assert 1 < flink["speedup_bound"] < 2

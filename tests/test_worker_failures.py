@@ -108,3 +108,35 @@ def test_a_job_a_worker_cannot_read_is_reported_not_printed(tmp_path, monkeypatc
     finally:
         p.close()
     assert TRACEBACK not in capfd.readouterr().err
+
+
+def test_ctrl_c_is_the_builds_to_answer_not_its_workers(capfd):
+    """The terminal sends SIGINT to the whole process group: the workers ignore it from
+    their first statements, so the user sees the build's KeyboardInterrupt, not one more
+    traceback a worker."""
+    import time
+    from pathlib import Path
+
+    from imagenet2017_tfds.engine import pool
+
+    def ignores_sigint(pid: int) -> bool:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+        return False
+
+    p = pool.Pool(2, ("clsloc",))
+    try:
+        procs = p.start()
+        deadline = time.monotonic() + 60
+        while not all(ignores_sigint(w.pid) for w in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for w in procs:
+            w.send_signal(signal.SIGINT)
+        time.sleep(1)  # the features load meanwhile: a KeyboardInterrupt would end them
+        assert [w.poll() for w in procs] == [None, None]
+    finally:
+        p.close()
+    assert [w.returncode for w in procs] == [0, 0]
+    err = capfd.readouterr().err
+    assert TRACEBACK not in err and "KeyboardInterrupt" not in err, err

@@ -22,9 +22,14 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 
-from imagenet2017_tfds import tasks
-from imagenet2017_tfds.engine import jobs as jobs_lib
-from imagenet2017_tfds.errors import WorkerError
+if __name__ == "__main__":
+    # A worker: Ctrl-C reaches the terminal's whole process group; the build's process
+    # answers it (and stops its workers), a worker would only print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from imagenet2017_tfds import tasks  # noqa: E402
+from imagenet2017_tfds.engine import jobs as jobs_lib  # noqa: E402
+from imagenet2017_tfds.errors import WorkerError  # noqa: E402
 
 # WorkerError is defined in errors, not here: a worker runs this module as __main__, and a
 # class of __main__ is pickled under that name, which the build's process cannot unpickle.
