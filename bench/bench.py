@@ -379,21 +379,29 @@ def warm_up(c: Corpus, skip: set[str], flink_scaling: bool) -> None:
         subprocess.run(fetch, env=c.env, check=True, capture_output=True)
 
 
+def write_scaled(
+    c: Corpus, folder: Path, size: float, order: str = ORDERS[0]
+) -> tuple[dict, float]:
+    """A corpus of about `size` MB in `folder`: the environment whose checksums know it, and
+    its archive's MB."""
+    write_corpus(folder, size, order=order)
+    env = dict(c.env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+    return env, (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
+
+
 def first_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]:
     """First builds of corpora of each size, in each member order: time, reads, peak RSS."""
     scaling = []
     for order in ORDERS:
         for size in sizes:
             folder = c.work / f"scale-{size:g}"
-            write_corpus(folder, size, order=order)
-            env = dict(c.env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+            env, mb = write_scaled(c, folder, size, order)
             runs = []
             for i in range(reps):
                 command = c.tfds_build(c.work / f"scale{i}", manual_dir=folder)
                 runs.append(run(command, env=env, disk=(c.work, folder)))
                 passes = read_passes(c.work / f"scale{i}")
                 shutil.rmtree(c.work / f"scale{i}", ignore_errors=True)
-            mb = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
             scaling.append({"order": order, "corpus_mb": mb, "passes": passes,
                             "seconds": statistics.median(r["seconds"] for r in runs),
                             "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
@@ -407,12 +415,10 @@ def flink_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]
     out = []
     for size in sizes:
         folder, downloads = c.work / f"flink-scale-{size:g}", c.work / "flink-scale-downloads"
-        write_corpus(folder, size)
-        env = dict(c.env, IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"))
+        env, mb = write_scaled(c, folder, size)
         warm = c.tfds_build(c.work / "flink-scale-warm", manual_dir=folder)
         subprocess.run([*warm, "--download_dir", str(downloads)], env=env, check=True,
                        capture_output=True)  # fmt: skip
-        mb = (folder / "ILSVRC2017_CLS-LOC.tar.gz").stat().st_size / 1e6
         for workers in (1, 2):
             runs = []
             for i in range(reps):
@@ -642,7 +648,11 @@ def print_scaling(result: dict) -> None:
                   f"{st['rss_growth'] * 100:+.1f} %")  # fmt: skip
 
 
-def main(argv=None) -> int:
+def sizes_mb(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=float, default=1024, help="compressed corpus size")
     parser.add_argument("--reps", type=int, default=3)
@@ -651,30 +661,37 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "results.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny corpus, one repetition")
-    parser.add_argument("--skip", default="", help="comma-separated measurement names to skip")
     parser.add_argument(
-        "--scaling", default="512,1600,2048",
+        "--skip", action="append", default=[], choices=list(MEASUREMENTS), metavar="NAME",
+        help="a row of the table not to measure (repeatable; names hold commas, so one a flag)",
+    )  # fmt: skip
+    parser.add_argument("--skip-rows", action="store_true", help="no row of the table")
+    parser.add_argument(
+        "--scaling", type=sizes_mb, default="512,1600,2048",
         help="corpus sizes (MB) for peak RSS against size and the steady-state rate; '' skips",
     )  # fmt: skip
     parser.add_argument(
-        "--flink-scaling", default="512,2048",
+        "--flink-scaling", type=sizes_mb, default="512,2048",
         help="corpus sizes (MB) for Flink's marginal rate with 1 and 2 workers; '' skips",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.smoke:
-        args.size_mb, args.reps, args.scaling, args.flink_scaling = 3, 1, "2,4", "2,4"
-    skip = set(filter(None, args.skip.split(",")))
+        args.size_mb, args.reps, args.scaling, args.flink_scaling = 3, 1, [2, 4], [2, 4]
+    args.skip = set(MEASUREMENTS) if args.skip_rows else set(args.skip)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     c = Corpus.write(Path(args.workdir), args.size_mb)
-    flink_sizes = [float(x) for x in args.flink_scaling.split(",") if x]
-    warm_up(c, skip, bool(flink_sizes))
+    warm_up(c, args.skip, bool(args.flink_scaling))
     rows = [
         measure(name, lambda i, make=make: make(c, i), args.reps, c.env, c.work, c.folder, c.mb)
         for name, make in MEASUREMENTS.items()
-        if name not in skip
+        if name not in args.skip
     ]
-    sizes = [float(x) for x in args.scaling.split(",") if x]
-    scaling = first_builds_by_size(c, sizes, args.reps)
-    flink = flink_builds_by_size(c, flink_sizes, args.reps)
+    scaling = first_builds_by_size(c, args.scaling, args.reps)
+    flink = flink_builds_by_size(c, args.flink_scaling, args.reps)
     result = results(c, args.reps, rows, scaling, flink)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

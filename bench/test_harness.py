@@ -63,3 +63,15 @@ def test_flinks_marginal_rate_is_taken_between_the_sizes():
     assert m["speedup_2_vs_1"] == 1.5
     # A larger corpus that took no longer gives no rate, not a negative one.
     assert bench.flink_marginal([dict(b, seconds=10.0) for b in builds]) is None
+
+
+def test_a_row_whose_name_holds_a_comma_can_be_skipped():
+    args = bench.parse_args(["--skip", bench.FIRST_AF, "--skip", bench.GZIP])
+    assert "," in bench.FIRST_AF and args.skip == {bench.FIRST_AF, bench.GZIP}
+    assert bench.parse_args(["--skip-rows"]).skip == set(bench.MEASUREMENTS)
+    try:
+        bench.parse_args(["--skip", "ours: first build, annotations"])
+    except SystemExit as e:
+        assert e.code == 2  # a name that is no row is refused, not ignored
+    else:
+        raise AssertionError("an unknown row name was accepted")

@@ -11,7 +11,9 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import traceback
+from pathlib import Path
 
 import pytest
 
@@ -114,9 +116,6 @@ def test_ctrl_c_is_the_builds_to_answer_not_its_workers(capfd):
     """The terminal sends SIGINT to the whole process group: the workers ignore it from
     their first statements, so the user sees the build's KeyboardInterrupt, not one more
     traceback a worker."""
-    import time
-    from pathlib import Path
-
     from imagenet2017_tfds.engine import pool
 
     def ignores_sigint(pid: int) -> bool:
