@@ -19,6 +19,7 @@ from etils import epath
 from imagenet2017_tfds import (
     card,
     classes,
+    collector,
     compat,
     fileio,
     inputs,
@@ -148,6 +149,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         decoded = self._decoded_splits(prepared.splits)
         work = os.path.join(self._cache_dir(dl_manager), "ranges")
         plan.prepared = prepared
+        collector.settled()
         plan.tasks = beam.write_tasks(prepared, config.task, work, decoded)
         plan.writer_plans.update(beam.writer_plans(prepared))
         return {split: beam.split_transform(split, t) for split, t in plan.tasks.items()}
@@ -168,14 +170,15 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 "builder quickly, `make demo` builds a miniature release in a minute."
             )
         recorder = Recorder.for_build(self.builder_config.skip_bad_members)
-        # Beam only when asked for (runner or options given): without them TFDS would warn
-        # and may stop to ask a question on the terminal.
-        if download_config.beam_runner or download_config.beam_options:
-            prepared = self._beam_build(dl_manager, download_config, recorder, **kwargs)
-        else:
-            prepared = self._local_build(dl_manager, download_config, recorder)
-        self._record(prepared, recorder)
-        self._check_nothing_lost(prepared, recorder)
+        with collector.build():
+            # Beam only when asked for (runner or options given): without them TFDS would
+            # warn and may stop to ask a question on the terminal.
+            if download_config.beam_runner or download_config.beam_options:
+                prepared = self._beam_build(dl_manager, download_config, recorder, **kwargs)
+            else:
+                prepared = self._local_build(dl_manager, download_config, recorder)
+            self._record(prepared, recorder)
+            self._check_nothing_lost(prepared, recorder)
 
     def _local_build(self, dl_manager, download_config, recorder: Recorder):
         """The local engine (engine/local.py) on the workers that fit this machine; its

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import catalog, checksums, fileio, prepare
+from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
 from imagenet2017_tfds.engine.work import Shard, Work
 from imagenet2017_tfds.errors import DiskSpaceError
@@ -225,8 +225,10 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
     cats = {**tree_cats, **_streams(found, task, work, todo, _bucket_bits(found), recorder)}
+    collector.settled()
     prepare.record_catalog_problems(cats, found, recorder)
     prepared = prepare.plan(found, task, cats, verified, recorder, once=tuple(found.tarballs))
+    collector.settled()
     sources = {
         part: buckets.Buckets(work.buckets, source.name) if isinstance(source, Tarball) else source
         for part, source in found.parts.items()
@@ -285,6 +287,7 @@ def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options
                   executor: pool.Pool | None):  # fmt: skip
     work, suffix = built.work, options.file_format
     per_split = _shard_jobs(built.prepared, task, sources, work, recorder, options)
+    collector.settled()
     done: dict[tuple[str, int], Shard] = {}
     users: Counter = Counter()  # bucket -> shards still to write that read it
     todo = []

@@ -1,0 +1,50 @@
+"""Python's cyclic garbage collector during a build.
+
+A full collection visits every object Python tracks: the 400,000 or more that importing
+TensorFlow, TFDS and Beam leaves, then the catalog's entries and the plan's items (millions
+on the real release). Python starts one whenever the tracked objects have grown by a quarter,
+and the interpreter runs its own on the way out; on the benchmark machine each took 1 to 2 s
+of the main thread, and the exit of a process holding those imports 5 to 10 s
+(docs/performance.md). None of these objects is garbage, so a build marks what is alive as
+permanent (gc.freeze) when it starts and again as each of its phases ends, and hands it all
+back to the collector when it is done. At the exit of a process that built, everything left
+is marked permanent too: its memory goes back to the system whole, and Python does not
+promise to finalize objects that outlive the interpreter anyway.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+
+_depth = 0  # builds running in this process (a build may hold another, Beam's in-process)
+_exit_registered = False
+
+
+@contextlib.contextmanager
+def build():
+    """Within: the objects alive at entry, and at each `settled()`, are skipped by the
+    collector's passes. A caller that froze objects itself keeps its own policy."""
+    global _depth, _exit_registered
+    ours = _depth > 0 or gc.get_freeze_count() == 0
+    if ours:
+        if _depth == 0:
+            gc.freeze()
+        _depth += 1
+    try:
+        yield
+    finally:
+        if ours:
+            _depth -= 1
+            if _depth == 0:
+                gc.unfreeze()
+                if not _exit_registered:
+                    atexit.register(gc.freeze)
+                    _exit_registered = True
+
+
+def settled() -> None:
+    """The objects alive now live as long as the build (a phase's catalog, its plan)."""
+    if _depth:
+        gc.freeze()
