@@ -104,6 +104,17 @@ def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path)
     assert result["stream"]["stream_thread_cpu_s"] > 0  # (rapidgzip's: too little to tick here)
     assert isinstance(result["stream"]["other_threads_cpu_s"], list)
     assert result["imagenet2012_peer"]["seconds"] > 0 and result["imagenet2012_peer"]["cpu_s"] > 0
+    # Every target of the engine is judged on this run; one missed names what bounds it.
+    targets = {t["target"]: t for t in result["targets"]}
+    assert len(targets) == 10
+    for name, t in targets.items():
+        wanted_less = "at most" in name
+        assert t["met"] == (
+            t["measured"] <= t["wanted"] if wanted_less else t["measured"] >= t["wanted"]
+        )
+        if not t["met"] and "bound" in t:
+            assert t["why"]
+    assert first["largest_train_shard_gb"] > 0
 
 
 def test_bench_without_psutil_says_which_extra_to_install():

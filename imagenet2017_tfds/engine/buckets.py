@@ -110,23 +110,30 @@ class Store:
             finally:
                 release()
 
-    def close(self, durable: bool = True) -> dict[int, int]:
-        """Waits for the writes, closes every bucket (synced to disk when `durable`: a
-        resumed build trusts them); returns bucket id -> size."""
+    def close(self) -> dict[int, int]:
+        """Waits for the writes and closes every bucket; returns bucket id -> size. They
+        reach the disk later (make_durable), while the build goes on."""
         if self._writer.is_alive():
             self._writes.put(None)
             self._writer.join()
         try:
             if self._failed is not None:
                 raise self._failed
-            for fd in self._fds.values():
-                if durable:
-                    os.fsync(fd)
         finally:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds = {}
         return dict(self._sizes)
+
+
+def make_durable(folder: str, names: Iterable[str]) -> None:
+    """Flushes these buckets to disk: a resumed build trusts them."""
+    for name in names:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class Buckets(Source):

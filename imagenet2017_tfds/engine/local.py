@@ -74,9 +74,12 @@ def _bucket_bits(found) -> int:
 
 
 def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
-             recorder: Recorder) -> dict[str, catalog.Catalog]:  # fmt: skip
+             recorder: Recorder) -> tuple[dict[str, catalog.Catalog], cf.Future]:  # fmt: skip
     """The catalog of every tarball part: reused from an earlier run of this build, or read
-    once now (its digest beside it; a mismatch stops the build before anything is written)."""
+    once now (its digest beside it; a mismatch stops the build before anything is written).
+    Also the future of keeping what was read: its buckets flushed to disk, then the record
+    that lets a rerun skip its stream (done beside the plan: at the end of the stream the
+    page cache may hold all the buckets of a small archive, a second's flush)."""
     cats, fresh = {}, {}
     tarballs = sorted(found.tarballs)
     paces = {part: checksums.Pace() for part in verifiers}
@@ -103,16 +106,23 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
                         pace.cancel()
                     raise
                 finally:
-                    sizes = store.close(durable=True)
+                    sizes = store.close()
             if pace:
                 pace.release()
             cats[part] = cat
             fresh[part] = {buckets.file_name(b): n for b, n in sizes.items()}
     finally:
         verification.join(recorder)  # a digest mismatch outranks whatever the stream found
+    keeper = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-keep")
+    kept = keeper.submit(_keep_streams, work, cats, fresh)
+    keeper.shutdown(wait=False)
+    return cats, kept
+
+
+def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> None:
     for part, sizes in fresh.items():  # complete: the stream and its digest are done
+        buckets.make_durable(work.buckets, sizes)
         work.keep_stream(part, cats[part], sizes)
-    return cats
 
 
 # Bytes a build writes for each byte of its inputs, at its peak: the buckets (the images,
@@ -224,17 +234,20 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
                      executor: pool.Pool | None) -> Built:  # fmt: skip
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
-    cats = {**tree_cats, **_streams(found, task, work, todo, _bucket_bits(found), recorder)}
+    streamed, kept = _streams(found, task, work, todo, _bucket_bits(found), recorder)
+    cats = {**tree_cats, **streamed}
     collector.settled()
     prepare.record_catalog_problems(cats, found, recorder)
     prepared = prepare.plan(found, task, cats, verified, recorder, once=tuple(found.tarballs))
-    collector.settled()
     sources = {
         part: buckets.Buckets(work.buckets, source.name) if isinstance(source, Tarball) else source
         for part, source in found.parts.items()
     }
+    per_split = _shard_jobs(prepared, task, sources, work, recorder, options)
+    collector.settled()
+    kept.result()  # the stream is on disk and recorded before any shard is written
     built = Built(prepared, work, suffix=options.file_format)
-    _write_shards(built, task, sources, recorder, options, executor)
+    _write_shards(built, per_split, recorder, options, executor)
     return built
 
 
@@ -283,11 +296,9 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
     return out
 
 
-def _write_shards(built: Built, task: Task, sources, recorder: Recorder, options: Options,
-                  executor: pool.Pool | None):  # fmt: skip
+def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: Recorder,
+                  options: Options, executor: pool.Pool | None):  # fmt: skip
     work, suffix = built.work, options.file_format
-    per_split = _shard_jobs(built.prepared, task, sources, work, recorder, options)
-    collector.settled()
     done: dict[tuple[str, int], Shard] = {}
     users: Counter = Counter()  # bucket -> shards still to write that read it
     todo = []
