@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,17 @@ def parse_table(text: str, config: str) -> dict[str, list[str]]:
     """The rows of `stats`' table for `config`, by split."""
     block = text.split(f"imagenet2017/{config}\n", 1)[1].split("\n\n", 1)[0].splitlines()
     return {line.split()[0]: line.split() for line in block[1:]}
+
+
+@pytest.fixture
+def ctrl_c_reaches_children():
+    """The processes a Ctrl-C test starts get SIGINT as from a terminal, even when the suite
+    itself runs with SIGINT ignored (a shell's background job, which children inherit)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -137,7 +137,9 @@ def test_flink_build_verifies_before_any_shard(tarball_release, tmp_path):
 
 
 @pytest.mark.parametrize("runner", ["flink", "spark", "flink-standalone"])
-def test_an_interrupted_build_stops_everything_it_started(tarball_release, tmp_path, runner):
+def test_an_interrupted_build_stops_everything_it_started(
+    tarball_release, tmp_path, runner, ctrl_c_reaches_children
+):
     work = tmp_path / "work"
     launcher = launch(runner, "clsloc", tarball_release, tmp_path / "data", work, wait=False)
     try:

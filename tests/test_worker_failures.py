@@ -112,7 +112,7 @@ def test_a_job_a_worker_cannot_read_is_reported_not_printed(tmp_path, monkeypatc
     assert TRACEBACK not in capfd.readouterr().err
 
 
-def test_ctrl_c_is_the_builds_to_answer_not_its_workers(capfd):
+def test_ctrl_c_is_the_builds_to_answer_not_its_workers(capfd, ctrl_c_reaches_children):
     """The terminal sends SIGINT to the whole process group: the workers ignore it from
     their first statements, so the user sees the build's KeyboardInterrupt, not one more
     traceback a worker."""
