@@ -18,33 +18,32 @@ import atexit
 import contextlib
 import gc
 
-_depth = 0  # builds running in this process (a build may hold another, Beam's in-process)
+_building = False  # a build of this process holds the freeze
 _exit_registered = False
 
 
 @contextlib.contextmanager
 def build():
     """Within: the objects alive at entry, and at each `settled()`, are skipped by the
-    collector's passes. A caller that froze objects itself keeps its own policy."""
-    global _depth, _exit_registered
-    ours = _depth > 0 or gc.get_freeze_count() == 0
+    collector's passes. A caller that froze objects itself (or a build already running in
+    this process) keeps its own policy."""
+    global _building, _exit_registered
+    ours = gc.get_freeze_count() == 0
     if ours:
-        if _depth == 0:
-            gc.freeze()
-        _depth += 1
+        gc.freeze()
+        _building = True
     try:
         yield
     finally:
         if ours:
-            _depth -= 1
-            if _depth == 0:
-                gc.unfreeze()
-                if not _exit_registered:
-                    atexit.register(gc.freeze)
-                    _exit_registered = True
+            _building = False
+            gc.unfreeze()
+            if not _exit_registered:
+                atexit.register(gc.freeze)
+                _exit_registered = True
 
 
 def settled() -> None:
     """The objects alive now live as long as the build (a phase's catalog, its plan)."""
-    if _depth:
+    if _building:
         gc.freeze()

@@ -115,6 +115,12 @@ def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path)
         if not t["met"] and "bound" in t:
             assert t["why"]
     assert first["largest_train_shard_gb"] > 0
+    # The peak disk, by what held it: the buckets and the shards, finished or being written.
+    at_peak = first["disk_at_peak_vs_archive"]
+    assert sum(at_peak.values()) == pytest.approx(first["peak_disk_vs_archive"])
+    assert at_peak["buckets"] > 0 or at_peak["shards_written"] > 0
+    disk = targets["peak disk: at most 1.1x the archive"]
+    assert disk["met"] or "at the peak: shards written" in disk["why"]
 
 
 def test_bench_without_psutil_says_which_extra_to_install():

@@ -666,6 +666,9 @@ def main(argv=None) -> int:
     if args.runner != "direct" and status == 0:
         steps = timeline(work, started_at, services.engine, args.runner)
         steps["build_done"] = round(seconds, 2)
+        # The steps are the logs' wall-clock stamps: a clock stepped during the build (NTP, a
+        # resumed VM) shifts them against one another by this much.
+        steps["clock_step"] = round(time.time() - started_at - seconds, 2)
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")
         print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
