@@ -123,6 +123,9 @@ def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path)
     assert at_peak["buckets"] > 0 or at_peak["shards_written"] > 0
     rss = targets["peak RSS flat from 0.5 to 2 GB: at most 10 % apart"]
     assert rss["met"] or "of it the build's process alone" in rss["why"]
+    resume = result["resume"]
+    assert isinstance(resume["stream_kept"], bool)
+    assert resume["shards_kept"] == 0 or resume["stream_kept"]  # no shard before the record
     disk = targets["peak disk: at most 1.1x the archive"]
     assert disk["met"] or "at the peak: shards written" in disk["why"]
 
