@@ -245,9 +245,8 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
     }
     per_split = _shard_jobs(prepared, task, sources, work, recorder, options)
     collector.settled()
-    kept.result()  # the stream is on disk and recorded before any shard is written
     built = Built(prepared, work, suffix=options.file_format)
-    _write_shards(built, per_split, recorder, options, executor)
+    _write_shards(built, per_split, recorder, options, executor, kept)
     return built
 
 
@@ -297,7 +296,11 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
 
 
 def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: Recorder,
-                  options: Options, executor: pool.Pool | None):  # fmt: skip
+                  options: Options, executor: pool.Pool | None,
+                  streams_kept: cf.Future):  # fmt: skip
+    """The shards no earlier run wrote, on the workers, once `streams_kept` is done (the
+    streams on disk and recorded). The full decodes of the splits that ask for them start
+    before, in this process: they only read the buckets, still in the page cache."""
     work, suffix = built.work, options.file_format
     done: dict[tuple[str, int], Shard] = {}
     users: Counter = Counter()  # bucket -> shards still to write that read it
@@ -318,22 +321,24 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
                     f"bucket {name} is gone, but {p.job.split} shard {p.shard}, which reads it, "
                     "is not written (or its file or record is damaged)"
                 )
-    for planned in per_split.values():  # buckets no shard still needs (all written earlier)
-        for p in planned:
-            for name in p.buckets:
-                if users[name] == 0:
-                    work.free_bucket(name)
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
         p.job.output: threads.submit(_check, p.job, recorder.mode, stop)
         for p in todo if p.job.decode
     }  # fmt: skip
-    bars = {
-        split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
-        for split in per_split
-    }  # fmt: skip
+    bars = {}
     try:
+        streams_kept.result()  # the stream is on disk and recorded before any shard is written
+        for planned in per_split.values():  # buckets no shard still needs (all written earlier)
+            for p in planned:
+                for name in p.buckets:
+                    if users[name] == 0:
+                        work.free_bucket(name)
+        bars.update({
+            split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
+            for split in per_split
+        })  # fmt: skip
         for split, planned in per_split.items():
             for p in planned:
                 if (kept := done.get((split, p.shard))) is not None:
