@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 
 from etils import epath
 
@@ -62,6 +63,16 @@ def link_or_copy(source: str, target) -> None:
         except OSError:
             pass
     epath.Path(source).copy(target, overwrite=True)
+
+
+def make_durable(folder: str, names: Iterable[str]) -> None:
+    """Flushes these files of a local folder to disk: a resumed build trusts what they hold."""
+    for name in names:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -51,8 +51,14 @@ def main(manual: str, data: str, point: str) -> None:
             return real_add(self, *args)
 
         buckets.Store.add = add
-    elif point == "streamed":  # every archive's stream and digest done, no shard yet
-        local._write_shards = lambda *args: _die()
+    elif point == "streamed":  # every archive's stream and digest done and recorded, no shard
+        real_keep_streams = local._keep_streams
+
+        def keep_streams(*args):
+            real_keep_streams(*args)
+            _die()
+
+        local._keep_streams = keep_streams
     elif point == "shards":  # one shard written and recorded, the others not
         real_keep = work.Work.keep_shard
 

@@ -112,7 +112,7 @@ class Store:
 
     def close(self) -> dict[int, int]:
         """Waits for the writes and closes every bucket; returns bucket id -> size. They
-        reach the disk later (make_durable), while the build goes on."""
+        reach the disk later (fileio.make_durable), while the build goes on."""
         if self._writer.is_alive():
             self._writes.put(None)
             self._writer.join()
@@ -124,16 +124,6 @@ class Store:
                 os.close(fd)
             self._fds = {}
         return dict(self._sizes)
-
-
-def make_durable(folder: str, names: Iterable[str]) -> None:
-    """Flushes these buckets to disk: a resumed build trusts them."""
-    for name in names:
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class Buckets(Source):

@@ -121,7 +121,7 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
 
 def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> None:
     for part, sizes in fresh.items():  # complete: the stream and its digest are done
-        buckets.make_durable(work.buckets, sizes)
+        fileio.make_durable(work.buckets, sizes)
         work.keep_stream(part, cats[part], sizes)
 
 
@@ -307,8 +307,8 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     todo = []
     for split, planned in per_split.items():
         for p in planned:
-            if (kept := work.done(split, p.shard, suffix)) is not None:
-                done[(split, p.shard)] = kept
+            if (earlier := work.done(split, p.shard, suffix)) is not None:
+                done[(split, p.shard)] = earlier
                 continue
             todo.append(p)
             users.update(p.buckets)
@@ -327,6 +327,10 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         p.job.output: threads.submit(_check, p.job, recorder.mode, stop)
         for p in todo if p.job.decode
     }  # fmt: skip
+    # Each shard flushed to disk, recorded, and its buckets freed, in the order the workers
+    # finish them, on a thread of its own: a worker goes on to its next shard at once.
+    keeper = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-keep")
+    kept: list[cf.Future] = []
     bars = {}
     try:
         streams_kept.result()  # the stream is on disk and recorded before any shard is written
@@ -341,8 +345,8 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         })  # fmt: skip
         for split, planned in per_split.items():
             for p in planned:
-                if (kept := done.get((split, p.shard))) is not None:
-                    bars[split].update(kept.num_examples)
+                if (earlier := done.get((split, p.shard))) is not None:
+                    bars[split].update(earlier.num_examples)
         ordered = _checked_first([p.job for p in todo], checks)
         results = executor.run(ordered) if executor else (
             (job, jobs.write_shard(job)) for job in ordered
@@ -356,14 +360,18 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
                 written.recorded = recorded.to_json()
             shard = Shard(job.split, p.shard, written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
-            work.keep_shard(shard, suffix)
             done[(job.split, shard.shard)] = shard
             bars[job.split].update(written.num_examples)
+            freed = []
             for name in p.buckets:
                 users[name] -= 1
                 if users[name] == 0:
-                    work.free_bucket(name)
+                    freed.append(name)
+            kept.append(keeper.submit(_keep_shard, work, shard, suffix, freed))
+        for future in kept:
+            future.result()
     finally:
+        keeper.shutdown()  # what was handed over is kept: a rerun reuses it
         for bar in bars.values():
             bar.close()
         stop.set()
@@ -374,6 +382,12 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
             built.shards.setdefault(split, []).append(shard)
     for split in per_split:
         built.shards.setdefault(split, [])
+
+
+def _keep_shard(work: Work, shard: Shard, suffix: str, freed: list[str]) -> None:
+    work.keep_shard(shard, suffix)
+    for name in freed:  # no shard still to write reads them
+        work.free_bucket(name)
 
 
 def _check(job: jobs.Job, mode: str, stop: threading.Event) -> tuple[jobs.Job, Recorder]:

@@ -8,7 +8,6 @@ the same shards from the plan before any example exists, so all write the same b
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,17 +59,14 @@ def tfrecord(data: bytes) -> bytes:
 
 def write(path: str, records: Iterable[bytes], file_format: str) -> None:
     """Writes a shard file of `records` in order (TFRecord here; other formats by TFDS's
-    own adapter, none of which needs TensorFlow)."""
+    own adapter, none of which needs TensorFlow). Work.keep_shard flushes it to disk, off
+    the worker's path."""
     if file_format == "tfrecord":
         with open(path, "wb") as f:
             for data in records:
                 f.write(tfrecord(data))
-            f.flush()
-            os.fsync(f.fileno())
         return
     from tensorflow_datasets.core import file_adapters
 
     adapter = file_adapters.ADAPTER_FOR_FORMAT[file_adapters.FileFormat(file_format)]
     adapter.write_examples(path, ((None, data) for data in records))
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
