@@ -65,10 +65,10 @@ def link_or_copy(source: str, target) -> None:
     epath.Path(source).copy(target, overwrite=True)
 
 
-def make_durable(folder: str, names: Iterable[str]) -> None:
-    """Flushes these files of a local folder to disk: a resumed build trusts what they hold."""
-    for name in names:
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+def make_durable(paths: Iterable[str]) -> None:
+    """Flushes these local files to disk: a resumed build trusts what they hold."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -74,12 +74,10 @@ def _bucket_bits(found) -> int:
 
 
 def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
-             recorder: Recorder) -> tuple[dict[str, catalog.Catalog], cf.Future]:  # fmt: skip
+             recorder: Recorder) -> tuple[dict[str, catalog.Catalog], dict]:  # fmt: skip
     """The catalog of every tarball part: reused from an earlier run of this build, or read
     once now (its digest beside it; a mismatch stops the build before anything is written).
-    Also the future of keeping what was read: its buckets flushed to disk, then the record
-    that lets a rerun skip its stream (done beside the plan: at the end of the stream the
-    page cache may hold all the buckets of a small archive, a second's flush)."""
+    Also, for each part read now, its buckets' sizes by name (for _keep_streams)."""
     cats, fresh = {}, {}
     tarballs = sorted(found.tarballs)
     paces = {part: checksums.Pace() for part in verifiers}
@@ -113,15 +111,12 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
             fresh[part] = {buckets.file_name(b): n for b, n in sizes.items()}
     finally:
         verification.join(recorder)  # a digest mismatch outranks whatever the stream found
-    keeper = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-keep")
-    kept = keeper.submit(_keep_streams, work, cats, fresh)
-    keeper.shutdown(wait=False)
-    return cats, kept
+    return cats, fresh
 
 
 def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> None:
     for part, sizes in fresh.items():  # complete: the stream and its digest are done
-        fileio.make_durable(work.buckets, sizes)
+        fileio.make_durable(os.path.join(work.buckets, name) for name in sizes)
         work.keep_stream(part, cats[part], sizes)
 
 
@@ -234,20 +229,30 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
                      executor: pool.Pool | None) -> Built:  # fmt: skip
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
-    streamed, kept = _streams(found, task, work, todo, _bucket_bits(found), recorder)
-    cats = {**tree_cats, **streamed}
-    collector.settled()
-    prepare.record_catalog_problems(cats, found, recorder)
-    prepared = prepare.plan(found, task, cats, verified, recorder, once=tuple(found.tarballs))
-    sources = {
-        part: buckets.Buckets(work.buckets, source.name) if isinstance(source, Tarball) else source
-        for part, source in found.parts.items()
-    }
-    per_split = _shard_jobs(prepared, task, sources, work, recorder, options)
-    collector.settled()
-    built = Built(prepared, work, suffix=options.file_format)
-    _write_shards(built, per_split, recorder, options, executor, kept)
-    return built
+    streamed, fresh = _streams(found, task, work, todo, _bucket_bits(found), recorder)
+    # What reaches the disk and is recorded, in order, on a thread beside the build: the
+    # streams' buckets and records (beside the plan: at the end of the stream the page cache
+    # may hold all the buckets of a small archive, a second's flush), then each shard.
+    keeper = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-keep")
+    try:
+        streams_kept = keeper.submit(_keep_streams, work, streamed, fresh)
+        cats = {**tree_cats, **streamed}
+        collector.settled()
+        prepare.record_catalog_problems(cats, found, recorder)
+        prepared = prepare.plan(found, task, cats, verified, recorder,
+                                once=tuple(found.tarballs))  # fmt: skip
+        sources = {
+            part: buckets.Buckets(work.buckets, source.name)
+            if isinstance(source, Tarball) else source
+            for part, source in found.parts.items()
+        }  # fmt: skip
+        per_split = _shard_jobs(prepared, task, sources, work, recorder, options)
+        collector.settled()
+        built = Built(prepared, work, suffix=options.file_format)
+        _write_shards(built, per_split, recorder, options, executor, keeper, streams_kept)
+        return built
+    finally:
+        keeper.shutdown()  # what was handed over is kept, also if the build fails
 
 
 @dataclass
@@ -296,11 +301,12 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
 
 
 def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: Recorder,
-                  options: Options, executor: pool.Pool | None,
+                  options: Options, executor: pool.Pool | None, keeper: cf.Executor,
                   streams_kept: cf.Future):  # fmt: skip
     """The shards no earlier run wrote, on the workers, once `streams_kept` is done (the
-    streams on disk and recorded). The full decodes of the splits that ask for them start
-    before, in this process: they only read the buckets, still in the page cache."""
+    streams on disk and recorded); `keeper` then flushes and records each one. The full
+    decodes of the splits that ask for them start before, in this process: they only read
+    the buckets, still in the page cache."""
     work, suffix = built.work, options.file_format
     done: dict[tuple[str, int], Shard] = {}
     users: Counter = Counter()  # bucket -> shards still to write that read it
@@ -327,10 +333,8 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         p.job.output: threads.submit(_check, p.job, recorder.mode, stop)
         for p in todo if p.job.decode
     }  # fmt: skip
-    # Each shard flushed to disk, recorded, and its buckets freed, in the order the workers
-    # finish them, on a thread of its own: a worker goes on to its next shard at once.
-    keeper = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-keep")
-    kept: list[cf.Future] = []
+    kept: list[cf.Future] = []  # each shard flushed, recorded, its buckets freed: a worker
+    # goes on to its next shard at once
     bars = {}
     try:
         streams_kept.result()  # the stream is on disk and recorded before any shard is written
@@ -371,7 +375,6 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         for future in kept:
             future.result()
     finally:
-        keeper.shutdown()  # what was handed over is kept: a rerun reuses it
         for bar in bars.values():
             bar.close()
         stop.set()

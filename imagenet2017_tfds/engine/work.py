@@ -105,7 +105,7 @@ class Work:
     def keep_shard(self, shard: Shard, suffix: str) -> None:
         """Records a written shard as complete, once its file is on disk."""
         path = self.shard_file(shard.split, shard.shard, suffix)
-        fileio.make_durable(os.path.dirname(path), [os.path.basename(path)])
+        fileio.make_durable([path])
         self._write(self._record_file(shard.split, shard.shard), {
             "num_examples": shard.num_examples, "num_bytes": shard.num_bytes,
             "recorded": shard.recorded, "file_bytes": os.path.getsize(path),
