@@ -322,8 +322,7 @@ def targets(out: dict, workers: int) -> list[dict]:
     row("peak disk: at most 1.1x the archive", out["first"]["peak_disk_vs_archive"], 1.1, True,
         why="at the peak: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}x" for k, v in peak.items())
         + f"; each of {workers} workers writes a train shard (the largest {shard * 1000:.0f} MB, "
-        "TFDS's shard count) while its buckets are kept, so that a build killed mid-shard can "
-        "write it again")  # fmt: skip
+        "TFDS's shard count), and frees the buckets behind it at each checkpoint")  # fmt: skip
     if "resume" in out:
         r, full = out["resume"], out["first"]["seconds"]
         row("rerun after SIGKILL at 70 %: at most 0.5x a full build", r["vs_full_build"], 0.5,

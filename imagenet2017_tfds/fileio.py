@@ -76,16 +76,23 @@ def make_durable(paths: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: epath.Path):
+def atomic_output(path: epath.Path, durable: bool = False):
     """A file to write `path` through, so a reader never sees half a file: a temporary file
-    beside it, moved over `path` (replacing any older one) only when the block succeeds."""
+    beside it, moved over `path` (replacing any older one) only when the block succeeds.
+    `durable`: on disk, and its name too, before this returns (a record that something else
+    may be deleted on the strength of)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_local(path):
         fd, tmp = tempfile.mkstemp(dir=os.fspath(path.parent), prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, os.fspath(path))
+            if durable:
+                make_durable([os.fspath(path.parent)])
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -138,22 +145,24 @@ def _canonical(key: dict) -> dict:
     return json.loads(json.dumps(key, sort_keys=True))
 
 
-def write_cache(path: epath.Path, payload: bytes, key: dict) -> None:
+def write_cache(path: epath.Path, payload: bytes, key: dict, durable: bool = False) -> bool:
     """`payload` under a header: the magic line, then one JSON line with `key` (what the
-    payload was made from), the payload's length and its sha256. Written atomically; a cache
-    that cannot be written (a full disk, a read-only folder) is reported and the build goes on
-    without it."""
+    payload was made from), the payload's length and its sha256. Written atomically
+    (`durable`: see atomic_output); a cache that cannot be written (a full disk, a read-only
+    folder) is reported and the build goes on without it: False."""
     header = {
         "key": _canonical(key),
         "length": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
     try:
-        with atomic_output(epath.Path(path)) as f:
+        with atomic_output(epath.Path(path), durable) as f:
             f.write(MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n")
             f.write(payload)
     except OSError as e:
         notice(path, f"cannot be written ({e})", "the next build makes it again")
+        return False
+    return True
 
 
 def read_cache(path: epath.Path, key: dict) -> bytes | None:

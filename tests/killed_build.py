@@ -4,7 +4,7 @@ in the middle of its range; or run to the end, refusing to read the archive (a r
 must resume past the stream).
 
     python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards,
-                                                       worker, none, no_read)
+                                                       checkpoint, worker, none, no_read)
 """
 
 from __future__ import annotations
@@ -67,6 +67,17 @@ def main(manual: str, data: str, point: str) -> None:
             _die()
 
         work.Work.keep_shard = keep_shard
+    elif point == "checkpoint":  # a shard partly written: its first checkpoint on disk and
+        from imagenet2017_tfds.engine import jobs  # the buckets behind it freed
+
+        real_checkpoint = jobs.keep_checkpoint
+        buckets.BUCKET_BYTES = 2_000  # 2**5 buckets a split: a shard frees some on its way
+
+        def keep_checkpoint(*args):
+            real_checkpoint(*args)
+            _die()
+
+        jobs.keep_checkpoint = keep_checkpoint
     elif point == "worker":  # by its module's name: a worker's __main__ is not this module
         from tests.killed_build import DyingBuckets as pickled_by_name
 
@@ -78,7 +89,9 @@ def main(manual: str, data: str, point: str) -> None:
 
         stream.read_once = refuse
     assert local.stream is stream
-    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=2)
+    # One worker: the shards are written in this process, where the kill point is set.
+    workers = 1 if point == "checkpoint" else 2
+    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=workers)
     builder = tfds.builder("imagenet2017", config=config, data_dir=data)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
     print("built", builder.info.splits["train"].num_examples)

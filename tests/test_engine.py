@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from imagenet2017_tfds import testing
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards
+from imagenet2017_tfds.engine.work import Checkpoint, Work
 from imagenet2017_tfds.errors import Imagenet2017Error
 from tests import readback
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
@@ -115,7 +116,19 @@ def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("point", ["stream", "streamed", "shards"])
+def _freed_mid_shard(data: Path) -> tuple[Checkpoint, set[str]]:
+    """The checkpoint of the one shard a killed build left partly written, and the buckets
+    its stream wrote that are gone."""
+    (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
+    (record,) = (root / "shards").glob("*.partial.json")
+    split, shard = record.name.split(".")[0].split("-")
+    w = Work(str(root))
+    checkpoint = w.checkpoint(split, int(shard), "tfrecord")
+    written = w._read(w._stream_file("clsloc"))["buckets"]
+    return checkpoint, {name for name in written if not (root / "buckets" / name).exists()}
+
+
+@pytest.mark.parametrize("point", ["stream", "streamed", "shards", "checkpoint"])
 def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     point, cli_builds, tarball_release, tmp_path
 ):
@@ -123,6 +136,10 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     first = _killed(manual, data, point, tarball_release.checksums)
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     assert not list((data / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
+    if point == "checkpoint":  # a bucket is freed while the one shard reading it is written
+        checkpoint, freed = _freed_mid_shard(data)
+        assert checkpoint is not None and checkpoint.num_examples > 0, checkpoint
+        assert freed, "no bucket was freed before its shard was complete"
     # Once the stream is complete, the rerun never reads the archive again.
     again = _killed(manual, data, "none" if point == "stream" else "no_read",
                     tarball_release.checksums)  # fmt: skip
@@ -132,6 +149,9 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
         assert "read by an earlier run of this build; reusing it" in again.stderr
     if point == "shards":
         assert "1 shards written by an earlier run of this build: reusing them" in again.stderr
+    if point == "checkpoint":
+        assert (f"1 shards partly written by an earlier run of this build: going on from their "
+                f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 

@@ -11,6 +11,7 @@ which the local build runs on its own threads before handing the job to a worker
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import os
 import threading
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imagenet2017_tfds import images
+from imagenet2017_tfds import fileio, images
 from imagenet2017_tfds.engine import shards
+from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work
 from imagenet2017_tfds.errors import ConsistencyError, ImageError
 from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
@@ -45,6 +47,13 @@ class Job:
     output: str | None = None  # the shard file to write; None: the examples are returned
     file_format: str = "tfrecord"
     exclude: frozenset[str] = field(default_factory=frozenset)  # members left out (a rerun)
+    recorded: dict = field(default_factory=dict)  # what was recorded of it before (its check)
+    resume: Checkpoint | None = None  # how far an earlier run wrote its shard
+    frees: Frees | None = None  # the buckets it frees on its way (TFRecord shards)
+
+    @property
+    def start(self) -> int:
+        return self.resume.items if self.resume else 0
 
 
 @dataclass
@@ -52,6 +61,7 @@ class Example:
     key: str
     path: str  # the member, in messages
     data: bytes  # the serialized tf.train.Example
+    index: int  # its item's place in the job
 
 
 @dataclass
@@ -103,21 +113,23 @@ def features(task: Task, item: Item, data: bytes, source_name: str, decode: bool
     return ex
 
 
-def _read(job: Job) -> Iterator[tuple[int, Entry, Item, bytes]]:
-    """Each item with its bytes, in the job's order; consecutive items of one source are
-    read in one call (one open reader, one forward pass for a range of a tarball)."""
-    items = [(i, e, it) for i, e, it in job.items if it.path not in job.exclude]
+def _read(job: Job) -> Iterator[tuple[int, int, Entry, Item, bytes]]:
+    """Each item still to run (from `job.start`, not excluded) with its place in the job and
+    its bytes, in the job's order; consecutive items of one source are read in one call (one
+    open reader, one forward pass for a range of a tarball)."""
+    items = [(k, i, e, it) for k, (i, e, it) in enumerate(job.items)
+             if k >= job.start and it.path not in job.exclude]  # fmt: skip
     start = 0
     while start < len(items):
-        source = items[start][0]
+        source = items[start][1]
         end = start
-        while end < len(items) and items[end][0] == source:
+        while end < len(items) and items[end][1] == source:
             end += 1
         run = items[start:end]
-        by_entry = {e: (k, it) for k, (_, e, it) in enumerate(run)}
-        for entry, data in job.sources[source].read([e for _, e, _ in run]):
+        by_entry = {e: (k, it) for k, _, e, it in run}
+        for entry, data in job.sources[source].read([e for _, _, e, _ in run]):
             k, item = by_entry[entry]
-            yield run[k][0], entry, item, data
+            yield k, source, entry, item, data
         start = end
 
 
@@ -125,22 +137,25 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
     """The job's examples, serialized, in its order; a bad image goes to `recorder` (it
     raises, or the member is skipped and recorded). With `decode` the stored images are
     decoded fully first."""
-    for source, _entry, item, data in _read(job):
+    for k, source, _entry, item, data in _read(job):
         name = job.sources[source].name
         try:
             ex = features(job.task, item, data, name, job.decode)
         except ImageError as e:
             recorder.problem("image", item.path, e)
             continue
-        yield Example(item.key, item.path, serialize(job.task, ex))
+        yield Example(item.key, item.path, serialize(job.task, ex), k)
 
 
-def check_decodes(job: Job, recorder: Recorder, stop: threading.Event | None = None) -> Job:
+def check_decodes(job: Job, mode: str, stop: threading.Event | None = None) -> Job:
     """Decodes each stored image of a `decode` job fully, as training will; one that does
-    not is recorded in `recorder` (raised, unless skip_bad_members). Returns the job left to
-    write: no decode, those members excluded. A set `stop` ends it early (the build failed)."""
+    not is recorded (raised, unless skip_bad_members). Returns the job left to write: no
+    decode, those members excluded, what was recorded in its `recorded`. A set `stop` ends
+    it early (the build failed)."""
+    recorder = Recorder.from_json(job.recorded, mode)
+    recorder.quiet = True
     bad = set()
-    for source, _entry, item, data in _read(job):
+    for _k, source, _entry, item, data in _read(job):
         if stop is not None and stop.is_set():
             break
         where = f"{job.sources[source].name}: {item.path}"
@@ -149,36 +164,88 @@ def check_decodes(job: Job, recorder: Recorder, stop: threading.Event | None = N
         except ImageError as e:
             recorder.problem("image", item.path, e)
             bad.add(item.path)
-    return dataclasses.replace(job, decode=False, exclude=job.exclude | bad)
+    return dataclasses.replace(job, decode=False, exclude=job.exclude | bad,
+                               recorded=recorder.to_json())  # fmt: skip
 
 
 def write_shard(job: Job) -> Written:
-    """Runs a shard's job into its file (written beside, then moved into place)."""
-    recorder = Recorder(job.mode, quiet=True)
+    """Runs a shard's job into its file (written beside, then moved into place), from where
+    an earlier run's checkpoint says it stopped (`resume`); on the way, checkpoints and
+    frees the buckets of `frees`."""
+    recorder = Recorder.from_json(job.recorded, job.mode)
+    recorder.quiet = True
     written = Written(job.output, 0, 0, {})
+    last, at = -1, None
+    if (resume := job.resume) is not None:
+        recorder.merge(Recorder.from_json(resume.recorded))
+        written.num_examples, written.num_bytes = resume.num_examples, resume.num_bytes
+        last, at = resume.last_hkey, resume.file_bytes
     order = dict(zip((it.key for _, _, it in job.items), job.hkeys, strict=True))
-    last = [-1]
+    frees = list(job.frees.after) if job.frees else []
+    keeper = _Keeper(job) if frees else None
+    size = at or 0
 
     def records():
+        nonlocal last, size
         for ex in run(job, recorder):
+            while frees and frees[0][0] <= ex.index:  # every item before `ex` is written
+                _, names = frees.pop(0)
+                keeper.checkpoint(Checkpoint(ex.index, size, written.num_examples,
+                                  written.num_bytes, last, recorder.to_json()), names)  # fmt: skip
             hkey = order[ex.key]
-            if hkey <= last[0]:
+            if hkey <= last:
                 raise ConsistencyError(
                     f"{job.split} shard {job.output}: {ex.path} is out of hashed-key order or "
                     "a duplicate key: report this as a bug."
                 )
-            last[0] = hkey
+            last = hkey
             written.num_examples += 1
             written.num_bytes += len(ex.data)
+            size += shards.TFRECORD_FRAMING + len(ex.data)
             yield ex.data
 
     partial = f"{job.output}.partial"
     try:
-        shards.write(partial, records(), job.file_format)
+        try:
+            shards.write(partial, records(), job.file_format, at)
+        finally:
+            if keeper is not None:
+                keeper.close()
     except BaseException:
-        if os.path.exists(partial):
-            os.unlink(partial)
+        if keeper is None and resume is None and os.path.exists(partial):
+            os.unlink(partial)  # a checkpointed file stays: its rerun goes on from it
         raise
     os.replace(partial, job.output)
     written.recorded = recorder.to_json()
     return written
+
+
+class _Keeper:
+    """A thread of the job's process that, for each checkpoint, makes the shard's file
+    durable up to it, records it, and only then frees the buckets it covers; the job goes
+    on writing meanwhile."""
+
+    def __init__(self, job: Job):
+        self.job, self.partial = job, f"{job.output}.partial"
+        self.work = Work(job.frees.work)
+        self._thread = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-checkpoint")
+        self._kept: list[cf.Future] = []
+
+    def checkpoint(self, checkpoint: Checkpoint, names: tuple[str, ...]) -> None:
+        self._kept.append(self._thread.submit(keep_checkpoint, self.work, self.job.split,
+                                              self.job.frees.shard, self.partial, checkpoint,
+                                              names))  # fmt: skip
+
+    def close(self) -> None:
+        self._thread.shutdown()
+        for future in self._kept:
+            future.result()
+
+
+def keep_checkpoint(work: Work, split: str, shard: int, partial: str, checkpoint: Checkpoint,
+                    names: tuple[str, ...]) -> None:  # fmt: skip
+    """The file on disk, then its checkpoint, then the buckets it covers freed."""
+    fileio.make_durable([partial])
+    if work.keep_checkpoint(split, shard, checkpoint):
+        for name in names:
+            work.free_bucket(name)

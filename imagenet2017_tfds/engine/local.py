@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import errno
 import os
 import sys
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
-from imagenet2017_tfds.engine.work import Shard, Work
+from imagenet2017_tfds.engine.work import Frees, Shard, Work
 from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
@@ -121,9 +122,10 @@ def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> 
 
 
 # Bytes a build writes for each byte of its inputs, at its peak: the buckets (the images,
-# which gzip barely shrinks) and the shards in flight before their buckets are freed; the
-# most bench/engine.py has measured (peak_disk_vs_archive, docs/performance.md), rounded up.
-DISK_PER_INPUT_BYTE = 1.15
+# which gzip barely shrinks) and, per worker, the part of a shard written since its last
+# checkpoint freed the buckets behind it; bench/engine.py measured 1.06 (peak_disk_vs_archive,
+# docs/performance.md), here with room for more workers.
+DISK_PER_INPUT_BYTE = 1.1
 
 
 def _free(folder: str) -> tuple[str, int]:
@@ -259,7 +261,27 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
 class _Planned:
     shard: int
     job: jobs.Job
-    buckets: frozenset[str]
+    buckets: tuple[str | None, ...]  # each item's bucket (None: not in a bucket)
+
+    def needs(self) -> set[str]:
+        """The buckets the items still to write read."""
+        return {name for name in self.buckets[self.job.start :] if name is not None}
+
+    def frees(self, work: Work, alone: set[str]) -> Frees | None:
+        """Each bucket of `alone` (read by no other shard still to write) with the number of
+        items after which no item reads it, short of the last (freed with the shard)."""
+        last = {name: k + 1 for k, name in enumerate(self.buckets) if name in alone}
+        after: dict[int, list[str]] = {}
+        for name, items in last.items():
+            if self.job.start < items < len(self.buckets):
+                after.setdefault(items, []).append(name)
+        if not after:
+            return None
+        return Frees(
+            work.root,
+            self.shard,
+            tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())),
+        )
 
 
 def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, recorder,
@@ -285,9 +307,10 @@ def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, re
         planned = []
         for shard in sorted(per_shard):
             chosen = per_shard[shard]
-            used = frozenset(
+            used = tuple(
                 buckets.file_name(buckets.unplace(e.offset)[0])
-                for _, (part, e, _) in chosen if isinstance(sources[part], buckets.Buckets)
+                if isinstance(sources[part], buckets.Buckets) else None
+                for _, (part, e, _) in chosen
             )  # fmt: skip
             job = jobs.Job(
                 task, split, tuple(sources[p] for p in parts),
@@ -310,23 +333,32 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     work, suffix = built.work, options.file_format
     done: dict[tuple[str, int], Shard] = {}
     users: Counter = Counter()  # bucket -> shards still to write that read it
-    todo = []
+    todo, resumed = [], []
     for split, planned in per_split.items():
         for p in planned:
             if (earlier := work.done(split, p.shard, suffix)) is not None:
                 done[(split, p.shard)] = earlier
                 continue
+            if suffix == "tfrecord" and (cp := work.checkpoint(split, p.shard, suffix)):
+                p.job = dataclasses.replace(p.job, resume=cp)
+                resumed.append(p)
             todo.append(p)
-            users.update(p.buckets)
+            users.update(p.needs())
     if done:
         _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
+    if resumed:
+        _say(f"{len(resumed)} shards partly written by an earlier run of this build: going on "
+             f"from their {sum(p.job.resume.num_examples for p in resumed)} examples written.")  # fmt: skip
     for p in todo:
-        for name in sorted(p.buckets):
+        for name in sorted(p.needs()):
             if not os.path.exists(os.path.join(work.buckets, name)):
                 raise _BucketGone(
                     f"bucket {name} is gone, but {p.job.split} shard {p.shard}, which reads it, "
                     "is not written (or its file or record is damaged)"
                 )
+        if suffix == "tfrecord":  # a file that can be continued: its buckets freed on its way
+            alone = {name for name in p.needs() if users[name] == 1}
+            p.job = dataclasses.replace(p.job, frees=p.frees(work, alone))
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
@@ -340,17 +372,17 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         streams_kept.result()  # the stream is on disk and recorded before any shard is written
         for planned in per_split.values():  # buckets no shard still needs (all written earlier)
             for p in planned:
-                for name in p.buckets:
+                for name in set(p.buckets) - {None}:
                     if users[name] == 0:
                         work.free_bucket(name)
         bars.update({
             split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
             for split in per_split
         })  # fmt: skip
-        for split, planned in per_split.items():
-            for p in planned:
-                if (earlier := done.get((split, p.shard))) is not None:
-                    bars[split].update(earlier.num_examples)
+        for (split, _), earlier in done.items():
+            bars[split].update(earlier.num_examples)
+        for p in resumed:
+            bars[p.job.split].update(p.job.resume.num_examples)
         ordered = _checked_first([p.job for p in todo], checks)
         results = executor.run(ordered) if executor else (
             (job, jobs.write_shard(job)) for job in ordered
@@ -358,16 +390,13 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         planned_by_output = {p.job.output: p for p in todo}
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
-            if job.output in checks:  # what its check recorded goes with the shard
-                recorded = checks[job.output].result()[1]
-                recorded.merge(Recorder.from_json(written.recorded))
-                written.recorded = recorded.to_json()
             shard = Shard(job.split, p.shard, written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
             done[(job.split, shard.shard)] = shard
-            bars[job.split].update(written.num_examples)
+            before = job.resume.num_examples if job.resume else 0
+            bars[job.split].update(written.num_examples - before)
             freed = []
-            for name in p.buckets:
+            for name in p.needs():
                 users[name] -= 1
                 if users[name] == 0:
                     freed.append(name)
@@ -393,9 +422,8 @@ def _keep_shard(work: Work, shard: Shard, suffix: str, freed: list[str]) -> None
         work.free_bucket(name)
 
 
-def _check(job: jobs.Job, mode: str, stop: threading.Event) -> tuple[jobs.Job, Recorder]:
-    recorder = Recorder(mode, quiet=True)
-    return jobs.check_decodes(job, recorder, stop), recorder
+def _check(job: jobs.Job, mode: str, stop: threading.Event) -> jobs.Job:
+    return jobs.check_decodes(job, mode, stop)
 
 
 def _checked_first(todo: list[jobs.Job], checks: dict[str, cf.Future]):
@@ -405,5 +433,5 @@ def _checked_first(todo: list[jobs.Job], checks: dict[str, cf.Future]):
     here."""
     for job in todo:
         if job.output in checks:
-            yield checks[job.output].result()[0]
+            yield checks[job.output].result()
     yield from (job for job in todo if job.output not in checks)

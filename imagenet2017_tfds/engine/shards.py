@@ -48,6 +48,9 @@ def _masked_crc(data) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+TFRECORD_FRAMING = 16  # a TFRecord's bytes beyond its data: length and two CRCs
+
+
 def tfrecord(data: bytes) -> bytes:
     """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C (the format
     TensorFlow's TFRecordWriter writes; workers write it without loading TensorFlow)."""
@@ -57,15 +60,23 @@ def tfrecord(data: bytes) -> bytes:
     )
 
 
-def write(path: str, records: Iterable[bytes], file_format: str) -> None:
+def write(path: str, records: Iterable[bytes], file_format: str, at: int | None = None) -> None:
     """Writes a shard file of `records` in order (TFRecord here; other formats by TFDS's
-    own adapter, none of which needs TensorFlow). Work.keep_shard flushes it to disk, off
-    the worker's path."""
+    own adapter, none of which needs TensorFlow). A TFRecord file is continued from its
+    first `at` bytes when given, and each record reaches the OS before the next is asked
+    for (a checkpoint may flush it from another thread). Work.keep_shard flushes the whole
+    file to disk, off the worker's path."""
     if file_format == "tfrecord":
-        with open(path, "wb") as f:
+        with open(path, "r+b" if at is not None else "wb", buffering=0) as f:
+            if at is not None:
+                f.truncate(at)
+                f.seek(at)
             for data in records:
-                f.write(tfrecord(data))
+                record = memoryview(tfrecord(data))
+                while record:
+                    record = record[f.write(record) :]
         return
+    assert at is None, "only a TFRecord file can be continued"
     from tensorflow_datasets.core import file_adapters
 
     adapter = file_adapters.ADAPTER_FOR_FORMAT[file_adapters.FileFormat(file_format)]

@@ -5,11 +5,16 @@ input's identity (an archive's path, size, times, inode; a tree's catalog), the 
 options that change what is written, the file format and shard settings, and this format's
 version. Other input can never reuse it. It holds, in the order a build makes them:
 `stream-<part>.json` (an archive's catalog, once its stream and its digest are done), the
-buckets, and each finished shard with its record `<split>-<shard>.json`.
+buckets, each shard being written (`<split>-<shard>.<suffix>.partial`) with its checkpoint
+`<split>-<shard>.partial.json` (how far the file is on disk; the buckets behind it may be
+freed), and each finished shard with its record `<split>-<shard>.json`. Every record is on
+disk before what it allows to be deleted is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +25,7 @@ from etils import epath
 
 from imagenet2017_tfds import catalog, fileio
 
-FORMAT = 2  # bump when what the folder holds changes
+FORMAT = 3  # bump when what the folder holds changes
 
 
 def identity(inputs: dict, settings: dict) -> str:
@@ -35,6 +40,31 @@ class Shard:
     num_examples: int
     num_bytes: int
     recorded: dict
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a TFRecord shard being written is on disk: its first `file_bytes` bytes hold
+    the examples of its job's first `items` items (those left out included), and the job had
+    recorded `recorded` by then. A rerun truncates the file there and goes on."""
+
+    items: int
+    file_bytes: int
+    num_examples: int
+    num_bytes: int
+    last_hkey: int
+    recorded: dict
+
+
+@dataclass(frozen=True)
+class Frees:
+    """The buckets a shard's job frees on its way, each once a checkpoint covers every item
+    that reads it: (items, bucket names) pairs, `items` ascending. No other shard still to
+    write reads them."""
+
+    work: str  # the Work's root
+    shard: int
+    after: tuple[tuple[int, tuple[str, ...]], ...]
 
 
 class Work:
@@ -60,9 +90,10 @@ class Work:
         data = fileio.read_cache(path, {"work": os.path.basename(self.root)})
         return json.loads(data) if data is not None else None
 
-    def _write(self, path: epath.Path, value) -> None:
-        fileio.write_cache(path, json.dumps(value, sort_keys=True).encode(),
-                           {"work": os.path.basename(self.root)})  # fmt: skip
+    def _write(self, path: epath.Path, value) -> bool:
+        """A record, on disk when this returns True (what it records may then be freed)."""
+        return fileio.write_cache(path, json.dumps(value, sort_keys=True).encode(),
+                                  {"work": os.path.basename(self.root)}, durable=True)  # fmt: skip
 
     def streamed(self, part: str) -> catalog.Catalog | None:
         value = self._read(self._stream_file(part))
@@ -89,6 +120,32 @@ class Work:
     def _record_file(self, split: str, shard: int) -> epath.Path:
         return epath.Path(self.shards) / f"{split}-{shard:05d}.json"
 
+    def partial_file(self, split: str, shard: int, suffix: str) -> str:
+        return self.shard_file(split, shard, suffix) + ".partial"
+
+    def _checkpoint_file(self, split: str, shard: int) -> epath.Path:
+        return epath.Path(self.shards) / f"{split}-{shard:05d}.partial.json"
+
+    def checkpoint(self, split: str, shard: int, suffix: str) -> Checkpoint | None:
+        """How far an earlier run wrote this shard, if its file still holds that much."""
+        value = self._read(self._checkpoint_file(split, shard))
+        if not value:
+            return None
+        path, whole = self.partial_file(split, shard, suffix), self.shard_file(split, shard, suffix)
+        if not os.path.exists(path) and os.path.exists(whole):
+            os.replace(whole, path)  # moved into place, killed before its record: go on from it
+        found = os.path.getsize(path) if os.path.exists(path) else None
+        if found is None or found < value["file_bytes"]:
+            fileio.notice(path, f"{found} bytes, {value['file_bytes']} recorded as written",
+                          "the shard is written again")  # fmt: skip
+            return None
+        return Checkpoint(**value)
+
+    def keep_checkpoint(self, split: str, shard: int, checkpoint: Checkpoint) -> bool:
+        """Records how far a shard is (its file's bytes already on disk); False: it cannot be
+        recorded, and nothing it covers may be freed."""
+        return self._write(self._checkpoint_file(split, shard), dataclasses.asdict(checkpoint))
+
     def done(self, split: str, shard: int, suffix: str) -> Shard | None:
         value = self._read(self._record_file(split, shard))
         if not value:
@@ -110,6 +167,8 @@ class Work:
             "num_examples": shard.num_examples, "num_bytes": shard.num_bytes,
             "recorded": shard.recorded, "file_bytes": os.path.getsize(path),
         })  # fmt: skip
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._checkpoint_file(shard.split, shard.shard))
 
     def free_bucket(self, name: str) -> None:
         path = os.path.join(self.buckets, name)
