@@ -96,15 +96,28 @@ def _kind(name: str) -> str:
     return "other"
 
 
-def _disk(folder: Path) -> dict[str, int]:
-    """Bytes the files under `folder` take, by kind (a hard-linked file counted once)."""
+def _disk(folder: Path, pids=()) -> dict[str, int]:
+    """Bytes the files under `folder` take, by kind (a hard-linked file counted once), and
+    the files there deleted but still open in the processes `pids`: their space is not free
+    until they are closed."""
     seen = {}
     for top, _dirs, files in os.walk(folder):
         for name in files:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(top, name))
                 seen[(st.st_dev, st.st_ino)] = (_kind(name), st.st_blocks * 512)
-    kinds = dict.fromkeys(["shards_written", "buckets", "shards_being_written", "other"], 0)
+    prefix = f"{os.path.realpath(folder)}/"
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith(prefix) and target.endswith(" (deleted)"):
+                        st = os.stat(f"/proc/{pid}/fd/{fd}")
+                        seen[(st.st_dev, st.st_ino)] = ("deleted_but_open", st.st_blocks * 512)
+    kinds = dict.fromkeys(
+        ["shards_written", "buckets", "shards_being_written", "deleted_but_open", "other"], 0
+    )
     for kind, size in seen.values():
         kinds[kind] += size
     return kinds
@@ -132,7 +145,7 @@ def run(command: list[str], env: dict, disk: Path | None = None, kill_after: flo
                 rss += mine
             peak["rss"] = max(peak["rss"], rss)
             if disk is not None and tick % 4 == 0:
-                kinds = _disk(disk)
+                kinds = _disk(disk, _tree(proc.pid))
                 if sum(kinds.values()) > peak["disk"]:
                     peak["disk"], peak["disk_kinds"] = sum(kinds.values()), kinds
             tick += 1

@@ -5,6 +5,7 @@ that fits the process, and a build that resumes after SIGKILL."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -87,8 +88,9 @@ def test_a_tfrecord_written_without_tensorflow_is_tensorflows_own(tmp_path):
     assert [r.numpy() for r in tf.data.TFRecordDataset(str(ours))] == records
 
 
-def test_a_worker_killed_mid_job_is_named_with_its_signal(tarball_release, monkeypatch):
-    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict")  # noqa
+def test_a_worker_killed_mid_job_is_named_with_its_signal(tmp_path):
+    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict",
+                   output=str(tmp_path / "train.tfrecord"))  # fmt: skip
     p = pool.Pool(2)
     try:
         procs = p.start()
@@ -193,6 +195,31 @@ def test_a_bucket_changed_under_a_build_is_named(tmp_path):
     reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
     with pytest.raises(Imagenet2017Error, match="bucket-000000: Data/x.JPEG of ILSVRC2017"):
         list(reader.read([Entry(place, "Data/x.JPEG", 6)]))
+
+
+def test_a_bucket_read_is_closed_when_the_read_moves_to_the_next(tmp_path):
+    """A shard reads its buckets one after another; one freed on the way (a checkpoint past
+    it) must not stay open, or its disk space is not free until the shard is complete."""
+    from imagenet2017_tfds.sources import Entry
+
+    store = buckets.Store(str(tmp_path), ["train"], 1)  # 2 buckets: by the top bit of the key
+    first = store.add("train", 5, [b"abc"], 3)
+    second = store.add("train", 1 << 127, [b"defg"], 4)
+    store.close()
+    reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
+
+    def open_buckets() -> list[str]:
+        fds = Path("/proc/self/fd")
+        names = [Path(os.readlink(fd)).name for fd in fds.iterdir() if fd.is_symlink()]
+        return sorted(n for n in names if n.startswith("bucket-"))
+
+    read = reader.read([Entry(first, "Data/a.JPEG", 3), Entry(second, "Data/b.JPEG", 4)])
+    assert next(read)[1] == b"abc"
+    assert open_buckets() == [buckets.file_name(0)]
+    assert next(read)[1] == b"defg"
+    assert open_buckets() == [buckets.file_name(1)]
+    assert list(read) == []
+    assert open_buckets() == []
 
 
 def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp_path):

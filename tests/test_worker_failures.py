@@ -8,6 +8,7 @@ Nothing loads after any of them."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -139,3 +140,46 @@ def test_ctrl_c_is_the_builds_to_answer_not_its_workers(capfd, ctrl_c_reaches_ch
     assert [w.returncode for w in procs] == [0, 0]
     err = capfd.readouterr().err
     assert TRACEBACK not in err and "KeyboardInterrupt" not in err, err
+
+
+BUILD_KILLED_WHILE_ITS_WORKER_IS_BUSY = """
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import slow
+from imagenet2017_tfds.engine import pool
+
+p = pool.Pool(1)
+(worker,) = p.start()
+threading.Thread(target=lambda: list(p.run([slow.Job()])), daemon=True).start()
+print(worker.pid, flush=True)
+time.sleep(2)  # the worker is busy with its job
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_builds_workers_end_when_the_build_is_killed(tmp_path):
+    """SIGKILL (the OOM killer) of the build's process ends its workers at once: one left
+    running would go on writing and freeing buckets beside the rerun of the same build."""
+    (tmp_path / "slow.py").write_text(
+        "import time\n\nclass Job:\n    def __init__(self):\n        self.seconds = 120\n\n"
+        "    def __setstate__(self, state):\n        time.sleep(state['seconds'])\n"
+    )
+    build = subprocess.Popen([sys.executable, "-c", BUILD_KILLED_WHILE_ITS_WORKER_IS_BUSY,
+                              str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    worker = int(build.stdout.readline())
+    assert build.wait(timeout=120) == -signal.SIGKILL
+
+    def running() -> bool:
+        try:
+            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state not in ("Z", "X")
+
+    deadline = time.monotonic() + 10
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = running()
+    if still:
+        os.kill(worker, signal.SIGKILL)
+    assert not still, "the worker went on after its build was killed"

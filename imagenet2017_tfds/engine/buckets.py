@@ -136,12 +136,17 @@ class Buckets(Source):
         raise NotImplementedError("buckets are read by place, never scanned")
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
+        """Each entry's bytes. One bucket is open at a time (a shard's entries come bucket
+        after bucket, in hashed-key order): a bucket deleted once read frees its disk space
+        at once, not when the whole read ends."""
         fds: dict[int, int] = {}
         try:
             for entry in entries:
                 bucket, offset = unplace(entry.offset)
                 if bucket not in fds:
-                    fds[bucket] = self._open(bucket, entry)
+                    for fd in fds.values():
+                        os.close(fd)
+                    fds = {bucket: self._open(bucket, entry)}
                 data = os.pread(fds[bucket], entry.size, offset)
                 if len(data) != entry.size:
                     raise ConsistencyError(

@@ -12,6 +12,7 @@ which the local build runs on its own threads before handing the job to a worker
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import os
 import threading
@@ -22,7 +23,7 @@ import numpy as np
 
 from imagenet2017_tfds import fileio, images
 from imagenet2017_tfds.engine import shards
-from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work
+from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
 from imagenet2017_tfds.errors import ConsistencyError, ImageError
 from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
@@ -147,12 +148,12 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
         yield Example(item.key, item.path, serialize(job.task, ex), k)
 
 
-def check_decodes(job: Job, mode: str, stop: threading.Event | None = None) -> Job:
+def check_decodes(job: Job, stop: threading.Event | None = None) -> Job:
     """Decodes each stored image of a `decode` job fully, as training will; one that does
     not is recorded (raised, unless skip_bad_members). Returns the job left to write: no
     decode, those members excluded, what was recorded in its `recorded`. A set `stop` ends
     it early (the build failed)."""
-    recorder = Recorder.from_json(job.recorded, mode)
+    recorder = Recorder.from_json(job.recorded, job.mode)
     recorder.quiet = True
     bad = set()
     for _k, source, _entry, item, data in _read(job):
@@ -182,16 +183,18 @@ def write_shard(job: Job) -> Written:
         last, at = resume.last_hkey, resume.file_bytes
     order = dict(zip((it.key for _, _, it in job.items), job.hkeys, strict=True))
     frees = list(job.frees.after) if job.frees else []
-    keeper = _Keeper(job) if frees else None
+    checkpoints = _Checkpoints(job) if frees else None
     size = at or 0
 
     def records():
         nonlocal last, size
         for ex in run(job, recorder):
+            names: list[str] = []
             while frees and frees[0][0] <= ex.index:  # every item before `ex` is written
-                _, names = frees.pop(0)
-                keeper.checkpoint(Checkpoint(ex.index, size, written.num_examples,
-                                  written.num_bytes, last, recorder.to_json()), names)  # fmt: skip
+                names += frees.pop(0)[1]
+            if names:
+                checkpoints.take(Checkpoint(ex.index, size, written.num_examples,
+                                 written.num_bytes, last, recorder.to_json()), names)  # fmt: skip
             hkey = order[ex.key]
             if hkey <= last:
                 raise ConsistencyError(
@@ -204,48 +207,54 @@ def write_shard(job: Job) -> Written:
             size += shards.TFRECORD_FRAMING + len(ex.data)
             yield ex.data
 
-    partial = f"{job.output}.partial"
+    partial = partial_path(job.output)
     try:
-        try:
-            shards.write(partial, records(), job.file_format, at)
-        finally:
-            if keeper is not None:
-                keeper.close()
+        shards.write(partial, records(), job.file_format, at)
     except BaseException:
-        if keeper is None and resume is None and os.path.exists(partial):
-            os.unlink(partial)  # a checkpointed file stays: its rerun goes on from it
+        kept = checkpoints.close(raise_errors=False) if checkpoints else 0
+        if not kept and resume is None:  # nothing recorded of it: a rerun writes it anew
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
         raise
+    if checkpoints is not None:
+        checkpoints.close()
     os.replace(partial, job.output)
     written.recorded = recorder.to_json()
     return written
 
 
-class _Keeper:
+class _Checkpoints:
     """A thread of the job's process that, for each checkpoint, makes the shard's file
     durable up to it, records it, and only then frees the buckets it covers; the job goes
     on writing meanwhile."""
 
     def __init__(self, job: Job):
-        self.job, self.partial = job, f"{job.output}.partial"
+        self.job, self.partial = job, partial_path(job.output)
         self.work = Work(job.frees.work)
         self._thread = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-checkpoint")
         self._kept: list[cf.Future] = []
 
-    def checkpoint(self, checkpoint: Checkpoint, names: tuple[str, ...]) -> None:
+    def take(self, checkpoint: Checkpoint, names: list[str]) -> None:
         self._kept.append(self._thread.submit(keep_checkpoint, self.work, self.job.split,
                                               self.job.frees.shard, self.partial, checkpoint,
-                                              names))  # fmt: skip
+                                              tuple(names)))  # fmt: skip
 
-    def close(self) -> None:
+    def close(self, raise_errors: bool = True) -> int:
+        """Waits for the checkpoints; returns how many were recorded. An error is raised,
+        unless the job is failing already (its own error is the one to see)."""
         self._thread.shutdown()
-        for future in self._kept:
-            future.result()
+        if raise_errors:
+            return sum(future.result() for future in self._kept)
+        return sum(not f.exception() and f.result() for f in self._kept)
 
 
 def keep_checkpoint(work: Work, split: str, shard: int, partial: str, checkpoint: Checkpoint,
-                    names: tuple[str, ...]) -> None:  # fmt: skip
-    """The file on disk, then its checkpoint, then the buckets it covers freed."""
+                    names: tuple[str, ...]) -> bool:  # fmt: skip
+    """The file on disk, then its checkpoint, then (once it is recorded) the buckets it
+    covers freed."""
     fileio.make_durable([partial])
-    if work.keep_checkpoint(split, shard, checkpoint):
-        for name in names:
-            work.free_bucket(name)
+    if not work.keep_checkpoint(split, shard, checkpoint):
+        return False
+    for name in names:
+        work.free_bucket(name)
+    return True

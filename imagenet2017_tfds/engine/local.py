@@ -122,10 +122,10 @@ def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> 
 
 
 # Bytes a build writes for each byte of its inputs, at its peak: the buckets (the images,
-# which gzip barely shrinks) and, per worker, the part of a shard written since its last
-# checkpoint freed the buckets behind it; bench/engine.py measured 1.06 (peak_disk_vs_archive,
-# docs/performance.md), here with room for more workers.
-DISK_PER_INPUT_BYTE = 1.1
+# which gzip barely shrinks) and the shards in flight, with the buckets behind them until a
+# checkpoint frees them (TFRecord) or the shard is complete (ArrayRecord cannot be continued);
+# the most bench/engine.py measured (peak_disk_vs_archive, docs/performance.md), rounded up.
+DISK_PER_INPUT_BYTE = {"tfrecord": 1.1, "array_record": 1.15}
 
 
 def _free(folder: str) -> tuple[str, int]:
@@ -137,7 +137,7 @@ def _free(folder: str) -> tuple[str, int]:
     return path, st.f_bavail * st.f_frsize
 
 
-def check_space(found, work: Work, data_dir: str | None, tree_bytes: int) -> None:
+def check_space(found, work: Work, options: Options, tree_bytes: int) -> None:
     """Stops before the first byte is read when a folder the build writes to cannot hold
     what it will write: the work folder (buckets, shards) and, on another file system, the
     dataset's folder (the shards, linked there when both are on one)."""
@@ -145,7 +145,9 @@ def check_space(found, work: Work, data_dir: str | None, tree_bytes: int) -> Non
     done = sum(  # what an earlier run of this build left (a resumed build needs less)
         os.path.getsize(os.path.join(top, f)) for top, _, files in os.walk(work.root) for f in files
     )
-    need = {work.root: max(0, int(inputs * DISK_PER_INPUT_BYTE) - done)}
+    per_byte = DISK_PER_INPUT_BYTE.get(options.file_format, max(DISK_PER_INPUT_BYTE.values()))
+    need = {work.root: max(0, int(inputs * per_byte) - done)}
+    data_dir = options.data_dir
     if data_dir and fileio.is_local(data_dir):
         here, there = _free(work.root)[0], _free(data_dir)[0]
         if os.stat(here).st_dev != os.stat(there).st_dev:
@@ -197,7 +199,7 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
     if not options.skip_space_check:
         tree_bytes = sum(e.size for part, c in tree_cats.items() if part != "devkit"
                          for table in c.images.values() for e in table.values())  # fmt: skip
-        check_space(found, work, options.data_dir, tree_bytes)
+        check_space(found, work, options, tree_bytes)
     with _out_of_space(work):
         recorded = list(recorder.problems), list(recorder.notices)
         try:
@@ -362,7 +364,7 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
-        p.job.output: threads.submit(_check, p.job, recorder.mode, stop)
+        p.job.output: threads.submit(jobs.check_decodes, p.job, stop)
         for p in todo if p.job.decode
     }  # fmt: skip
     kept: list[cf.Future] = []  # each shard flushed, recorded, its buckets freed: a worker
@@ -417,13 +419,9 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
 
 
 def _keep_shard(work: Work, shard: Shard, suffix: str, freed: list[str]) -> None:
-    work.keep_shard(shard, suffix)
-    for name in freed:  # no shard still to write reads them
-        work.free_bucket(name)
-
-
-def _check(job: jobs.Job, mode: str, stop: threading.Event) -> jobs.Job:
-    return jobs.check_decodes(job, mode, stop)
+    if work.keep_shard(shard, suffix):
+        for name in freed:  # no shard still to write reads them
+            work.free_bucket(name)
 
 
 def _checked_first(todo: list[jobs.Job], checks: dict[str, cf.Future]):

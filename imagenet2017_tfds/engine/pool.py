@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import itertools
 import os
 import pickle
@@ -30,6 +31,8 @@ if __name__ == "__main__":
 from imagenet2017_tfds import tasks  # noqa: E402
 from imagenet2017_tfds.engine import jobs as jobs_lib  # noqa: E402
 from imagenet2017_tfds.errors import WorkerError  # noqa: E402
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 # WorkerError is defined in errors, not here: a worker runs this module as __main__, and a
 # class of __main__ is pickled under that name, which the build's process cannot unpickle.
@@ -53,15 +56,28 @@ def _receive(stream):
     return pickle.loads(data)
 
 
+def _end_with(build_pid: int) -> None:
+    """Ends this worker when the build's process ends, however it ends (SIGKILL, the OOM
+    killer): left running, a worker would finish its shards, checkpointing and freeing
+    buckets, beside the rerun of the same build. Linux's parent-death signal; elsewhere a
+    worker notices only between jobs, when it reads the end of its input."""
+    prctl = getattr(ctypes.CDLL(None), "prctl", None)
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != build_pid:  # it ended before the signal was asked for
+        os._exit(1)
+
+
 def main() -> None:
     """A worker process: jobs in on stdin, results (or the error raised) out on stdout."""
+    _end_with(int(sys.argv[1]))
     jobs = sys.stdin.buffer
     # The results get a descriptor of their own; anything else written to stdout, by Python
     # or by a library's C code, goes to the log instead of into the results.
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    for name in sys.argv[1:]:  # ready before the first job: started while the stream runs
+    for name in sys.argv[2:]:  # ready before the first job: started while the stream runs
         jobs_lib.prepare(tasks.task(name))
     while True:
         try:
@@ -114,7 +130,8 @@ class Pool:
 
     def start(self) -> list[subprocess.Popen]:
         if not self._procs:
-            command = [sys.executable, "-m", "imagenet2017_tfds.engine.pool", *self.task_names]
+            command = [sys.executable, "-m", "imagenet2017_tfds.engine.pool", str(os.getpid()),
+                       *self.task_names]  # fmt: skip
             path = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")])
             env = dict(os.environ, PYTHONPATH=path)  # the package as this process found it
             self._procs = [

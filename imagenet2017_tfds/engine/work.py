@@ -42,6 +42,11 @@ class Shard:
     recorded: dict
 
 
+def partial_path(path: str) -> str:
+    """Where a shard file is written until it is complete."""
+    return f"{path}.partial"
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """How far a TFRecord shard being written is on disk: its first `file_bytes` bytes hold
@@ -121,22 +126,24 @@ class Work:
         return epath.Path(self.shards) / f"{split}-{shard:05d}.json"
 
     def partial_file(self, split: str, shard: int, suffix: str) -> str:
-        return self.shard_file(split, shard, suffix) + ".partial"
+        return partial_path(self.shard_file(split, shard, suffix))
 
     def _checkpoint_file(self, split: str, shard: int) -> epath.Path:
         return epath.Path(self.shards) / f"{split}-{shard:05d}.partial.json"
 
     def checkpoint(self, split: str, shard: int, suffix: str) -> Checkpoint | None:
-        """How far an earlier run wrote this shard, if its file still holds that much."""
+        """How far an earlier run wrote this shard, if its file still holds that much (a
+        shard moved into place but not recorded when the build was killed is moved back: it
+        holds at least as much)."""
         value = self._read(self._checkpoint_file(split, shard))
         if not value:
             return None
         path, whole = self.partial_file(split, shard, suffix), self.shard_file(split, shard, suffix)
         if not os.path.exists(path) and os.path.exists(whole):
-            os.replace(whole, path)  # moved into place, killed before its record: go on from it
-        found = os.path.getsize(path) if os.path.exists(path) else None
-        if found is None or found < value["file_bytes"]:
-            fileio.notice(path, f"{found} bytes, {value['file_bytes']} recorded as written",
+            os.replace(whole, path)
+        found = f"{os.path.getsize(path)} bytes" if os.path.exists(path) else "missing"
+        if found == "missing" or os.path.getsize(path) < value["file_bytes"]:
+            fileio.notice(path, f"{found}, {value['file_bytes']} bytes recorded as written",
                           "the shard is written again")  # fmt: skip
             return None
         return Checkpoint(**value)
@@ -159,16 +166,19 @@ class Work:
             return None
         return Shard(split, shard, value["num_examples"], value["num_bytes"], value["recorded"])
 
-    def keep_shard(self, shard: Shard, suffix: str) -> None:
-        """Records a written shard as complete, once its file is on disk."""
+    def keep_shard(self, shard: Shard, suffix: str) -> bool:
+        """Records a written shard as complete, once its file is on disk; False: it cannot
+        be recorded, and what it read may not be freed."""
         path = self.shard_file(shard.split, shard.shard, suffix)
         fileio.make_durable([path])
-        self._write(self._record_file(shard.split, shard.shard), {
+        if not self._write(self._record_file(shard.split, shard.shard), {
             "num_examples": shard.num_examples, "num_bytes": shard.num_bytes,
             "recorded": shard.recorded, "file_bytes": os.path.getsize(path),
-        })  # fmt: skip
+        }):  # fmt: skip
+            return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._checkpoint_file(shard.split, shard.shard))
+        return True
 
     def free_bucket(self, name: str) -> None:
         path = os.path.join(self.buckets, name)
