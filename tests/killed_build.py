@@ -4,14 +4,17 @@ in the middle of its range; or run to the end, refusing to read the archive (a r
 must resume past the stream).
 
     python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards,
-                                                       checkpoint, worker, none, no_read)
+                                                       checkpoint, worker_checkpoint,
+                                                       worker, none, no_read)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import time
 
 from imagenet2017_tfds.engine import buckets
 
@@ -33,6 +36,36 @@ class DyingBuckets(buckets.Buckets):
             if k == 2 and os.getpid() != self.build_pid:
                 _die()
             yield item
+
+
+class BucketsDyingAfterACheckpoint(buckets.Buckets):
+    """The buckets as a worker process reads them, except that the worker is killed once the
+    shard it writes has a checkpoint on disk (waited for from the third image of its range
+    on: by then one has been taken, the buckets being many), before the shard is complete."""
+
+    def __init__(self, folder: str, name: str):
+        super().__init__(folder, name)
+        self.build_pid = os.getpid()
+
+    def read(self, entries):
+        for k, item in enumerate(super().read(entries)):
+            yield item
+            if k >= 2 and os.getpid() != self.build_pid:
+                record = _checkpoint_of_the_shard_being_written()
+                for _ in range(600):
+                    if os.path.exists(record):
+                        _die()
+                    time.sleep(0.05)
+
+
+def _checkpoint_of_the_shard_being_written() -> str:
+    """The checkpoint record of the shard file this process has open (work.Work's names)."""
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.endswith(".tfrecord.partial"):
+                return target.removesuffix(".tfrecord.partial") + ".partial.json"
+    raise AssertionError("no shard being written in this process")
 
 
 def main(manual: str, data: str, point: str) -> None:
@@ -78,6 +111,11 @@ def main(manual: str, data: str, point: str) -> None:
             _die()
 
         jobs.keep_checkpoint = keep_checkpoint
+    elif point == "worker_checkpoint":  # a worker killed in a shard it checkpointed
+        from tests.killed_build import BucketsDyingAfterACheckpoint as pickled_by_name
+
+        buckets.BUCKET_BYTES = 2_000
+        buckets.Buckets = pickled_by_name
     elif point == "worker":  # by its module's name: a worker's __main__ is not this module
         from tests.killed_build import DyingBuckets as pickled_by_name
 

@@ -118,16 +118,17 @@ def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _freed_mid_shard(data: Path) -> tuple[Checkpoint, set[str]]:
-    """The checkpoint of the one shard a killed build left partly written, and the buckets
-    its stream wrote that are gone."""
+def _freed_mid_shard(data: Path) -> tuple[list[Checkpoint], set[str]]:
+    """The checkpoints of the shards a killed build left partly written, and the buckets its
+    stream wrote that are gone."""
     (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
-    (record,) = (root / "shards").glob("*.partial.json")
-    split, shard = record.name.split(".")[0].split("-")
     w = Work(str(root))
-    checkpoint = w.checkpoint(split, int(shard), "tfrecord")
+    checkpoints = []
+    for record in sorted((root / "shards").glob("*.partial.json")):
+        split, shard = record.name.split(".")[0].split("-")
+        checkpoints.append(w.checkpoint(split, int(shard), "tfrecord"))
     written = w._read(w._stream_file("clsloc"))["buckets"]
-    return checkpoint, {name for name in written if not (root / "buckets" / name).exists()}
+    return checkpoints, {name for name in written if not (root / "buckets" / name).exists()}
 
 
 @pytest.mark.parametrize("point", ["stream", "streamed", "shards", "checkpoint"])
@@ -139,7 +140,7 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     assert not list((data / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
     if point == "checkpoint":  # a bucket is freed while the one shard reading it is written
-        checkpoint, freed = _freed_mid_shard(data)
+        (checkpoint,), freed = _freed_mid_shard(data)  # one process: one shard at a time
         assert checkpoint is not None and checkpoint.num_examples > 0, checkpoint
         assert freed, "no bucket was freed before its shard was complete"
     # Once the stream is complete, the rerun never reads the archive again.
@@ -154,6 +155,25 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     if point == "checkpoint":
         assert (f"1 shards partly written by an earlier run of this build: going on from their "
                 f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
+    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
+    cli_builds, tarball_release, tmp_path
+):
+    """The pool's path: a worker frees buckets at its checkpoints, is killed (SIGKILL) before
+    its shard is complete, the build stops; the rerun goes on from the checkpoint without
+    reading the archive, to the same bytes."""
+    manual, data = tarball_release.manual_dir, tmp_path / "data"
+    first = _killed(manual, data, "worker_checkpoint", tarball_release.checksums)
+    assert first.returncode != 0
+    assert "was killed by signal SIGKILL" in first.stderr, first.stderr[-3000:]
+    checkpoints, freed = _freed_mid_shard(data)
+    assert checkpoints and all(c is not None and c.num_examples > 0 for c in checkpoints)
+    assert freed, "no bucket was freed before its shard was complete"
+    again = _killed(manual, data, "no_read", tarball_release.checksums)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "shards partly written by an earlier run of this build: going on" in again.stderr
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 
