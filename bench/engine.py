@@ -36,10 +36,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 DIGEST_THREAD = "i17-digest"  # checksums.Background names its thread so
 
 
-def _tree(pid: int) -> list[int]:
-    return list(_parents(pid))
-
-
 def _parents(pid: int) -> dict[int, int | None]:
     """Each process of the tree under `pid` with its parent (None for `pid`)."""
     out, todo = {}, [(pid, None)]
@@ -159,7 +155,7 @@ def run(command: list[str], env: dict, disk: Path | None = None, kill_after: flo
                 rss += mine
             peak["rss"] = max(peak["rss"], rss)
             if disk is not None and tick % 4 == 0:
-                kinds = _disk(disk, _tree(proc.pid))
+                kinds = _disk(disk, tree)
                 if sum(kinds.values()) > peak["disk"]:
                     peak["disk"], peak["disk_kinds"] = sum(kinds.values()), kinds
             tick += 1

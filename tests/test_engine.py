@@ -18,7 +18,7 @@ from imagenet2017_tfds import testing
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Work
 from imagenet2017_tfds.errors import Imagenet2017Error
-from tests import readback
+from tests import procfs, readback
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 
 
@@ -229,8 +229,7 @@ def test_a_bucket_read_is_closed_when_the_read_moves_to_the_next(tmp_path):
     reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
 
     def open_buckets() -> list[str]:
-        fds = Path("/proc/self/fd")
-        names = [Path(os.readlink(fd)).name for fd in fds.iterdir() if fd.is_symlink()]
+        names = [os.path.basename(path) for path in procfs.open_paths()]
         return sorted(n for n in names if n.startswith("bucket-"))
 
     read = reader.read([Entry(first, "Data/a.JPEG", 3), Entry(second, "Data/b.JPEG", 4)])

@@ -20,7 +20,7 @@ import pytest
 from imagenet2017_tfds import beam as beam_lib
 from imagenet2017_tfds import compat
 from imagenet2017_tfds.launch import evict_dead_workers
-from tests import readback
+from tests import procfs, readback
 from tests.test_launch_engines import (
     TIMEOUT,
     assert_same_examples,
@@ -102,26 +102,15 @@ class Running:
         return self.output[1]
 
 
-def _writing_a_spill_file(pid: int) -> bool:
-    """Whether a partial spill file is open in `pid`: a readlink per descriptor, no more. A
-    bundle of the miniature release lasts milliseconds; psutil's open_files also opens each
-    descriptor's fdinfo, and on a loaded machine (CI beside other builds, 2026-12-06) a Spark
-    build ended with no bundle seen."""
-    fds = f"/proc/{pid}/fd"
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(fds):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"{fds}/{fd}").endswith(beam_lib.PARTIAL):
-                    return True
-    return False
-
-
 def kill_a_harness_mid_bundle(launcher: Running, work: Path) -> int:
     """SIGKILLs the SDK harness that is writing a bundle's spill file (a partial spill file is
     open in it: the bundle has begun and not finished), once; returns its pid."""
     while launcher.running():
         for pid in harness_pids(work):
-            if _writing_a_spill_file(pid):
+            # A bundle of the miniature release lasts milliseconds: psutil's open_files, which
+            # also opens each descriptor's fdinfo, once let a Spark build end unseen (CI,
+            # 2026-12-06, run beside other builds).
+            if any(path.endswith(beam_lib.PARTIAL) for path in procfs.open_paths(pid)):
                 os.kill(pid, signal.SIGKILL)
                 return pid
         time.sleep(0.001)

@@ -42,6 +42,14 @@ class Shard:
     recorded: dict
 
 
+def _size(path: str) -> int | None:
+    return os.path.getsize(path) if os.path.exists(path) else None
+
+
+def _bytes(size: int | None) -> str:
+    return "missing" if size is None else f"{size} bytes"
+
+
 def partial_path(path: str) -> str:
     """Where a shard file is written until it is complete."""
     return f"{path}.partial"
@@ -141,9 +149,8 @@ class Work:
         path, whole = self.partial_file(split, shard, suffix), self.shard_file(split, shard, suffix)
         if not os.path.exists(path) and os.path.exists(whole):
             os.replace(whole, path)
-        found = f"{os.path.getsize(path)} bytes" if os.path.exists(path) else "missing"
-        if found == "missing" or os.path.getsize(path) < value["file_bytes"]:
-            fileio.notice(path, f"{found}, {value['file_bytes']} bytes recorded as written",
+        if (found := _size(path)) is None or found < value["file_bytes"]:
+            fileio.notice(path, f"{_bytes(found)}, {value['file_bytes']} recorded as written",
                           "the shard is written again")  # fmt: skip
             return None
         return Checkpoint(**value)
@@ -158,10 +165,9 @@ class Work:
         if not value:
             return None
         path = self.shard_file(split, shard, suffix)
-        found = os.path.getsize(path) if os.path.exists(path) else None
-        if found != value["file_bytes"]:  # recorded whole, then damaged
+        if (found := _size(path)) != value["file_bytes"]:  # recorded whole, then damaged
             fileio.notice(
-                path, f"{found} bytes, {value['file_bytes']} recorded", "it is written again"
+                path, f"{_bytes(found)}, {value['file_bytes']} recorded", "it is written again"
             )
             return None
         return Shard(split, shard, value["num_examples"], value["num_bytes"], value["recorded"])
