@@ -30,10 +30,11 @@ test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
 	$(RUN) python -m pytest -q tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
 
-# The suite without the tests that start Flink, Spark (Java, Maven) or Prism (Go): a few minutes.
+# The suite without the tests that start Flink, Spark (Java, Maven), Prism (Go) or the storage
+# servers (root, Go): a few minutes.
 test-quick: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q -m "not engines" tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) python -m pytest -q -m "not engines and not stores" tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 test-oldest: venv
 	[ -d $(OLDEST) ] || { rm -rf $(OLDEST).tmp && $(VENV)/bin/pip install --quiet --no-deps \

@@ -39,6 +39,7 @@ setup(
         "tqdm",
         "array_record",
         "filelock",
+        "gcsfs",  # gs:// for the package's own reads and writes (store.py), with no setting
         "mlcroissant",
         "importlib_resources",
     ],
@@ -47,7 +48,18 @@ setup(
         "bench": ["psutil"],
         "show": ["matplotlib"],
         "grain": ["grain"],
-        "test": ["pytest", "hypothesis", "dill", "ruff", "psutil", "matplotlib", "grain"],
+        "s3": ["s3fs"],  # s3:// archives and caches (a data dir needs TensorFlow's file system)
+        "test": [
+            "pytest",
+            "hypothesis",
+            "dill",
+            "ruff",
+            "psutil",
+            "matplotlib",
+            "grain",
+            "s3fs",
+            "moto[server]",
+        ],
     },
     entry_points={"console_scripts": ["imagenet2017-tfds=imagenet2017_tfds.cli:main"]},
 )

@@ -21,7 +21,6 @@ import apache_beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
-from etils import epath
 
 from imagenet2017_tfds import codec, fileio, ranges
 from imagenet2017_tfds.engine import jobs, shards
@@ -50,7 +49,7 @@ class RangeTask:
 def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
                 min_ranges: int = 2) -> dict:  # fmt: skip
     """split -> [RangeTask]; the range files go to `work_dir` (storage every worker reads)."""
-    work = epath.Path(work_dir)
+    work = fileio.path(work_dir)
     tasks = {}
     for split, plan in prepared.splits.items():
         tasks[split] = []
@@ -63,7 +62,7 @@ def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str
                 fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
                 rt = RangeTask(task, split, source, str(path), prepared.recorder.mode,
                                split in decode_splits)  # fmt: skip
-                epath.Path(rt.problems_file).unlink(missing_ok=True)
+                fileio.path(rt.problems_file).unlink(missing_ok=True)
                 tasks[split].append(rt)
     return tasks
 
@@ -81,7 +80,7 @@ def writer_plans(prepared: Prepared) -> dict[str, tuple[list[str], int]]:
 def process(rt: RangeTask):
     """One Beam element: every (key, serialized example) of the range, by the engine's job
     function (the local pool runs the same)."""
-    chunk = json.loads(epath.Path(rt.range_file).read_bytes())
+    chunk = json.loads(fileio.path(rt.range_file).read_bytes())
     items = codec.decode(list[tuple[Entry, Item]], chunk)
     recorder = Recorder(rt.mode)
     job = jobs.Job(rt.task, rt.split, (rt.source,), tuple((0, e, it) for e, it in items),
@@ -89,7 +88,7 @@ def process(rt: RangeTask):
     for ex in jobs.run(job, recorder):
         yield ex.key, jobs.Serialized(ex.data)
     if recorder.problems:  # read back by the launcher after the pipeline
-        fileio.write_json(epath.Path(rt.problems_file), recorder.to_json())
+        fileio.write_json(fileio.path(rt.problems_file), recorder.to_json())
 
 
 def recorded(tasks: dict) -> Recorder:
@@ -97,7 +96,7 @@ def recorded(tasks: dict) -> Recorder:
     out = Recorder()
     for split_tasks in tasks.values():
         for rt in split_tasks:
-            found = fileio.read_json(epath.Path(rt.problems_file))
+            found = fileio.read_json(fileio.path(rt.problems_file))
             if found:
                 out.merge(Recorder.from_json(found))
     return out
@@ -109,7 +108,7 @@ SPILL = ".spill"  # a finished bundle's examples, named by their digest
 PARTIAL = ".spill-partial"  # a bundle's examples while it runs, named by its attempt
 
 
-def spill_dir(writer) -> epath.Path:
+def spill_dir(writer) -> fileio.Path:
     """Where a split's serialized examples wait for their shard: in the build's folder."""
     return writer.data_dir / f".spill-{writer.split}"
 
@@ -165,7 +164,7 @@ def read_spilled(spills) -> list[tuple[int, bytes]]:
     """A shard's (hashed key, serialized example) pairs, read back from the spill files."""
     examples = []
     for path, records in spills:
-        with epath.Path(path).open("rb") as f:
+        with fileio.path(path).open("rb") as f:
             for hkey, offset, length in sorted(records, key=lambda r: r[1]):
                 f.seek(offset)
                 data = f.read(length)

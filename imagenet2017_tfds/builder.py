@@ -25,16 +25,19 @@ from imagenet2017_tfds import (
     inputs,
     locking,
     machine,
+    scratch,
+    store,
     tasks,
     writing,
 )
 from imagenet2017_tfds.engine import jobs, local
-from imagenet2017_tfds.errors import ConsistencyError, MissingInputError
+from imagenet2017_tfds.errors import ConsistencyError, MissingInputError, StorageError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
-OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers", "skip_space_check")
+OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers", "skip_space_check",
+           "scratch_dir")  # fmt: skip
 
 
 @dataclasses.dataclass(eq=False)
@@ -49,6 +52,7 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     decode_train: bool = False  # decode every train image fully too (validation, test always)
     workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
     skip_space_check: bool = False  # build even where the disk seems too small for it
+    scratch_dir: str | None = None  # local folder for the work when the data is in a store
 
 
 @dataclasses.dataclass
@@ -56,6 +60,7 @@ class _BeamPlan:
     """What a Beam build's _split_generators hands back to _download_and_prepare."""
 
     recorder: Recorder
+    manual_dir: object = None  # the download config's
     prepared: Prepared | None = None
     tasks: dict = dataclasses.field(default_factory=dict)
     writer_plans: dict = dataclasses.field(default_factory=dict)
@@ -65,6 +70,60 @@ class _BeamPlan:
 # process (TensorFlow, the plan): the worker count is capped by what the machine has free.
 WORKER_BYTES = 400 << 20
 MAIN_BYTES = 1 << 30
+
+
+def _refuse_data_dir(data_dir: str) -> None:
+    """TFDS writes and reads a dataset's records through TensorFlow's file systems (tf.io,
+    tf.data): a data dir in a store TensorFlow has no file system for cannot be built into."""
+    scheme = store.scheme(data_dir)
+    if scheme is None or scheme == "gs":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.io.gfile.exists(data_dir)
+    except tf.errors.UnimplementedError:
+        pass
+    else:
+        return
+    why = (
+        "TensorFlow has no S3 file system since 2.6 (it moved to tensorflow-io, whose last "
+        "release does not load into this TensorFlow)"
+        if scheme.startswith("s3") else f"TensorFlow has no file system for {scheme}://"
+    )  # fmt: skip
+    raise StorageError(
+        f"data dir {data_dir}: TFDS writes and reads the dataset's records through TensorFlow, "
+        f"and {why}. Build into a local or gs:// data dir, then copy the dataset's folder "
+        f"(imagenet2017/<config>/<version>) there; {scheme}:// works for --manual_dir and "
+        "--download_dir."
+    )
+
+
+def _discard_partly_moved(version_dir: str) -> None:
+    """TFDS moves a finished dataset from its `incomplete.*` folder into place with one rename:
+    atomic on a disk, but one object at a time in a store. A build killed in the middle leaves
+    a version folder with its dataset_info.json and not every shard, which TFDS would take for
+    a built dataset: removed here, under the lock, so that the build runs again."""
+    if fileio.is_local(version_dir):
+        return
+    folder = fileio.path(version_dir)
+    info = fileio.read_json(folder / "dataset_info.json")
+    if info is None:
+        return
+    suffix = info.get("fileFormat") or "tfrecord"
+    wanted = {"features.json"}
+    for split in info.get("splits", []):
+        n = len(split.get("shardLengths", []))
+        wanted.update(
+            f"{info['name']}-{split['name']}.{suffix}-{k:05d}-of-{n:05d}" for k in range(n)
+        )
+    present = {p.name for p in folder.iterdir()}
+    if wanted <= present:
+        return
+    missing = sorted(wanted - present)
+    print(f"{version_dir}: left by a build stopped while TFDS moved it into place ({len(missing)} "
+          f"files missing, first {missing[0]}); it is removed and built again.", flush=True)  # fmt: skip
+    folder.rmtree()
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -119,10 +178,28 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     def _example_writer(self):
         return writing.CanonicalExampleWriter(file_format=self.info.file_format)
 
-    def _cache_dir(self, dl_manager) -> str:
-        return os.path.join(os.fspath(dl_manager.download_dir), "imagenet2017")
+    def __init__(self, *, data_dir=None, **kwargs):
+        # Before TFDS looks into the data dir: a store TensorFlow cannot write is refused with
+        # the reason, not with TensorFlow's own error from deep inside TFDS.
+        _refuse_data_dir(os.fspath(data_dir or os.environ.get("TFDS_DATA_DIR", "")))
+        super().__init__(data_dir=data_dir, **kwargs)
 
-    def _manual_dir(self, dl_manager):
+    def _cache_dir(self, dl_manager) -> str:
+        """The package's caches (catalogs, gzip indexes, digests' verdicts), in the download dir,
+        which may be in a store."""
+        download_dir = self._store_download_dir or os.fspath(dl_manager.download_dir)
+        return os.path.join(download_dir, "imagenet2017")
+
+    def _scratch_dir(self, dl_manager) -> str:
+        return scratch.folder(self._cache_dir(dl_manager), os.fspath(self._data_dir_root),
+                              self.builder_config.scratch_dir)  # fmt: skip
+
+    def _manual_dir(self, dl_manager, given=None):
+        """The manual folder: `given` (the download config's) when it is in a store, which
+        TFDS's own check would look at through TensorFlow (no s3://) and inputs.locate checks
+        with its own errors; else TFDS's, with its default."""
+        if given is not None and not fileio.is_local(os.fspath(given)):
+            return os.fspath(given)
         try:
             return dl_manager.manual_dir
         except AssertionError as e:  # TFDS's own check: a missing or empty folder
@@ -144,7 +221,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         from imagenet2017_tfds import beam
 
         config, plan = self.builder_config, self._beam_plan
-        prepared = prepare(self._manual_dir(dl_manager), config.task, self._cache_dir(dl_manager),
+        prepared = prepare(self._manual_dir(dl_manager, plan.manual_dir), config.task,
+                           self._cache_dir(dl_manager),
                            config.allow_unverified, plan.recorder)  # fmt: skip
         decoded = self._decoded_splits(prepared.splits)
         work = os.path.join(self._cache_dir(dl_manager), "ranges")
@@ -154,10 +232,25 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         plan.writer_plans.update(beam.writer_plans(prepared))
         return {split: beam.split_transform(split, t) for split, t in plan.tasks.items()}
 
-    def download_and_prepare(self, *args, **kwargs):
+    def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+        # A download dir in a store holds this package's caches only: TFDS's download manager,
+        # which makes its folders through TensorFlow (no s3://), gets a local one.
+        self._store_download_dir = None
+        if download_dir is not None and not fileio.is_local(os.fspath(download_dir)):
+            self._store_download_dir = os.fspath(download_dir)
+            download_config = dataclasses.replace(download_config or tfds.download.DownloadConfig())
+            if download_config.manual_dir is None:  # TFDS's default, in the store
+                download_config.manual_dir = f"{self._store_download_dir}/manual"
+            download_dir = scratch.root(os.fspath(self._data_dir_root),
+                                        self.builder_config.scratch_dir)  # fmt: skip
         config_dir = os.path.dirname(os.fspath(self.data_path))
         with locking.build_lock(config_dir):
-            return super().download_and_prepare(*args, **kwargs)
+            _discard_partly_moved(os.fspath(self.data_path))
+            return super().download_and_prepare(
+                download_dir=download_dir, download_config=download_config, **kwargs
+            )
+
+    _store_download_dir: str | None = None
 
     def _download_and_prepare(self, dl_manager, download_config, **kwargs):
         if download_config.max_examples_per_split is not None:
@@ -191,11 +284,12 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             workers=fit.count, file_format=self.info.file_format.value,
             shard_config=download_config.get_shard_config(),
             data_dir=os.fspath(self.data_dir), skip_space_check=config.skip_space_check,
+            scratch_dir=self._scratch_dir(dl_manager),
         )  # fmt: skip
         plural = "es" if fit.count != 1 else ""
         print(f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})", file=sys.stderr,
               flush=True)  # fmt: skip
-        built = local.build(self._manual_dir(dl_manager), config.task,
+        built = local.build(self._manual_dir(dl_manager, download_config.manual_dir), config.task,
                             self._cache_dir(dl_manager), recorder, options)  # fmt: skip
         infos = []
         for split, shards in built.shards.items():
@@ -212,7 +306,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         return built.prepared
 
     def _beam_build(self, dl_manager, download_config, recorder: Recorder, **kwargs):
-        self._beam_plan = plan = _BeamPlan(recorder)
+        self._beam_plan = plan = _BeamPlan(recorder, download_config.manual_dir)
         with compat.beam_fixes(True), compat.planned_beam_writer() as writer_plans, \
                 compat.preserialized(self.info.features, jobs.Serialized):  # fmt: skip
             plan.writer_plans = writer_plans

@@ -16,8 +16,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from etils import epath
-
 from imagenet2017_tfds import codec, fileio, layout, xml_annotations
 from imagenet2017_tfds.errors import AnnotationError
 from imagenet2017_tfds.problems import Problem
@@ -121,11 +119,11 @@ def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Cata
     return cataloguer.so_far()
 
 
-def _cache_file(source: Source, cache_dir) -> tuple[epath.Path, dict] | None:
+def _cache_file(source: Source, cache_dir) -> tuple[fileio.Path, dict] | None:
     key = source.cache_key()
     if cache_dir is None or key is None:
         return None
-    return epath.Path(cache_dir) / f"catalog-{source.name}.json", {**key, "format": FORMAT}
+    return fileio.path(cache_dir) / f"catalog-{source.name}.json", {**key, "format": FORMAT}
 
 
 def cached(source: Source, cache_dir) -> Catalog | None:

@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from etils import epath
-
 from imagenet2017_tfds import fileio, resources
 from imagenet2017_tfds.errors import ChecksumError
 
@@ -111,7 +109,7 @@ def load() -> tuple[dict[str, Record], str]:
     override = os.environ.get(ENV_VAR)
     if override:
         try:
-            text = epath.Path(override).read_text()
+            text = fileio.path(override).read_text()
         except FileNotFoundError:
             raise ChecksumError(
                 f"{ENV_VAR}={override}: no such file. Point it at a checksums file "
@@ -174,7 +172,7 @@ class Cancelled(Exception):
     """A paced digest whose stream stopped on a failure (the build fails for that reason)."""
 
 
-def _file_chunks(path: epath.Path):
+def _file_chunks(path: fileio.Path):
     if not fileio.is_local(path):
         with path.open("rb") as f:
             while chunk := f.read(CHUNK):
@@ -187,7 +185,7 @@ def _file_chunks(path: epath.Path):
             yield buffer[:n]
 
 
-def _chunks(path: epath.Path, pace: Pace | None = None):
+def _chunks(path: fileio.Path, pace: Pace | None = None):
     """The file's chunks; with `pace`, each read only once the pace allows it."""
     if pace is None:
         yield from _file_chunks(path)
@@ -203,7 +201,10 @@ def _chunks(path: epath.Path, pace: Pace | None = None):
 
 
 def hash_file(
-    path: epath.Path, algorithms=DIGESTS, progress: Progress | None = None, pace: Pace | None = None
+    path: fileio.Path,
+    algorithms=DIGESTS,
+    progress: Progress | None = None,
+    pace: Pace | None = None,
 ) -> Record:
     """Read `path` once; hashlib releases the GIL, so this runs well in its own thread."""
     hashers = {name: hashlib.new(name) for name in algorithms}
@@ -220,12 +221,12 @@ def hash_file(
 class Verifier:
     """Checks one archive against its record; the verdict is cached in `cache_dir`."""
 
-    def __init__(self, path: epath.Path, record: Record | None, source: str, cache_dir):
-        self.path = epath.Path(path)
+    def __init__(self, path: fileio.Path, record: Record | None, source: str, cache_dir):
+        self.path = fileio.path(path)
         self.record = record
         self.source = source
         self.cache_file = (
-            epath.Path(cache_dir) / f"verdict-{self.path.name}.json" if cache_dir else None
+            fileio.path(cache_dir) / f"verdict-{self.path.name}.json" if cache_dir else None
         )
 
     def check_known(self, allow_unverified: bool) -> bool:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from etils import epath
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import checksums, inputs, kaggle, problems, tasks
+from imagenet2017_tfds import checksums, fileio, inputs, kaggle, problems, tasks
 from imagenet2017_tfds.errors import Imagenet2017Error
 
 
-def _archives(manual_dir: str) -> list[epath.Path]:
-    folder = epath.Path(manual_dir)
+def _archives(manual_dir: str) -> list[fileio.Path]:
+    folder = fileio.path(manual_dir)
     if not folder.is_dir():
         raise Imagenet2017Error(
             f"{folder}: not a folder. Pass the folder holding the .tar.gz archives."
@@ -29,7 +28,7 @@ def _archives(manual_dir: str) -> list[epath.Path]:
     return found
 
 
-def _hash(path: epath.Path, algorithms=checksums.DIGESTS) -> checksums.Record:
+def _hash(path: fileio.Path, algorithms=checksums.DIGESTS) -> checksums.Record:
     with tqdm.tqdm(
         desc=path.name, total=path.stat().length, unit="B", unit_scale=True, leave=False
     ) as bar:
@@ -42,7 +41,7 @@ def cmd_checksums(args) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        epath.Path(args.output).write_text(text)
+        fileio.path(args.output).write_text(text)
         print(f"Wrote {args.output}; use it with {checksums.ENV_VAR}={args.output}")
     return 0
 
@@ -104,7 +103,7 @@ def cmd_index(args) -> int:
             images = sum(len(v) for v in cat.images.values())
             print(f"{task.name}: {found.parts[part].name}: {images} images indexed")
     print(f"Index, catalog and verdicts in {args.cache_dir}; `tfds build` reuses them when its "
-          f"--download_dir is {epath.Path(args.cache_dir).parent}.")  # fmt: skip
+          f"--download_dir is {fileio.path(args.cache_dir).parent}.")  # fmt: skip
     return 0
 
 
@@ -129,7 +128,7 @@ def cmd_stats(args) -> int:
     from imagenet2017_tfds import stats
 
     for config in (t.name for t in _configs(args.config)):
-        if not (epath.Path(args.data_dir) / "imagenet2017" / config).exists():
+        if not (fileio.path(args.data_dir) / "imagenet2017" / config).exists():
             if args.config == "all":
                 continue
             raise Imagenet2017Error(f"{args.data_dir}: no imagenet2017/{config} built there.")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 
 import tensorflow_datasets as tfds
-from etils import epath
 from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
 from tensorflow_datasets.core import writer as writer_lib
 
+from imagenet2017_tfds import fileio
 from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.errors import Imagenet2017Error
 
@@ -181,9 +182,9 @@ class PlannedBeamWriter(writer_lib.BeamWriter):
         return self._filename_template.split
 
     @property
-    def data_dir(self) -> epath.Path:
+    def data_dir(self):
         """The folder TFDS writes the split's shards into."""
-        return epath.Path(self._filename_template.data_dir)
+        return fileio.path(os.fspath(self._filename_template.data_dir))
 
     # The steps of write_through_files, each one of TFDS's methods.
 

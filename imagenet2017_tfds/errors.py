@@ -42,3 +42,8 @@ class DiskSpaceError(Imagenet2017Error):
 
 class WorkerError(Imagenet2017Error):
     """A worker process of the local engine ended, or failed, without reporting why."""
+
+
+class StorageError(Imagenet2017Error):
+    """An object store cannot be used as asked: its client is not installed, it keeps failing
+    after the client's retries, or TensorFlow cannot write a data dir there."""

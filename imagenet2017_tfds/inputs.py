@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from etils import epath
-
-from imagenet2017_tfds import kaggle
+from imagenet2017_tfds import fileio, kaggle
 from imagenet2017_tfds.errors import MissingInputError
 from imagenet2017_tfds.sources import Source, Tarball, Tree
 from imagenet2017_tfds.sources.tree import release_root
@@ -54,12 +52,12 @@ def all_archive_names() -> set[str]:
 @dataclass
 class Inputs:
     parts: dict[str, Source]  # part -> source (a tree may serve several parts)
-    tarballs: dict[str, epath.Path]  # part -> archive path, for those given as archives
+    tarballs: dict[str, fileio.Path]  # part -> archive path, for those given as archives
     releases: dict[str, str] = field(default_factory=dict)  # part -> where it comes from
-    companions: dict[str, epath.Path] = field(default_factory=dict)  # file name -> path
+    companions: dict[str, fileio.Path] = field(default_factory=dict)  # file name -> path
 
 
-def _describe(folder: epath.Path) -> str:
+def _describe(folder: fileio.Path) -> str:
     if not folder.exists():
         return f"{folder} does not exist"
     if not folder.is_dir():
@@ -85,7 +83,7 @@ def locate(manual_dir, parts_needed: tuple[str, ...], index_dir=None, what="") -
             "and pass it with --manual_dir (tfds build) or "
             "download_config=tfds.download.DownloadConfig(manual_dir=...) (Python)."
         )
-    folder = epath.Path(manual_dir)
+    folder = fileio.path(manual_dir)
     root = release_root(folder) if folder.is_dir() else None
     found = Inputs({}, {})
     looked = []
@@ -95,7 +93,7 @@ def locate(manual_dir, parts_needed: tuple[str, ...], index_dir=None, what="") -
             archive = folder / name
             looked.append(os.fspath(archive))
             if archive.is_file():
-                index = epath.Path(index_dir) / f"{archive.name}.gzindex" if index_dir else None
+                index = fileio.path(index_dir) / f"{archive.name}.gzindex" if index_dir else None
                 found.parts[part] = Tarball(archive, index_file=index)
                 found.tarballs[part] = archive
                 found.releases[part] = f"{release}: {name}"

@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from etils import epath
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import catalog, checksums, devkit, inputs, kaggle, plans
+from imagenet2017_tfds import catalog, checksums, devkit, fileio, inputs, kaggle, plans, store
 from imagenet2017_tfds.errors import AnnotationError, ChecksumError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source
@@ -124,12 +123,19 @@ def scan_and_verify(
     """The catalog of every part; verification runs beside the scan. With `on_image` (the
     check command) every image's bytes go to it and nothing is cached."""
     verified: dict[str, str] = {}
-    verification = Verification(verifiers(found, cache_dir, allow_unverified, recorder, verified))
-    try:
-        cats = scan_parts(found, cache_dir, on_image)
-    finally:
-        # A digest mismatch outranks whatever the scan found: report it first.
-        verification.join(recorder)
+    todo = verifiers(found, cache_dir, allow_unverified, recorder, verified)
+    with contextlib.ExitStack() as stack:
+        # An archive in a store: its digest and its scan share the blocks fetched (one pass
+        # fetches it once); once the scans are done, each digest reads on alone.
+        shared = [stack.enter_context(store.shared_pass(found.tarballs.get(p))) for p in todo]
+        verification = Verification(todo)
+        try:
+            cats = scan_parts(found, cache_dir, on_image)
+        finally:
+            for each in filter(None, shared):
+                each.alone()
+            # A digest mismatch outranks whatever the scan found: report it first.
+            verification.join(recorder)
     return cats, verified
 
 
@@ -193,5 +199,5 @@ def passes(found: inputs.Inputs, cats: dict[str, catalog.Catalog], once=()) -> d
 
 
 def locate(manual_dir, task: Task, cache_dir) -> inputs.Inputs:
-    index_dir = epath.Path(cache_dir) if cache_dir else None
+    index_dir = fileio.path(cache_dir) if cache_dir else None
     return inputs.locate(manual_dir, task.parts, index_dir, f"imagenet2017/{task.name}")

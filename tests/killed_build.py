@@ -5,7 +5,7 @@ must resume past the stream).
 
     python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards,
                                                        checkpoint, worker_checkpoint,
-                                                       worker, none, no_read)
+                                                       worker, uploaded, none, no_read)
 """
 
 from __future__ import annotations
@@ -120,6 +120,16 @@ def main(manual: str, data: str, point: str) -> None:
         from tests.killed_build import DyingBuckets as pickled_by_name
 
         buckets.Buckets = pickled_by_name
+    elif point == "uploaded":  # every shard written, the first copied into the data dir
+        from imagenet2017_tfds import fileio
+
+        real_link_or_copy = fileio.link_or_copy
+
+        def link_or_copy(*args):
+            real_link_or_copy(*args)
+            _die()
+
+        fileio.link_or_copy = link_or_copy
     elif point == "no_read":
 
         def refuse(*args, **kwargs):

@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare
+from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare, store
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards, stream
 from imagenet2017_tfds.engine.work import Frees, Shard, Work
 from imagenet2017_tfds.errors import DiskSpaceError
@@ -38,6 +38,7 @@ class Options:
     shard_config: object = None  # TFDS's ShardConfig
     data_dir: str | None = None  # where the dataset goes (its free space is checked)
     skip_space_check: bool = False
+    scratch_dir: str | None = None  # local: the work folder's parent (else the cache dir)
 
 
 @dataclass
@@ -79,10 +80,19 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
     """The catalog of every tarball part: reused from an earlier run of this build, or read
     once now (its digest beside it; a mismatch stops the build before anything is written).
     Also, for each part read now, its buckets' sizes by name (for _keep_streams)."""
-    cats, fresh = {}, {}
     tarballs = sorted(found.tarballs)
     paces = {part: checksums.Pace() for part in verifiers}
-    verification = prepare.Verification(verifiers, paces)
+    with contextlib.ExitStack() as stack:
+        # An archive in a store: its digest and its stream share the blocks fetched, so one
+        # pass fetches it once (a local one is served twice by the page cache).
+        shared = {part: stack.enter_context(store.shared_pass(found.tarballs.get(part)))
+                  for part in paces}  # fmt: skip
+        return _stream_all(found, task, work, bits, recorder, tarballs, paces, shared,
+                           prepare.Verification(verifiers, paces))  # fmt: skip
+
+
+def _stream_all(found, task, work, bits, recorder, tarballs, paces, shared, verification):
+    cats, fresh = {}, {}
     try:
         for index, part in enumerate(tarballs):
             source = found.parts[part]
@@ -90,22 +100,26 @@ def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
                 _say(f"{source.name}: read by an earlier run of this build; reusing it.")
                 cats[part] = cat
                 if part in paces:
+                    if shared[part] is not None:
+                        shared[part].alone()
                     paces[part].release()
                 continue
             splits = [split for split, _ in task.items.values()]
-            store = buckets.Store(work.buckets, splits, bits, part_index=index)
+            into = buckets.Store(work.buckets, splits, bits, part_index=index)
             pace = paces.get(part)
             size = source.path.stat().length
             with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
                 try:
-                    cat = stream.read_once(source, task, store, lambda far, bar=bar: bar.update(
+                    cat = stream.read_once(source, task, into, lambda far, bar=bar: bar.update(
                         far - bar.n), pace.advance if pace else None)  # fmt: skip
                 except BaseException:
                     if pace:
                         pace.cancel()
                     raise
                 finally:
-                    sizes = store.close()
+                    sizes = into.close()
+                    if shared.get(part) is not None:  # the digest reads on alone
+                        shared[part].alone()
             if pace:
                 pace.release()
             cats[part] = cat
@@ -195,7 +209,8 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
         "task": task.name, "mode": recorder.mode, "decode": sorted(options.decode_splits),
         "format": options.file_format, "shards": repr(options.shard_config),
     }  # fmt: skip
-    work = Work.for_build(cache_dir, task.name, _identity(found, tree_cats), settings)
+    work = Work.for_build(options.scratch_dir or cache_dir, task.name,
+                          _identity(found, tree_cats), settings)  # fmt: skip
     if not options.skip_space_check:
         tree_bytes = sum(e.size for part, c in tree_cats.items() if part != "devkit"
                          for table in c.images.values() for e in table.values())  # fmt: skip

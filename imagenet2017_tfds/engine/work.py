@@ -21,8 +21,6 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from etils import epath
-
 from imagenet2017_tfds import catalog, fileio
 
 FORMAT = 3  # bump when what the folder holds changes
@@ -94,16 +92,16 @@ class Work:
 
     # ------------------------------------------------ the stream of each archive
 
-    def _stream_file(self, part: str) -> epath.Path:
-        return epath.Path(self.root) / f"stream-{part}.json"
+    def _stream_file(self, part: str) -> fileio.Path:
+        return fileio.path(self.root) / f"stream-{part}.json"
 
-    def _read(self, path: epath.Path):
+    def _read(self, path: fileio.Path):
         """A record of this folder (a checked cache file: a damaged one is discarded, with a
         notice, and what it recorded done again)."""
         data = fileio.read_cache(path, {"work": os.path.basename(self.root)})
         return json.loads(data) if data is not None else None
 
-    def _write(self, path: epath.Path, value) -> bool:
+    def _write(self, path: fileio.Path, value) -> bool:
         """A record, on disk when this returns True (what it records may then be freed)."""
         return fileio.write_cache(path, json.dumps(value, sort_keys=True).encode(),
                                   {"work": os.path.basename(self.root)}, durable=True)  # fmt: skip
@@ -130,14 +128,14 @@ class Work:
         os.makedirs(self.shards, exist_ok=True)
         return os.path.join(self.shards, f"{split}-{shard:05d}.{suffix}")
 
-    def _record_file(self, split: str, shard: int) -> epath.Path:
-        return epath.Path(self.shards) / f"{split}-{shard:05d}.json"
+    def _record_file(self, split: str, shard: int) -> fileio.Path:
+        return fileio.path(self.shards) / f"{split}-{shard:05d}.json"
 
     def partial_file(self, split: str, shard: int, suffix: str) -> str:
         return partial_path(self.shard_file(split, shard, suffix))
 
-    def _checkpoint_file(self, split: str, shard: int) -> epath.Path:
-        return epath.Path(self.shards) / f"{split}-{shard:05d}.partial.json"
+    def _checkpoint_file(self, split: str, shard: int) -> fileio.Path:
+        return fileio.path(self.shards) / f"{split}-{shard:05d}.partial.json"
 
     def checkpoint(self, split: str, shard: int, suffix: str) -> Checkpoint | None:
         """How far an earlier run wrote this shard, if its file still holds that much (a

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import rapidgzip
-from etils import epath
 
 from imagenet2017_tfds import fileio, machine
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
@@ -62,9 +61,9 @@ def _reason(e: Exception) -> str:
 
 class Tarball(Source):
     def __init__(self, path, index_file=None, parallelization: int = 0, keep_open=False):
-        self.path = epath.Path(path)
+        self.path = fileio.path(path)
         self.name = self.path.name
-        self.index_file = epath.Path(index_file) if index_file else None
+        self.index_file = fileio.path(index_file) if index_file else None
         self.parallelization = parallelization
         self.keep_open = keep_open  # reuse one reader (and its index) for every read
 
@@ -90,7 +89,7 @@ class Tarball(Source):
         return self.index_file is None or self._index_checked()
 
     @property
-    def check_file(self) -> epath.Path:
+    def check_file(self) -> fileio.Path:
         """The checked record of the index: its length and sha256, for this archive."""
         return self.index_file.parent / f"{self.index_file.name}.check"
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from etils import epath
-
 from imagenet2017_tfds import fileio
 from imagenet2017_tfds.errors import InputError
 from imagenet2017_tfds.sources.base import ROOT, Entry, Source
@@ -23,9 +21,9 @@ from imagenet2017_tfds.sources.base import ROOT, Entry, Source
 TOP = ("Annotations", "Data", "ImageSets", "devkit")
 
 
-def release_root(folder) -> epath.Path | None:
+def release_root(folder) -> fileio.Path | None:
     """`folder/ILSVRC` or `folder` itself, whichever holds the release's top-level folders."""
-    folder = epath.Path(folder)
+    folder = fileio.path(folder)
     for root in (folder / ROOT.rstrip("/"), folder):
         if root.is_dir() and any((root / top).is_dir() for top in TOP):
             return root
@@ -37,26 +35,22 @@ class Tree(Source):
     manual folder, which no link may lead out of (the root itself when not given)."""
 
     def __init__(self, root, subdirs: tuple[str, ...] = TOP, folder=None):
-        self.root = epath.Path(root)
+        self.root = fileio.path(root)
         self.name = os.fspath(self.root)
         self.subdirs = subdirs
-        self.folder = epath.Path(folder) if folder is not None else self.root
+        self.folder = fileio.path(folder) if folder is not None else self.root
+        self._sizes: dict[str, int] = {}  # a store's listing gives the sizes
 
     def _walk(self) -> Iterator[str]:
         if fileio.is_local(self.root):
             yield from self._walk_local(_Bound(os.fspath(self.folder)))
             return
-        # epath walks gs:// and other remote trees too, so Beam workers can share one copy.
-        root = os.fspath(self.root).rstrip("/") + "/"
+        # A tree in a store (gs://, s3://) is listed by prefix, so Beam workers share one copy;
+        # its objects have no links to follow.
         for sub in self.subdirs:
-            top = self.root / sub
-            if not top.is_dir():
-                continue
-            found = []
-            for folder, _dirs, files in top.walk():
-                rel = os.fspath(folder)[len(root) :].replace(os.sep, "/")
-                found.extend(f"{rel}/{name}" for name in files)
-            yield from sorted(found)
+            listed = (self.root / sub).files()
+            self._sizes.update({f"{sub}/{rel}": size for rel, size in listed.items()})
+            yield from sorted(f"{sub}/{rel}" for rel in listed)
 
     def _walk_local(self, bound: _Bound) -> Iterator[str]:
         """Every file below each of `subdirs`, sorted, links followed within the folder."""
@@ -110,8 +104,12 @@ class Tree(Source):
         bound = self._bound()
         for path in self._walk():
             data = self._read(path, bound) if want(path) else None
-            size = len(data) if data is not None else (self.root / path).stat().length
+            size = (
+                len(data) if data is not None
+                else self._sizes.get(path) or (self.root / path).stat().length
+            )  # fmt: skip
             yield Entry(0, path, size), data
+        self._sizes = {}  # a Beam worker is sent the source, not the listing
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         bound = self._bound()

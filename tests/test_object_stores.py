@@ -1,0 +1,368 @@
+"""Builds whose folders are in object stores, against real servers: fake-gcs-server for gs://
+and moto's server for s3://, on the loopback of a network namespace of their own
+(imagenet2017_tfds.launch.stores). Every build runs inside it, as a user's `tfds build` does,
+with the package's default settings and with EPATH_USE_TF=false (etils then sends TFDS's own
+gs:// files to gcsfs instead of TensorFlow): the shards must be the local build's, byte for
+byte, and `tfds.load` must read them where they are."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import readback
+from tests.conftest import ROOT, TFDS, build_env
+
+pytestmark = pytest.mark.stores
+
+DIRECT = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
+ETILS = {"default": {}, "fsspec": {"EPATH_USE_TF": "false"}}
+CLIENT = str(ROOT / "tests" / "store_client.py")
+BUCKET = "i2017-test"  # GCS wants 3 characters at least
+
+
+@pytest.fixture(scope="module")
+def bed(tarball_release):
+    from imagenet2017_tfds.launch.stores import StoreBed
+
+    with StoreBed() as bed:
+        for store in ("gcs", "s3"):
+            bed.make_bucket(store, BUCKET)
+        archives = Path(tarball_release.manual_dir)
+        for scheme in ("gs", "s3"):
+            for archive in sorted(archives.glob("*.tar.gz")):
+                bed.upload(archive, f"{scheme}://{BUCKET}/raw/")
+        yield bed
+
+
+def tfds_build(bed, config, manual_dir, data_dir, checksums, *extra, scratch, env=None,
+               check=True):  # fmt: skip
+    """The real `tfds build`, inside the bed; `scratch`: the local folder it works in when its
+    data and download dirs are in a store."""
+    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds",
+               "--config", config, "--manual_dir", str(manual_dir),
+               "--data_dir", str(data_dir), *extra]  # fmt: skip
+    env = {**build_env(checksums), **(env or {})}
+    if scratch is not None:
+        env["IMAGENET2017_SCRATCH"] = str(scratch)
+    result = bed.run(command, env=env, cwd=ROOT,
+                     capture_output=True, text=True, timeout=900)  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-6000:]}")
+    return result
+
+
+def task_archives(config) -> tuple[str, ...]:
+    from imagenet2017_tfds import inputs, tasks
+
+    task = {"clsloc": tasks.CLSLOC, "det": tasks.DET}[config]
+    return tuple(next(iter(inputs.ARCHIVES[part])) for part in task.parts)
+
+
+def loaded(bed, data_dir, config, env=None) -> dict:
+    """What tfds.load reads of each split, inside the bed (tests/store_client.py)."""
+    result = bed.run([sys.executable, CLIENT, str(data_dir), config],
+                     env={**build_env(None), **(env or {})}, capture_output=True, text=True,
+                     timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def local_loaded(data_dir, config) -> dict:
+    """The same summary of a local build, read the same way."""
+    result = subprocess.run([sys.executable, CLIENT, str(data_dir), config],
+                            env=build_env(None), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def version_dir(data_dir, config) -> str:
+    return f"{data_dir}/imagenet2017/{config}/{readback.VERSION}"
+
+
+@pytest.mark.parametrize("etils", sorted(ETILS))
+@pytest.mark.parametrize("engine", ["local", "direct"])
+@pytest.mark.parametrize("config", ["clsloc", "det"])
+def test_every_folder_on_gs_gives_the_local_build(
+    bed, cli_builds, tarball_release, tmp_path, config, engine, etils
+):
+    """--manual_dir, --download_dir and --data_dir on gs://: the same examples as the local
+    build (the same shard bytes on the local engine), read back by tfds.load from gs://."""
+    run = f"gs://{BUCKET}/{config}-{engine}-{etils}"
+    extra = ["--download_dir", f"{run}/downloads"]
+    if engine == "direct":
+        extra.append(f"--beam_pipeline_options={DIRECT}")
+    bed.reset_counts()
+    tfds_build(bed, config, f"gs://{BUCKET}/raw", f"{run}/data", tarball_release.checksums, *extra,
+               scratch=tmp_path / "scratch", env=ETILS[etils])  # fmt: skip
+    counts = bed.counts()
+    if engine == "local":  # one pass over each archive: its stream and its digest share it
+        for archive in Path(tarball_release.manual_dir).glob("*.tar.gz"):
+            fetched = counts.total("read", url=f"gs://{BUCKET}/raw/{archive.name}")
+            needed = archive.name in ("ILSVRC2017_devkit.tar.gz", *task_archives(config))
+            assert fetched <= 1.05 * archive.stat().st_size, (archive.name, fetched)
+            assert fetched >= archive.stat().st_size or not needed, (archive.name, fetched)
+    got = tmp_path / "data"
+    bed.download(version_dir(f"{run}/data", config), version_dir(got, config))
+    if engine == "local":
+        assert readback.shard_bytes(got, config) == readback.shard_bytes(cli_builds, config)
+    else:
+        assert readback.records(got, config) == readback.records(cli_builds, config)
+    assert loaded(bed, f"{run}/data", config, ETILS[etils]) == local_loaded(cli_builds, config)
+    # Nothing was written to a folder named after the URL, here or anywhere below.
+    assert not list(ROOT.glob("gs:*")) and not list(Path.cwd().glob("gs:*"))
+
+
+@pytest.mark.parametrize("etils", sorted(ETILS))
+def test_archives_and_caches_on_s3(bed, cli_builds, tarball_release, tmp_path, etils):
+    """--manual_dir and --download_dir on s3:// (the [s3] extra), the data dir local."""
+    run = f"s3://{BUCKET}/caches-{etils}"
+    tfds_build(bed, "clsloc", f"s3://{BUCKET}/raw", tmp_path, tarball_release.checksums,
+               "--download_dir", f"{run}/downloads", scratch=tmp_path / "scratch",
+               env=ETILS[etils])  # fmt: skip
+    assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+    # The caches are in the store: the archive's verdict, under its ETag.
+    listing = bed.run([sys.executable, "-c", "import s3fs; print(s3fs.S3FileSystem().find("
+                       f"'{BUCKET}/caches-{etils}/downloads'))"], capture_output=True, text=True)  # fmt: skip
+    assert "verdict-ILSVRC2017_CLS-LOC.tar.gz.json" in listing.stdout, listing.stderr
+
+
+def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_release):
+    bed.reset_counts()
+    result = tfds_build(bed, "clsloc", f"s3://{BUCKET}/raw", f"s3://{BUCKET}/data",
+                        tarball_release.checksums, scratch=None, check=False)  # fmt: skip
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"imagenet2017_tfds.errors.StorageError: data dir s3://{BUCKET}/data"), (
+        last
+    )
+    assert "TensorFlow has no S3 file system" in last and "local or gs:// data dir" in last
+    assert bed.counts().total("read", prefix=f"s3://{BUCKET}/raw") == 0
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_an_archive_replaced_by_one_of_the_same_size_is_verified_again(
+    bed, tarball_release, tmp_path, scheme
+):
+    """The verdict cached for the archive is keyed by the store's version of it (generation,
+    ETag): a same-size replacement is read again and refused, with the same download dir."""
+    raw, cache = f"{scheme}://{BUCKET}/swap-raw", f"{scheme}://{BUCKET}/swap-downloads"
+    archives = Path(tarball_release.manual_dir)
+    for archive in sorted(archives.glob("*.tar.gz")):
+        bed.upload(archive, f"{raw}/")
+    tfds_build(bed, "clsloc", raw, tmp_path / "first", tarball_release.checksums,
+               "--download_dir", cache, scratch=tmp_path / "scratch")  # fmt: skip
+    bad = tmp_path / "ILSVRC2017_CLS-LOC.tar.gz"
+    data = bytearray((archives / bad.name).read_bytes())
+    data[-100] ^= 1  # another md5, the same size
+    bad.write_bytes(bytes(data))
+    assert bad.stat().st_size == (archives / bad.name).stat().st_size
+    bed.upload(bad, f"{raw}/")
+    result = tfds_build(bed, "clsloc", raw, tmp_path / "second", tarball_release.checksums,
+                        "--download_dir", cache, scratch=tmp_path / "scratch", check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "ChecksumError" in result.stderr and "md5 mismatch" in result.stderr, result.stderr[
+        -2000:
+    ]
+    readback.assert_nothing_loads(tmp_path / "second")
+
+
+def test_a_missing_client_is_named_with_its_extra(bed, tmp_path):
+    """Without s3fs (hidden by a module that fails to import), s3:// is named with the extra
+    that brings it, never 'not a folder'."""
+    hide = tmp_path / "hide"
+    (hide / "s3fs").mkdir(parents=True)
+    (hide / "s3fs" / "__init__.py").write_text("raise ImportError('s3fs is hidden')\n")
+    env = build_env(None)
+    env["PYTHONPATH"] = os.pathsep.join([str(hide), env["PYTHONPATH"]])
+    result = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"s3://{BUCKET}/raw"],
+                     env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0
+    assert "s3:// paths need s3fs, which is not installed: pip install 'imagenet2017-tfds[s3]'" in (
+        result.stderr
+    ), result.stderr
+    assert "not a folder" not in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_the_commands_read_archives_in_a_store(bed, tarball_release, scheme):
+    env = build_env(tarball_release.checksums)
+    result = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"{scheme}://{BUCKET}/raw"],
+                     env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines() if ".tar.gz" in line]
+    assert len(rows) == 4 and all(row[-1] == "OK" for row in rows), result.stdout
+    written = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "checksums",
+                       f"{scheme}://{BUCKET}/raw"], env=env, capture_output=True, text=True)  # fmt: skip
+    assert written.returncode == 0, written.stderr[-3000:]
+    shipped = Path(tarball_release.checksums).read_text().splitlines()
+    assert sorted(line for line in written.stdout.splitlines() if ".tar.gz" in line) == sorted(
+        line for line in shipped if ".tar.gz" in line
+    )
+
+
+@pytest.mark.engines
+def test_flink_builds_from_gs_into_gs(bed, cli_builds, tarball_release, tmp_path):
+    """Beam's Flink job server and its SDK workers (the package's boot) read the archives
+    and write the shards in the store: the local build's examples."""
+    # The job server's jars come from Maven Central, which the bed's namespace cannot reach.
+    fetched = subprocess.run([sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build",
+                              "--runner", "flink", "--fetch_only"], env=build_env(None),
+                             capture_output=True, text=True, timeout=1800)  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    run = f"gs://{BUCKET}/flink"
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink",
+               "--config", "clsloc", "--manual_dir", f"gs://{BUCKET}/raw",
+               "--data_dir", f"{run}/data", "--download_dir", f"{run}/downloads",
+               "--workers", "2", "--timeout", "900", "--work_dir", str(tmp_path / "work")]  # fmt: skip
+    result = bed.run(command, env=build_env(tarball_release.checksums), cwd=ROOT,
+                     capture_output=True, text=True, timeout=1500)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-6000:]
+    got = tmp_path / "data"
+    bed.download(version_dir(f"{run}/data", "clsloc"), version_dir(got, "clsloc"))
+    assert readback.records(got, "clsloc") == readback.records(cli_builds, "clsloc")
+    assert loaded(bed, f"{run}/data", "clsloc") == local_loaded(cli_builds, "clsloc")
+
+
+def build_command(config, manual_dir, data_dir, download_dir) -> list[str]:
+    return [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", config,
+            "--manual_dir", manual_dir, "--data_dir", data_dir, "--download_dir", download_dir]  # fmt: skip
+
+
+def wait_for(condition, what: str, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not seen within {timeout} s")
+
+
+def listing(bed, prefix: str) -> list[str]:
+    found = bed.run([sys.executable, "-c", "import sys, gcsfs; print('\\n'.join("
+                     "gcsfs.GCSFileSystem().find(sys.argv[1])))", prefix],
+                    capture_output=True, text=True)  # fmt: skip
+    assert found.returncode == 0, found.stderr[-2000:]
+    return found.stdout.split()
+
+
+def test_two_builds_into_one_gs_data_dir_do_not_interleave(
+    bed, cli_builds, tarball_release, tmp_path
+):
+    """The second waits on the lock in the store, then finds the dataset built."""
+    run = f"gs://{BUCKET}/twice"
+    env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
+    command = build_command("clsloc", f"gs://{BUCKET}/raw", f"{run}/data", f"{run}/downloads")
+    builds = [subprocess.Popen(bed.command(command), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
+    outputs = [b.communicate(timeout=900)[0] for b in builds]
+    assert [b.returncode for b in builds] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    waited = [o for o in outputs if "Waiting: another build of this dataset" in o]
+    assert len(waited) == 1, [o[-2000:] for o in outputs]
+    got = tmp_path / "data"
+    bed.download(version_dir(f"{run}/data", "clsloc"), version_dir(got, "clsloc"))
+    assert readback.shard_bytes(got, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+    assert not [p for p in listing(bed, f"{BUCKET}/twice/data") if ".build.lock" in p]
+
+
+def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
+    bed, cli_builds, tarball_release, tmp_path
+):
+    """SIGKILL once the first shard is in the data dir (tests/killed_build.py): the lock, the
+    heartbeat and TFDS's incomplete folder stay in the store. The rerun takes the lock over
+    (its holder is a dead process of this host), removes the leftovers, reuses the scratch
+    folder's stream and shards without reading an archive again, and writes the same bytes."""
+    data = f"gs://{BUCKET}/killed/data"
+    env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
+    killed = bed.run([sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data,
+                      "uploaded"], env=env, cwd=ROOT, capture_output=True, text=True,
+                     timeout=900)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    left = listing(bed, f"{BUCKET}/killed/data")
+    assert any(p.endswith("clsloc/.build.lock") for p in left), left
+    assert [p for p in left if "/incomplete." in p and ".tfrecord-" in p], left
+    bed.reset_counts()
+    command = build_command("clsloc", f"gs://{BUCKET}/raw", data, f"{data}/downloads")
+    rerun = bed.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    said = rerun.stdout + rerun.stderr
+    assert "a build that is not running any more (its process is gone); taking it over" in said
+    assert "ILSVRC2017_CLS-LOC.tar.gz: read by an earlier run of this build; reusing it" in said
+    assert "3 shards written by an earlier run of this build: reusing them" in said
+    assert bed.counts().total("read", prefix=f"gs://{BUCKET}/raw/") == 0
+    left = listing(bed, f"{BUCKET}/killed/data")
+    assert not [p for p in left if "/incomplete." in p or ".build.lock" in p], left
+    got = tmp_path / "data"
+    bed.download(version_dir(data, "clsloc"), version_dir(got, "clsloc"))
+    assert readback.shard_bytes(got, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def test_a_store_answering_503_now_and_then_gives_the_same_bytes(
+    bed, cli_builds, tarball_release, tmp_path
+):
+    """Every third request about the archives (their metadata, listings, ranges) answered
+    503 and not served: the package's client retries, the bytes are the same."""
+    run = f"gs://{BUCKET}/flaky"
+    bed.reset_counts()
+    bed.faults(503, every=3, match="raw%2F", store="gcs")
+    try:
+        tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", f"{run}/data", tarball_release.checksums,
+                   "--download_dir", f"{run}/downloads", scratch=tmp_path / "scratch")  # fmt: skip
+    finally:
+        bed.faults(None)
+    assert bed.counts().total(status=503, prefix=f"gs://{BUCKET}/raw/") > 10
+    got = tmp_path / "data"
+    bed.download(version_dir(f"{run}/data", "clsloc"), version_dir(got, "clsloc"))
+    assert readback.shard_bytes(got, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def test_a_store_that_keeps_failing_ends_in_our_error_naming_the_object(
+    bed, tarball_release, tmp_path
+):
+    """Every read of the archive's bytes answered 503: after the client's retries, the
+    package's StorageError names the archive; nothing loadable is left."""
+    data_dir = tmp_path / "data"
+    bed.faults(503, every=1, match="ILSVRC2017_CLS-LOC.tar.gz?alt=media", store="gcs")
+    try:
+        result = tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data_dir,
+                            tarball_release.checksums, scratch=tmp_path / "scratch",
+                            check=False)  # fmt: skip
+    finally:
+        bed.faults(None)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"imagenet2017_tfds.errors.StorageError: gs://{BUCKET}/raw/"
+                           "ILSVRC2017_CLS-LOC.tar.gz: reading bytes"), last  # fmt: skip
+    readback.assert_nothing_loads(data_dir)
+
+
+def test_a_dataset_left_partly_moved_into_place_is_built_again(
+    bed, cli_builds, tarball_release, tmp_path
+):
+    """In a store, TFDS's move of a finished dataset into place copies one object at a time:
+    a build killed in the middle leaves dataset_info.json without every shard. Such a folder
+    (made here by deleting a shard of a finished build) is not taken for a built dataset."""
+    data = f"gs://{BUCKET}/partial/data"
+    tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
+               scratch=tmp_path / "scratch")  # fmt: skip
+    shard = f"{version_dir(data, 'clsloc')}/imagenet2017-train.tfrecord-00000-of-00001"
+    removed = bed.run([sys.executable, "-c", "import sys, gcsfs; "
+                       "gcsfs.GCSFileSystem().rm(sys.argv[1])", shard], capture_output=True,
+                      text=True)  # fmt: skip
+    assert removed.returncode == 0, removed.stderr[-2000:]
+    again = tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
+                       scratch=tmp_path / "scratch")  # fmt: skip
+    assert (
+        "left by a build stopped while TFDS moved it into place (1 files missing, first "
+        "imagenet2017-train.tfrecord-00000-of-00001)" in again.stdout + again.stderr
+    )
+    got = tmp_path / "data"
+    bed.download(version_dir(data, "clsloc"), version_dir(got, "clsloc"))
+    assert readback.shard_bytes(got, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
