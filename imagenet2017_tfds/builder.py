@@ -182,7 +182,22 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         # Before TFDS looks into the data dir: a store TensorFlow cannot write is refused with
         # the reason, not with TensorFlow's own error from deep inside TFDS.
         _refuse_data_dir(os.fspath(data_dir or os.environ.get("TFDS_DATA_DIR", "")))
-        super().__init__(data_dir=data_dir, **kwargs)
+        import tensorflow as tf
+
+        try:
+            super().__init__(data_dir=data_dir, **kwargs)
+        except tf.errors.NotFoundError:
+            # TFDS before 4.9.10 lists the config folder's versions through TensorFlow when a
+            # builder is made, and catches only OSError: TensorFlow's NotFoundError for a
+            # config folder not yet in a bucket escapes. The folder is made, as TFDS would.
+            if data_dir is None or fileio.is_local(os.fspath(data_dir)):
+                raise
+            config = kwargs.get("config") or self.DEFAULT_CONFIG_NAME
+            name = config if isinstance(config, str) else getattr(config, "name", None)
+            if name is None and isinstance(config, dict):
+                name = config.get("name")
+            tf.io.gfile.makedirs(f"{os.fspath(data_dir)}/{self.name}/{name}")
+            super().__init__(data_dir=data_dir, **kwargs)
 
     def _cache_dir(self, dl_manager) -> str:
         """The package's caches (catalogs, gzip indexes, digests' verdicts), in the download dir,
