@@ -99,17 +99,17 @@ def _refuse_data_dir(data_dir: str) -> None:
     )
 
 
-def _discard_partly_moved(version_dir: str) -> None:
+def _partly_moved(version_dir: str) -> bool:
     """TFDS moves a finished dataset from its `incomplete.*` folder into place with one rename:
     atomic on a disk, but one object at a time in a store. A build killed in the middle leaves
     a version folder with its dataset_info.json and not every shard, which TFDS would take for
-    a built dataset: removed here, under the lock, so that the build runs again."""
+    a built dataset: True for such a folder (said on the terminal)."""
     if fileio.is_local(version_dir):
-        return
+        return False
     folder = fileio.path(version_dir)
     info = fileio.read_json(folder / "dataset_info.json")
     if info is None:
-        return
+        return False
     suffix = info.get("fileFormat") or "tfrecord"
     wanted = {"features.json"}
     for split in info.get("splits", []):
@@ -119,11 +119,11 @@ def _discard_partly_moved(version_dir: str) -> None:
         )
     present = {p.name for p in folder.iterdir()}
     if wanted <= present:
-        return
+        return False
     missing = sorted(wanted - present)
     print(f"{version_dir}: left by a build stopped while TFDS moved it into place ({len(missing)} "
           f"files missing, first {missing[0]}); it is removed and built again.", flush=True)  # fmt: skip
-    folder.rmtree()
+    return True
 
 
 class Imagenet2017(tfds.core.GeneratorBasedBuilder):
@@ -260,7 +260,13 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                                         self.builder_config.scratch_dir)  # fmt: skip
         config_dir = os.path.dirname(os.fspath(self.data_path))
         with locking.build_lock(config_dir):
-            _discard_partly_moved(os.fspath(self.data_path))
+            if _partly_moved(os.fspath(self.data_path)):
+                # TFDS removes it itself, through the client that looked at it (TensorFlow's
+                # caches what it saw), and builds again.
+                download_config = dataclasses.replace(
+                    download_config or tfds.download.DownloadConfig(),
+                    download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS,
+                )
             return super().download_and_prepare(
                 download_dir=download_dir, download_config=download_config, **kwargs
             )
