@@ -203,7 +203,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         """The package's caches (catalogs, gzip indexes, digests' verdicts), in the download dir,
         which may be in a store."""
         download_dir = self._store_download_dir or os.fspath(dl_manager.download_dir)
-        return os.path.join(download_dir, "imagenet2017")
+        return os.fspath(fileio.path(download_dir) / "imagenet2017")
 
     def _scratch_dir(self, dl_manager) -> str:
         return scratch.folder(self._cache_dir(dl_manager), os.fspath(self._data_dir_root),
@@ -258,7 +258,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 download_config.manual_dir = f"{self._store_download_dir}/manual"
             download_dir = scratch.root(os.fspath(self._data_dir_root),
                                         self.builder_config.scratch_dir)  # fmt: skip
-        config_dir = os.path.dirname(os.fspath(self.data_path))
+        config_dir = os.fspath(fileio.path(os.fspath(self.data_path)).parent)
         with locking.build_lock(config_dir):
             if _partly_moved(os.fspath(self.data_path)):
                 # TFDS removes it itself, through the client that looked at it (TensorFlow's

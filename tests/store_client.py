@@ -24,8 +24,10 @@ def main(data_dir: str, config: str) -> None:
     out = {}
     for split in sorted(builder.info.splits):
         if builder.info.file_format.value == "array_record":  # random access, decoded
-            found = sorted((_bytes(ex["file_name"]), ex["image"].tobytes())
-                           for ex in builder.as_data_source(split=split))  # fmt: skip
+            found = sorted(
+                (_bytes(ex["file_name"]), ex["image"].tobytes())
+                for ex in builder.as_data_source(split=split)
+            )
         else:
             ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
             found = sorted((ex["file_name"], ex["image"]) for ex in tfds.as_numpy(ds))

@@ -43,18 +43,14 @@ def bed(tarball_release):
         yield bed
 
 
-def tfds_build(bed, config, manual_dir, data_dir, checksums, *extra, scratch, env=None,
-               check=True):  # fmt: skip
+def tfds_build(bed, config, manual_dir, data_dir, checksums, *extra, scratch, env=None, check=True):
     """The real `tfds build`, inside the bed; `scratch`: the local folder it works in when its
     data and download dirs are in a store."""
-    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-               "--config", config, "--manual_dir", str(manual_dir),
-               "--data_dir", str(data_dir), *extra]  # fmt: skip
+    command = build_command(config, manual_dir, data_dir, None) + list(extra)
     env = {**build_env(checksums), **(env or {})}
     if scratch is not None:
         env["IMAGENET2017_SCRATCH"] = str(scratch)
-    result = bed.run(command, env=env, cwd=ROOT,
-                     capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = bed.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-6000:]}")
     return result
@@ -69,17 +65,26 @@ def task_archives(config) -> tuple[str, ...]:
 
 def loaded(bed, data_dir, config, env=None) -> dict:
     """What tfds.load reads of each split, inside the bed (tests/store_client.py)."""
-    result = bed.run([sys.executable, CLIENT, str(data_dir), config],
-                     env={**build_env(None), **(env or {})}, capture_output=True, text=True,
-                     timeout=600)  # fmt: skip
+    result = bed.run(
+        [sys.executable, CLIENT, str(data_dir), config],
+        env={**build_env(None), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def local_loaded(data_dir, config) -> dict:
     """The same summary of a local build, read the same way."""
-    result = subprocess.run([sys.executable, CLIENT, str(data_dir), config],
-                            env=build_env(None), capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, CLIENT, str(data_dir), config],
+        env=build_env(None),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -101,8 +106,16 @@ def test_every_folder_on_gs_gives_the_local_build(
     if engine == "direct":
         extra.append(f"--beam_pipeline_options={DIRECT}")
     bed.reset_counts()
-    tfds_build(bed, config, f"gs://{BUCKET}/raw", f"{run}/data", tarball_release.checksums, *extra,
-               scratch=tmp_path / "scratch", env=ETILS[etils])  # fmt: skip
+    tfds_build(
+        bed,
+        config,
+        f"gs://{BUCKET}/raw",
+        f"{run}/data",
+        tarball_release.checksums,
+        *extra,
+        scratch=tmp_path / "scratch",
+        env=ETILS[etils],
+    )
     counts = bed.counts()
     if engine == "local":  # one pass over each archive: its stream and its digest share it
         for archive in Path(tarball_release.manual_dir).glob("*.tar.gz"):
@@ -125,20 +138,42 @@ def test_every_folder_on_gs_gives_the_local_build(
 def test_archives_and_caches_on_s3(bed, cli_builds, tarball_release, tmp_path, etils):
     """--manual_dir and --download_dir on s3:// (the [s3] extra), the data dir local."""
     run = f"s3://{BUCKET}/caches-{etils}"
-    tfds_build(bed, "clsloc", f"s3://{BUCKET}/raw", tmp_path, tarball_release.checksums,
-               "--download_dir", f"{run}/downloads", scratch=tmp_path / "scratch",
-               env=ETILS[etils])  # fmt: skip
+    tfds_build(
+        bed,
+        "clsloc",
+        f"s3://{BUCKET}/raw",
+        tmp_path,
+        tarball_release.checksums,
+        "--download_dir",
+        f"{run}/downloads",
+        scratch=tmp_path / "scratch",
+        env=ETILS[etils],
+    )
     assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
     # The caches are in the store: the archive's verdict, under its ETag.
-    listing = bed.run([sys.executable, "-c", "import s3fs; print(s3fs.S3FileSystem().find("
-                       f"'{BUCKET}/caches-{etils}/downloads'))"], capture_output=True, text=True)  # fmt: skip
+    listing = bed.run(
+        [
+            sys.executable,
+            "-c",
+            f"import s3fs; print(s3fs.S3FileSystem().find('{BUCKET}/caches-{etils}/downloads'))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert "verdict-ILSVRC2017_CLS-LOC.tar.gz.json" in listing.stdout, listing.stderr
 
 
 def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_release):
     bed.reset_counts()
-    result = tfds_build(bed, "clsloc", f"s3://{BUCKET}/raw", f"s3://{BUCKET}/data",
-                        tarball_release.checksums, scratch=None, check=False)  # fmt: skip
+    result = tfds_build(
+        bed,
+        "clsloc",
+        f"s3://{BUCKET}/raw",
+        f"s3://{BUCKET}/data",
+        tarball_release.checksums,
+        scratch=None,
+        check=False,
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"imagenet2017_tfds.errors.StorageError: data dir s3://{BUCKET}/data"), (
@@ -158,16 +193,33 @@ def test_an_archive_replaced_by_one_of_the_same_size_is_verified_again(
     archives = Path(tarball_release.manual_dir)
     for archive in sorted(archives.glob("*.tar.gz")):
         bed.upload(archive, f"{raw}/")
-    tfds_build(bed, "clsloc", raw, tmp_path / "first", tarball_release.checksums,
-               "--download_dir", cache, scratch=tmp_path / "scratch")  # fmt: skip
+    tfds_build(
+        bed,
+        "clsloc",
+        raw,
+        tmp_path / "first",
+        tarball_release.checksums,
+        "--download_dir",
+        cache,
+        scratch=tmp_path / "scratch",
+    )
     bad = tmp_path / "ILSVRC2017_CLS-LOC.tar.gz"
     data = bytearray((archives / bad.name).read_bytes())
     data[-100] ^= 1  # another md5, the same size
     bad.write_bytes(bytes(data))
     assert bad.stat().st_size == (archives / bad.name).stat().st_size
     bed.upload(bad, f"{raw}/")
-    result = tfds_build(bed, "clsloc", raw, tmp_path / "second", tarball_release.checksums,
-                        "--download_dir", cache, scratch=tmp_path / "scratch", check=False)  # fmt: skip
+    result = tfds_build(
+        bed,
+        "clsloc",
+        raw,
+        tmp_path / "second",
+        tarball_release.checksums,
+        "--download_dir",
+        cache,
+        scratch=tmp_path / "scratch",
+        check=False,
+    )
     assert result.returncode != 0
     assert "ChecksumError" in result.stderr and "md5 mismatch" in result.stderr, result.stderr[
         -2000:
@@ -183,8 +235,12 @@ def test_a_missing_client_is_named_with_its_extra(bed, tmp_path):
     (hide / "s3fs" / "__init__.py").write_text("raise ImportError('s3fs is hidden')\n")
     env = build_env(None)
     env["PYTHONPATH"] = os.pathsep.join([str(hide), env["PYTHONPATH"]])
-    result = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"s3://{BUCKET}/raw"],
-                     env=env, capture_output=True, text=True)  # fmt: skip
+    result = bed.run(
+        [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"s3://{BUCKET}/raw"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "s3:// paths need s3fs, which is not installed: pip install 'imagenet2017-tfds[s3]'" in (
         result.stderr
@@ -195,13 +251,21 @@ def test_a_missing_client_is_named_with_its_extra(bed, tmp_path):
 @pytest.mark.parametrize("scheme", ["gs", "s3"])
 def test_the_commands_read_archives_in_a_store(bed, tarball_release, scheme):
     env = build_env(tarball_release.checksums)
-    result = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"{scheme}://{BUCKET}/raw"],
-                     env=env, capture_output=True, text=True)  # fmt: skip
+    result = bed.run(
+        [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"{scheme}://{BUCKET}/raw"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if ".tar.gz" in line]
     assert len(rows) == 4 and all(row[-1] == "OK" for row in rows), result.stdout
-    written = bed.run([sys.executable, "-m", "imagenet2017_tfds.cli", "checksums",
-                       f"{scheme}://{BUCKET}/raw"], env=env, capture_output=True, text=True)  # fmt: skip
+    written = bed.run(
+        [sys.executable, "-m", "imagenet2017_tfds.cli", "checksums", f"{scheme}://{BUCKET}/raw"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert written.returncode == 0, written.stderr[-3000:]
     shipped = Path(tarball_release.checksums).read_text().splitlines()
     assert sorted(line for line in written.stdout.splitlines() if ".tar.gz" in line) == sorted(
@@ -216,17 +280,53 @@ def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tm
     boot), read the archives and write the shards in the store: the local build's examples."""
     # What the engine needs comes from Maven Central or the Go proxy, which the bed's
     # namespace cannot reach: fetched first, outside it.
-    fetched = subprocess.run([sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build",
-                              "--runner", runner, "--fetch_only"], env=build_env(None),
-                             capture_output=True, text=True, timeout=1800)  # fmt: skip
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagenet2017_tfds.cli",
+            "beam-build",
+            "--runner",
+            runner,
+            "--fetch_only",
+        ],
+        env=build_env(None),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert fetched.returncode == 0, fetched.stderr[-3000:]
     run = f"gs://{BUCKET}/{runner}"
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner,
-               "--config", "clsloc", "--manual_dir", f"gs://{BUCKET}/raw",
-               "--data_dir", f"{run}/data", "--download_dir", f"{run}/downloads",
-               "--workers", "2", "--timeout", "900", "--work_dir", str(tmp_path / "work")]  # fmt: skip
-    result = bed.run(command, env=build_env(tarball_release.checksums), cwd=ROOT,
-                     capture_output=True, text=True, timeout=1500)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet2017_tfds.cli",
+        "beam-build",
+        "--runner",
+        runner,
+        "--config",
+        "clsloc",
+        "--manual_dir",
+        f"gs://{BUCKET}/raw",
+        "--data_dir",
+        f"{run}/data",
+        "--download_dir",
+        f"{run}/downloads",
+        "--workers",
+        "2",
+        "--timeout",
+        "900",
+        "--work_dir",
+        str(tmp_path / "work"),
+    ]
+    result = bed.run(
+        command,
+        env=build_env(tarball_release.checksums),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert result.returncode == 0, result.stderr[-6000:]
     got = tmp_path / "data"
     bed.download(version_dir(f"{run}/data", "clsloc"), version_dir(got, "clsloc"))
@@ -235,8 +335,12 @@ def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tm
 
 
 def build_command(config, manual_dir, data_dir, download_dir) -> list[str]:
-    return [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", config,
-            "--manual_dir", manual_dir, "--data_dir", data_dir, "--download_dir", download_dir]  # fmt: skip
+    """`tfds build` of this package; `download_dir` None leaves TFDS's default."""
+    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", config]
+    command += ["--manual_dir", str(manual_dir), "--data_dir", str(data_dir)]
+    if download_dir is not None:
+        command += ["--download_dir", str(download_dir)]
+    return command
 
 
 def wait_for(condition, what: str, timeout: float = 300):
@@ -249,9 +353,16 @@ def wait_for(condition, what: str, timeout: float = 300):
 
 
 def listing(bed, prefix: str) -> list[str]:
-    found = bed.run([sys.executable, "-c", "import sys, gcsfs; print('\\n'.join("
-                     "gcsfs.GCSFileSystem().find(sys.argv[1])))", prefix],
-                    capture_output=True, text=True)  # fmt: skip
+    found = bed.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, gcsfs; print('\\n'.join(gcsfs.GCSFileSystem().find(sys.argv[1])))",
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert found.returncode == 0, found.stderr[-2000:]
     return found.stdout.split()
 
@@ -263,8 +374,17 @@ def test_two_builds_into_one_gs_data_dir_do_not_interleave(
     run = f"gs://{BUCKET}/twice"
     env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
     command = build_command("clsloc", f"gs://{BUCKET}/raw", f"{run}/data", f"{run}/downloads")
-    builds = [subprocess.Popen(bed.command(command), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
+    builds = [
+        subprocess.Popen(
+            bed.command(command),
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [b.communicate(timeout=900)[0] for b in builds]
     assert [b.returncode for b in builds] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     waited = [o for o in outputs if "Waiting: another build of this dataset" in o]
@@ -284,9 +404,14 @@ def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
     folder's stream and shards without reading an archive again, and writes the same bytes."""
     data = f"gs://{BUCKET}/killed/data"
     env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
-    killed = bed.run([sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data,
-                      "uploaded"], env=env, cwd=ROOT, capture_output=True, text=True,
-                     timeout=900)  # fmt: skip
+    killed = bed.run(
+        [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, "uploaded"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     left = listing(bed, f"{BUCKET}/killed/data")
     assert any(p.endswith("clsloc/.build.lock") for p in left), left
@@ -316,8 +441,16 @@ def test_a_store_answering_503_now_and_then_gives_the_same_bytes(
     bed.reset_counts()
     bed.faults(503, every=3, match="raw%2F", store="gcs")
     try:
-        tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", f"{run}/data", tarball_release.checksums,
-                   "--download_dir", f"{run}/downloads", scratch=tmp_path / "scratch")  # fmt: skip
+        tfds_build(
+            bed,
+            "clsloc",
+            f"gs://{BUCKET}/raw",
+            f"{run}/data",
+            tarball_release.checksums,
+            "--download_dir",
+            f"{run}/downloads",
+            scratch=tmp_path / "scratch",
+        )
     finally:
         bed.faults(None)
     assert bed.counts().total(status=503, prefix=f"gs://{BUCKET}/raw/") > 10
@@ -334,15 +467,23 @@ def test_a_store_that_keeps_failing_ends_in_our_error_naming_the_object(
     data_dir = tmp_path / "data"
     bed.faults(503, every=1, match="ILSVRC2017_CLS-LOC.tar.gz?alt=media", store="gcs")
     try:
-        result = tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data_dir,
-                            tarball_release.checksums, scratch=tmp_path / "scratch",
-                            check=False)  # fmt: skip
+        result = tfds_build(
+            bed,
+            "clsloc",
+            f"gs://{BUCKET}/raw",
+            data_dir,
+            tarball_release.checksums,
+            scratch=tmp_path / "scratch",
+            check=False,
+        )
     finally:
         bed.faults(None)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"imagenet2017_tfds.errors.StorageError: gs://{BUCKET}/raw/"
-                           "ILSVRC2017_CLS-LOC.tar.gz: reading bytes"), last  # fmt: skip
+    assert last.startswith(
+        f"imagenet2017_tfds.errors.StorageError: gs://{BUCKET}/raw/"
+        "ILSVRC2017_CLS-LOC.tar.gz: reading bytes"
+    ), last
     readback.assert_nothing_loads(data_dir)
 
 
@@ -353,15 +494,29 @@ def test_a_dataset_left_partly_moved_into_place_is_built_again(
     a build killed in the middle leaves dataset_info.json without every shard. Such a folder
     (made here by deleting a shard of a finished build) is not taken for a built dataset."""
     data = f"gs://{BUCKET}/partial/data"
-    tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
-               scratch=tmp_path / "scratch")  # fmt: skip
+    tfds_build(
+        bed,
+        "clsloc",
+        f"gs://{BUCKET}/raw",
+        data,
+        tarball_release.checksums,
+        scratch=tmp_path / "scratch",
+    )
     shard = f"{version_dir(data, 'clsloc')}/imagenet2017-train.tfrecord-00000-of-00001"
-    removed = bed.run([sys.executable, "-c", "import sys, gcsfs; "
-                       "gcsfs.GCSFileSystem().rm(sys.argv[1])", shard], capture_output=True,
-                      text=True)  # fmt: skip
+    removed = bed.run(
+        [sys.executable, "-c", "import sys, gcsfs; gcsfs.GCSFileSystem().rm(sys.argv[1])", shard],
+        capture_output=True,
+        text=True,
+    )
     assert removed.returncode == 0, removed.stderr[-2000:]
-    again = tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
-                       scratch=tmp_path / "scratch")  # fmt: skip
+    again = tfds_build(
+        bed,
+        "clsloc",
+        f"gs://{BUCKET}/raw",
+        data,
+        tarball_release.checksums,
+        scratch=tmp_path / "scratch",
+    )
     assert (
         "left by a build stopped while TFDS moved it into place (1 files missing, first "
         "imagenet2017-train.tfrecord-00000-of-00001)" in again.stdout + again.stderr
@@ -380,8 +535,15 @@ def test_an_extracted_tree_in_a_store_gives_the_local_build(
     path intact (etils' own walk of a store loses the scheme or does not work at all)."""
     tree = f"{scheme}://{BUCKET}/tree-{etils}"
     bed.upload(tree_release.manual_dir, tree)
-    tfds_build(bed, "clsloc", tree, tmp_path, tree_release.checksums,
-               scratch=tmp_path / "scratch", env=ETILS[etils])  # fmt: skip
+    tfds_build(
+        bed,
+        "clsloc",
+        tree,
+        tmp_path,
+        tree_release.checksums,
+        scratch=tmp_path / "scratch",
+        env=ETILS[etils],
+    )
     assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 
@@ -390,8 +552,16 @@ def test_array_record_into_gs(bed, array_record_builds, tarball_release, tmp_pat
     byte. (Reading them back from gs:// with tfds.data_source is not checked here: in the bed it
     did not return within 600 s, not yet investigated.)"""
     data = f"gs://{BUCKET}/array-record/data"
-    tfds_build(bed, "det", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
-               "--file_format", "array_record", scratch=tmp_path / "scratch")  # fmt: skip
+    tfds_build(
+        bed,
+        "det",
+        f"gs://{BUCKET}/raw",
+        data,
+        tarball_release.checksums,
+        "--file_format",
+        "array_record",
+        scratch=tmp_path / "scratch",
+    )
     got = tmp_path / "data"
     bed.download(version_dir(data, "det"), version_dir(got, "det"))
 
@@ -409,13 +579,28 @@ def test_a_lock_whose_heartbeat_stopped_is_taken_over_after_its_lease(
     heartbeat no longer moves: waited for, then taken over once the lease has passed."""
     data = f"gs://{BUCKET}/lease/data"
     lock = f"{BUCKET}/lease/data/imagenet2017/clsloc/.build.lock"
-    made = bed.run([sys.executable, "-c", "import sys, gcsfs; gcsfs.GCSFileSystem().pipe_file("
-                    "sys.argv[1], b'{\"holder\": \"another-host:4242:0123abcd\"}')", lock],
-                   capture_output=True, text=True)  # fmt: skip
+    made = bed.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, gcsfs; gcsfs.GCSFileSystem().pipe_file("
+            'sys.argv[1], b\'{"holder": "another-host:4242:0123abcd"}\')',
+            lock,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     started = time.monotonic()
-    result = tfds_build(bed, "clsloc", f"gs://{BUCKET}/raw", data, tarball_release.checksums,
-                        scratch=tmp_path / "scratch", env={"IMAGENET2017_LOCK_LEASE": "6"})  # fmt: skip
+    result = tfds_build(
+        bed,
+        "clsloc",
+        f"gs://{BUCKET}/raw",
+        data,
+        tarball_release.checksums,
+        scratch=tmp_path / "scratch",
+        env={"IMAGENET2017_LOCK_LEASE": "6"},
+    )
     said = result.stdout + result.stderr
     assert "Waiting: another build of this dataset (another-host:4242:0123abcd) holds" in said
     assert re.search(

@@ -346,10 +346,14 @@ def test_a_bed_left_by_a_killed_process_is_removed_by_the_next(tmp_path):
     )
     # Its temporary folder where this process does not look: found through the registry.
     (tmp_path / "elsewhere").mkdir()
-    env = dict(os.environ, TMPDIR=str(tmp_path / "elsewhere"),
-               PYTHONPATH=os.pathsep.join([str(stores.ROOT), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                             env=env)  # fmt: skip
+    env = dict(
+        os.environ,
+        TMPDIR=str(tmp_path / "elsewhere"),
+        PYTHONPATH=os.pathsep.join([str(stores.ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         name, tmp, *pids = owner.stdout.readline().split()
     finally:
@@ -383,12 +387,18 @@ def test_nothing_listens_or_reaches_outside_the_namespace():
         assert addresses == sorted(f"127.0.0.1:{port}" for port in (443, 4443, 5000, 9000))
         pids = bed.pids()
         new = listeners() - before
-        ours = [(a, who) for a, who in new if any(f"pid={pid}," in who for pid in [*pids, os.getpid()])]  # fmt: skip
+        ours = [
+            (a, who) for a, who in new if any(f"pid={pid}," in who for pid in [*pids, os.getpid()])
+        ]
         assert ours == [], new
         # Only loopback in there: an address outside is unreachable, a name unresolvable.
         links = bed.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
         assert re.findall(r"^\d+: (\S+):", links, re.MULTILINE) == ["lo"]
-        probe = bed.run([sys.executable, "-c", textwrap.dedent("""
+        probe = bed.run(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent("""
             import json, socket, time
             out, t = {}, time.monotonic()
             try:
@@ -404,19 +414,30 @@ def test_nothing_listens_or_reaches_outside_the_namespace():
             out["google"] = socket.gethostbyname("storage.googleapis.com")
             out["seconds"] = time.monotonic() - t
             print(json.dumps(out))
-        """)], capture_output=True, text=True)  # fmt: skip
+        """),
+            ],
+            capture_output=True,
+            text=True,
+        )
         got = json.loads(probe.stdout)
         assert got["connect"] == "OSError" and got["resolve"] == "gaierror", got
         assert got["google"] == "127.0.0.1" and got["seconds"] < 3, got
 
 
 def test_the_module_starts_a_bed_in_the_foreground_until_ctrl_c():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(stores.ROOT), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(stores.ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     command = [sys.executable, "-m", "imagenet2017_tfds.launch.stores"]
     shown = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env)
     assert shown.returncode == 0 and "Ctrl-C" in shown.stdout
-    process = subprocess.Popen([*command, "--bucket", "gs://manual", "--bucket", "s3://manual"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    process = subprocess.Popen(
+        [*command, "--bucket", "gs://manual", "--bucket", "s3://manual"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = []
     try:
         for line in process.stdout:

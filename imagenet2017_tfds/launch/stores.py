@@ -140,8 +140,17 @@ class StoreBed:
         (REGISTRY / self.name / "tmp").write_text(str(self.tmp))
         tls = make_certificates(self.tmp)
         _ip("netns", "add", self.name, what=f"creating the network namespace {self.name}")
-        _ip("netns", "exec", self.name, "ip", "link", "set", "lo", "up",
-            what=f"bringing up loopback in {self.name}")  # fmt: skip
+        _ip(
+            "netns",
+            "exec",
+            self.name,
+            "ip",
+            "link",
+            "set",
+            "lo",
+            "up",
+            what=f"bringing up loopback in {self.name}",
+        )
         etc = Path("/etc/netns") / self.name
         etc.mkdir(parents=True, exist_ok=True)
         names = " ".join(GOOGLE_HOSTS)
@@ -156,22 +165,53 @@ class StoreBed:
         if self.backend == "filesystem":
             (self.tmp / "gcs-data").mkdir()
             backend += ["-filesystem-root", str(self.tmp / "gcs-data")]
-        self._spawn("fake-gcs-server", [
-            str(binary), "-scheme", "http", "-host", GCS_UPSTREAM[0],
-            "-port", str(GCS_UPSTREAM[1]), *backend, "-public-host", "storage.googleapis.com",
-            # Where its JSON points (selfLink, mediaLink): through the front, as a client saw it.
-            "-external-url", "https://storage.googleapis.com", "-log-level", "warn",
-        ])  # fmt: skip
-        self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", S3_UPSTREAM[0],
-                             "-p", str(S3_UPSTREAM[1])])  # fmt: skip
-        config = {"https_port": HTTPS_PORT, "s3_port": S3_PORT, "gcs_upstream": GCS_UPSTREAM,
-                  "s3_upstream": S3_UPSTREAM, "cert": str(tls["cert"]), "key": str(tls["key"]),
-                  "ca": str(tls["ca"]), "control": str(self.control)}  # fmt: skip
+        self._spawn(
+            "fake-gcs-server",
+            [
+                str(binary),
+                "-scheme",
+                "http",
+                "-host",
+                GCS_UPSTREAM[0],
+                "-port",
+                str(GCS_UPSTREAM[1]),
+                *backend,
+                "-public-host",
+                "storage.googleapis.com",
+                # Where its JSON points (selfLink, mediaLink): through the front, as a client saw it.
+                "-external-url",
+                "https://storage.googleapis.com",
+                "-log-level",
+                "warn",
+            ],
+        )
+        self._spawn(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", S3_UPSTREAM[0], "-p", str(S3_UPSTREAM[1])],
+        )
+        config = {
+            "https_port": HTTPS_PORT,
+            "s3_port": S3_PORT,
+            "gcs_upstream": GCS_UPSTREAM,
+            "s3_upstream": S3_UPSTREAM,
+            "cert": str(tls["cert"]),
+            "key": str(tls["key"]),
+            "ca": str(tls["ca"]),
+            "control": str(self.control),
+        }
         (self.tmp / "front.json").write_text(json.dumps(config))
         pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        self._spawn("front", [sys.executable, "-m", "imagenet2017_tfds.launch.stores",
-                              "--front", str(self.tmp / "front.json")],
-                    env=dict(os.environ, PYTHONPATH=pythonpath))  # fmt: skip
+        self._spawn(
+            "front",
+            [
+                sys.executable,
+                "-m",
+                "imagenet2017_tfds.launch.stores",
+                "--front",
+                str(self.tmp / "front.json"),
+            ],
+            env=dict(os.environ, PYTHONPATH=pythonpath),
+        )
         ca = str(tls["ca"])
         # What each client needs, measured (a client without it fails or is slow as said).
         # gcsfs needs neither STORAGE_EMULATOR_HOST (its default endpoint is
@@ -235,9 +275,13 @@ class StoreBed:
         assert self.tmp is not None
         with open(self.tmp / f"{name}.log", "wb") as log:
             self.processes[name] = subprocess.Popen(
-                ["ip", "netns", "exec", self.name, *argv], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-            )  # fmt: skip
+                ["ip", "netns", "exec", self.name, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
 
     def _wait_ready(self) -> None:
         """Until the front answers and finds, from inside the namespace, fake-gcs-server and
@@ -282,8 +326,15 @@ class StoreBed:
 
     def command(self, argv: list[str]) -> list[str]:
         """argv run inside the namespace with the clients' environment (self.env)."""
-        return ["ip", "netns", "exec", self.name, "env",
-                *(f"{k}={v}" for k, v in self.env.items()), *map(str, argv)]  # fmt: skip
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.name,
+            "env",
+            *(f"{k}={v}" for k, v in self.env.items()),
+            *map(str, argv),
+        ]
 
     def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """subprocess.run of argv inside the namespace (keyword arguments go to it)."""
@@ -347,8 +398,15 @@ class StoreBed:
             return
         if every is None and drop_every is None:
             raise StoreError("faults() needs every=N or drop_every=N (faults(None) ends them)")
-        rule = {"status": status, "every": every, "drop_every": drop_every, "match": match,
-                "method": method, "store": store, "times": times}  # fmt: skip
+        rule = {
+            "status": status,
+            "every": every,
+            "drop_every": drop_every,
+            "match": match,
+            "method": method,
+            "store": store,
+            "times": times,
+        }
         self._control({"op": "faults", "rule": rule})
 
     def _control(self, message: dict, timeout: float = 60) -> dict:
@@ -372,8 +430,17 @@ class Counts(dict):
     "status": {"200": n, ...}}. Object URLs are gs://bucket/object, gs://bucket for a bucket's
     own requests (listings, bucket metadata) and gs:// for the rest; s3:// the same."""
 
-    def total(self, field: str = "requests", *, store=None, client=None, url=None, prefix=None,
-              method=None, status=None) -> int:  # fmt: skip
+    def total(
+        self,
+        field: str = "requests",
+        *,
+        store=None,
+        client=None,
+        url=None,
+        prefix=None,
+        method=None,
+        status=None,
+    ) -> int:
         """The sum of field over the records that match; with status, the requests answered
         with it (field is then ignored)."""
         total = 0
@@ -381,9 +448,13 @@ class Counts(dict):
             for c, objects in clients.items():
                 for u, methods in objects.items():
                     for m, record in methods.items():
-                        if (store not in (None, s) or client not in (None, c)
-                                or url not in (None, u) or method not in (None, m)
-                                or (prefix is not None and not u.startswith(prefix))):  # fmt: skip
+                        if (
+                            store not in (None, s)
+                            or client not in (None, c)
+                            or url not in (None, u)
+                            or method not in (None, m)
+                            or (prefix is not None and not u.startswith(prefix))
+                        ):
                             continue
                         if status is not None:
                             total += record["status"].get(str(status), 0)
@@ -439,8 +510,7 @@ def _check_tools() -> None:
             f"runs as uid {os.geteuid()}: run it as root (sudo)"
         )
     if shutil.which("ip") is None:
-        raise StoreError("the store bed needs `ip` on PATH, which is not there: install "
-                         "iproute2")  # fmt: skip
+        raise StoreError("the store bed needs `ip` on PATH, which is not there: install iproute2")
     # Go only to build fake-gcs-server once: beam_build.run_tool says so if it is missing.
 
 
@@ -451,8 +521,12 @@ def fake_gcs_binary() -> Path:
 
     def build(folder: Path) -> None:
         env = dict(os.environ, GOBIN=str(folder), GOFLAGS="-mod=mod")
-        beam_build.run_tool(["go", "install", f"{FAKE_GCS}@{FAKE_GCS_VERSION}"],
-                            "building fake-gcs-server with go install", 1800, env=env)  # fmt: skip
+        beam_build.run_tool(
+            ["go", "install", f"{FAKE_GCS}@{FAKE_GCS_VERSION}"],
+            "building fake-gcs-server with go install",
+            1800,
+            env=env,
+        )
 
     return beam_build.cached(f"fake-gcs-server-{FAKE_GCS_VERSION}", build) / "fake-gcs-server"
 
@@ -474,9 +548,15 @@ def make_certificates(folder: Path) -> dict[str, Path]:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
     def certificate(subject, public_key, issuer, signer, extensions):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(public_key).serial_number(x509.random_serial_number())
-                   .not_valid_before(valid[0]).not_valid_after(valid[1]))  # fmt: skip
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signer, hashes.SHA256())
@@ -484,48 +564,80 @@ def make_certificates(folder: Path) -> dict[str, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name(f"{PREFIX}test-ca")
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = certificate(ca_name, ca_key.public_key(), ca_name, ca_key, [
-        (x509.BasicConstraints(ca=True, path_length=0), True),
-        (x509.KeyUsage(digital_signature=False, content_commitment=False,
-                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                       key_cert_sign=True, crl_sign=True, encipher_only=False,
-                       decipher_only=False), True),
-        (ca_ski, False),
-    ])  # fmt: skip
+    ca = certificate(
+        ca_name,
+        ca_key.public_key(),
+        ca_name,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=True, path_length=0), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+            (ca_ski, False),
+        ],
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     import ipaddress
 
-    alt = [*(x509.DNSName(h) for h in GOOGLE_HOSTS), x509.DNSName("localhost"),
-           x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]  # fmt: skip
-    leaf = certificate(name(GOOGLE_HOSTS[1]), key.public_key(), ca_name, ca_key, [
-        (x509.BasicConstraints(ca=False, path_length=None), True),
-        (x509.SubjectAlternativeName(alt), False),
-        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
-        (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False),
-    ])  # fmt: skip
+    alt = [
+        *(x509.DNSName(h) for h in GOOGLE_HOSTS),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    leaf = certificate(
+        name(GOOGLE_HOSTS[1]),
+        key.public_key(),
+        ca_name,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.SubjectAlternativeName(alt), False),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False),
+        ],
+    )
     paths = {"ca": folder / "ca.pem", "cert": folder / "front.pem", "key": folder / "front.key"}
     paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))  # fmt: skip
+    paths["key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return paths
 
 
 def _ip(*args: str, what: str) -> str:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
-        raise StoreError(f"{what} failed: `ip {' '.join(args)}` exited with "
-                         f"{result.returncode} (expected 0): {result.stderr.strip()}; network "
-                         "namespaces need root with CAP_SYS_ADMIN (in a container: a "
-                         "privileged one)")  # fmt: skip
+        raise StoreError(
+            f"{what} failed: `ip {' '.join(args)}` exited with "
+            f"{result.returncode} (expected 0): {result.stderr.strip()}; network "
+            "namespaces need root with CAP_SYS_ADMIN (in a container: a "
+            "privileged one)"
+        )
     return result.stdout
 
 
 def _netns_pids(name: str) -> list[int]:
-    result = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
-                            timeout=30)  # fmt: skip
+    result = subprocess.run(
+        ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=30
+    )
     return [int(p) for p in result.stdout.split()] if result.returncode == 0 else []
 
 
@@ -538,8 +650,10 @@ def _remove_bed(name: str, tmp: Path | None, processes: list[subprocess.Popen]) 
     if tmp is None and (registered / "tmp").exists():
         tmp = Path((registered / "tmp").read_text().strip())
         if not tmp.name.startswith(f"{name}-"):  # only ever a folder the bed made
-            print(f"stores: {registered} names {tmp}, not a folder of {name}: left alone",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"stores: {registered} names {tmp}, not a folder of {name}: left alone",
+                file=sys.stderr,
+            )
             tmp = None
     pids = set(_netns_pids(name)) | {p.pid for p in processes if p.poll() is None}
     for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, STOP_SECONDS)):
@@ -585,8 +699,11 @@ def _started_at(pid: int) -> float | None:
     """When the process started (seconds since the epoch, to the clock tick), from /proc."""
     try:
         ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))  # fmt: skip
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
     except (OSError, IndexError, ValueError, StopIteration):
         return None
     return boot + ticks / os.sysconf("SC_CLK_TCK")
@@ -637,12 +754,31 @@ def remove_stale_beds() -> list[str]:
 # ------------------------------------------------------------------------------------------
 # The front: runs inside the namespace (`--front CONFIG`), standard library only.
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-              "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-              "expect"}  # fmt: skip
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
 # Query keys of S3 requests on an object that are not its data (ACLs, parts, tags, ...).
-S3_SUBRESOURCES = {"acl", "attributes", "legal-hold", "retention", "tagging", "torrent",
-                   "uploadId", "uploads", "restore", "select"}  # fmt: skip
+S3_SUBRESOURCES = {
+    "acl",
+    "attributes",
+    "legal-hold",
+    "retention",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "restore",
+    "select",
+}
 
 
 def gcs_target(method: str, host: str, path: str, query: str) -> tuple[str, bool]:
@@ -660,15 +796,25 @@ def gcs_target(method: str, host: str, path: str, query: str) -> tuple[str, bool
         bucket = unquote(rest[0])
         if len(rest) >= 3 and rest[1] == "o" and rest[2]:
             # An escaped name is one segment; an unescaped one runs up to the operation.
-            end = next((i for i in range(3, len(rest))
-                        if rest[i] in ("rewriteTo", "copyTo", "compose", "acl")), len(rest))  # fmt: skip
+            end = next(
+                (
+                    i
+                    for i in range(3, len(rest))
+                    if rest[i] in ("rewriteTo", "copyTo", "compose", "acl")
+                ),
+                len(rest),
+            )
             name = unquote("/".join(rest[2:end]))
-            media = method == "GET" and (api.startswith("/download") or params.get("alt") == ["media"])  # fmt: skip
+            media = method == "GET" and (
+                api.startswith("/download") or params.get("alt") == ["media"]
+            )
             return f"gs://{bucket}/{name}", media
         if api.startswith("/upload") and "name" in params:
             return f"gs://{bucket}/{params['name'][0]}", False
         return f"gs://{bucket}", False
-    if host.split(":")[0].lower() == "storage.googleapis.com" and not path.startswith(("/batch/", "/_internal/")):  # fmt: skip
+    if host.split(":")[0].lower() == "storage.googleapis.com" and not path.startswith(
+        ("/batch/", "/_internal/")
+    ):
         bucket, _, name = path.lstrip("/").partition("/")
         if not bucket:
             return "gs://", False
@@ -698,9 +844,19 @@ def _fault_body(store: str, status: int) -> tuple[str, bytes]:
             f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
             "<Message>fault injected by the store bed</Message></Error>"
         ).encode()
-    body = {"error": {"code": status, "message": "fault injected by the store bed",
-                      "errors": [{"reason": "backendError", "domain": "global",
-                                  "message": "fault injected by the store bed"}]}}  # fmt: skip
+    body = {
+        "error": {
+            "code": status,
+            "message": "fault injected by the store bed",
+            "errors": [
+                {
+                    "reason": "backendError",
+                    "domain": "global",
+                    "message": "fault injected by the store bed",
+                }
+            ],
+        }
+    }
     return "application/json; charset=UTF-8", json.dumps(body).encode()
 
 
@@ -715,16 +871,36 @@ class Front:
         self.seen = 0  # requests the rule matched
         self.fired = 0  # faults it caused
 
-    def record(self, store: str, client: str, url: str, method: str, *, status=None,
-               read=0, uploaded=0, response_bytes=0, fault=None) -> None:  # fmt: skip
+    def record(
+        self,
+        store: str,
+        client: str,
+        url: str,
+        method: str,
+        *,
+        status=None,
+        read=0,
+        uploaded=0,
+        response_bytes=0,
+        fault=None,
+    ) -> None:
         with self.lock:
-            leaf = (self.counts.setdefault(store, {}).setdefault(client, {})
-                    .setdefault(url, {}).setdefault(method, None))  # fmt: skip
+            leaf = (
+                self.counts.setdefault(store, {})
+                .setdefault(client, {})
+                .setdefault(url, {})
+                .setdefault(method, None)
+            )
             if leaf is None:
                 leaf = self.counts[store][client][url][method] = {
-                    "requests": 0, "read": 0, "uploaded": 0, "response_bytes": 0,
-                    "faults": 0, "dropped": 0, "status": {},
-                }  # fmt: skip
+                    "requests": 0,
+                    "read": 0,
+                    "uploaded": 0,
+                    "response_bytes": 0,
+                    "faults": 0,
+                    "dropped": 0,
+                    "status": {},
+                }
             leaf["requests"] += 1
             leaf["read"] += read
             leaf["uploaded"] += uploaded
@@ -740,9 +916,12 @@ class Front:
         """None (forward it), 'drop', or the status to answer with."""
         with self.lock:
             rule = self.rule
-            if (rule is None or rule["store"] not in (None, store)
-                    or rule["method"] not in (None, method)
-                    or (rule["match"] is not None and rule["match"] not in url)):  # fmt: skip
+            if (
+                rule is None
+                or rule["store"] not in (None, store)
+                or rule["method"] not in (None, method)
+                or (rule["match"] is not None and rule["match"] not in url)
+            ):
                 return None
             self.seen += 1
             if rule["times"] is not None and self.fired >= rule["times"]:
@@ -783,15 +962,28 @@ class Front:
         gcs, s3 = self.config["gcs_upstream"], self.config["s3_upstream"]
         tls = ssl.create_default_context(cafile=self.config["ca"])
         checks = [
-            ("fake-gcs-server", None, http.client.HTTPConnection(*gcs, timeout=5),
-             "/_internal/healthcheck"),
+            (
+                "fake-gcs-server",
+                None,
+                http.client.HTTPConnection(*gcs, timeout=5),
+                "/_internal/healthcheck",
+            ),
             ("moto", None, http.client.HTTPConnection(*s3, timeout=5), "/"),
-            ("front https", "fake-gcs-server", http.client.HTTPSConnection(
-                GOOGLE_HOSTS[1], self.config["https_port"], timeout=5, context=tls),
-             "/storage/v1/b"),
-            ("front s3", "moto", http.client.HTTPConnection(
-                "127.0.0.1", self.config["s3_port"], timeout=5), "/"),
-        ]  # fmt: skip
+            (
+                "front https",
+                "fake-gcs-server",
+                http.client.HTTPSConnection(
+                    GOOGLE_HOSTS[1], self.config["https_port"], timeout=5, context=tls
+                ),
+                "/storage/v1/b",
+            ),
+            (
+                "front s3",
+                "moto",
+                http.client.HTTPConnection("127.0.0.1", self.config["s3_port"], timeout=5),
+                "/",
+            ),
+        ]
         out = {}
         for name, after, conn, path in checks:
             if after is not None and out[after] != "ok":
@@ -827,8 +1019,10 @@ class Front:
         text = response.read().decode(errors="replace")
         conn.close()
         if response.status >= 300:
-            raise ValueError(f"making the {store} bucket {name!r}: the server answered "
-                             f"{response.status} (expected 200): {text[:500]}")  # fmt: skip
+            raise ValueError(
+                f"making the {store} bucket {name!r}: the server answered "
+                f"{response.status} (expected 200): {text[:500]}"
+            )
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -917,8 +1111,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if method == "HEAD":
                 body = b""
             self.wfile.write(body)
-            front.record(store, client, obj, method, status=fault, uploaded=uploaded,
-                         response_bytes=len(body), fault=fault)  # fmt: skip
+            front.record(
+                store,
+                client,
+                obj,
+                method,
+                status=fault,
+                uploaded=uploaded,
+                response_bytes=len(body),
+                fault=fault,
+            )
             _log(f"{store} {client}: {method} {url} -> {fault} (fault)")
             return
         if store == "gcs" and method == "POST" and split.path.startswith("/batch/storage/"):
@@ -929,8 +1131,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response, uploaded = self._send_upstream(method, target, host, client)
             status = response.status
             headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
-            headers = [(k, self._client_location(v, host) if k.lower() == "location" else v)
-                       for k, v in headers]  # fmt: skip
+            headers = [
+                (k, self._client_location(v, host) if k.lower() == "location" else v)
+                for k, v in headers
+            ]
             no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
             length = response.getheader("Content-Length")
             chunked = not no_body and length is None and self.request_version == "HTTP/1.1"
@@ -982,10 +1186,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 obj = f"gs://{answer['bucket']}/{answer['name']}"
         if not probe:
             ok = status is not None and 200 <= status < 300
-            front.record(store, client, obj, method, status=status, uploaded=uploaded,
-                         read=sent if media and ok else 0, response_bytes=sent)  # fmt: skip
-            _log(f"{store} {client}: {method} {url} -> {status} up {uploaded} down {sent} "
-                 f"{time.monotonic() - started:.3f}s")  # fmt: skip
+            front.record(
+                store,
+                client,
+                obj,
+                method,
+                status=status,
+                uploaded=uploaded,
+                read=sent if media and ok else 0,
+                response_bytes=sent,
+            )
+            _log(
+                f"{store} {client}: {method} {url} -> {status} up {uploaded} down {sent} "
+                f"{time.monotonic() - started:.3f}s"
+            )
 
     def _batch(self, host: str, client: str, url: str, started: float) -> None:
         """GCS's batch endpoint (gcsfs deletes through it), which fake-gcs-server answers with
@@ -1024,13 +1238,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 data = response.read()
             finally:
                 conn.close()
-            front.record("gcs", client, obj, method, status=response.status,
-                         response_bytes=len(data))  # fmt: skip
+            front.record(
+                "gcs", client, obj, method, status=response.status, response_bytes=len(data)
+            )
             if response.status == 404 and obj.count("/") >= 3:
                 # GCS's own words, which clients look for ("Not Found" is the server's).
                 said = f"No such object: {obj[len('gs://') :]}"
-                data = json.dumps({"error": {"code": 404, "message": said, "errors": [
-                    {"message": said, "domain": "global", "reason": "notFound"}]}}).encode()  # fmt: skip
+                data = json.dumps(
+                    {
+                        "error": {
+                            "code": 404,
+                            "message": said,
+                            "errors": [{"message": said, "domain": "global", "reason": "notFound"}],
+                        }
+                    }
+                ).encode()
             answers.append(
                 f"--{answer_boundary}\r\nContent-Type: application/http\r\n"
                 f"Content-ID: <response-{content_id}>\r\n\r\n"
@@ -1047,8 +1269,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
-        _log(f"gcs {client}: POST {url} -> 200 (a batch of {len(answers) - 1}, each sent on "
-             f"its own) {time.monotonic() - started:.3f}s")  # fmt: skip
+        _log(
+            f"gcs {client}: POST {url} -> 200 (a batch of {len(answers) - 1}, each sent on "
+            f"its own) {time.monotonic() - started:.3f}s"
+        )
 
     def _client_location(self, location: str, host: str) -> str:
         """A Location the upstream made from its own address or scheme (fake-gcs-server's
@@ -1170,8 +1394,10 @@ def serve_front(config_path: str) -> None:
     tls.load_cert_chain(config["cert"], config["key"])
     # HTTP/1.1 only: a gRPC client asking for h2 is refused at the handshake, not left waiting.
     tls.set_alpn_protocols(["http/1.1"])
-    servers = [_Server(front, "gcs", config["https_port"], config["gcs_upstream"], tls),
-               _Server(front, "s3", config["s3_port"], config["s3_upstream"])]  # fmt: skip
+    servers = [
+        _Server(front, "gcs", config["https_port"], config["gcs_upstream"], tls),
+        _Server(front, "s3", config["s3_port"], config["s3_upstream"]),
+    ]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     with contextlib.suppress(FileNotFoundError):
@@ -1180,9 +1406,11 @@ def serve_front(config_path: str) -> None:
     control.front = front
     os.chmod(config["control"], 0o600)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _log(f"front: https on 127.0.0.1:{config['https_port']} -> {config['gcs_upstream']}, "
-         f"http on 127.0.0.1:{config['s3_port']} -> {config['s3_upstream']}, "
-         f"control {config['control']}")  # fmt: skip
+    _log(
+        f"front: https on 127.0.0.1:{config['https_port']} -> {config['gcs_upstream']}, "
+        f"http on 127.0.0.1:{config['s3_port']} -> {config['s3_upstream']}, "
+        f"control {config['control']}"
+    )
     control.serve_forever()
 
 
@@ -1197,8 +1425,13 @@ def main(argv=None) -> int:
         "on the loopback of a network namespace of its own. Prints the namespace and the "
         "clients' environment; Ctrl-C removes it all.",
     )
-    parser.add_argument("--bucket", action="append", default=[], metavar="URL",
-                        help="a bucket to make at start: gs://NAME or s3://NAME (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a bucket to make at start: gs://NAME or s3://NAME (repeatable)",
+    )
     parser.add_argument("--front", metavar="CONFIG", help=argparse.SUPPRESS)  # the bed's own
     args = parser.parse_args(argv)
     if args.front:
@@ -1216,13 +1449,16 @@ def main(argv=None) -> int:
                 bed.make_bucket("gcs" if scheme == "gs" else "s3", name.strip("/"))
             exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in bed.env.items())
             example = "import gcsfs; print(gcsfs.GCSFileSystem().ls('BUCKET'))"
-            print(f"store bed up in {bed.started_in:.1f} s; namespace {bed.name}; "
-                  f"temporary folder {bed.tmp} (the servers' logs)\n"
-                  f"clients run inside it (ip netns exec {bed.name} ...) with:\n{exports}\n"
-                  f"e.g. {shlex.join(bed.command([sys.executable, '-c', example]))}\n"
-                  f"control socket (JSON lines; ops: counts, reset, faults, make_bucket): "
-                  f"{bed.control}\n  e.g. echo '{{\"op\": \"counts\"}}' | "
-                  f"socat - UNIX-CONNECT:{bed.control}\nCtrl-C stops it.", flush=True)  # fmt: skip
+            print(
+                f"store bed up in {bed.started_in:.1f} s; namespace {bed.name}; "
+                f"temporary folder {bed.tmp} (the servers' logs)\n"
+                f"clients run inside it (ip netns exec {bed.name} ...) with:\n{exports}\n"
+                f"e.g. {shlex.join(bed.command([sys.executable, '-c', example]))}\n"
+                f"control socket (JSON lines; ops: counts, reset, faults, make_bucket): "
+                f'{bed.control}\n  e.g. echo \'{{"op": "counts"}}\' | '
+                f"socat - UNIX-CONNECT:{bed.control}\nCtrl-C stops it.",
+                flush=True,
+            )
             while True:
                 signal.pause()
     except KeyboardInterrupt:
