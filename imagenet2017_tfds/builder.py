@@ -99,30 +99,17 @@ def _refuse_data_dir(data_dir: str) -> None:
     )
 
 
-def _partly_moved(version_dir: str) -> bool:
-    """TFDS moves a finished dataset from its `incomplete.*` folder into place with one rename:
-    atomic on a disk, but one object at a time in a store. A build killed in the middle leaves
-    a version folder with its dataset_info.json and not every shard, which TFDS would take for
-    a built dataset: True for such a folder (said on the terminal)."""
+def _moved_in_part(version_dir: str) -> bool:
+    """TFDS takes a version folder that exists for a built dataset. In a store, the finished
+    dataset is copied into it one object at a time, dataset_info.json last
+    (compat.moved_into_store): a folder without it is a move cut short (said on the terminal)."""
     if fileio.is_local(version_dir):
         return False
     folder = fileio.path(version_dir)
-    info = fileio.read_json(folder / "dataset_info.json")
-    if info is None:
+    if not folder.exists() or (folder / "dataset_info.json").exists():
         return False
-    suffix = info.get("fileFormat") or "tfrecord"
-    wanted = {"features.json"}
-    for split in info.get("splits", []):
-        n = len(split.get("shardLengths", []))
-        wanted.update(
-            f"{info['name']}-{split['name']}.{suffix}-{k:05d}-of-{n:05d}" for k in range(n)
-        )
-    present = {p.name for p in folder.iterdir()}
-    if wanted <= present:
-        return False
-    missing = sorted(wanted - present)
-    print(f"{version_dir}: left by a build stopped while TFDS moved it into place ({len(missing)} "
-          f"files missing, first {missing[0]}); it is removed and built again.", flush=True)  # fmt: skip
+    said = "left by a build stopped while it moved the dataset into place (no dataset_info.json)"
+    print(f"{version_dir}: {said}; it is built again.", flush=True)
     return True
 
 
@@ -259,10 +246,11 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             download_dir = scratch.root(os.fspath(self._data_dir_root),
                                         self.builder_config.scratch_dir)  # fmt: skip
         config_dir = os.fspath(fileio.path(os.fspath(self.data_path)).parent)
-        with locking.build_lock(config_dir):
-            if _partly_moved(os.fspath(self.data_path)):
-                # TFDS removes it itself, through the client that looked at it (TensorFlow's
-                # caches what it saw), and builds again.
+        with locking.build_lock(config_dir), compat.moved_into_store(os.fspath(self.data_path)):
+            if _moved_in_part(os.fspath(self.data_path)):
+                # TFDS would take the folder for a built dataset; told to overwrite it, it
+                # builds again (TensorFlow's client caches what it saw of the folder: deleting
+                # it behind TFDS's back left TFDS 4.9.7 reusing it).
                 download_config = dataclasses.replace(
                     download_config or tfds.download.DownloadConfig(),
                     download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS,

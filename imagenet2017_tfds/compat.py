@@ -4,7 +4,9 @@ TFDS and Beam offer no public hook for what these do:
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
 - let examples that worker processes serialized pass TFDS's encoder and serializer;
 - give TFDS's Beam writer the shard layout the plan already knows (`planned_beam_writer`);
-- work around Beam's FnApiRunner losing a bundle's input (`beam_fixes`).
+- work around Beam's FnApiRunner losing a bundle's input (`beam_fixes`);
+- move a finished dataset into a data dir in a store in an order a reader can trust
+  (`moved_into_store`).
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
 changed, before any build begins, rather than failing silently mid-build. Patches that change
@@ -19,10 +21,18 @@ import inspect
 import os
 
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import dataset_info, example_serializer, shuffle, split_builder
+from tensorflow_datasets.core import (
+    constants,
+    dataset_builder,
+    dataset_info,
+    example_serializer,
+    shuffle,
+    split_builder,
+)
+from tensorflow_datasets.core import utils as tfds_utils
 from tensorflow_datasets.core import writer as writer_lib
 
-from imagenet2017_tfds import fileio
+from imagenet2017_tfds import fileio, store
 from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.errors import Imagenet2017Error
 
@@ -65,6 +75,8 @@ def _tfds_problems() -> list[str]:
          == ["self", "example"], "ExampleSerializer.serialize_example(example) changed"),
         (_params(tfds.features.FeaturesDict, "encode_example") == ["self", "example_dict"],
          "FeaturesDict.encode_example(example_dict) changed"),
+        (_params(tfds_utils, "incomplete_dir") == ["dirname", "permissions", "overwrite"],
+         "utils.incomplete_dir(dirname, permissions, overwrite) changed"),
     ]  # fmt: skip
     return [what for ok, what in expected if not ok]
 
@@ -80,6 +92,58 @@ def check(problems: list[str], library: str, version: str) -> None:
 
 
 check(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
+
+
+# ---------------------------------------------------------------- TFDS: the final move
+
+
+@contextlib.contextmanager
+def moved_into_store(data_path: str):
+    """For one build into a data dir in a store: TFDS writes the dataset into an `incomplete.*`
+    folder beside its version folder and renames it into place when done, a single atomic
+    step on a disk. A store has no rename:
+    - TensorFlow's GCS client copies and deletes one object at a time in listing order, so a
+      move cut short leaves dataset_info.json (which TFDS takes for a finished dataset) beside
+      missing shards;
+    - it asks once whether the folder is a folder and, when that listing fails (a 503), takes
+      it for an object and fails with a 404 that is never retried (measured: a build with 1 in
+      4 requests answered 503 failed so; TensorFlow's GcsFileSystem::RenameFile);
+    - gcsfs (EPATH_USE_TF=false) copies in listing order too.
+    Here the move is `store.move_folder`, with dataset_info.json last; the rest of TFDS's
+    `incomplete_dir` is kept as it is."""
+    if fileio.is_local(data_path):
+        yield
+        return
+    saved = tfds_utils.incomplete_dir
+    tfds_utils.incomplete_dir = _incomplete_dir_in_store
+    try:
+        # dataset_builder reaches it through a lazy proxy of the utils module.
+        if getattr(dataset_builder.utils, "incomplete_dir", None) is not _incomplete_dir_in_store:
+            problem = "DatasetBuilder no longer takes incomplete_dir from the utils module"
+            check([problem], "tensorflow-datasets", tfds.__version__)
+        yield
+    finally:
+        tfds_utils.incomplete_dir = saved
+
+
+@contextlib.contextmanager
+def _incomplete_dir_in_store(dirname, permissions=None, overwrite=False):
+    from etils import epath
+
+    target = fileio.path(os.fspath(dirname))
+    folder = target.parent / f"{constants.INCOMPLETE_PREFIX}{os.urandom(3).hex()}_{target.name}"
+    # Made through TFDS's own client, as TFDS makes it: it writes there through that client.
+    epath.Path(os.fspath(folder)).mkdir(parents=True, exist_ok=True)
+    try:
+        yield os.fspath(folder) + "/"
+        target.rmtree()  # what a move cut short left
+        # The version folder's marker object first, through TFDS's client: TensorFlow's client
+        # caches that a folder exists (its stat cache) until it deletes the folder's marker,
+        # so TFDS, overwriting a folder a cut move left, would still see it after deleting it.
+        epath.Path(os.fspath(target)).mkdir(parents=True, exist_ok=True)
+        store.move_folder(folder, target, last="dataset_info.json")
+    finally:
+        folder.rmtree()
 
 
 # ---------------------------------------------------------------- TFDS: metadata, writer

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import math
 
-# About 16 MB of members a range: enough ranges for every worker, each small enough that
-# its examples, held once in a worker's output, stay modest.
-RANGE_BYTES = 16 << 20
+# About 512 MB of members a range (of a Beam build; the local pool cuts its own jobs). A range
+# read from an archive starts at the gzip index's checkpoint before its first member and ends
+# in the chunk holding its last one (rapidgzip's, about 4 MB apart): about a chunk read by two
+# ranges at every cut, plus a store's block at each end (store.RANGE_BLOCK): about 8 MB a
+# range. At 16 MB a range the workers fetched 1.56 times the archive beyond the verifying
+# pass, at 256 MB 1.105 (a 400 MB corpus); at this size, what bench/stores.py measures
+# (docs/performance.md). Examples leave a worker through files (beam.py), so a range's size
+# is not held in memory; 155 GB still gives about 300 ranges to spread over the workers.
+RANGE_BYTES = 512 << 20
 
 
 def cut(items: list, min_ranges: int = 1) -> list[list]:

@@ -8,7 +8,8 @@ TFDS's own reads and writes of the data dir (its records through `tf.io`) stay T
 
 Reads are sequential ranges of `BLOCK` bytes. When two readers share one pass over an object
 (an archive's stream and its digest, `shared_pass`), each block is fetched once and handed to
-both, so a pass fetches the object once.
+both, so a pass fetches the object once. A Beam worker reads its range of an archive in
+`RANGE_BLOCK`s: what it fetches beyond its range is at most a block at each end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from imagenet2017_tfds.errors import StorageError
 
 BLOCK = 16 << 20  # bytes a read fetches at once: few requests, little overshoot at the end
 KEPT_BLOCKS = 3  # a reader's own recent blocks: rapidgzip's threads read a little out of order
+# A range of members (ranges.RANGE_BYTES) is a few hundred MB: 4 MB blocks keep what its
+# edges add small, in requests each long enough that a request's latency is not the cost.
+RANGE_BLOCK = 4 << 20
 
 # The client of each scheme, and what to install for it.
 CLIENTS = {
@@ -179,6 +183,8 @@ class StorePath:
         with _calls(self.url, "listing it"):
             found = self.fs.find(self.key, detail=True)
         prefix = self.key + "/"
+        # fsspec's memory file system names its keys from "/".
+        found = {key.lstrip("/"): info for key, info in found.items()}
         return {
             key[len(prefix) :]: int(info.get("size") or 0)
             for key, info in found.items()
@@ -186,9 +192,10 @@ class StorePath:
         }
 
     # ------------------------------------------------------------------ reads and writes
-    def open(self, mode: str = "rb"):
+    def open(self, mode: str = "rb", block: int | None = None):
+        """block: the bytes a read fetches at once (BLOCK)."""
         if mode in ("rb", "r"):
-            reader = io.BufferedReader(Reader(self), buffer_size=1 << 20)
+            reader = io.BufferedReader(Reader(self, block), buffer_size=1 << 20)
             return io.TextIOWrapper(reader, encoding="utf-8") if mode == "r" else reader
         if mode in ("wb", "w"):
             with _calls(self.url, "writing it"):
@@ -264,6 +271,23 @@ class StorePath:
         target = StorePath(target)
         with _calls(self.url, f"copying it to {target}"):
             self.fs.copy(self.key, target.key)
+
+
+def move_folder(source: StorePath, target: StorePath, last: str) -> None:
+    """Copies every object below `source` to the same name below `target`, then deletes the
+    sources: what renaming a folder does on a disk, in an order a reader can trust though the
+    store has no rename: `last` is copied after every other object, so a folder that has it
+    has them all. Each copy and deletion is one request the client retries on its own."""
+    # Not folder markers (objects named "x/", which TensorFlow's makedirs writes): no data.
+    names = [name for name in source.files() if name and not name.endswith("/")]
+    if last not in names:
+        raise StorageError(
+            f"{source.url}: expected {last} among the {len(names)} objects to move to "
+            f"{target.url}, found none; nothing was moved. Build again."
+        )
+    for name in sorted(names, key=lambda n: (n == last, n)):
+        (source / name).copy(target / name)
+    source.rmtree()
 
 
 def _identity(path: StorePath, info: dict) -> dict:
@@ -376,11 +400,12 @@ def shared_pass(path, readers: int = 2):
 
 
 class Reader(io.RawIOBase):
-    """An object read in `BLOCK`-sized ranges, forward or by seeking (rapidgzip's reader, the
-    digest, a Beam worker's range)."""
+    """An object read in blocks of `block` bytes (BLOCK), forward or by seeking (rapidgzip's
+    reader, the digest, a Beam worker's range)."""
 
-    def __init__(self, path: StorePath):
+    def __init__(self, path: StorePath, block: int | None = None):
         self.path = path
+        self.block = block or BLOCK
         self.size = path.stat().length
         self._pos = 0
         self._kept: OrderedDict[int, bytes] = OrderedDict()
@@ -400,8 +425,8 @@ class Reader(io.RawIOBase):
         return self._pos
 
     def _fetch(self, index: int) -> bytes:
-        start = index * BLOCK
-        end = min(self.size, start + BLOCK)
+        start = index * self.block
+        end = min(self.size, start + self.block)
         with _calls(self.path.url, f"reading bytes {start} to {end}"):
             data = self.path.fs.cat_file(self.path.key, start=start, end=end)
         if len(data) != end - start:
@@ -425,7 +450,7 @@ class Reader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self._pos >= self.size:
             return 0
-        index, within = divmod(self._pos, BLOCK)
+        index, within = divmod(self._pos, self.block)
         block = self._block(index)
         n = min(len(buffer), len(block) - within)
         buffer[:n] = block[within : within + n]

@@ -5,7 +5,8 @@ must resume past the stream).
 
     python -m tests.killed_build MANUAL DATA POINT   (POINT: stream, streamed, shards,
                                                        checkpoint, worker_checkpoint,
-                                                       worker, uploaded, none, no_read)
+                                                       worker, uploaded, moving, none,
+                                                       no_read)
 """
 
 from __future__ import annotations
@@ -130,6 +131,17 @@ def main(manual: str, data: str, point: str) -> None:
             _die()
 
         fileio.link_or_copy = link_or_copy
+    elif point == "moving":  # the dataset finished, its first object copied into place
+        from imagenet2017_tfds import store
+
+        real_copy = store.StorePath.copy
+
+        def copy(self, *args, **kwargs):
+            real_copy(self, *args, **kwargs)
+            if "/incomplete." in self.url:
+                _die()
+
+        store.StorePath.copy = copy
     elif point == "no_read":
 
         def refuse(*args, **kwargs):

@@ -140,3 +140,21 @@ def test_bench_without_psutil_says_which_extra_to_install():
                             capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 1
     assert "pip install 'imagenet2017-tfds[bench]'" in result.stderr
+
+
+@pytest.mark.stores  # starts the storage test bed (root, Go)
+def test_the_store_benchmark_counts_what_each_build_fetched(tmp_path):
+    out = tmp_path / "stores.json"
+    command = [sys.executable, str(ROOT / "bench" / "stores.py"), "--size-mb", "20"]
+    command += ["--work", str(tmp_path / "w"), "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env=build_env(None), timeout=900)
+    result = json.loads(out.read_text())
+    local, beam = result["engines"]["local"], result["engines"]["beam"]
+    # The local engine's stream and digest share one fetch of the archive: exactly its size.
+    assert local["archive_read_vs_size"] == 1.0
+    # Beam verifies and scans in one pass, then its workers read their ranges.
+    assert beam["archive_read_vs_size"] == 1.0 + beam["ranges_vs_size"]
+    assert beam["ranges_vs_size"] > 0
+    for row in (local, beam):
+        assert row["store_seconds"] > 0 and row["local_seconds"] > 0
+        assert row["uploaded_vs_shards"] >= 1.0  # every shard went up

@@ -10,6 +10,7 @@ from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.sources import Entry
 
 MB = 1 << 20
+RANGE = ranges.RANGE_BYTES
 
 
 def items(sizes: list[int]) -> list[tuple[Entry, Item]]:
@@ -31,8 +32,8 @@ def test_nothing_to_cut_gives_no_range():
     [
         ([100_000] * 10, 1, 1),  # 1 MB in all: one range
         ([100_000] * 10, 3, 3),  # at least as many as asked
-        ([10 * MB] * 5, 1, 4),  # 50 MB: ceil(50 / 16)
-        ([40 * MB, MB], 1, 2),  # never more ranges than items
+        ([RANGE // 5] * 16, 1, 4),  # 3.2 ranges' bytes: 4
+        ([3 * RANGE, MB], 1, 2),  # never more ranges than items
         ([MB] * 3, 8, 3),
     ],
 )

@@ -133,3 +133,35 @@ def test_a_missing_object_is_a_file_not_found_error_and_a_failing_client_ours(bl
         (path.parent / "nothing").read_bytes()
     with pytest.raises(StorageError, match=r"hdfs://x/y: .* failed"):
         store.StorePath("hdfs://x/y").exists()  # no Hadoop here: the client fails to load
+
+
+def test_a_folder_is_moved_with_the_named_object_last(blob, monkeypatch):
+    """What a reader of the target can trust: once `last` is there, every object is."""
+    path, _ = blob
+    source, target = path.parent / "incomplete.x_1.0", path.parent / "1.0"
+    names = ["dataset_info.json", "LICENSE", "train.tfrecord-00000-of-00001", "sub/z"]
+    for name in names:
+        (source / name).write_text(name)
+    copied = []
+    real_copy = store.StorePath.copy
+    monkeypatch.setattr(
+        store.StorePath, "copy", lambda self, t: (copied.append(t.name), real_copy(self, t))
+    )
+    store.move_folder(source, target, last="dataset_info.json")
+    assert copied[-1] == "dataset_info.json" and sorted(copied) == sorted(
+        p.split("/")[-1] for p in names
+    )
+    assert sorted(target.files()) == sorted(names)
+    assert all((target / n).read_text() == n for n in names)
+    assert not source.exists()
+
+
+def test_a_folder_without_the_object_to_move_last_is_left_where_it_is(blob):
+    path, _ = blob
+    source, target = path.parent / "incomplete.y_1.0", path.parent / "2.0"
+    (source / "LICENSE").write_text("x")
+    with pytest.raises(
+        StorageError, match=r"incomplete.y_1.0: expected dataset_info.json .* found none"
+    ):
+        store.move_folder(source, target, last="dataset_info.json")
+    assert source.files() == {"LICENSE": 1} and not target.exists()

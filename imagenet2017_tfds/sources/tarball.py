@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import rapidgzip
 
-from imagenet2017_tfds import fileio, machine
+from imagenet2017_tfds import fileio, machine, store
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import Entry, Source, release_path
@@ -156,7 +156,9 @@ class Tarball(Source):
         with contextlib.ExitStack() as stack:
             target = os.fspath(self.path)
             if not fileio.is_local(self.path):
-                target = stack.enter_context(self.path.open("rb"))
+                # A kept reader reads ranges (a Beam worker's): smaller blocks, less beyond them.
+                block = store.RANGE_BLOCK if self.keep_open else None
+                target = stack.enter_context(self.path.open("rb", block=block))
             try:
                 f = stack.enter_context(
                     rapidgzip.RapidgzipFile(target, parallelization=self._threads())
