@@ -164,7 +164,8 @@ def test_archives_and_caches_on_s3(bed, cli_builds, tarball_release, tmp_path, e
     assert "verdict-ILSVRC2017_CLS-LOC.tar.gz.json" in listing.stdout, listing.stderr
 
 
-def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_release):
+@pytest.mark.parametrize("etils", sorted(ETILS))
+def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_release, etils):
     bed.reset_counts()
     result = tfds_build(
         bed,
@@ -173,6 +174,7 @@ def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_releas
         f"s3://{BUCKET}/data",
         tarball_release.checksums,
         scratch=None,
+        env=ETILS[etils],
         check=False,
     )
     assert result.returncode != 0
@@ -184,13 +186,15 @@ def test_a_data_dir_on_s3_is_refused_before_anything_is_read(bed, tarball_releas
     assert bed.counts().total("read", prefix=f"s3://{BUCKET}/raw") == 0
 
 
+@pytest.mark.parametrize("etils", sorted(ETILS))
 @pytest.mark.parametrize("scheme", ["gs", "s3"])
 def test_an_archive_replaced_by_one_of_the_same_size_is_verified_again(
-    bed, tarball_release, tmp_path, scheme
+    bed, tarball_release, tmp_path, scheme, etils
 ):
     """The verdict cached for the archive is keyed by the store's version of it (generation,
     ETag): a same-size replacement is read again and refused, with the same download dir."""
-    raw, cache = f"{scheme}://{BUCKET}/swap-raw", f"{scheme}://{BUCKET}/swap-downloads"
+    raw = f"{scheme}://{BUCKET}/swap-raw-{etils}"
+    cache = f"{scheme}://{BUCKET}/swap-downloads-{etils}"
     archives = Path(tarball_release.manual_dir)
     for archive in sorted(archives.glob("*.tar.gz")):
         bed.upload(archive, f"{raw}/")
@@ -203,6 +207,7 @@ def test_an_archive_replaced_by_one_of_the_same_size_is_verified_again(
         "--download_dir",
         cache,
         scratch=tmp_path / "scratch",
+        env=ETILS[etils],
     )
     bad = tmp_path / "ILSVRC2017_CLS-LOC.tar.gz"
     data = bytearray((archives / bad.name).read_bytes())
@@ -219,6 +224,7 @@ def test_an_archive_replaced_by_one_of_the_same_size_is_verified_again(
         "--download_dir",
         cache,
         scratch=tmp_path / "scratch",
+        env=ETILS[etils],
         check=False,
     )
     assert result.returncode != 0
@@ -275,8 +281,13 @@ def test_the_commands_read_archives_in_a_store(bed, tarball_release, scheme):
 
 
 @pytest.mark.engines
-@pytest.mark.parametrize("runner", ["flink", "spark", "prism"])
-def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tmp_path, runner):
+@pytest.mark.parametrize(
+    ("runner", "etils"),
+    [("flink", "default"), ("flink", "fsspec"), ("spark", "default"), ("prism", "default")],
+)
+def test_beam_engines_build_from_gs_into_gs(
+    bed, cli_builds, tarball_release, tmp_path, runner, etils
+):
     """Beam's Flink and Spark job servers and Prism, with their SDK workers (the package's
     boot), read the archives and write the shards in the store: the local build's examples."""
     # What the engine needs comes from Maven Central or the Go proxy, which the bed's
@@ -297,7 +308,7 @@ def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tm
         timeout=1800,
     )
     assert fetched.returncode == 0, fetched.stderr[-3000:]
-    run = f"gs://{BUCKET}/{runner}"
+    run = f"gs://{BUCKET}/{runner}-{etils}"
     command = [
         sys.executable,
         "-m",
@@ -322,7 +333,7 @@ def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tm
     ]
     result = bed.run(
         command,
-        env=build_env(tarball_release.checksums),
+        env={**build_env(tarball_release.checksums), **ETILS[etils]},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -332,7 +343,7 @@ def test_beam_engines_build_from_gs_into_gs(bed, cli_builds, tarball_release, tm
     got = tmp_path / "data"
     bed.download(version_dir(f"{run}/data", "clsloc"), version_dir(got, "clsloc"))
     assert readback.records(got, "clsloc") == readback.records(cli_builds, "clsloc")
-    assert loaded(bed, f"{run}/data", "clsloc") == local_loaded(cli_builds, "clsloc")
+    assert loaded(bed, f"{run}/data", "clsloc", ETILS[etils]) == local_loaded(cli_builds, "clsloc")
 
 
 def build_command(config, manual_dir, data_dir, download_dir) -> list[str]:
@@ -414,15 +425,17 @@ def test_two_builds_into_one_gs_data_dir_do_not_interleave(
     assert not locked()
 
 
+@pytest.mark.parametrize("etils", sorted(ETILS))
 def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
-    bed, cli_builds, tarball_release, tmp_path
+    bed, cli_builds, tarball_release, tmp_path, etils
 ):
     """SIGKILL once the first shard is in the data dir (tests/killed_build.py): the lock, the
     heartbeat and TFDS's incomplete folder stay in the store. The rerun takes the lock over
     (its holder is a dead process of this host), removes the leftovers, reuses the scratch
     folder's stream and shards without reading an archive again, and writes the same bytes."""
-    data = f"gs://{BUCKET}/killed/data"
+    data = f"gs://{BUCKET}/killed-{etils}/data"
     env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
+    env.update(ETILS[etils])
     killed = bed.run(
         [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, "uploaded"],
         env=env,
@@ -432,7 +445,7 @@ def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
         timeout=900,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    left = listing(bed, f"{BUCKET}/killed/data")
+    left = listing(bed, data.removeprefix("gs://"))
     assert any(p.endswith("clsloc/.build.lock") for p in left), left
     assert [p for p in left if "/incomplete." in p and ".tfrecord-" in p], left
     bed.reset_counts()
@@ -444,7 +457,7 @@ def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
     assert "ILSVRC2017_CLS-LOC.tar.gz: read by an earlier run of this build; reusing it" in said
     assert "3 shards written by an earlier run of this build: reusing them" in said
     assert bed.counts().total("read", prefix=f"gs://{BUCKET}/raw/") == 0
-    left = listing(bed, f"{BUCKET}/killed/data")
+    left = listing(bed, data.removeprefix("gs://"))
     assert not [p for p in left if "/incomplete." in p or ".build.lock" in p], left
     got = tmp_path / "data"
     bed.download(version_dir(data, "clsloc"), version_dir(got, "clsloc"))

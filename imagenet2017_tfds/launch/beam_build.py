@@ -11,6 +11,12 @@
   processes instead: a JobManager and a TaskManager (WORKERS slots) of the Flink release the
   runner was built for, from PyPI's apache-flink-libraries (jars) and apache-flink (scripts),
   fetched once into the same cache; the SDK workers are then the TaskManager's children.
+  With `--flink_master HOST:PORT`, it submits to a Flink cluster of the user's instead (the
+  JobManager's REST endpoint), and starts only the job server, here, advertised at this
+  host's address on the way to the cluster. It first checks that the cluster answers with
+  WORKERS free slots and that every data folder is a URL (gs://...) the workers' hosts read
+  too. The TaskManagers need the job server's jars on their classpath and the hosts the same
+  venv, package (`--no-setup-file`) and cache at the same paths (docs/beam.md).
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
   (`--spark-master-url=local[WORKERS]`), fetched once (spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
@@ -22,8 +28,9 @@ The workers get the package as a cluster's would: Beam builds an sdist (`setup_f
 package this process imports, from a clone or from site-packages alike (`staged_setup`), and
 stages it, the boot pip-installs it, and the package's folder is not on the workers'
 PYTHONPATH (`--no-setup-file` skips this and lets them import it from there).
-Everything it starts listens on loopback and is stopped when the build ends, fails, times out
-or is interrupted; it exits with the build's status. The environment passes through
+Everything it starts listens on loopback (but Beam's job server and SDK-harness services,
+which listen on every address: docs/beam.md) and is stopped when the build ends, fails, times
+out or is interrupted; it exits with the build's status. The environment passes through
 (IMAGENET2017_CHECKSUMS and the like); arguments after `--` go to `tfds build`. With
 --work_dir, the logs and `timeline.json` (when the job was submitted, its workers up, it ended)
 are kept there.
@@ -50,6 +57,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +154,17 @@ class JobServer:
 
 def worker_options(workers: int) -> list[str]:
     return [f"sdk_worker_parallelism={workers}", "environment_cache_millis=3600000"]
+
+
+@dataclass(frozen=True)
+class FlinkMaster:
+    """A user's Flink cluster to submit to (--flink_master), as checked before submitting:
+    its REST endpoint, the slots of its largest TaskManager (the SDK workers to start on each),
+    and this host's address on the way to it (where the job server is advertised)."""
+
+    rest: str
+    slots_per_taskmanager: int
+    job_host: str
 
 
 JOB_SERVERS = {
@@ -432,6 +451,94 @@ def boot_wrapper(work: Path) -> Path:
     return wrapper
 
 
+def cluster_boot() -> Path:
+    """The PROCESS environment's command on a cluster's hosts: the same two-line wrapper, in
+    the cache, which every host has at the same path with the venv and the job server's jars
+    (their machine image); made by --fetch_only, as the hosts may not write there."""
+    digest = hashlib.sha256(f"{sys.executable}\0{BOOT}".encode()).hexdigest()[:12]
+    try:
+        return cached(f"beam-boot-wrapper-{digest}", boot_wrapper) / "beam_boot"
+    except OSError as e:  # a read-only cache (a cluster host's machine image)
+        raise LaunchError(
+            f"no SDK worker boot in {CACHE} and it cannot be written there ({e}): run "
+            "`imagenet2017-tfds beam-build --runner flink --fetch_only` where it can"
+        ) from None
+
+
+# How long a TaskManager keeps a job's SDK workers once no task of the job runs there (Beam's
+# environment_cache_millis: the delay before it releases them, not a lifetime). On a cluster
+# of the user's, which outlives the job, the workers (TensorFlow imported, each) end this
+# long after the job; measured with an hour, they were still there 60 s after it. A minute
+# still spans the pauses between a job's stages.
+CLUSTER_WORKERS_KEPT_MS = 60_000
+
+
+def cluster_pipeline_options(workers: int, master: FlinkMaster) -> list[str]:
+    """The job's parallelism is WORKERS slots of the cluster; each TaskManager starts an SDK
+    worker per slot it has. The experiment leaves the list of the submitter's packages
+    unstaged: with --no-setup-file nothing is staged then, so the TaskManagers need no
+    folder shared with the job server (docs/beam.md)."""
+    return [
+        f"parallelism={workers}",
+        f"sdk_worker_parallelism={master.slots_per_taskmanager}",
+        f"environment_cache_millis={CLUSTER_WORKERS_KEPT_MS}",
+        "experiments=disable_logging_submission_environment",
+    ]
+
+
+def check_shared_folders(args) -> None:
+    """With --flink_master, every data folder must be a URL the workers' hosts read too."""
+    for option in ("manual_dir", "data_dir", "download_dir"):
+        value = getattr(args, option)
+        if value is not None and ("://" not in value or value.startswith("file://")):
+            raise LaunchError(
+                f"with --flink_master the workers run on other hosts: --{option} {value} is a "
+                "local path they cannot see; use gs://... (or another store every host reads)"
+            )
+
+
+def flink_taskmanagers(rest: str) -> list[dict]:
+    """The TaskManagers registered with the JobManager whose REST endpoint is rest."""
+    url = f"http://{rest}/taskmanagers"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a cluster's own
+    try:
+        with opener.open(url, timeout=remaining(30)) as response:
+            return json.load(response)["taskmanagers"]
+    except (OSError, ValueError, KeyError) as e:
+        raise LaunchError(
+            f"the Flink cluster at {rest} does not answer ({url}: {e}): expected its "
+            "JobManager's REST endpoint (rest.address:rest.port) there, reachable from this host"
+        ) from None
+
+
+def check_flink_master(rest: str, workers: int) -> FlinkMaster:
+    """That the cluster answers and has WORKERS free task slots (the job's parallelism: a
+    batch job waits for them all, then fails after Flink's slot.request.timeout)."""
+    managers = flink_taskmanagers(rest)
+    free = sum(m.get("freeSlots", 0) for m in managers)
+    if free < workers:
+        todo = (
+            "start TaskManagers, or wait for the running jobs to end"
+            if free == 0
+            else f"--workers {workers} needs {workers}: lower --workers or add TaskManagers"
+        )
+        raise LaunchError(
+            f"the Flink cluster at {rest} has {free} free task slots "
+            f"({len(managers)} TaskManagers registered): {todo}"
+        )
+    host, _, port = rest.rpartition(":")
+    slots = max(m.get("slotsNumber", 1) for m in managers)
+    return FlinkMaster(rest, slots, address_towards(host.strip("[]"), int(port)))
+
+
+def address_towards(host: str, port: int) -> str:
+    """This host's address on the route to host:port, which the cluster reaches it at."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    with socket.socket(family, kind, proto) as s:
+        s.connect(address)  # UDP: picks the route, sends nothing
+        return s.getsockname()[0]
+
+
 def staged_setup(work: Path) -> Path:
     """A setup.py for Beam's stager (`setup_file`), in WORK/stage beside a copy of the package
     this process imports, with every file of it: an installed package has no setup.py of its
@@ -480,9 +587,12 @@ class Engine:
                               f"{tail(self.log)}")  # fmt: skip
 
 
-def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine | None]:
+def start_engine(
+    args, services: Services, env: dict, master: FlinkMaster | None = None
+) -> tuple[list[str], Engine | None]:
     """Starts the runner's job server, without waiting for it (the build's own start-up takes
-    longer); returns the pipeline options and the engine."""
+    longer); returns the pipeline options and the engine. With master (--flink_master), the
+    job server submits to that cluster, whose TaskManagers start the SDK workers."""
     if args.runner == "direct":
         return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
                 "direct_running_mode=multi_processing"], None  # fmt: skip
@@ -501,16 +611,25 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
         # Spark's scratch files (spark.local.dir) go to java.io.tmpdir too.
         engine_args = server.engine_args(args.workers)
         if args.flink_cluster == "standalone":
-            master = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
-            engine_args = [f"--flink-master={master}"]
+            rest = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
+            engine_args = [f"--flink-master={rest}"]
+        if master is not None:
+            engine_args = [f"--flink-master={master.rest}"]
         if args.runner == "flink":  # the job's restarts (FLINK_RESTARTS)
             engine_args.append(f"--flink-conf-dir={flink_conf(services.work)}")
-        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options,
+        # --job-host is only the address the job server advertises (it listens on every
+        # address whatever it says: docs/beam.md); on a cluster, this host's on its network.
+        job_host = "localhost" if master is None else master.job_host
+        # Java takes its home from the password file, not HOME (a cluster host's own).
+        home = [] if master is None else [f"-Duser.home={Path.home()}"]
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options, *home,
                    f"-Djava.io.tmpdir={tmp}", "-cp", classpath, server.main,
-                   *engine_args, f"--job-port={port}",
+                   *engine_args, f"--job-host={job_host}", f"--job-port={port}",
                    f"--artifact-port={free_port()}", "--expansion-port=-1",
                    f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
         ready, engine = "JobService started on", server.pipeline_options(args.workers)
+        if master is not None:
+            engine = cluster_pipeline_options(args.workers, master)
         wenv.update(server.env)
     else:
         name = "Prism job server"
@@ -518,9 +637,12 @@ def start_engine(args, services: Services, env: dict) -> tuple[list[str], Engine
                    "--log_kind=text"]  # fmt: skip
         ready, engine = "Serving JobManagement", []
     process = services.start("job-server", command, wenv)
-    config = json.dumps({"command": str(boot_wrapper(services.work))})
+    # On a cluster, the workers' hosts cannot see this host's work folder.
+    boot = boot_wrapper(services.work) if master is None else cluster_boot()
+    config = json.dumps({"command": str(boot)})
+    job_host = "localhost" if master is None else master.job_host
     # job_server_timeout: how long the build waits for the job server to answer.
-    options = ["runner=PortableRunner", f"job_endpoint=localhost:{port}",
+    options = ["runner=PortableRunner", f"job_endpoint={job_host}:{port}",
                f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
                f"environment_config={config}", *engine]  # fmt: skip
     if args.setup_file:
@@ -579,6 +701,12 @@ def parse_args(argv):
     parser.add_argument("--flink_cluster", choices=["embedded", "standalone"], default="embedded",
                         help="flink: the job server's own Flink, or a JobManager and a "
                         "TaskManager started beside it")  # fmt: skip
+    parser.add_argument(
+        "--flink_master",
+        metavar="HOST:PORT",
+        help="flink: submit to this existing Flink cluster (its JobManager's "
+        "REST endpoint); only the job server starts here",
+    )
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the package from its folder, not a staged sdist")  # fmt: skip
@@ -595,7 +723,32 @@ def parse_args(argv):
         parser.error(f"--workers must be 1 or more, not {args.workers}")
     if args.flink_cluster == "standalone" and args.runner != "flink":
         parser.error(f"--flink_cluster standalone needs --runner flink, not {args.runner}")
+    if args.flink_master is not None:
+        check_flink_master_args(parser, args)
     return args
+
+
+def check_flink_master_args(parser, args) -> None:
+    if args.runner != "flink":
+        parser.error(f"--flink_master needs --runner flink, not {args.runner}")
+    if args.flink_cluster == "standalone":
+        parser.error(
+            "--flink_master submits to a cluster of yours; --flink_cluster standalone "
+            "would start one of its own: give one of them"
+        )
+    host, _, port = args.flink_master.rpartition(":")
+    if not host or not port.isdigit():
+        parser.error(
+            f"--flink_master {args.flink_master}: expected HOST:PORT of the Flink "
+            "JobManager's REST endpoint, e.g. jobmanager:8081"
+        )
+    if args.setup_file and not args.fetch_only:
+        # The job server writes a staged sdist under its own --artifacts-dir, which the
+        # TaskManagers read from the same path on their hosts (docs/beam.md).
+        parser.error(
+            "--flink_master needs --no-setup-file: the workers run on other hosts and "
+            "import the package installed there (the same venv as here)"
+        )
 
 
 def tfds_command(args, options: list[str]) -> list[str]:
@@ -608,7 +761,17 @@ def tfds_command(args, options: list[str]) -> list[str]:
 
 
 def run_build(args, services: Services, env: dict, started: float) -> int:
-    options, engine = start_engine(args, services, env)
+    master = None
+    if args.flink_master is not None:  # before anything is fetched or started
+        check_shared_folders(args)
+        master = check_flink_master(args.flink_master, args.workers)
+        print(
+            f"beam_build: the Flink cluster at {master.rest} has the free slots; the job "
+            f"server is advertised at {master.job_host}",
+            file=sys.stderr,
+            flush=True,
+        )
+    options, engine = start_engine(args, services, env, master)
     services.engine = engine
     command = tfds_command(args, options)
     print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
@@ -628,6 +791,8 @@ def main(argv=None) -> int:
             job_server_classpath(JOB_SERVERS[args.runner])
         if args.runner == "flink" and args.flink_cluster == "standalone":
             flink_distribution()
+        if args.runner == "flink":  # for a cluster's hosts (--flink_master)
+            cluster_boot()
         if args.runner == "prism":
             prism_binary()
         return 0

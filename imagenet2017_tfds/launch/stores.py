@@ -34,6 +34,14 @@ How it is built, and why:
   got (http://): the front drops that header and sends the scheme the client used
   (X-Forwarded-Proto, which fake-gcs-server honours, and a rewrite of what still says http://).
 
+- On a network (`StoreBed(network=Network(...))`, what launch/cluster.py's simulated hosts
+  share): the namespace also gets a link to it, joined by the network's own code before the
+  servers start, and the front listens on that address too, with a certificate covering it.
+  Clients on other hosts of the network use `bed.network_env`: the CA where they can read it
+  (the registry folder, as they do not see this machine's temporary folders) and S3 at the
+  address; their own hosts files map Google's names to it. The front counts per client
+  address, so per host.
+
 Everything runs as root (namespaces, port 443). The bed stops every process in its namespace,
 deletes it, /etc/netns/NAME, /run/i2017-store/NAME and its temporary folder (certificates,
 logs, fake-gcs-server's objects with backend="filesystem") on exit, also when the body raised
@@ -61,14 +69,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 PREFIX = "i2017-store-"  # namespaces, /etc/netns/ folders and temporary folders of beds
+# A simulated cluster's (launch/cluster.py): named, registered and removed as a store bed is,
+# its namespaces being <bed>-<part>. Known here so that any bed removes stale ones of both.
+CLUSTER_PREFIX = "i2017-cluster-"
+PREFIXES = (PREFIX, CLUSTER_PREFIX)
 # A folder per bed (gone at reboot, as the namespaces are): `tmp`, the path of its temporary
 # folder, and its front's control socket, here as a Unix socket's path has at most 107 bytes
 # and a temporary folder's can be longer (pytest's).
 REGISTRY = Path("/run/i2017-store")
+NETNS = Path("/var/run/netns")  # `ip netns`'s named namespaces
+ETC_NETNS = Path("/etc/netns")  # files `ip netns exec` binds over /etc's
 GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 FAKE_GCS = "github.com/fsouza/fake-gcs-server"
 FAKE_GCS_VERSION = "v1.56.1"
@@ -90,6 +106,19 @@ class StoreError(RuntimeError):
     """The bed could not start, stop or do what was asked; the message says what to do."""
 
 
+@dataclass(frozen=True)
+class Network:
+    """A network the bed's namespace joins beside its loopback (launch/cluster.py's bridge).
+    join(namespace) plugs that namespace in with `address` (no prefix length) before any server
+    starts; `name` is the bed's host name there and `hosts` (name -> address) the others', for
+    its hosts file and the front's certificate."""
+
+    name: str
+    address: str
+    join: Callable[[str], None]
+    hosts: Mapping[str, str] = field(default_factory=dict)
+
+
 # ------------------------------------------------------------------------------------------
 # The bed: namespace, servers, front; used from the test process (outside the namespace).
 
@@ -97,12 +126,17 @@ class StoreError(RuntimeError):
 class StoreBed:
     """GCS and S3 on the loopback of a private network namespace; see the module's doc."""
 
-    def __init__(self, backend: str = "memory", ready_seconds: float = READY_SECONDS):
+    def __init__(
+        self,
+        backend: str = "memory",
+        ready_seconds: float = READY_SECONDS,
+        network: Network | None = None,
+    ):
         """backend: fake-gcs-server's. "memory" (objects in its RAM) behaves as GCS does;
         "filesystem" (objects as files in the bed's temporary folder) drops folder markers
         (objects named "x/", which tf.io.gfile.makedirs writes) and refuses an object whose
         name is another's prefix ("a" beside "a/b": 500, `file exists`). Both hold an object
-        whole in RAM while it is written."""
+        whole in RAM while it is written. network: one to join as well (see Network)."""
         if backend not in ("memory", "filesystem"):
             raise StoreError(f"backend {backend!r}: expected 'memory' or 'filesystem'")
         self.backend = backend
@@ -111,7 +145,9 @@ class StoreBed:
         self.tmp: Path | None = None  # certificates, logs, fake-gcs-server's objects
         self.control = REGISTRY / self.name / "control.sock"  # the front's
         self.processes: dict[str, subprocess.Popen] = {}
-        self.env: dict[str, str] = {}  # the clients' (see start)
+        self.network = network
+        self.env: dict[str, str] = {}  # the clients' inside the namespace (see start)
+        self.network_env: dict[str, str] = {}  # the clients' elsewhere on the network
         self.started_in: float | None = None  # seconds
         self._closed = False
 
@@ -138,7 +174,12 @@ class StoreBed:
         # TMPDIR may differ: pytest's, another user's).
         (REGISTRY / self.name).mkdir(parents=True, mode=0o700)
         (REGISTRY / self.name / "tmp").write_text(str(self.tmp))
-        tls = make_certificates(self.tmp)
+        network = self.network
+        tls = make_certificates(
+            self.tmp,
+            names=[network.name] if network else [],
+            addresses=[network.address] if network else [],
+        )
         _ip("netns", "add", self.name, what=f"creating the network namespace {self.name}")
         _ip(
             "netns",
@@ -151,16 +192,9 @@ class StoreBed:
             "up",
             what=f"bringing up loopback in {self.name}",
         )
-        etc = Path("/etc/netns") / self.name
-        etc.mkdir(parents=True, exist_ok=True)
-        names = " ".join(GOOGLE_HOSTS)
-        # The machine's own name too, as every hosts file has it: Flink's JobManager looks it
-        # up (InetAddress.getLocalHost) and stops when it cannot.
-        (etc / "hosts").write_text(
-            f"127.0.0.1 localhost {socket.gethostname()} {names}\n::1 localhost\n"
-        )
-        # Nothing listens on port 53 in the namespace: a lookup is refused at once.
-        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        if network is not None:
+            network.join(self.name)
+        self._write_etc()
         backend = ["-backend", self.backend]
         if self.backend == "filesystem":
             (self.tmp / "gcs-data").mkdir()
@@ -198,6 +232,7 @@ class StoreBed:
             "key": str(tls["key"]),
             "ca": str(tls["ca"]),
             "control": str(self.control),
+            "addresses": ["127.0.0.1", *([network.address] if network else [])],
         }
         (self.tmp / "front.json").write_text(json.dumps(config))
         pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -212,43 +247,29 @@ class StoreBed:
             ],
             env=dict(os.environ, PYTHONPATH=pythonpath),
         )
-        ca = str(tls["ca"])
-        # What each client needs, measured (a client without it fails or is slow as said).
-        # gcsfs needs neither STORAGE_EMULATOR_HOST (its default endpoint is
-        # https://storage.googleapis.com, which the hosts file brings here) nor a token: with
-        # no credentials found it falls back to anonymous requests.
-        self.env = {
-            # Python's ssl (aiohttp, so gcsfs): else CERTIFICATE_VERIFY_FAILED. requests (what
-            # google-auth refreshes tokens with) reads its own variable.
-            "SSL_CERT_FILE": ca,
-            "REQUESTS_CA_BUNDLE": ca,
-            # TensorFlow's libcurl: else `libcurl code 60` on every request, 10 retries each.
-            "CURL_CA_BUNDLE": ca,
-            # gcsfs 2026.x: else GCSFileSystem is ExtendedGcsFileSystem, which asks the Storage
-            # Control API (gRPC, storage.googleapis.com:443) for each bucket's layout and does
-            # not cache a failed answer: a warning per operation, and with credentials at hand
-            # a gRPC call to the front (HTTP/1.1 only) retried per operation.
-            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-            # gcsfs: else google-auth pings the metadata server (3 tries, 1 s and 2 s apart,
-            # each failing at once here) and gcsfs tries its "cloud" method: 18 s per
-            # GCSFileSystem. Both want "true" in lower case. TensorFlow needs it not: its
-            # lookup of metadata.google.internal fails at once (the bed's resolv.conf).
-            "NO_GCE_CHECK": "true",
-            # TensorFlow works without it (an empty bearer token), but then looks for a
-            # credentials file before each request and logs at INFO that it found none.
-            "GOOGLE_AUTH_TOKEN_FOR_TESTING": "test",
-            # S3 clients (botocore >= 1.31 reads AWS_ENDPOINT_URL) to the front's S3 port;
-            # moto takes any key. botocore picks path-style URLs for an endpoint given by IP.
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            # A proxy set for the machine would be unreachable from the namespace.
-            "NO_PROXY": ",".join(["127.0.0.1", "localhost", *GOOGLE_HOSTS]),
-            "no_proxy": ",".join(["127.0.0.1", "localhost", *GOOGLE_HOSTS]),
-        }
+        self.env = _client_env(str(tls["ca"]), "127.0.0.1")
+        if network is not None:
+            # Hosts elsewhere do not see this machine's temporary folders: the CA goes where
+            # they can read it, removed with the bed's registry folder.
+            ca = shutil.copy(tls["ca"], REGISTRY / self.name / "ca.pem")
+            self.network_env = _client_env(str(ca), network.address)
         self._wait_ready()
         self.started_in = time.monotonic() - started
+
+    def _write_etc(self) -> None:
+        """The namespace's hosts and resolv.conf (`ip netns exec` binds them over /etc's)."""
+        etc = ETC_NETNS / self.name
+        etc.mkdir(parents=True, exist_ok=True)
+        names = " ".join(GOOGLE_HOSTS)
+        # The machine's own name too, as every hosts file has it: Flink's JobManager looks it
+        # up (InetAddress.getLocalHost) and stops when it cannot.
+        lines = [f"127.0.0.1 localhost {socket.gethostname()} {names}", "::1 localhost"]
+        if self.network is not None:
+            hosts = {**self.network.hosts, self.network.name: self.network.address}
+            lines += [f"{address} {name}" for name, address in hosts.items()]
+        (etc / "hosts").write_text("\n".join(lines) + "\n")
+        # Nothing listens on port 53 in the namespace: a lookup is refused at once.
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
 
     def close(self, raising: bool = False) -> None:
         """Stops everything in the namespace and removes the bed; again does nothing. A second
@@ -256,15 +277,8 @@ class StoreBed:
         if self._closed:
             return
         self._closed = True
-        main = threading.current_thread() is threading.main_thread()
-        held = {signal.SIGINT, signal.SIGTERM}
-        if main:
-            signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
-            errors = _remove_bed(self.name, self.tmp, list(self.processes.values()))
-        finally:
-            if main:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        with signals_held():
+            errors = remove_bed(self.name, self.tmp, list(self.processes.values()))
         if errors:
             message = f"removing the store bed {self.name} left: " + "; ".join(errors)
             if raising:
@@ -423,6 +437,46 @@ class StoreBed:
         return answer["result"]
 
 
+def _client_env(ca: str, s3_host: str) -> dict[str, str]:
+    """What a client of the bed needs: `ca`, the bed's CA file as the client sees it, and the
+    address of the front's S3 port (127.0.0.1 inside the namespace)."""
+    # What each client needs, measured (a client without it fails or is slow as said).
+    # gcsfs needs neither STORAGE_EMULATOR_HOST (its default endpoint is
+    # https://storage.googleapis.com, which the hosts file brings here) nor a token: with
+    # no credentials found it falls back to anonymous requests.
+    no_proxy = ",".join(dict.fromkeys(["127.0.0.1", "localhost", s3_host, *GOOGLE_HOSTS]))
+    return {
+        # Python's ssl (aiohttp, so gcsfs): else CERTIFICATE_VERIFY_FAILED. requests (what
+        # google-auth refreshes tokens with) reads its own variable.
+        "SSL_CERT_FILE": ca,
+        "REQUESTS_CA_BUNDLE": ca,
+        # TensorFlow's libcurl: else `libcurl code 60` on every request, 10 retries each.
+        "CURL_CA_BUNDLE": ca,
+        # gcsfs 2026.x: else GCSFileSystem is ExtendedGcsFileSystem, which asks the Storage
+        # Control API (gRPC, storage.googleapis.com:443) for each bucket's layout and does
+        # not cache a failed answer: a warning per operation, and with credentials at hand
+        # a gRPC call to the front (HTTP/1.1 only) retried per operation.
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        # gcsfs: else google-auth pings the metadata server (3 tries, 1 s and 2 s apart,
+        # each failing at once here) and gcsfs tries its "cloud" method: 18 s per
+        # GCSFileSystem. Both want "true" in lower case. TensorFlow needs it not: its
+        # lookup of metadata.google.internal fails at once (the bed's resolv.conf).
+        "NO_GCE_CHECK": "true",
+        # TensorFlow works without it (an empty bearer token), but then looks for a
+        # credentials file before each request and logs at INFO that it found none.
+        "GOOGLE_AUTH_TOKEN_FOR_TESTING": "test",
+        # S3 clients (botocore >= 1.31 reads AWS_ENDPOINT_URL) to the front's S3 port;
+        # moto takes any key. botocore picks path-style URLs for an endpoint given by IP.
+        "AWS_ENDPOINT_URL": f"http://{s3_host}:{S3_PORT}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # A proxy set for the machine would be unreachable from the namespace.
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+    }
+
+
 class Counts(dict):
     """counts[store][client address][object URL][method] -> {"requests", "read" (bytes of
     object data in 2xx answers to GETs), "uploaded" (request body bytes), "response_bytes"
@@ -531,9 +585,10 @@ def fake_gcs_binary() -> Path:
     return beam_build.cached(f"fake-gcs-server-{FAKE_GCS_VERSION}", build) / "fake-gcs-server"
 
 
-def make_certificates(folder: Path) -> dict[str, Path]:
-    """A CA of the bed's own and the front's certificate for Google's names, signed by it:
-    folder/ca.pem (what clients trust), front.pem, front.key. EC keys: made in milliseconds."""
+def make_certificates(folder: Path, names=(), addresses=()) -> dict[str, Path]:
+    """A CA of the bed's own and the front's certificate for Google's names (and `names`,
+    `addresses`: the bed's on a network), signed by it: folder/ca.pem (what clients trust),
+    front.pem, front.key. EC keys: made in milliseconds."""
     import datetime
 
     from cryptography import x509
@@ -592,9 +647,8 @@ def make_certificates(folder: Path) -> dict[str, Path]:
     import ipaddress
 
     alt = [
-        *(x509.DNSName(h) for h in GOOGLE_HOSTS),
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        *(x509.DNSName(h) for h in (*GOOGLE_HOSTS, "localhost", *names)),
+        *(x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", *addresses)),
     ]
     leaf = certificate(
         name(GOOGLE_HOSTS[1]),
@@ -634,6 +688,20 @@ def _ip(*args: str, what: str) -> str:
     return result.stdout
 
 
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM held (in the main thread) until the block ends, then delivered: a
+    bed's removal is not cut short. Nested blocks restore the mask they found."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _netns_pids(name: str) -> list[int]:
     result = subprocess.run(
         ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=30
@@ -641,10 +709,20 @@ def _netns_pids(name: str) -> list[int]:
     return [int(p) for p in result.stdout.split()] if result.returncode == 0 else []
 
 
-def _remove_bed(name: str, tmp: Path | None, processes: list[subprocess.Popen]) -> list[str]:
-    """Stops every process in the namespace (SIGTERM, then SIGKILL), deletes the namespace,
-    /etc/netns/NAME and the temporary folder (tmp, else the one registered); what could not
-    be done, as sentences."""
+def _bed_entries(folder: Path, name: str) -> list[str]:
+    """The bed's entries in folder: NAME (a store bed's namespace) and NAME-<part> (a
+    cluster's: its switch and hosts)."""
+    try:
+        entries = [entry.name for entry in folder.iterdir()]
+    except OSError:
+        return []
+    return sorted(e for e in entries if e == name or e.startswith(f"{name}-"))
+
+
+def remove_bed(name: str, tmp: Path | None, processes: list[subprocess.Popen]) -> list[str]:
+    """Stops every process in the bed's namespaces (SIGTERM, then SIGKILL), deletes them,
+    their /etc/netns folders and the temporary folder (tmp, else the one registered); what
+    could not be done, as sentences."""
     errors = []
     registered = REGISTRY / name
     if tmp is None and (registered / "tmp").exists():
@@ -655,7 +733,12 @@ def _remove_bed(name: str, tmp: Path | None, processes: list[subprocess.Popen]) 
                 file=sys.stderr,
             )
             tmp = None
-    pids = set(_netns_pids(name)) | {p.pid for p in processes if p.poll() is None}
+    namespaces = _bed_entries(NETNS, name)
+
+    def running() -> set[int]:
+        return {pid for namespace in namespaces for pid in _netns_pids(namespace)}
+
+    pids = running() | {p.pid for p in processes if p.poll() is None}
     for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, STOP_SECONDS)):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -664,19 +747,21 @@ def _remove_bed(name: str, tmp: Path | None, processes: list[subprocess.Popen]) 
         while pids and time.monotonic() < deadline:
             for process in processes:
                 process.poll()  # reaps the bed's own children
-            pids = {pid for pid in pids if _alive(pid)} | set(_netns_pids(name))
+            pids = {pid for pid in pids if _alive(pid)} | running()
             if pids:
                 time.sleep(0.02)
     if pids:
         errors.append(f"processes {sorted(pids)} still running after SIGKILL")
-    if Path(f"/var/run/netns/{name}").exists():
-        result = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True)
+    for namespace in namespaces:
+        result = subprocess.run(
+            ["ip", "netns", "delete", namespace], capture_output=True, text=True
+        )
         if result.returncode != 0:
-            errors.append(f"`ip netns delete {name}`: {result.stderr.strip()}")
-    etc = Path("/etc/netns") / name
-    shutil.rmtree(etc, ignore_errors=True)
-    if etc.exists():
-        errors.append(f"{etc} could not be removed")
+            errors.append(f"`ip netns delete {namespace}`: {result.stderr.strip()}")
+    for entry in _bed_entries(ETC_NETNS, name):
+        shutil.rmtree(ETC_NETNS / entry, ignore_errors=True)
+        if (ETC_NETNS / entry).exists():
+            errors.append(f"{ETC_NETNS / entry} could not be removed")
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
         if tmp.exists():
@@ -710,11 +795,14 @@ def _started_at(pid: int) -> float | None:
 
 
 def _owner_gone(name: str, created: float) -> bool:
-    """Whether the process named in a bed's name (PREFIX<pid>-<n>) has ended: not running,
+    """Whether the process named in a bed's name (<prefix><pid>-<n>) has ended: not running,
     or the pid now belongs to a process started after the bed was made (a reused pid)."""
+    prefix = next((p for p in PREFIXES if name.startswith(p)), None)
     try:
-        pid = int(name[len(PREFIX) :].split("-")[0])
+        pid = int(name[len(prefix) :].split("-")[0]) if prefix else None
     except ValueError:
+        pid = None
+    if pid is None:
         return False  # not one of ours
     if pid == os.getpid():
         return False
@@ -723,17 +811,20 @@ def _owner_gone(name: str, created: float) -> bool:
 
 
 def remove_stale_beds() -> list[str]:
-    """Removes the beds (namespaces, /etc/netns folders, temporary folders) whose creating
-    process has ended; their names."""
+    """Removes the beds (store beds and clusters: namespaces, /etc/netns folders, temporary
+    folders) whose creating process has ended; their names."""
     found: dict[str, float] = {}
     temporary = Path(tempfile.gettempdir())  # for a bed that did not get as far as REGISTRY
-    places = [Path("/var/run/netns"), Path("/etc/netns"), REGISTRY, temporary]
+    places = [NETNS, ETC_NETNS, REGISTRY, temporary]
     for place in places:
         with contextlib.suppress(OSError):
             for entry in place.iterdir():
-                if entry.name.startswith(PREFIX):
-                    # Temporary folders are named <bed>-<random>.
-                    bed = PREFIX + "-".join(entry.name[len(PREFIX) :].split("-")[:2])
+                for prefix in PREFIXES:
+                    if not entry.name.startswith(prefix):
+                        continue
+                    # Temporary folders are named <bed>-<random>, a cluster's namespaces
+                    # <bed>-<part>.
+                    bed = prefix + "-".join(entry.name[len(prefix) :].split("-")[:2])
                     with contextlib.suppress(OSError):
                         stamp = entry.stat().st_ctime
                         found[bed] = min(found.get(bed, stamp), stamp)
@@ -742,7 +833,7 @@ def remove_stale_beds() -> list[str]:
         if not _owner_gone(bed, created):
             continue
         tmps = list(temporary.glob(f"{bed}-*"))
-        errors = _remove_bed(bed, None, [])
+        errors = remove_bed(bed, None, [])
         for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)
         if errors:
@@ -984,6 +1075,24 @@ class Front:
                 "/",
             ),
         ]
+        # On a network, the front as other hosts reach it: by its address there.
+        for address in self.config["addresses"][1:]:
+            checks += [
+                (
+                    f"front https on {address}",
+                    "fake-gcs-server",
+                    http.client.HTTPSConnection(
+                        address, self.config["https_port"], timeout=5, context=tls
+                    ),
+                    "/storage/v1/b",
+                ),
+                (
+                    f"front s3 on {address}",
+                    "moto",
+                    http.client.HTTPConnection(address, self.config["s3_port"], timeout=5),
+                    "/",
+                ),
+            ]
         out = {}
         for name, after, conn, path in checks:
             if after is not None and out[after] != "ok":
@@ -1032,10 +1141,10 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, front: Front, store: str, port: int, upstream, tls=None):
+    def __init__(self, front: Front, store: str, address: str, port: int, upstream, tls=None):
         self.front, self.store, self.upstream, self.tls = front, store, tuple(upstream), tls
         self.scheme = "https" if tls else "http"
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__((address, port), _Handler)
 
     def server_bind(self):
         # HTTPServer's own looks the address up (getfqdn); nothing to learn from DNS here.
@@ -1394,10 +1503,13 @@ def serve_front(config_path: str) -> None:
     tls.load_cert_chain(config["cert"], config["key"])
     # HTTP/1.1 only: a gRPC client asking for h2 is refused at the handshake, not left waiting.
     tls.set_alpn_protocols(["http/1.1"])
-    servers = [
-        _Server(front, "gcs", config["https_port"], config["gcs_upstream"], tls),
-        _Server(front, "s3", config["s3_port"], config["s3_upstream"]),
-    ]
+    servers = []
+    # Loopback, and the bed's address on a network when it has one: never 0.0.0.0.
+    for address in config["addresses"]:
+        servers += [
+            _Server(front, "gcs", address, config["https_port"], config["gcs_upstream"], tls),
+            _Server(front, "s3", address, config["s3_port"], config["s3_upstream"]),
+        ]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     with contextlib.suppress(FileNotFoundError):
@@ -1406,10 +1518,11 @@ def serve_front(config_path: str) -> None:
     control.front = front
     os.chmod(config["control"], 0o600)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    addresses = ", ".join(config["addresses"])
     _log(
-        f"front: https on 127.0.0.1:{config['https_port']} -> {config['gcs_upstream']}, "
-        f"http on 127.0.0.1:{config['s3_port']} -> {config['s3_upstream']}, "
-        f"control {config['control']}"
+        f"front on {addresses}: https on port {config['https_port']} -> "
+        f"{config['gcs_upstream']}, http on port {config['s3_port']} -> "
+        f"{config['s3_upstream']}, control {config['control']}"
     )
     control.serve_forever()
 
