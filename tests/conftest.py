@@ -70,6 +70,26 @@ def cli(*args, env=None):
     return result.stdout
 
 
+ENDINGS = ["returns", "raises", "interrupted"]
+
+
+def end_body(ending: str) -> None:
+    """The end of a with-block's body, as a test of ENDINGS wants it."""
+    if ending == "raises":
+        raise RuntimeError("the body failed")
+    if ending == "interrupted":
+        raise KeyboardInterrupt
+
+
+def run_body(body, ending: str) -> None:
+    """body(), which ends with end_body(ending), expecting its exception."""
+    if ending == "returns":
+        body()
+    else:
+        with pytest.raises(RuntimeError if ending == "raises" else KeyboardInterrupt):
+            body()
+
+
 def parse_table(text: str, config: str) -> dict[str, list[str]]:
     """The rows of `stats`' table for `config`, by split."""
     block = text.split(f"imagenet2017/{config}\n", 1)[1].split("\n\n", 1)[0].splitlines()

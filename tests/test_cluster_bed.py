@@ -21,6 +21,7 @@ import pytest
 
 from imagenet2017_tfds.launch import beam_build, cluster, stores
 from imagenet2017_tfds.launch.cluster import ClusterBed, ClusterError, Listener
+from tests.conftest import ENDINGS, end_body, run_body
 
 # Needs root, and Go once (fake-gcs-server); `make test-quick` leaves out both marks.
 pytestmark = [pytest.mark.engines, pytest.mark.stores]
@@ -399,7 +400,7 @@ def watch(bed: ClusterBed) -> dict:
     }
 
 
-@pytest.mark.parametrize("ending", ["returns", "raises", "interrupted"])
+@pytest.mark.parametrize("ending", ENDINGS)
 def test_the_bed_removes_everything_on_exit(ending):
     links_before = {link["ifname"] for link in json.loads(machine("ip", "-j", "link"))}
     seen = {}
@@ -414,16 +415,9 @@ def test_the_bed_removes_everything_on_exit(ending):
             seen.update(watch(bed))
             assert sleeper.pid in seen["pids"]
             assert seen["name"] in Path("/proc/self/mountinfo").read_text()
-            if ending == "raises":
-                raise RuntimeError("the body failed")
-            if ending == "interrupted":
-                raise KeyboardInterrupt
+            end_body(ending)
 
-    if ending == "returns":
-        body()
-    else:
-        with pytest.raises(RuntimeError if ending == "raises" else KeyboardInterrupt):
-            body()
+    run_body(body, ending)
     assert seen["sleeper"].wait(timeout=10) == -signal.SIGTERM
     assert leftovers(seen, links_before) == []
 

@@ -24,6 +24,7 @@ import pytest
 
 from imagenet2017_tfds.launch import beam_build, flink_cluster
 from imagenet2017_tfds.launch.cluster import ClusterBed
+from imagenet2017_tfds.launch.cluster_build import sdk_workers
 from tests import readback
 from tests.conftest import ROOT, build_env
 from tests.test_object_stores import CLIENT, local_loaded, version_dir
@@ -245,19 +246,6 @@ def cluster_build_command(config: str, master: str, run: str) -> list[str]:
         "--work_dir",
         f"/tmp/beam-work-{config}",
     )
-
-
-def sdk_workers(bed: ClusterBed, host: str) -> list[int]:
-    """The boot and SDK harness processes on host."""
-    found = []
-    for pid in bed.pids(host):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"beam_boot.py" in cmdline:
-            found.append(pid)
-    return found
 
 
 def run_on_cluster(bed, flink, config: str) -> ClusterBuild:

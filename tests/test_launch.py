@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
+from imagenet2017_tfds.launch import flink_watch
 from tests.conftest import ROOT
 
 
@@ -173,3 +175,24 @@ def test_the_staged_package_is_the_imported_one_from_a_clone_or_an_install(wheel
     assert result.stdout.strip() == str(tmp_path / "work" / "stage" / "setup.py")
     installed = _package_files(site / "imagenet2017_tfds")
     assert _sdist_files(Path(result.stdout.strip()), tmp_path / "work") == installed
+
+
+def test_the_watch_of_a_jobmanager_that_does_not_answer_says_so_once_and_lets_the_build_go_on():
+    """The launcher's watch of a user's Flink cluster (flink_watch.py) when nothing answers
+    at the JobManager's address (a loopback port closed here; the watch of a real cluster
+    losing a host is in test_cluster_lost_host.py)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        rest = f"127.0.0.1:{probe.getsockname()[1]}"  # closed once the probe is
+    said: list[str] = []
+    watch = flink_watch.FlinkWatch(rest, "imagenet2017-x", [], 5, say=said.append, every=0)
+    watch.poll()
+    watch.poll()
+    assert len(said) == 1, said
+    assert said[0].startswith(f"beam_build: the JobManager at {rest} did not answer ("), said
+    assert "Connection refused" in said[0] and said[0].endswith("looks again"), said
+    assert watch.finish(1, settle=0) is None  # no job seen, no loss: nothing to blame on Flink
+    assert said[-1] == (
+        "beam_build: on the cluster: no TaskManager lost; Flink restarted the job's tasks 0 "
+        "times (of 5 allowed); the job imagenet2017-x not found on the cluster on no TaskManager"
+    )

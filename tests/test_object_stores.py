@@ -66,22 +66,18 @@ def task_archives(config) -> tuple[str, ...]:
 
 def loaded(bed, data_dir, config, env=None) -> dict:
     """What tfds.load reads of each split, inside the bed (tests/store_client.py)."""
-    result = bed.run(
-        [sys.executable, CLIENT, str(data_dir), config],
-        env={**build_env(None), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return summary(bed.run, data_dir, config, {**build_env(None), **(env or {})})
 
 
 def local_loaded(data_dir, config) -> dict:
     """The same summary of a local build, read the same way."""
-    result = subprocess.run(
+    return summary(subprocess.run, data_dir, config, build_env(None))
+
+
+def summary(run, data_dir, config, env) -> dict:
+    result = run(
         [sys.executable, CLIENT, str(data_dir), config],
-        env=build_env(None),
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -94,6 +90,7 @@ def version_dir(data_dir, config) -> str:
     return f"{data_dir}/imagenet2017/{config}/{readback.VERSION}"
 
 
+@pytest.mark.tfds_write
 @pytest.mark.parametrize("etils", sorted(ETILS))
 @pytest.mark.parametrize("engine", ["local", "direct"])
 @pytest.mark.parametrize("config", ["clsloc", "det"])
@@ -425,6 +422,23 @@ def test_two_builds_into_one_gs_data_dir_do_not_interleave(
     assert not locked()
 
 
+def killed_build(bed, data: str, point: str, release, scratch, etils: str) -> dict:
+    """clsloc from the raw archives into data, SIGKILLed at point (tests/killed_build.py);
+    the environment a rerun takes (the same scratch folder and etils back end)."""
+    env = {**build_env(release.checksums), "IMAGENET2017_SCRATCH": str(scratch)}
+    env.update(ETILS[etils])
+    killed = bed.run(
+        [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, point],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    return env
+
+
 @pytest.mark.parametrize("etils", sorted(ETILS))
 def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
     bed, cli_builds, tarball_release, tmp_path, etils
@@ -434,17 +448,7 @@ def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
     (its holder is a dead process of this host), removes the leftovers, reuses the scratch
     folder's stream and shards without reading an archive again, and writes the same bytes."""
     data = f"gs://{BUCKET}/killed-{etils}/data"
-    env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
-    env.update(ETILS[etils])
-    killed = bed.run(
-        [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, "uploaded"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    env = killed_build(bed, data, "uploaded", tarball_release, tmp_path, etils)
     left = listing(bed, data.removeprefix("gs://"))
     assert any(p.endswith("clsloc/.build.lock") for p in left), left
     assert [p for p in left if "/incomplete." in p and ".tfrecord-" in p], left
@@ -530,6 +534,7 @@ def test_a_store_that_keeps_failing_ends_in_our_error_naming_the_object(
     readback.assert_nothing_loads(data_dir)
 
 
+@pytest.mark.tfds_write
 @pytest.mark.parametrize("etils", sorted(ETILS))
 def test_a_build_killed_while_moving_its_dataset_into_place_is_built_again(
     bed, cli_builds, tarball_release, tmp_path, etils
@@ -539,17 +544,7 @@ def test_a_build_killed_while_moving_its_dataset_into_place_is_built_again(
     (tests/killed_build.py) leaves a version folder without dataset_info.json, which TFDS does
     not take for a built dataset; the rerun builds it, to the same bytes."""
     data = f"gs://{BUCKET}/moving-{etils}/data"
-    env = {**build_env(tarball_release.checksums), "IMAGENET2017_SCRATCH": str(tmp_path)}
-    env.update(ETILS[etils])
-    killed = bed.run(
-        [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, "moving"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    env = killed_build(bed, data, "moving", tarball_release, tmp_path, etils)
     version = version_dir(data, "clsloc").removeprefix("gs://")
     placed = [p for p in listing(bed, data.removeprefix("gs://")) if p.startswith(version + "/")]
     # One object copied; TensorFlow's client also made the folder's marker object ("x/").

@@ -23,6 +23,7 @@ import pytest
 
 from imagenet2017_tfds.launch import stores
 from imagenet2017_tfds.launch.stores import StoreBed
+from tests.conftest import ENDINGS, end_body, run_body
 
 # Needs root, and Go once (fake-gcs-server); `make test-quick` leaves out both marks.
 pytestmark = [pytest.mark.engines, pytest.mark.stores]
@@ -310,7 +311,7 @@ def assert_removed(name: str, tmp: Path, pids: list[int]) -> None:
     assert [pid for pid in pids if not gone(pid)] == []
 
 
-@pytest.mark.parametrize("ending", ["returns", "raises", "interrupted"])
+@pytest.mark.parametrize("ending", ENDINGS)
 def test_the_bed_removes_everything_on_exit(ending):
     seen = {}
 
@@ -324,16 +325,9 @@ def test_the_bed_removes_everything_on_exit(ending):
             seen.update(name=bed.name, tmp=bed.tmp, pids=bed.pids(), sleeper=sleeper)
             assert len(seen["pids"]) == 4, seen  # fake-gcs-server, moto, the front, sleep
             assert Path(f"/etc/netns/{bed.name}/hosts").exists()
-            if ending == "raises":
-                raise RuntimeError("the body failed")
-            if ending == "interrupted":
-                raise KeyboardInterrupt
+            end_body(ending)
 
-    if ending == "returns":
-        body()
-    else:
-        with pytest.raises(RuntimeError if ending == "raises" else KeyboardInterrupt):
-            body()
+    run_body(body, ending)
     assert seen["sleeper"].wait(timeout=10) == -signal.SIGTERM
     assert_removed(seen["name"], seen["tmp"], seen["pids"])
 

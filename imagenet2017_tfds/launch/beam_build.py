@@ -16,7 +16,10 @@
   host's address on the way to the cluster. It first checks that the cluster answers with
   WORKERS free slots and that every data folder is a URL (gs://...) the workers' hosts read
   too. The TaskManagers need the job server's jars on their classpath and the hosts the same
-  venv, package (`--no-setup-file`) and cache at the same paths (docs/beam.md).
+  venv, package (`--no-setup-file`) and cache at the same paths (docs/beam.md). While the
+  job runs it watches the cluster through the JobManager's REST API (flink_watch.py): it
+  names each TaskManager lost and each restart Flink makes, sums them up at the end, and,
+  when the job failed, ends with the lost hosts and Flink's own reason.
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
   (`--spark-master-url=local[WORKERS]`), fetched once (spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
@@ -60,11 +63,11 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from imagenet2017_tfds.launch import evict_dead_workers
+from imagenet2017_tfds.launch import evict_dead_workers, flink_watch
 
 BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
 ROOT = BEAM.parent.parent  # the folder the package is imported from: a clone, site-packages
@@ -165,6 +168,9 @@ class FlinkMaster:
     rest: str
     slots_per_taskmanager: int
     job_host: str
+    taskmanagers: tuple = ()  # /taskmanagers' entries: what a loss is measured against
+    # The Flink job's name (Beam's job_name), by which the watch finds it among the cluster's.
+    job_name: str = field(default_factory=lambda: f"imagenet2017-{os.urandom(6).hex()}")
 
 
 JOB_SERVERS = {
@@ -382,6 +388,7 @@ class Services:
         self.started: list[subprocess.Popen] = []
         self.engine: Engine | None = None
         self.cluster: list[Engine] = []  # a standalone cluster's processes
+        self.watch: flink_watch.FlinkWatch | None = None  # a user's cluster (--flink_master)
 
     def start(self, name: str, command: list[str], env: dict, log: bool = True):
         """Starts a command logging to WORK/name.log, or with this process's output."""
@@ -480,6 +487,7 @@ def cluster_pipeline_options(workers: int, master: FlinkMaster) -> list[str]:
     folder shared with the job server (docs/beam.md)."""
     return [
         f"parallelism={workers}",
+        f"job_name={master.job_name}",
         f"sdk_worker_parallelism={master.slots_per_taskmanager}",
         f"environment_cache_millis={CLUSTER_WORKERS_KEPT_MS}",
         "experiments=disable_logging_submission_environment",
@@ -528,7 +536,8 @@ def check_flink_master(rest: str, workers: int) -> FlinkMaster:
         )
     host, _, port = rest.rpartition(":")
     slots = max(m.get("slotsNumber", 1) for m in managers)
-    return FlinkMaster(rest, slots, address_towards(host.strip("[]"), int(port)))
+    job_host = address_towards(host.strip("[]"), int(port))
+    return FlinkMaster(rest, slots, job_host, tuple(managers))
 
 
 def address_towards(host: str, port: int) -> str:
@@ -773,6 +782,10 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
         )
     options, engine = start_engine(args, services, env, master)
     services.engine = engine
+    if master is not None:  # what the cluster does to the job: lost hosts, restarts
+        services.watch = flink_watch.FlinkWatch(
+            master.rest, master.job_name, list(master.taskmanagers), RESTARTS
+        )
     command = tfds_command(args, options)
     print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)
     build = services.start("tfds-build", command, env, log=False)
@@ -780,6 +793,8 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
         remaining(float("inf"))  # raises TimedOut past --timeout
         for each in [engine, *services.cluster] if engine else []:
             each.check(started)
+        if services.watch is not None:
+            services.watch.poll()
     return status
 
 
@@ -837,11 +852,17 @@ def main(argv=None) -> int:
         for path in filter(None, [work / "timeline.json", args.timeline]):
             Path(path).write_text(json.dumps(steps) + "\n")
         print(f"beam_build: timeline (s): {steps}", file=sys.stderr)
+    # The cluster's own account of the job; on failure, the lost hosts and Flink's reason.
+    cluster_error = None
+    if services.watch is not None:  # interrupted or timed out: no waiting for the job's end
+        cluster_error = services.watch.finish(status, settle=0 if status in (124, 130) else 10)
     lost = lost_workers(work)
     if status != 0:
         for log in sorted(work.glob("*.log")):
             print(f"---- the end of {log} ----\n{tail(log)}", file=sys.stderr)
         print(f"beam_build: logs kept in {work}", file=sys.stderr)
+        if cluster_error:
+            print(cluster_error, file=sys.stderr)
         if lost:
             print("beam_build: the build failed after SDK workers died (the engine could not "
                   "run their tasks again):\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip

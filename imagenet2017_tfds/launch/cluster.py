@@ -57,7 +57,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,7 +112,7 @@ class Listener(NamedTuple):
     process: str
 
 
-class ClusterBed:
+class ClusterBed(stores.Bed):
     """Hosts in network namespaces on one bridge, with the store bed on it; see the module."""
 
     def __init__(
@@ -146,17 +145,6 @@ class ClusterBed:
 
     # -------------------------------------------------------------------- life cycle
 
-    def __enter__(self) -> ClusterBed:
-        try:
-            self.start()
-        except BaseException:  # KeyboardInterrupt too: nothing may stay behind
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        self.close(raising=kind is None)
-
     def start(self) -> None:
         started = time.monotonic()
         _check_tools()
@@ -164,10 +152,7 @@ class ClusterBed:
             stores.fake_gcs_binary()  # fetched before anything is made: hosts have no internet
         self.software = software_paths(self.extra_software)
         stores.remove_stale_beds()
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        registry = stores.REGISTRY / self.name
-        registry.mkdir(parents=True, mode=0o700)
-        (registry / "tmp").write_text(str(self.tmp))  # for removing it as stale
+        self.tmp = self._registered_tmp()
         self.subnet = _free_subnet()
         base = self.subnet.network_address
         for i, name in enumerate(self.host_names):

@@ -14,7 +14,8 @@ service listen on every address, as Flink needs (jobmanager_settings). The TaskM
 Beam's job server jars on their classpath, loaded parent-first (as
 beam_build.start_flink_cluster does on one machine, and for the same reason), their
 temporary files in the host's own /tmp, and the launcher's restart strategy
-(beam_build.FLINK_RESTARTS). Their SDK workers log to BOOT_LOG on their host.
+(beam_build.FLINK_RESTARTS), and all of them the settings that notice a lost host quickly
+(LOSS_DETECTION). Their SDK workers log to BOOT_LOG on their host.
 
 The JVMs run inside the hosts (cluster.popen), so the bed's removal, or losing a host
 (kill_host), ends them with everything else there; stop() ends them earlier.
@@ -39,6 +40,19 @@ READY = {
 }
 READY_SECONDS = 180  # a cold JVM on a loaded two-core machine
 JOBMANAGER_MEMORY = beam_build.FLINK_CLUSTER["jobmanager.memory.process.size"]
+# A lost host noticed in seconds, not minutes (docs/beam.md's recommended defaults): a killed
+# TaskManager whose link is down answers nothing, so only its heartbeats' timeout tells
+# (Flink's default: 50 s, heartbeats every 10 s); 10 s, not less, as a JVM on a loaded
+# machine may miss a beat or two. A job that the TaskManagers left cannot hold fails after
+# slot.request.timeout (default 300 s) with Flink's reason, and shuffle connections to a
+# host that is gone give up after 10 s (default 120 s). Values in ms and s: Flink 1.19 reads
+# these as numbers.
+LOSS_DETECTION = {
+    "heartbeat.interval": 2000,
+    "heartbeat.timeout": 10000,
+    "slot.request.timeout": 60000,
+    "taskmanager.network.netty.client.connectTimeoutSec": 10,
+}
 
 
 class FlinkClusterError(Exception):
@@ -96,6 +110,11 @@ def jobmanager_settings(address: str) -> dict:
         "rest.bind-address": address,
         "rest.port": REST_PORT,
         "jobmanager.memory.process.size": JOBMANAGER_MEMORY,
+        # A job of fewer tasks than the cluster has slots gets a slot on each TaskManager:
+        # by default Flink fills one first, and the other hosts idle (measured: with 2 slots
+        # each and --workers 2, the whole job ran on one host, then on the other).
+        "taskmanager.load-balance.mode": "SLOTS",
+        **LOSS_DETECTION,
         **beam_build.FLINK_RESTARTS,
     }
 
@@ -115,6 +134,7 @@ def taskmanager_settings(name: str, address: str, jobmanager: str, slots: int) -
         "io.tmp.dirs": TMP,
         "classloader.resolve-order": "parent-first",
         **memory,
+        **LOSS_DETECTION,  # a TaskManager watches its JobManager's heartbeats the same way
         **beam_build.FLINK_RESTARTS,
     }
 
@@ -131,23 +151,26 @@ def start(
     *,
     log_dir: Path,
     slots: int = 1,
+    settings: dict | None = None,
     ready_seconds: float = READY_SECONDS,
 ) -> FlinkCluster:
     """A JobManager on host jobmanager and a TaskManager of `slots` slots on each host of
-    taskmanagers, once all have registered; their logs in log_dir (HOST-KIND.log)."""
+    taskmanagers, once all have registered; their logs in log_dir (HOST-KIND.log). settings:
+    Flink settings for all of them, over this module's."""
     dist = beam_build.flink_distribution()  # cached: fetched before the bed started
     beam_classpath = beam_build.job_server_classpath(beam_build.JOB_SERVERS["flink"])
     address = bed.hosts[jobmanager].address
+    extra = settings or {}
     cluster = FlinkCluster(rest=f"{address}:{REST_PORT}")
     try:
-        cluster.processes.append(
-            _start(bed, jobmanager, "jobmanager", jobmanager_settings(address), dist, log_dir)
-        )
+        own = jobmanager_settings(address)
+        process = _start(bed, jobmanager, "jobmanager", {**own, **extra}, dist, log_dir)
+        cluster.processes.append(process)
         _wait_ready(cluster.processes[0], ready_seconds)
         for name in taskmanagers:
-            settings = taskmanager_settings(name, bed.hosts[name].address, address, slots)
+            own = taskmanager_settings(name, bed.hosts[name].address, address, slots)
             env = {"HADOOP_CLASSPATH": beam_classpath, "BEAM_BOOT_LOG": BOOT_LOG}
-            process = _start(bed, name, "taskmanager", settings, dist, log_dir, env)
+            process = _start(bed, name, "taskmanager", {**own, **extra}, dist, log_dir, env)
             cluster.processes.append(process)
         for process in cluster.processes[1:]:
             _wait_ready(process, ready_seconds)

@@ -123,7 +123,40 @@ class Network:
 # The bed: namespace, servers, front; used from the test process (outside the namespace).
 
 
-class StoreBed:
+class Bed:
+    """What a store bed and a cluster bed share: a context manager that starts the bed (and
+    removes what it made if starting fails, Ctrl-C too) and removes it on exit; and the
+    bed's own temporary folder, registered under its name."""
+
+    name: str
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self, raising: bool = False) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:  # KeyboardInterrupt too: nothing may stay behind
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(raising=kind is None)
+
+    def _registered_tmp(self) -> Path:
+        """A new temporary folder named after the bed, and where it is, for a later process
+        removing the bed as stale (its TMPDIR may differ: pytest's, another user's)."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        (REGISTRY / self.name).mkdir(parents=True, mode=0o700)
+        (REGISTRY / self.name / "tmp").write_text(str(tmp))
+        return tmp
+
+
+class StoreBed(Bed):
     """GCS and S3 on the loopback of a private network namespace; see the module's doc."""
 
     def __init__(
@@ -153,27 +186,12 @@ class StoreBed:
 
     # -------------------------------------------------------------------- life cycle
 
-    def __enter__(self) -> StoreBed:
-        try:
-            self.start()
-        except BaseException:  # KeyboardInterrupt too: nothing may stay behind
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        self.close(raising=kind is None)
-
     def start(self) -> None:
         started = time.monotonic()
         _check_tools()
         binary = fake_gcs_binary()  # built once per machine, before anything is created
         remove_stale_beds()
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        # Where its temporary folder is, for a later process removing it as stale (its
-        # TMPDIR may differ: pytest's, another user's).
-        (REGISTRY / self.name).mkdir(parents=True, mode=0o700)
-        (REGISTRY / self.name / "tmp").write_text(str(self.tmp))
+        self.tmp = self._registered_tmp()
         network = self.network
         tls = make_certificates(
             self.tmp,

@@ -1,0 +1,354 @@
+"""One build on the simulated cluster, in one command, to try a cluster setup before renting
+one (`make cluster-build`, issue 28):
+
+  python -m imagenet2017_tfds.launch.cluster_build --runner flink --config clsloc \\
+      --manual_dir ARCHIVES --out DATA_DIR [--kill_host_after SECONDS]
+
+1. fetches what Flink and the launcher need (`beam-build --runner flink --flink_cluster
+   standalone --fetch_only`), here, outside any namespace: the hosts have no internet and
+   see the cache read-only;
+2. starts the simulated hosts (launch/cluster.py): jobmanager, worker-1, worker-2,
+   submitter, and the store (fake GCS) on a host of its own;
+3. uploads the archives (and IMAGENET2017_CHECKSUMS when it names a file here) to gs://;
+4. starts Flink (launch/flink_cluster.py): a JobManager, and a TaskManager of --slots slots
+   on each worker host (2 by default, so that one host can carry the job alone);
+5. runs `beam-build --flink_master` on the submitting host, from gs:// into gs://, with this
+   process's environment (but what names this machine's folders: the bed's own win);
+6. with --kill_host_after, loses worker-2 (cluster.kill_host: every process there killed
+   together, its link down) that many seconds after the launcher reported the job
+   submitted, once SDK workers run there, so it is lost mid-job;
+7. downloads the dataset into OUT/imagenet2017/CONFIG/VERSION/ (tfds.load(...,
+   data_dir=OUT) reads it), stops everything, and exits with the build's status.
+
+Its lines start with `cluster_build:`; the launcher's are passed through. The Flink and
+launcher logs go to --log_dir (default a temporary folder, kept and named when the build
+failed). RUNNER=spark is refused: the Spark cluster on the hosts does not exist yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOSTS = ["jobmanager", "worker-1", "worker-2", "submitter"]
+WORKERS = ["worker-1", "worker-2"]
+LOST = "worker-2"  # the host --kill_host_after loses
+BUCKET = "i2017-cluster"
+CONFIGS = ("clsloc", "det")
+# The launcher's line once it has found its job on the cluster (launch/flink_watch.py).
+SUBMITTED = "submitted to the cluster at"
+# This machine's, wrong on a host (which has its own /tmp and HOME): not passed on.
+MACHINE_ONLY = {"PWD", "OLDPWD", "TMP", "TEMP", "XDG_RUNTIME_DIR", "VIRTUAL_ENV"}
+SPARK_MISSING = (
+    "RUNNER=spark is not supported by cluster-build yet: it needs a Spark 3.5 standalone "
+    "cluster on the simulated hosts (a launch/spark_cluster.py starting a master and two "
+    "workers, with Spark's distribution fetched into the cache) and `beam-build "
+    "--spark_master spark://HOST:7077` submitting to it (issue 28, points 3 and 4); neither "
+    "exists. Use RUNNER=flink"
+)
+
+
+class ClusterBuildError(Exception):
+    """What the command could not do; the message says what was expected and what to do."""
+
+
+@dataclass
+class Result:
+    """A build on the cluster: the launcher's exit status and output, the seconds from its
+    start to the job's submission and to its end, and the host lost (with the seconds after
+    the submission, and the SDK workers among the processes killed)."""
+
+    returncode: int
+    output: str = ""
+    submitted_after: float | None = None
+    seconds: float = 0.0
+    lost: str | None = None
+    lost_after: float | None = None
+    killed: int = 0
+    killed_sdk_workers: int = 0
+    files: list[str] = field(default_factory=list)  # downloaded into OUT
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m imagenet2017_tfds.launch.cluster_build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runner", default="flink", help="flink (spark: not yet)")
+    parser.add_argument("--config", choices=CONFIGS, default="clsloc")
+    parser.add_argument("--manual_dir", required=True, help="a local folder of the archives")
+    parser.add_argument("--out", required=True, help="the local data dir to download into")
+    parser.add_argument(
+        "--kill_host_after",
+        type=float,
+        metavar="SECONDS",
+        help=f"lose {LOST} this many seconds after the job was submitted",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="the job's parallelism")
+    parser.add_argument("--slots", type=int, default=2, help="task slots per TaskManager")
+    parser.add_argument(
+        "--flink_setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Flink setting for the JobManager and TaskManagers, over flink_cluster's",
+    )
+    parser.add_argument("--timeout", type=float, default=1800, help="the launcher's --timeout")
+    parser.add_argument("--log_dir", help="Flink's and the launcher's logs (default: temporary)")
+    args = parser.parse_args(argv)
+    bad = [x for x in args.flink_setting if "=" not in x]
+    if bad:
+        parser.error(f"--flink_setting {bad[0]}: expected KEY=VALUE, e.g. heartbeat.timeout=10000")
+    args.flink_settings = dict(x.split("=", 1) for x in args.flink_setting)
+    if args.runner != "flink":
+        other = f"--runner {args.runner}: expected flink (spark: not yet)"
+        parser.error(SPARK_MISSING if args.runner == "spark" else other)
+    return args
+
+
+def check_manual_dir(folder: Path) -> list[Path]:
+    archives = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+    if not archives:
+        raise ClusterBuildError(
+            f"--manual_dir {folder}: expected a local folder holding the ILSVRC2017 archives "
+            f"(*.tar.gz), found {'no file in it' if folder.is_dir() else 'no folder'}"
+        )
+    return archives
+
+
+def fetch() -> None:
+    """What the hosts need, into the cache, before they exist."""
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
+    command += ["--flink_cluster", "standalone", "--fetch_only"]
+    print(f"cluster_build: fetching: {' '.join(command)}", file=sys.stderr, flush=True)
+    if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
+        raise ClusterBuildError(
+            "fetching Flink and Beam's job server failed (see above): they come from Maven "
+            "Central and PyPI; run it again where those are reachable"
+        )
+
+
+def submitter_env(bed, checksums_url: str | None) -> dict[str, str]:
+    """This process's environment for the launcher on the submitting host, but what names
+    this machine (the bed's own values win), with IMAGENET2017_CHECKSUMS as uploaded."""
+    own = bed.env("submitter")
+    env = {k: v for k, v in os.environ.items() if k not in own and k not in MACHINE_ONLY}
+    if checksums_url is not None:
+        env["IMAGENET2017_CHECKSUMS"] = checksums_url
+    return env
+
+
+def launcher_command(args, master: str, run: str) -> list[str]:
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
+    command += ["--flink_master", master, "--config", args.config, "--no-setup-file"]
+    command += ["--manual_dir", f"{run}/raw", "--data_dir", f"{run}/data"]
+    command += ["--download_dir", f"{run}/downloads", "--workers", str(args.workers)]
+    return command + ["--timeout", str(args.timeout), "--work_dir", "/tmp/beam-work"]
+
+
+def sdk_workers(bed, host: str) -> list[int]:
+    """The SDK workers on host (their boot processes and harnesses: beam_boot.py)."""
+    found = []
+    for pid in bed.pids(host):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"beam_boot.py" in cmdline:
+            found.append(pid)
+    return found
+
+
+def say(line: str) -> None:
+    print(f"cluster_build: {line}", file=sys.stderr, flush=True)
+
+
+def submit(bed, args, master: str, run: str, env: dict, log: Path) -> Result:
+    """The launcher on the submitting host, its output passed through (and into log); with
+    --kill_host_after, LOST lost mid-job."""
+    started = time.monotonic()
+    process = bed.popen(
+        "submitter",
+        launcher_command(args, master, run),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",  # a reader that stopped on a bad byte would block the launcher
+    )
+    lines: list[str] = []
+    submitted: list[float] = []
+
+    def relay() -> None:
+        with open(log, "w") as out:
+            for line in process.stdout:
+                lines.append(line)
+                out.write(line)
+                sys.stderr.write(line)
+                if not submitted and line.startswith("beam_build:") and SUBMITTED in line:
+                    submitted.append(time.monotonic())
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    result = Result(returncode=1)
+    try:
+        while process.poll() is None:
+            if args.kill_host_after is not None and result.lost is None and submitted:
+                lose_when_due(bed, args.kill_host_after, submitted[0], result)
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:  # interrupted: the launcher stops what it started
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.wait()
+        reader.join(timeout=30)
+    result.returncode, result.output = process.returncode, "".join(lines)
+    result.seconds = time.monotonic() - started
+    result.submitted_after = submitted[0] - started if submitted else None
+    if args.kill_host_after is not None and result.lost is None:
+        say(f"{LOST} was not lost: the build ended before SDK workers ran there long enough")
+    return result
+
+
+def lose_when_due(bed, after: float, submitted: float, result: Result) -> None:
+    """LOST, when `after` seconds have passed since the submission and SDK workers run
+    there (before, it would be lost before its share of the job started)."""
+    waited = time.monotonic() - submitted
+    if waited < after:
+        return
+    workers = sdk_workers(bed, LOST)
+    if not workers:
+        return
+    killed = bed.kill_host(LOST)
+    result.lost, result.lost_after = LOST, waited
+    result.killed, result.killed_sdk_workers = len(killed), len(set(workers) & set(killed))
+    say(
+        f"lost host {LOST} ({bed.hosts[LOST].address}) {waited:.1f} s after the job was "
+        f"submitted: {len(killed)} processes killed together (the TaskManager and "
+        f"{result.killed_sdk_workers} SDK worker processes among them), its link down"
+    )
+
+
+def build(args) -> Result:
+    """Steps 2 to 7 of the module; the bed and Flink are stopped whatever happens."""
+    from imagenet2017_tfds.launch import flink_cluster
+    from imagenet2017_tfds.launch.cluster import ClusterBed
+
+    archives = check_manual_dir(Path(args.manual_dir))
+    out = Path(args.out)
+    logs = Path(args.log_dir or tempfile.mkdtemp(prefix="imagenet2017-cluster-build-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    run = f"gs://{BUCKET}"
+    result = Result(returncode=1)
+    with ClusterBed(HOSTS) as bed:
+        say(f"hosts: {', '.join(f'{h.name} {h.address}' for h in bed.hosts.values())}")
+        bed.store.make_bucket("gcs", BUCKET)
+        for archive in archives:
+            bed.store.upload(archive, f"{run}/raw/")
+        checksums = os.environ.get("IMAGENET2017_CHECKSUMS")
+        checksums_url = None
+        if checksums and Path(checksums).is_file():  # a host sees none of this machine's files
+            checksums_url = f"{run}/checksums.tsv"
+            bed.store.upload(checksums, checksums_url)
+        say(f"uploaded {len(archives)} files of {args.manual_dir} to {run}/raw/")
+        flink = flink_cluster.start(
+            bed, "jobmanager", WORKERS, log_dir=logs, slots=args.slots, settings=args.flink_settings
+        )
+        try:
+            workers = ", ".join(WORKERS)
+            say(f"Flink: JobManager at {flink.rest}, {args.slots} slots on each of {workers}")
+            env = submitter_env(bed, checksums_url)
+            result = submit(bed, args, flink.rest, run, env, logs / "launcher.log")
+        finally:
+            flink.stop()
+        if result.returncode == 0:
+            result.files = download(bed, f"{run}/data", out, args.config)
+        else:
+            say_what_is_left(bed, f"{run}/data/imagenet2017/{args.config}")
+    if result.returncode == 0 and args.log_dir is None:
+        shutil.rmtree(logs, ignore_errors=True)
+    elif result.returncode != 0:
+        say(f"logs kept in {logs}")
+    return result
+
+
+def download(bed, data_dir: str, out: Path, config: str) -> list[str]:
+    """The built config's version folders from data_dir into out (a data dir tfds.load
+    reads), each replacing the one of the same version there, whole: through a temporary
+    folder in out, so a cut download leaves out's as it was."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cluster-build-", dir=out))
+    try:
+        files = bed.store.download(f"{data_dir}/imagenet2017/{config}", staging)
+        target = out / "imagenet2017" / config
+        target.mkdir(parents=True, exist_ok=True)
+        for version in sorted(staging.iterdir()):
+            shutil.rmtree(target / version.name, ignore_errors=True)
+            version.rename(target / version.name)
+            say(f"downloaded {data_dir}/imagenet2017/{config}/{version.name} into {target}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not files:
+        raise ClusterBuildError(
+            f"{data_dir}/imagenet2017/{config} is empty after a build that succeeded: expected "
+            "the dataset's version folder there"
+        )
+    return files
+
+
+def say_what_is_left(bed, folder: str) -> None:
+    """After a failed build: whether the store holds a dataset tfds.load would read (a
+    version folder with its dataset_info.json) under folder; nothing is downloaded."""
+    listing = "import fsspec, sys; fs, root = fsspec.core.url_to_fs(sys.argv[1]); "
+    listing += "print(*(fs.find(root) if fs.exists(root) else []), sep='\\n')"
+    found = bed.store.run([sys.executable, "-c", listing, folder], capture_output=True, text=True)
+    names = found.stdout.split()
+    info = [n for n in names if n.endswith("/dataset_info.json") and "incomplete" not in n]
+    if found.returncode != 0:
+        say(f"could not list {folder} after the failed build: {found.stderr.strip()[-500:]}")
+    elif info:
+        say(f"a dataset is left in {folder} despite the failure: {', '.join(info)}")
+    else:
+        say(f"no loadable dataset left in {folder} ({len(names)} objects, no dataset_info.json)")
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # A termination request unwinds like Ctrl-C: the hosts and Flink are removed.
+    signal.signal(signal.SIGTERM, interrupt)
+    from imagenet2017_tfds.launch.flink_cluster import FlinkClusterError
+    from imagenet2017_tfds.launch.stores import StoreError
+
+    try:
+        check_manual_dir(Path(args.manual_dir))
+        fetch()
+        result = build(args)
+    except (ClusterBuildError, FlinkClusterError, StoreError) as e:
+        say(str(e))
+        return 2
+    except KeyboardInterrupt:
+        say("interrupted; everything it started is stopped")
+        return 130
+    say(f"exit {result.returncode} after {result.seconds:.1f} s of the build")
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
