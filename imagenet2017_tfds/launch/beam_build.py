@@ -394,7 +394,11 @@ def spark_driver_options(master: SparkMaster, classpath: str, workers: int) -> l
     executors connect back (its RPC, which also serves them the jobs' jars, and its block
     manager), on ports of its own choosing, no web UI; WORKERS executors of one core each (one
     SDK worker each), each with Beam's fixed class first on its classpath (the workers' hosts
-    see the cache at the same path), and a task tried as often as in local mode (local[N,F])."""
+    see the cache at the same path), and a task tried as often as in local mode (local[N,F]).
+    The job's tasks wait until all WORKERS cores have registered (for up to two minutes: a
+    cold executor JVM on a loaded host): by default Spark schedules as soon as one executor
+    is there, and that one took every task of the archives' reading stage while the other
+    was still starting (measured: a worker host that read nothing)."""
     fix = classpath.split(os.pathsep)[0]
     settings = {
         "spark.driver.host": master.job_host,
@@ -407,6 +411,8 @@ def spark_driver_options(master: SparkMaster, classpath: str, workers: int) -> l
         "spark.executor.memory": JVM_HEAP,
         "spark.executor.extraClassPath": fix,
         "spark.task.maxFailures": RESTARTS + 1,
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
     }
     return [*SPARK_JAVA, *[f"-D{key}={value}" for key, value in settings.items()]]
 
