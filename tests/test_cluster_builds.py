@@ -10,6 +10,7 @@ The bed tests need root, Java and Go (fake-gcs-server)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -64,13 +65,18 @@ def launcher(*args: str) -> list[str]:
 
 
 class FakeRest(BaseHTTPRequestHandler):
-    """A JobManager's REST endpoint that answers /taskmanagers with `taskmanagers`."""
+    """A JobManager's REST endpoint that answers /taskmanagers with `taskmanagers` (another
+    cluster's JSON endpoint: a subclass's `path` and `answer`)."""
 
+    path_answered = "/taskmanagers"
     taskmanagers: list[dict] = []
 
+    def answer(self) -> dict:
+        return {"taskmanagers": self.taskmanagers}
+
     def do_GET(self):  # noqa: N802 (http.server's name)
-        body = json.dumps({"taskmanagers": self.taskmanagers}).encode()
-        self.send_response(200 if self.path == "/taskmanagers" else 404)
+        body = json.dumps(self.answer()).encode()
+        self.send_response(200 if self.path == self.path_answered else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -84,11 +90,18 @@ class FakeRest(BaseHTTPRequestHandler):
 def rest():
     """HOST:PORT of a fake REST endpoint on loopback, and the class whose answer it gives."""
     handler = type("Rest", (FakeRest,), {"taskmanagers": []})
+    with serving(handler) as address:
+        yield address, handler
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """HOST:PORT of an HTTP server on loopback answering with handler, while in the block."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}", handler
+        yield f"127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -177,7 +190,12 @@ class ClusterBuild:
 def fetched():
     """What the launcher and the cluster need, fetched before the hosts exist: they have no
     route to Maven Central or PyPI, and the cache is read-only there."""
-    command = launcher("--runner", "flink", "--flink_cluster", "standalone", "--fetch_only")
+    fetch("--runner", "flink", "--flink_cluster", "standalone")
+
+
+def fetch(*runner: str) -> None:
+    """The launcher's --fetch_only for runner's flags, on this machine."""
+    command = launcher(*runner, "--fetch_only")
     result = subprocess.run(
         command, env=build_env(None), capture_output=True, text=True, timeout=3600
     )
@@ -186,13 +204,24 @@ def fetched():
 
 @pytest.fixture(scope="module")
 def bed(fetched, tarball_release):
-    with ClusterBed(HOSTS) as bed:
-        bed.store.make_bucket("gcs", BUCKET)
-        for archive in sorted(Path(tarball_release.manual_dir).glob("*.tar.gz")):
-            bed.store.upload(archive, f"gs://{BUCKET}/raw/")
-        # The submitting host reads it there (it sees no folder of this machine's).
-        bed.store.upload(tarball_release.checksums, f"gs://{BUCKET}/checksums.tsv")
+    yield from release_bed(HOSTS, tarball_release)
+
+
+def release_bed(hosts: list[str], release):
+    """A bed of hosts, the release in its store (a module fixture's body)."""
+    with ClusterBed(hosts) as bed:
+        store_release(bed, release)
         yield bed
+
+
+def store_release(bed: ClusterBed, release) -> None:
+    """The release's archives and checksums file into the bed's store, where the hosts read
+    them."""
+    bed.store.make_bucket("gcs", BUCKET)
+    for archive in sorted(Path(release.manual_dir).glob("*.tar.gz")):
+        bed.store.upload(archive, f"gs://{BUCKET}/raw/")
+    # The submitting host reads it there (it sees no folder of this machine's).
+    bed.store.upload(release.checksums, f"gs://{BUCKET}/checksums.tsv")
 
 
 @pytest.fixture(scope="module")
@@ -205,13 +234,28 @@ def flink(bed, tmp_path_factory):
         cluster.stop()
 
 
-def role(pid: int | None, process: str) -> str:
-    """What a listening process is: a Flink or Beam JVM by its main class, else its name."""
+@dataclass(frozen=True)
+class Site:
+    """A cluster on the bed, as a build on it is watched: its hosts, its worker hosts, its
+    JVMs' roles by main class, and where each worker host's SDK workers log their boot."""
+
+    hosts: list[str]
+    workers: list[str]
+    roles: dict[str, str]
+    boot_log: str
+
+
+FLINK = Site(HOSTS, WORKERS, ROLES, flink_cluster.BOOT_LOG)
+
+
+def role(pid: int | None, process: str, roles: dict[str, str] = ROLES) -> str:
+    """What a listening process is: an engine's or Beam's JVM by its main class, else its
+    name."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (OSError, TypeError):
         return process or "?"
-    return next((r for cls, r in ROLES.items() if cls in cmdline), process or "?")
+    return next((r for cls, r in roles.items() if cls in cmdline), process or "?")
 
 
 def plain(address: str) -> str:
@@ -220,20 +264,27 @@ def plain(address: str) -> str:
     return str(getattr(where, "ipv4_mapped", None) or where)
 
 
-def sample_listeners(bed: ClusterBed, into: dict[str, set]) -> None:
-    for host in [*HOSTS, "store"]:
+def sample_listeners(bed: ClusterBed, into: dict[str, set], site: Site = FLINK) -> None:
+    for host in [*site.hosts, "store"]:
         for each in bed.listening(host):
-            found = (plain(each.address), each.port, role(each.pid, each.process))
+            found = (plain(each.address), each.port, role(each.pid, each.process, site.roles))
+            if found[2] == "?":
+                # No living process holds it: its owner ended (Spark's executors end with
+                # the job) between the sockets' list and the processes' scan. What it was,
+                # the samples while it lived tell.
+                continue
             into.setdefault(host, set()).add(found)
 
 
-def cluster_build_command(config: str, master: str, run: str) -> list[str]:
+def cluster_build_command(config: str, master: str, run: str, runner="flink") -> list[str]:
+    """The launcher's command on the submitting host: runner (flink, spark) submitting to the
+    cluster at master (--flink_master, --spark_master)."""
     folders = ["--manual_dir", f"gs://{BUCKET}/raw", "--data_dir", f"{run}/data"]
     folders += ["--download_dir", f"{run}/downloads"]
     return launcher(
         "--runner",
-        "flink",
-        "--flink_master",
+        runner,
+        f"--{runner}_master",
         master,
         "--config",
         config,
@@ -249,17 +300,22 @@ def cluster_build_command(config: str, master: str, run: str) -> list[str]:
 
 
 def run_on_cluster(bed, flink, config: str) -> ClusterBuild:
-    """The build of config on the cluster, submitted from host submitter; every host's
-    listening sockets sampled while it runs."""
-    bed.store.reset_counts()
-    for host in WORKERS:  # this build's boot lines only
-        bed.run(host, ["truncate", "-s", "0", flink_cluster.BOOT_LOG], check=True)
+    """The build of config on the Flink cluster."""
     run = f"gs://{BUCKET}/{config}"
+    return run_submitted(bed, cluster_build_command(config, flink.rest, run), run, FLINK)
+
+
+def run_submitted(bed, command: list[str], run: str, site: Site) -> ClusterBuild:
+    """The build of command, submitted from host submitter, into the store folder run; every
+    host's listening sockets sampled while it runs."""
+    bed.store.reset_counts()
+    for host in site.workers:  # this build's boot lines only
+        bed.run(host, ["truncate", "-s", "0", site.boot_log], check=True)
     env = {"IMAGENET2017_CHECKSUMS": f"gs://{BUCKET}/checksums.tsv", "TF_CPP_MIN_LOG_LEVEL": "2"}
     started = time.monotonic()
     build = bed.popen(
         "submitter",
-        cluster_build_command(config, flink.rest, run),
+        command,
         env=env,
         cwd=str(ROOT),
         stdout=subprocess.PIPE,
@@ -273,7 +329,7 @@ def run_on_cluster(bed, flink, config: str) -> ClusterBuild:
     try:
         while build.poll() is None:
             assert time.monotonic() - started < TIMEOUT + 120, "the launcher outlived --timeout"
-            sample_listeners(bed, listeners)
+            sample_listeners(bed, listeners, site)
             time.sleep(1)
     finally:
         if build.poll() is None:
@@ -283,18 +339,18 @@ def run_on_cluster(bed, flink, config: str) -> ClusterBuild:
     counts = bed.store.counts()
     reads = {
         h: counts.total("read", client=bed.hosts[h].address, prefix=f"gs://{BUCKET}/raw/")
-        for h in HOSTS
+        for h in site.hosts
     }
     boot_logs = {
-        h: bed.run(h, ["cat", flink_cluster.BOOT_LOG], capture_output=True, text=True).stdout
-        for h in WORKERS
+        h: bed.run(h, ["cat", site.boot_log], capture_output=True, text=True).stdout
+        for h in site.workers
     }
     # The cluster outlives the job; its SDK workers must not (beam_build: a minute after).
     wait = beam_build.CLUSTER_WORKERS_KEPT_MS / 1000 + 60
     deadline = time.monotonic() + wait
-    while any(sdk_workers(bed, h) for h in WORKERS) and time.monotonic() < deadline:
+    while any(sdk_workers(bed, h) for h in site.workers) and time.monotonic() < deadline:
         time.sleep(1)
-    left = {h: sdk_workers(bed, h) for h in WORKERS}
+    left = {h: sdk_workers(bed, h) for h in site.workers}
     return ClusterBuild(
         build.returncode,
         "".join(output),
@@ -335,12 +391,19 @@ def test_a_build_submitted_to_the_cluster_gives_the_local_build(
     examples, read back by tfds.load on another host."""
     build = cluster_builds(config)
     assert build.returncode == 0, flink_logs(flink) + "\n" + build.stderr[-8000:]
+    check_cluster_build(bed, build, FLINK, config, cli_builds, tarball_release, tmp_path)
+
+
+def check_cluster_build(bed, build, site: Site, config, cli_builds, release, tmp_path) -> None:
+    """The build's shards are the local build's, tfds.load reads them on a worker host, and
+    each worker host ran SDK workers (its engine's children, through the boot), read archive
+    bytes from the store itself and kept no SDK worker after the job."""
     got = tmp_path / "data"
     bed.store.download(version_dir(build.data_dir, config), version_dir(got, config))
     shards = readback.shard_bytes(got, config)
     assert shards and shards == readback.shard_bytes(cli_builds, config)
     read = bed.run(
-        "worker-1",
+        site.workers[0],
         [sys.executable, CLIENT, build.data_dir, config],
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,
@@ -349,9 +412,7 @@ def test_a_build_submitted_to_the_cluster_gives_the_local_build(
     )
     assert read.returncode == 0, read.stderr[-4000:]
     assert json.loads(read.stdout.splitlines()[-1]) == local_loaded(cli_builds, config)
-    # Each worker host ran SDK workers (its TaskManager's children, through the boot) and
-    # read archive bytes from the store itself.
-    for host in WORKERS:
+    for host in site.workers:
         assert "beam_boot[" in build.boot_logs[host], (host, build.boot_logs)
         assert build.reads[host] > 0, build.reads
         assert build.left[host] == [], f"SDK workers on {host} outlived the job: {build.left}"
@@ -360,17 +421,18 @@ def test_a_build_submitted_to_the_cluster_gives_the_local_build(
     # the chunk (about 4 MB) holding its last member (ranges.py), so at this size every
     # range reads its whole archive (CLS-LOC: 3 splits x 1 range per worker, 3 times the
     # archive on each worker host). That bound is for a corpus of real size (the benchmark).
-    for archive in sorted(Path(tarball_release.manual_dir).glob("*.tar.gz")):
+    for archive in sorted(Path(release.manual_dir).glob("*.tar.gz")):
         url = f"gs://{BUCKET}/raw/{archive.name}"
         by_host = {
-            h: build.counts.total("read", client=bed.hosts[h].address, url=url) for h in HOSTS
+            h: build.counts.total("read", client=bed.hosts[h].address, url=url) for h in site.hosts
         }
         print(f"{config}: {archive.name} ({archive.stat().st_size} B) read by {by_host}")
     print(f"{config} on the cluster: {build.seconds:.0f} s; archive bytes read: {build.reads}")
 
 
-def unexpected_listeners(bed, listeners: dict[str, set]) -> list[str]:
-    """Each listener not on its host's address, not on loopback, and not allow-listed."""
+def unexpected_listeners(bed, listeners: dict[str, set], allowed=ANY_ADDRESS) -> list[str]:
+    """Each listener not on its host's address, not on loopback, and not allowed (a
+    {(host, role): reason} on every address)."""
     found = []
     for host, each in sorted(listeners.items()):
         own = bed.store_host.address if host == "store" else bed.hosts[host].address
@@ -378,7 +440,7 @@ def unexpected_listeners(bed, listeners: dict[str, set]) -> list[str]:
             where = ip_address(address)
             if where.is_loopback or address == own:
                 continue
-            if where.is_unspecified and (host, what) in ANY_ADDRESS:
+            if where.is_unspecified and (host, what) in allowed:
                 continue
             found.append(f"{host}: {address}:{port} ({what})")
     return found

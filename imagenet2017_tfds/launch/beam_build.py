@@ -23,6 +23,13 @@
 - spark: Beam's Spark job server (Java) running Spark in its own JVM
   (`--spark-master-url=local[WORKERS]`), fetched once (spark-pom.xml) the same
   way; the same PROCESS environment and WORKERS SDK worker processes.
+  With `--spark_master spark://HOST:PORT`, it submits to a Spark standalone cluster of the
+  user's instead: only the job server starts here, its Spark driver bound to and advertised
+  at this host's address on the way to the master (the executors connect back to it). It
+  first checks that the master's web UI answers with WORKERS free cores and that every data
+  folder is a URL the workers' hosts read; the job runs on WORKERS executors of one core,
+  one SDK worker each. The cluster needs Spark 3.5 with Scala 2.12 (spark_cluster.py starts
+  one from the job server's own jars) and the hosts the same venv and cache (docs/beam.md).
 - prism: Beam's Prism runner (Go), built once with `go install` into the same cache; it runs
   every bundle on one SDK worker process (it ignores the number of workers).
 - direct: Beam's DirectRunner, WORKERS processes.
@@ -93,12 +100,16 @@ SPARK_OPENS = ["java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", 
                "java.nio", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
                "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs", "sun.security.action",
                "sun.util.calendar"]  # fmt: skip
+SPARK_JAVA = [
+    "-XX:+IgnoreUnrecognizedVMOptions",
+    *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
+]
 # Spark reads its configuration from the JVM's spark.* properties: no web UI (it would listen
 # on 0.0.0.0:4040), the driver on loopback.
-SPARK_OPTIONS = ["-XX:+IgnoreUnrecognizedVMOptions",
-                 *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
-                 "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
+SPARK_OPTIONS = [*SPARK_JAVA, "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
                  "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
+SPARK_SCALA = "2.12"  # of the job server's Spark (spark-pom.xml): a cluster's must match
+SPARK_UI_PORT = 8080  # a Spark master's web UI (spark.master.ui.port), where /json answers
 
 # A lost SDK worker (preemption, the OOM killer, a drained node) fails the tasks it ran; the
 # engine runs them again, on a new worker (launch/evict_dead_workers.py). Flink runs a
@@ -171,6 +182,17 @@ class FlinkMaster:
     taskmanagers: tuple = ()  # /taskmanagers' entries: what a loss is measured against
     # The Flink job's name (Beam's job_name), by which the watch finds it among the cluster's.
     job_name: str = field(default_factory=lambda: f"imagenet2017-{os.urandom(6).hex()}")
+
+
+@dataclass(frozen=True)
+class SparkMaster:
+    """A user's Spark standalone cluster to submit to (--spark_master), as checked before
+    submitting: its master's URL (spark://HOST:PORT) and this host's address on the way to it
+    (the Spark driver, in the job server, binds and advertises it: the executors connect back
+    to it)."""
+
+    url: str
+    job_host: str
 
 
 JOB_SERVERS = {
@@ -266,11 +288,9 @@ def run_tool(command: list[str], what: str, limit: float, **kwargs) -> None:
     print(f"beam_build: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr)
 
 
-def job_server_classpath(server: JobServer) -> str:
-    """The job server's Java classpath: Beam's class fixed to replace a lost SDK worker
-    (launch/evict_dead_workers.py), compiled into CACHE/<runner>-lost-worker-fix-<hash>,
-    then the job server's jars (Flink: about 160, 150 MB; Spark: about 230, 260 MB), in
-    CACHE/<runner>-job-server-<the pom's hash>."""
+def job_server_jars(server: JobServer) -> Path:
+    """The folder of the job server's jars (Flink: about 160, 150 MB; Spark: about 230,
+    260 MB), CACHE/<runner>-job-server-<the pom's hash>."""
     digest = hashlib.sha256(server.pom.read_bytes()).hexdigest()[:12]
     runner = server.pom.stem.removesuffix("-pom")
 
@@ -279,7 +299,15 @@ def job_server_classpath(server: JobServer) -> str:
                    f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
         run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
-    jars = cached(f"{runner}-job-server-{digest}", fetch)
+    return cached(f"{runner}-job-server-{digest}", fetch)
+
+
+def job_server_classpath(server: JobServer) -> str:
+    """The job server's Java classpath: Beam's class fixed to replace a lost SDK worker
+    (launch/evict_dead_workers.py), compiled into CACHE/<runner>-lost-worker-fix-<hash>,
+    then the job server's jars (job_server_jars)."""
+    jars = job_server_jars(server)
+    runner = server.pom.stem.removesuffix("-pom")
     fix = Path(evict_dead_workers.__file__)
     digest = hashlib.sha256(server.pom.read_bytes() + fix.read_bytes()).hexdigest()[:12]
     fixed = cached(f"{runner}-lost-worker-fix-{digest}",
@@ -354,6 +382,45 @@ def start_flink_cluster(
             Engine(f"Flink {name}", process, services.work / f"{name}.log", ready)
         )
     return f"localhost:{rest}"
+
+
+def spark_home() -> Path:
+    """A SPARK_HOME for a Spark standalone cluster's master, workers and executors: its jars/
+    is the Spark job server's jar folder, so the cluster runs the very Spark (3.5.7, Scala
+    2.12) the job server's driver does, with Beam's classes on the executors' classpath. A
+    worker starts its executors through Spark's launcher library, which needs a SPARK_HOME
+    with jars/ (and SPARK_SCALA_VERSION, as no build folders are there to tell it)."""
+    jars = job_server_jars(JOB_SERVERS["spark"])
+    return cached(f"spark-home-{jars.name}", lambda folder: (folder / "jars").symlink_to(jars))
+
+
+def spark_driver_options(master: SparkMaster, classpath: str, workers: int) -> list[str]:
+    """The Spark driver's settings (in the job server's JVM) toward a cluster of the user's:
+    bound to and advertised at this host's address on the way to the master, where the
+    executors connect back (its RPC, which also serves them the jobs' jars, and its block
+    manager), on ports of its own choosing, no web UI; WORKERS executors of one core each (one
+    SDK worker each), each with Beam's fixed class first on its classpath (the workers' hosts
+    see the cache at the same path), and a task tried as often as in local mode (local[N,F]).
+    The job's tasks wait until all WORKERS cores have registered (for up to two minutes: a
+    cold executor JVM on a loaded host): by default Spark schedules as soon as one executor
+    is there, and that one took every task of the archives' reading stage while the other
+    was still starting (measured: a worker host that read nothing)."""
+    fix = classpath.split(os.pathsep)[0]
+    settings = {
+        "spark.driver.host": master.job_host,
+        "spark.driver.bindAddress": master.job_host,
+        "spark.driver.port": free_port(),
+        "spark.driver.blockManager.port": free_port(),
+        "spark.ui.enabled": "false",
+        "spark.cores.max": workers,
+        "spark.executor.cores": 1,
+        "spark.executor.memory": JVM_HEAP,
+        "spark.executor.extraClassPath": fix,
+        "spark.task.maxFailures": RESTARTS + 1,
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
+    }
+    return [*SPARK_JAVA, *[f"-D{key}={value}" for key, value in settings.items()]]
 
 
 def flink_conf(work: Path) -> Path:
@@ -468,7 +535,7 @@ def cluster_boot() -> Path:
     except OSError as e:  # a read-only cache (a cluster host's machine image)
         raise LaunchError(
             f"no SDK worker boot in {CACHE} and it cannot be written there ({e}): run "
-            "`imagenet2017-tfds beam-build --runner flink --fetch_only` where it can"
+            "`imagenet2017-tfds beam-build --runner flink|spark --fetch_only` where it can"
         ) from None
 
 
@@ -480,27 +547,35 @@ def cluster_boot() -> Path:
 CLUSTER_WORKERS_KEPT_MS = 60_000
 
 
-def cluster_pipeline_options(workers: int, master: FlinkMaster) -> list[str]:
-    """The job's parallelism is WORKERS slots of the cluster; each TaskManager starts an SDK
-    worker per slot it has. The experiment leaves the list of the submitter's packages
-    unstaged: with --no-setup-file nothing is staged then, so the TaskManagers need no
-    folder shared with the job server (docs/beam.md)."""
+def cluster_pipeline_options(workers: int, master: FlinkMaster | SparkMaster) -> list[str]:
+    """Flink: the job's parallelism is WORKERS slots of the cluster; each TaskManager starts
+    an SDK worker per slot it has. Spark: WORKERS executors of one core, each starting one
+    (spark_driver_options). The experiment leaves the list of the submitter's packages
+    unstaged: with --no-setup-file nothing is staged then, so the TaskManagers and executors
+    need no folder shared with the job server (docs/beam.md)."""
+    if isinstance(master, SparkMaster):
+        engine = ["sdk_worker_parallelism=1"]
+    else:
+        engine = [
+            f"parallelism={workers}",
+            f"job_name={master.job_name}",
+            f"sdk_worker_parallelism={master.slots_per_taskmanager}",
+        ]
     return [
-        f"parallelism={workers}",
-        f"job_name={master.job_name}",
-        f"sdk_worker_parallelism={master.slots_per_taskmanager}",
+        *engine,
         f"environment_cache_millis={CLUSTER_WORKERS_KEPT_MS}",
         "experiments=disable_logging_submission_environment",
     ]
 
 
-def check_shared_folders(args) -> None:
-    """With --flink_master, every data folder must be a URL the workers' hosts read too."""
+def check_shared_folders(args, flag: str) -> None:
+    """With a cluster of the user's (flag: --flink_master, --spark_master), every data folder
+    must be a URL the workers' hosts read too."""
     for option in ("manual_dir", "data_dir", "download_dir"):
         value = getattr(args, option)
         if value is not None and ("://" not in value or value.startswith("file://")):
             raise LaunchError(
-                f"with --flink_master the workers run on other hosts: --{option} {value} is a "
+                f"with {flag} the workers run on other hosts: --{option} {value} is a "
                 "local path they cannot see; use gs://... (or another store every host reads)"
             )
 
@@ -519,25 +594,65 @@ def flink_taskmanagers(rest: str) -> list[dict]:
         ) from None
 
 
+def check_free(free: int, workers: int, cluster: str, counted: str, more: str, jobs: str):
+    """That a cluster has WORKERS free slots or cores; else what to do, named: start `more`
+    (TaskManagers, workers) or wait for its `jobs` to end, or lower --workers."""
+    if free >= workers:
+        return
+    todo = (
+        f"start {more}, or wait for the running {jobs} to end"
+        if free == 0
+        else f"--workers {workers} needs {workers}: lower --workers or add {more}"
+    )
+    raise LaunchError(f"{cluster} has {free} free {counted}: {todo}")
+
+
 def check_flink_master(rest: str, workers: int) -> FlinkMaster:
     """That the cluster answers and has WORKERS free task slots (the job's parallelism: a
     batch job waits for them all, then fails after Flink's slot.request.timeout)."""
     managers = flink_taskmanagers(rest)
     free = sum(m.get("freeSlots", 0) for m in managers)
-    if free < workers:
-        todo = (
-            "start TaskManagers, or wait for the running jobs to end"
-            if free == 0
-            else f"--workers {workers} needs {workers}: lower --workers or add TaskManagers"
-        )
-        raise LaunchError(
-            f"the Flink cluster at {rest} has {free} free task slots "
-            f"({len(managers)} TaskManagers registered): {todo}"
-        )
+    counted = f"task slots ({len(managers)} TaskManagers registered)"
+    check_free(free, workers, f"the Flink cluster at {rest}", counted, "TaskManagers", "jobs")
     host, _, port = rest.rpartition(":")
     slots = max(m.get("slotsNumber", 1) for m in managers)
     job_host = address_towards(host.strip("[]"), int(port))
     return FlinkMaster(rest, slots, job_host, tuple(managers))
+
+
+def spark_master_status(url: str, ui: str) -> dict:
+    """What the Spark master at url says of itself: its web UI's /json (at ui, HOST:PORT),
+    the only place a standalone master tells its workers and their free cores (its REST
+    submission server is off by default and tells neither)."""
+    where = f"http://{ui}/json"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a cluster's own
+    try:
+        with opener.open(where, timeout=remaining(30)) as response:
+            status = json.load(response)
+        status["workers"]  # noqa: B018 (a master's answer has it; anything else is not one)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise LaunchError(
+            f"the Spark master {url} does not answer ({where}: {e}): expected its web UI "
+            "(--webui-port, spark.master.ui.port) there, reachable from this host; give "
+            "--spark_master_ui HOST:PORT if it is elsewhere"
+        ) from None
+    if status.get("url", url) != url:
+        raise LaunchError(
+            f"the Spark master at {ui} is {status['url']}, not {url}: give --spark_master "
+            "the URL its log and web UI show"
+        )
+    return status
+
+
+def check_spark_master(url: str, ui: str, workers: int) -> SparkMaster:
+    """That the master answers and its alive workers have WORKERS free cores (the job's
+    executors' cores: spark.cores.max; with fewer, Spark waits for cores without end)."""
+    alive = [w for w in spark_master_status(url, ui)["workers"] if w.get("state") == "ALIVE"]
+    free = sum(w.get("coresfree", 0) for w in alive)
+    counted = f"cores ({len(alive)} workers alive)"
+    check_free(free, workers, f"the Spark master {url}", counted, "workers", "applications")
+    host, _, port = url.removeprefix("spark://").rpartition(":")
+    return SparkMaster(url, address_towards(host.strip("[]"), int(port)))
 
 
 def address_towards(host: str, port: int) -> str:
@@ -597,11 +712,12 @@ class Engine:
 
 
 def start_engine(
-    args, services: Services, env: dict, master: FlinkMaster | None = None
+    args, services: Services, env: dict, master: FlinkMaster | SparkMaster | None = None
 ) -> tuple[list[str], Engine | None]:
     """Starts the runner's job server, without waiting for it (the build's own start-up takes
-    longer); returns the pipeline options and the engine. With master (--flink_master), the
-    job server submits to that cluster, whose TaskManagers start the SDK workers."""
+    longer); returns the pipeline options and the engine. With master (--flink_master,
+    --spark_master), the job server submits to that cluster, whose TaskManagers or executors
+    start the SDK workers."""
     if args.runner == "direct":
         return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
                 "direct_running_mode=multi_processing"], None  # fmt: skip
@@ -622,8 +738,12 @@ def start_engine(
         if args.flink_cluster == "standalone":
             rest = start_flink_cluster(services, wenv, args.workers, tmp, classpath)
             engine_args = [f"--flink-master={rest}"]
-        if master is not None:
+        java_options = server.java_options
+        if isinstance(master, FlinkMaster):
             engine_args = [f"--flink-master={master.rest}"]
+        if isinstance(master, SparkMaster):
+            engine_args = [f"--spark-master-url={master.url}"]
+            java_options = spark_driver_options(master, classpath, args.workers)
         if args.runner == "flink":  # the job's restarts (FLINK_RESTARTS)
             engine_args.append(f"--flink-conf-dir={flink_conf(services.work)}")
         # --job-host is only the address the job server advertises (it listens on every
@@ -631,7 +751,7 @@ def start_engine(
         job_host = "localhost" if master is None else master.job_host
         # Java takes its home from the password file, not HOME (a cluster host's own).
         home = [] if master is None else [f"-Duser.home={Path.home()}"]
-        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *server.java_options, *home,
+        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *java_options, *home,
                    f"-Djava.io.tmpdir={tmp}", "-cp", classpath, server.main,
                    *engine_args, f"--job-host={job_host}", f"--job-port={port}",
                    f"--artifact-port={free_port()}", "--expansion-port=-1",
@@ -640,6 +760,8 @@ def start_engine(
         if master is not None:
             engine = cluster_pipeline_options(args.workers, master)
         wenv.update(server.env)
+        if isinstance(master, SparkMaster):  # Spark's own address lookups: the driver's
+            wenv["SPARK_LOCAL_IP"] = master.job_host
     else:
         name = "Prism job server"
         command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
@@ -716,6 +838,17 @@ def parse_args(argv):
         help="flink: submit to this existing Flink cluster (its JobManager's "
         "REST endpoint); only the job server starts here",
     )
+    parser.add_argument(
+        "--spark_master",
+        metavar="spark://HOST:PORT",
+        help="spark: submit to this existing Spark standalone cluster (its master's URL); "
+        "only the job server, with the Spark driver, starts here",
+    )
+    parser.add_argument(
+        "--spark_master_ui",
+        metavar="HOST:PORT",
+        help=f"spark: the master's web UI, asked for its free cores (default HOST:{SPARK_UI_PORT})",
+    )
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
     parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
                         help="workers import the package from its folder, not a staged sdist")  # fmt: skip
@@ -732,8 +865,12 @@ def parse_args(argv):
         parser.error(f"--workers must be 1 or more, not {args.workers}")
     if args.flink_cluster == "standalone" and args.runner != "flink":
         parser.error(f"--flink_cluster standalone needs --runner flink, not {args.runner}")
+    if args.flink_master is not None and args.spark_master is not None:
+        parser.error("--spark_master and --flink_master name two clusters: give one of them")
     if args.flink_master is not None:
         check_flink_master_args(parser, args)
+    if args.spark_master is not None or args.spark_master_ui is not None:
+        check_spark_master_args(parser, args)
     return args
 
 
@@ -760,6 +897,28 @@ def check_flink_master_args(parser, args) -> None:
         )
 
 
+def check_spark_master_args(parser, args) -> None:
+    if args.spark_master is None:
+        parser.error("--spark_master_ui needs --spark_master (the master whose web UI it is)")
+    if args.runner != "spark":
+        parser.error(f"--spark_master needs --runner spark, not {args.runner}")
+    host, _, port = args.spark_master.removeprefix("spark://").rpartition(":")
+    if not args.spark_master.startswith("spark://") or not host or not port.isdigit():
+        parser.error(
+            f"--spark_master {args.spark_master}: expected spark://HOST:PORT, the Spark "
+            "standalone master's URL, e.g. spark://master:7077"
+        )
+    if args.spark_master_ui is None:
+        args.spark_master_ui = f"{host}:{SPARK_UI_PORT}"
+    if args.setup_file and not args.fetch_only:
+        # As with --flink_master: the executors would read a staged sdist from the job
+        # server's --artifacts-dir at the same path on their own hosts.
+        parser.error(
+            "--spark_master needs --no-setup-file: the workers run on other hosts and "
+            "import the package installed there (the same venv as here)"
+        )
+
+
 def tfds_command(args, options: list[str]) -> list[str]:
     command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
                "--config", args.config, "--manual_dir", args.manual_dir,
@@ -772,7 +931,7 @@ def tfds_command(args, options: list[str]) -> list[str]:
 def run_build(args, services: Services, env: dict, started: float) -> int:
     master = None
     if args.flink_master is not None:  # before anything is fetched or started
-        check_shared_folders(args)
+        check_shared_folders(args, "--flink_master")
         master = check_flink_master(args.flink_master, args.workers)
         print(
             f"beam_build: the Flink cluster at {master.rest} has the free slots; the job "
@@ -780,9 +939,18 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.spark_master is not None:
+        check_shared_folders(args, "--spark_master")
+        master = check_spark_master(args.spark_master, args.spark_master_ui, args.workers)
+        print(
+            f"beam_build: the Spark master {master.url} has the free cores; the job server "
+            f"and the Spark driver are at {master.job_host}",
+            file=sys.stderr,
+            flush=True,
+        )
     options, engine = start_engine(args, services, env, master)
     services.engine = engine
-    if master is not None:  # what the cluster does to the job: lost hosts, restarts
+    if isinstance(master, FlinkMaster):  # what the cluster does to the job: lost hosts, restarts
         services.watch = flink_watch.FlinkWatch(
             master.rest, master.job_name, list(master.taskmanagers), RESTARTS
         )
@@ -806,8 +974,10 @@ def main(argv=None) -> int:
             job_server_classpath(JOB_SERVERS[args.runner])
         if args.runner == "flink" and args.flink_cluster == "standalone":
             flink_distribution()
-        if args.runner == "flink":  # for a cluster's hosts (--flink_master)
+        if args.runner in ("flink", "spark"):  # for a cluster's hosts (--*_master)
             cluster_boot()
+        if args.runner == "spark":  # for a Spark standalone cluster (spark_cluster.py)
+            spark_home()
         if args.runner == "prism":
             prism_binary()
         return 0

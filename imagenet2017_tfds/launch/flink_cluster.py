@@ -80,16 +80,22 @@ class FlinkCluster:
 
     def stop(self, seconds: float = 20) -> None:
         """TERM, then KILL what is left after `seconds`; the TaskManagers first."""
-        for each in reversed(self.processes):
-            if each.process.poll() is None:
-                each.process.terminate()
-        deadline = time.monotonic() + seconds
-        for each in reversed(self.processes):
-            try:
-                each.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                each.process.kill()
-                each.process.wait()
+        stop_all(self.processes, seconds)
+
+
+def stop_all(processes: list[Process], seconds: float) -> None:
+    """TERM, then KILL what is left after `seconds`; the last started first (a cluster's
+    workers before its master)."""
+    for each in reversed(processes):
+        if each.process.poll() is None:
+            each.process.terminate()
+    deadline = time.monotonic() + seconds
+    for each in reversed(processes):
+        try:
+            each.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            each.process.kill()
+            each.process.wait()
 
 
 def jobmanager_settings(address: str) -> dict:
@@ -199,19 +205,23 @@ def _start(bed, host, kind, settings, dist, log_dir, env=None) -> Process:
     return Process(host, kind, process, log)
 
 
-def _wait_ready(each: Process, seconds: float) -> None:
+def _wait_ready(
+    each: Process, seconds: float, ready=READY, engine="Flink", error=FlinkClusterError
+) -> None:
+    """Until the line ready[kind] is in the process's log (Spark's processes too)."""
     deadline = time.monotonic() + seconds
-    while READY[each.kind] not in each.log.read_text(errors="replace"):
+    while ready[each.kind] not in each.log.read_text(errors="replace"):
         if each.process.poll() is not None:
-            raise FlinkClusterError(
-                f"the Flink {each.kind} on host {each.host} exited with {each.process.returncode} "
-                f"before it was ready (expected {READY[each.kind]!r} in its log {each.log}):\n"
-                + _tail(each.log)
+            raise error(
+                f"the {engine} {each.kind} on host {each.host} exited with "
+                f"{each.process.returncode} before it was ready (expected "
+                f"{ready[each.kind]!r} in its log {each.log}):\n" + _tail(each.log)
             )
         if time.monotonic() > deadline:
-            raise FlinkClusterError(
-                f"the Flink {each.kind} on host {each.host} was not ready within {seconds:.0f} s "
-                f"(expected {READY[each.kind]!r} in its log {each.log}):\n" + _tail(each.log)
+            raise error(
+                f"the {engine} {each.kind} on host {each.host} was not ready within "
+                f"{seconds:.0f} s (expected {ready[each.kind]!r} in its log {each.log}):\n"
+                + _tail(each.log)
             )
         time.sleep(0.2)
 
