@@ -320,32 +320,6 @@ def test_unknown_digest_needs_the_opt_out(full_release, tmp_path, monkeypatch):
     )
 
 
-def test_cached_verdict_is_reused_and_invalidated_by_a_change(full_release, tmp_path, monkeypatch):
-    api_build(
-        full_release.manual_dir,
-        tmp_path / "data",
-        checksums=full_release.checksums,
-        monkeypatch=monkeypatch,
-    )
-    verdict = tmp_path / "data" / "downloads" / "imagenet2017" / f"verdict-{testing.CLSLOC}.json"
-    _magic, _header, payload = verdict.read_bytes().split(b"\n", 2)  # fileio.write_cache's
-    assert json.loads(payload)["md5"] == next(
-        line.split("\t")[2]
-        for line in full_release.checksums.read_text().splitlines()
-        if line.startswith(testing.CLSLOC)
-    )
-    # Same name, other bytes: the stale verdict and catalog must not be trusted.
-    archive = full_release.manual_dir / testing.CLSLOC
-    archive.write_bytes(archive.read_bytes()[:-100] + bytes(100))
-    with pytest.raises(errors.ChecksumError, match="md5 mismatch"):
-        api_build(
-            full_release.manual_dir,
-            tmp_path / "data2",
-            checksums=full_release.checksums,
-            monkeypatch=monkeypatch,
-        )
-
-
 @pytest.mark.parametrize("case", ["none", "empty", "wrong_name"])
 def test_missing_inputs_say_what_is_needed_and_what_was_found(case, tmp_path, monkeypatch):
     manual = None if case == "none" else tmp_path / "manual"
