@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -422,8 +423,10 @@ FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCh
 
 
 @st.composite
-def mutated(draw, originals: list[bytes]):
-    data = bytearray(draw(st.sampled_from(originals)))
+def damaged(draw, originals: list[bytes]) -> tuple[bytes, bytes]:
+    """One of `originals` and a copy of it with a few random changes."""
+    original = draw(st.sampled_from(originals))
+    data = bytearray(original)
     for _ in range(draw(st.integers(1, 8))):
         if not data:
             break
@@ -437,20 +440,52 @@ def mutated(draw, originals: list[bytes]):
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         else:
             del data[pos : pos + draw(st.integers(1, 32))]
-    return bytes(data)
+    return original, bytes(data)
+
+
+def mutated(originals: list[bytes]):
+    return damaged(originals).map(lambda pair: pair[1])
 
 
 XMLS = list(testing.annotation_samples().values())
 
 
+def _annotation_by_elementtree(data: bytes) -> xml_annotations.Annotation | None:
+    """What Python's own XML parser reads in an annotation; None where it finds no
+    well-formed annotation with numbers where the package wants them."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(data)
+        size = root.find("size")
+        objects = tuple(
+            xml_annotations.Box(
+                (o.findtext("name") or "").strip(),
+                *(float(o.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")),
+                subcategory=(o.findtext("subcategory") or "").strip() or None,
+            )
+            for o in root.iterfind("object")
+        )
+        return xml_annotations.Annotation(
+            float(size.findtext("width")), float(size.findtext("height")), objects
+        )
+    except (ET.ParseError, AttributeError, TypeError, ValueError):
+        return None
+
+
 @FAST
-@given(st.one_of(st.binary(max_size=2000), mutated(XMLS)))
+@given(st.one_of(st.sampled_from(XMLS), st.binary(max_size=2000), mutated(XMLS)))
 def test_annotation_parser_raises_only_its_own_errors(data):
+    """What it reads, when it reads anything, is what Python's own XML parser reads; a
+    sample as the release has it is read."""
     try:
         ann = xml_annotations.parse(data, "member.xml")
     except Imagenet2017Error:
+        assert data not in XMLS
         return
     assert ann.width > 0 and ann.height > 0
+    reference = _annotation_by_elementtree(data)
+    assert reference is None or ann == reference, (ann, reference)
 
 
 def _tar(members, fmt=tarfile.GNU_FORMAT) -> bytes:
@@ -475,27 +510,79 @@ TARS = [
 ]
 
 
-def _walk(data: bytes) -> None:
-    walker = tar.Walker(io.BytesIO(data), "t")
-    for header in walker.headers():
-        if header.regular:
-            walker.read(header)
+def _walk(data: bytes) -> list[tuple[str, bytes]]:
+    """The regular members the walker reads, up to its error if it raises one."""
+    walker, out = tar.Walker(io.BytesIO(data), "t"), []
+    with contextlib.suppress(Imagenet2017Error):
+        for header in walker.headers():
+            if header.regular:
+                out.append((header.name, walker.read(header)))
+    return out
+
+
+def _intact(original: bytes, data: bytes) -> list[tuple[str, bytes]]:
+    """The members of `original` that tarfile reads, up to the first one a change in `data`
+    touches (its header, data or padding)."""
+    same = min(len(original), len(data))
+    same = next((k for k in range(same) if original[k] != data[k]), same)
+    with tarfile.open(fileobj=io.BytesIO(original)) as t:
+        out = []
+        for m in t.getmembers():
+            if m.offset_data + -(-m.size // 512) * 512 > same:
+                break
+            out.append((m.name, t.extractfile(m).read()))
+    return out
 
 
 @FAST
-@given(st.one_of(st.binary(max_size=3000), mutated(TARS)))
-def test_tar_reader_raises_only_its_own_errors(data):
-    with contextlib.suppress(Imagenet2017Error):
-        _walk(data)
+@given(st.binary(max_size=3000))
+def test_tar_reader_raises_only_its_own_errors_on_noise(data):
+    _walk(data)
+
+
+@FAST
+@given(damaged(TARS))
+def test_tar_reader_reads_every_member_before_the_damage_as_tarfile_does(pair):
+    original, data = pair
+    intact = _intact(original, data)
+    assert _walk(data)[: len(intact)] == intact
+
+
+def _reference_scan(data: bytes) -> list[tuple[str, bytes]] | None:
+    """The members Python's gzip and tarfile read, named as a scan names them; None where
+    either refuses the bytes (a CRC or length that does not match, a damaged header)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
+            return [(m.name.removeprefix("ILSVRC/"), t.extractfile(m).read())
+                    for m in t.getmembers() if m.isfile()]  # fmt: skip
+    except (OSError, EOFError, tarfile.TarError, zlib.error):
+        return None
+
+
+GZIPPED = [gzip.compress(t, mtime=0) for t in TARS]
+
+
+@st.composite
+def gzip_header_changed(draw) -> bytes:
+    """A change to the gzip header's time, compressor flags or OS (bytes 4 to 9), which no
+    reader checks: the archive reads as before."""
+    data = bytearray(draw(st.sampled_from(GZIPPED)))
+    data[draw(st.integers(4, 9))] ^= draw(st.integers(1, 255))
+    return bytes(data)
 
 
 @settings(max_examples=40, deadline=5000)
-@given(mutated([gzip.compress(t, mtime=0) for t in TARS]))
-def test_tarball_source_raises_only_its_own_errors(tmp_path_factory, data):
+@given(st.one_of(mutated(GZIPPED), gzip_header_changed()))
+def test_tarball_source_reads_what_gzip_and_tarfile_read_or_raises_its_own(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("gz") / "a.tar.gz"
     path.write_bytes(data)
-    with contextlib.suppress(Imagenet2017Error):
-        list(Tarball(path).scan(lambda p: True))
+    reference = _reference_scan(data)
+    try:
+        scanned = [(e.path, got) for e, got in Tarball(path).scan(lambda p: True)]
+    except Imagenet2017Error:
+        assert reference not in [_reference_scan(g) for g in GZIPPED], "an intact tar refused"
+        return
+    assert scanned == reference
 
 
 def _jpeg() -> bytes:
@@ -506,11 +593,26 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
+JPEGS = [_jpeg()]
+
+
 @FAST
-@given(st.one_of(st.binary(max_size=500), mutated([_jpeg()])))
+@given(st.one_of(st.sampled_from(JPEGS), st.binary(max_size=500), mutated(JPEGS)))
 def test_image_handling_raises_only_its_own_errors(data):
+    """A member is kept as it is (an RGB or grey JPEG, the intact one among them) or
+    re-encoded into an RGB JPEG Pillow decodes whole, of the size Pillow reads in the member."""
+    from PIL import Image
+
     try:
         out = images.storable_jpeg(data, "member.JPEG")
     except Imagenet2017Error:
+        assert data not in JPEGS
         return
     assert out[:3] == b"\xff\xd8\xff"
+    if out is data:
+        assert images.sniff(data).stored_as_is
+        return
+    assert data not in JPEGS
+    with Image.open(io.BytesIO(out)) as kept, Image.open(io.BytesIO(data)) as member:
+        kept.load()
+        assert (kept.format, kept.mode, kept.size) == ("JPEG", "RGB", member.size)
