@@ -104,14 +104,45 @@ def test_a_worker_killed_mid_job_is_named_with_its_signal(tmp_path):
         p.close()
 
 
+# Put ahead on PYTHONPATH, it records every process a Python process starts (its audit
+# event), whatever starts it: what a build started, not what it says it started.
+RECORD_STARTS = """
+import os, sys
+
+def _started(event, args):
+    if event == "subprocess.Popen":
+        with open(os.environ["STARTS_RECORD"], "a") as f:
+            f.write(" ".join(map(str, args[1])) + "\\n")
+
+sys.addaudithook(_started)
+"""
+
+
 def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_path):
-    """`taskset` leaves the build one CPU of the machine's: one worker, written in the log."""
+    """`taskset` leaves the build one CPU of the machine's: the shards are written in the
+    build's own process, no worker is started, and the log says so."""
     command = ["taskset", "-c", "0", TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path)]  # fmt: skip
-    result = subprocess.run(command, env=build_env(tarball_release.checksums), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path / "data")]  # fmt: skip
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(RECORD_STARTS)
+    env = build_env(tarball_release.checksums)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), env["PYTHONPATH"]])
+    env["STARTS_RECORD"] = str(tmp_path / "started.txt")
+    (tmp_path / "started.txt").touch()
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imagenet2017: 1 worker process (1 CPU usable (affinity 1" in result.stderr
+    started = (tmp_path / "started.txt").read_text().splitlines()
+    assert not [c for c in started if "imagenet2017_tfds.engine.pool" in c], started
+    assert readback.splits(tmp_path / "data", "clsloc")["train"] == 14
+    # The same build with both CPUs starts two workers: the record sees them.
+    command[:3] = ["taskset", "-c", "0,1"]
+    result = subprocess.run(command + ["--overwrite"], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    started = (tmp_path / "started.txt").read_text().splitlines()
+    assert len([c for c in started if "imagenet2017_tfds.engine.pool" in c]) == 2, started
 
 
 def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
@@ -146,6 +177,8 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
         (checkpoint,), freed = _freed_mid_shard(data)  # one process: one shard at a time
         assert checkpoint is not None and checkpoint.num_examples > 0, checkpoint
         assert freed, "no bucket was freed before its shard was complete"
+    left = _shard_files(data)
+    assert len(left) == {"shards": 1, "checkpoint": 1}.get(point, 0), left
     # Once the stream is complete, the rerun never reads the archive again.
     again = _killed(manual, data, "none" if point == "stream" else "no_read",
                     tarball_release.checksums)  # fmt: skip
@@ -158,7 +191,36 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     if point == "checkpoint":
         assert (f"1 shards partly written by an earlier run of this build: going on from their "
                 f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
+    assert_kept_in_the_dataset(left, data)
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def _shard_files(data: Path) -> dict[int, tuple[str, bytes]]:
+    """The shard files a killed build recorded in its work folder, whole or up to a
+    checkpoint: inode -> (name, the bytes recorded)."""
+    (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
+    w, out = Work(str(root)), {}
+    for path in (root / "shards").glob("*.tfrecord*"):
+        split, shard = path.name.split(".")[0].split("-")
+        if path.name.endswith(".partial"):
+            recorded = w.checkpoint(split, int(shard), "tfrecord")
+            size = recorded and recorded.file_bytes
+        else:
+            recorded = w.done(split, int(shard), "tfrecord")
+            size = path.stat().st_size
+        if recorded is not None:
+            out[path.stat().st_ino] = (path.name, path.read_bytes()[:size])
+    return out
+
+
+def assert_kept_in_the_dataset(left: dict[int, tuple[str, bytes]], data: Path) -> None:
+    """Each shard file a killed build left became a shard of the dataset the rerun built:
+    the same file (linked, not written again), its bytes then a prefix of the shard's."""
+    folder = data / "imagenet2017" / "clsloc" / readback.VERSION
+    shards = {p.stat().st_ino: p.read_bytes() for p in folder.glob("*.tfrecord-*")}
+    for inode, (name, before) in left.items():
+        assert inode in shards, f"{name} was written again, not kept"
+        assert shards[inode].startswith(before), name
 
 
 def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
@@ -174,9 +236,12 @@ def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
     checkpoints, freed = _freed_mid_shard(data)
     assert checkpoints and all(c is not None and c.num_examples > 0 for c in checkpoints)
     assert freed, "no bucket was freed before its shard was complete"
+    left = _shard_files(data)
+    assert len(left) >= len(checkpoints), left
     again = _killed(manual, data, "no_read", tarball_release.checksums)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "shards partly written by an earlier run of this build: going on" in again.stderr
+    assert_kept_in_the_dataset(left, data)
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 
