@@ -367,6 +367,43 @@ def test_devkit_disagreeing_with_the_package_names_the_first_entry(
     assert_nothing_loads(tmp_path / "data")
 
 
+def test_devkit_with_an_entry_less_names_both_counts(full_release, tmp_path, monkeypatch):
+    name = "devkit/data/map_clsloc.txt"
+    lines = full_release.members["devkit"][name].decode().splitlines(keepends=True)
+    sums = rewrite(full_release, "devkit", {name: "".join(lines[:-1]).encode()})
+    with pytest.raises(errors.ConsistencyError) as e:
+        api_build(
+            full_release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch
+        )
+    assert str(e.value) == (
+        f"{testing.ARCHIVES['devkit']}: devkit/data/map_clsloc.txt has {len(lines) - 1} entries, "
+        f"the package's copy {len(lines)}. Download ILSVRC2017_devkit.tar.gz again, or remove it."
+    )
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_max_examples_per_split_is_refused_before_anything_is_read(
+    full_release, tmp_path, monkeypatch
+):
+    from imagenet2017_tfds.engine import stream
+
+    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(full_release.checksums))
+    builder = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
+    with pytest.raises(errors.ConsistencyError) as e:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=str(full_release.manual_dir), max_examples_per_split=3
+            )
+        )
+    assert str(e.value) == (
+        "imagenet2017/clsloc builds every example: max_examples_per_split=3 would keep a "
+        "dataset the release's lists cannot vouch for. Build without it; to try the builder "
+        "quickly, `make demo` builds a miniature release in a minute."
+    )
+    assert_nothing_loads(tmp_path / "data")
+
+
 def test_devkit_ground_truth_disagreement_is_an_error(full_release, tmp_path, monkeypatch):
     name = "devkit/data/ILSVRC2015_clsloc_validation_ground_truth.txt"
     lines = full_release.members["devkit"][name].decode().splitlines(keepends=True)

@@ -118,6 +118,27 @@ sys.addaudithook(_started)
 """
 
 
+def test_a_worker_that_exits_is_named_with_its_exit_status(tmp_path):
+    """A worker that cannot start (a config no build has: its start-up raises) exits with
+    status 1; the build's error names it, its status and what to do."""
+    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict",
+                   output=str(tmp_path / "train.tfrecord"))  # fmt: skip
+    p = pool.Pool(1, ("no-such-config",))
+    try:
+        p.start()
+        with pytest.raises(pool.WorkerError) as e:
+            list(p.run([job]))
+    finally:
+        p.close()
+    assert re.fullmatch(
+        r"a worker process \(pid \d+\) exited with status 1 before it finished its shard; its "
+        r"messages are above\. Build again with the same command: the shards already written "
+        r"are kept\. If it was the out-of-memory killer, build with fewer workers "
+        r"\(--config '\{\"name\": \"\.\.\.\", \"workers\": 1\}'\)\.",
+        str(e.value),
+    ), str(e.value)
+
+
 def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_path):
     """`taskset` leaves the build one CPU of the machine's: the shards are written in the
     build's own process, no worker is started, and the log says so."""
