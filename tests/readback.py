@@ -27,14 +27,21 @@ def examples(data_dir, config: str, split: str) -> dict[str, dict]:
 
 
 def assert_nothing_loads(data_dir, config="clsloc"):
-    """A failed build left no dataset: no info, no shard, and tfds.load refuses it."""
+    """A failed build left no dataset: no info, no shard, and tfds.load refuses it with the
+    error TFDS raises for a dataset never prepared in `data_dir` (an AssertionError, from
+    4.9.7 to 4.9.10), not any other."""
+    import re
+
     import pytest
     import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds  # noqa: F401  (registers the builder)
 
     version_dir = Path(data_dir) / "imagenet2017" / config / VERSION
     assert not (version_dir / "dataset_info.json").exists()
     assert not list(version_dir.glob("*.tfrecord*"))
-    with pytest.raises(Exception):  # noqa: B017  (TFDS raises its own AssertionError type)
+    not_prepared = rf"^Dataset imagenet2017: could not find data in {re.escape(str(data_dir))}\."
+    with pytest.raises(AssertionError, match=not_prepared):
         tfds.load(f"imagenet2017/{config}", data_dir=str(data_dir), download=False)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -320,32 +321,6 @@ def test_unknown_digest_needs_the_opt_out(full_release, tmp_path, monkeypatch):
     )
 
 
-def test_cached_verdict_is_reused_and_invalidated_by_a_change(full_release, tmp_path, monkeypatch):
-    api_build(
-        full_release.manual_dir,
-        tmp_path / "data",
-        checksums=full_release.checksums,
-        monkeypatch=monkeypatch,
-    )
-    verdict = tmp_path / "data" / "downloads" / "imagenet2017" / f"verdict-{testing.CLSLOC}.json"
-    _magic, _header, payload = verdict.read_bytes().split(b"\n", 2)  # fileio.write_cache's
-    assert json.loads(payload)["md5"] == next(
-        line.split("\t")[2]
-        for line in full_release.checksums.read_text().splitlines()
-        if line.startswith(testing.CLSLOC)
-    )
-    # Same name, other bytes: the stale verdict and catalog must not be trusted.
-    archive = full_release.manual_dir / testing.CLSLOC
-    archive.write_bytes(archive.read_bytes()[:-100] + bytes(100))
-    with pytest.raises(errors.ChecksumError, match="md5 mismatch"):
-        api_build(
-            full_release.manual_dir,
-            tmp_path / "data2",
-            checksums=full_release.checksums,
-            monkeypatch=monkeypatch,
-        )
-
-
 @pytest.mark.parametrize("case", ["none", "empty", "wrong_name"])
 def test_missing_inputs_say_what_is_needed_and_what_was_found(case, tmp_path, monkeypatch):
     manual = None if case == "none" else tmp_path / "manual"
@@ -389,6 +364,43 @@ def test_devkit_disagreeing_with_the_package_names_the_first_entry(
         api_build(
             full_release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch
         )
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_devkit_with_an_entry_less_names_both_counts(full_release, tmp_path, monkeypatch):
+    name = "devkit/data/map_clsloc.txt"
+    lines = full_release.members["devkit"][name].decode().splitlines(keepends=True)
+    sums = rewrite(full_release, "devkit", {name: "".join(lines[:-1]).encode()})
+    with pytest.raises(errors.ConsistencyError) as e:
+        api_build(
+            full_release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch
+        )
+    assert str(e.value) == (
+        f"{testing.ARCHIVES['devkit']}: devkit/data/map_clsloc.txt has {len(lines) - 1} entries, "
+        f"the package's copy {len(lines)}. Download ILSVRC2017_devkit.tar.gz again, or remove it."
+    )
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_max_examples_per_split_is_refused_before_anything_is_read(
+    full_release, tmp_path, monkeypatch
+):
+    from imagenet2017_tfds.engine import stream
+
+    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(full_release.checksums))
+    builder = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
+    with pytest.raises(errors.ConsistencyError) as e:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=str(full_release.manual_dir), max_examples_per_split=3
+            )
+        )
+    assert str(e.value) == (
+        "imagenet2017/clsloc builds every example: max_examples_per_split=3 would keep a "
+        "dataset the release's lists cannot vouch for. Build without it; to try the builder "
+        "quickly, `make demo` builds a miniature release in a minute."
+    )
     assert_nothing_loads(tmp_path / "data")
 
 
@@ -448,8 +460,10 @@ FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCh
 
 
 @st.composite
-def mutated(draw, originals: list[bytes]):
-    data = bytearray(draw(st.sampled_from(originals)))
+def damaged(draw, originals: list[bytes]) -> tuple[bytes, bytes]:
+    """One of `originals` and a copy of it with a few random changes."""
+    original = draw(st.sampled_from(originals))
+    data = bytearray(original)
     for _ in range(draw(st.integers(1, 8))):
         if not data:
             break
@@ -463,20 +477,52 @@ def mutated(draw, originals: list[bytes]):
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         else:
             del data[pos : pos + draw(st.integers(1, 32))]
-    return bytes(data)
+    return original, bytes(data)
+
+
+def mutated(originals: list[bytes]):
+    return damaged(originals).map(lambda pair: pair[1])
 
 
 XMLS = list(testing.annotation_samples().values())
 
 
+def _annotation_by_elementtree(data: bytes) -> xml_annotations.Annotation | None:
+    """What Python's own XML parser reads in an annotation; None where it finds no
+    well-formed annotation with numbers where the package wants them."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(data)
+        size = root.find("size")
+        objects = tuple(
+            xml_annotations.Box(
+                (o.findtext("name") or "").strip(),
+                *(float(o.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")),
+                subcategory=(o.findtext("subcategory") or "").strip() or None,
+            )
+            for o in root.iterfind("object")
+        )
+        return xml_annotations.Annotation(
+            float(size.findtext("width")), float(size.findtext("height")), objects
+        )
+    except (ET.ParseError, AttributeError, TypeError, ValueError):
+        return None
+
+
 @FAST
-@given(st.one_of(st.binary(max_size=2000), mutated(XMLS)))
+@given(st.one_of(st.sampled_from(XMLS), st.binary(max_size=2000), mutated(XMLS)))
 def test_annotation_parser_raises_only_its_own_errors(data):
+    """What it reads, when it reads anything, is what Python's own XML parser reads; a
+    sample as the release has it is read."""
     try:
         ann = xml_annotations.parse(data, "member.xml")
     except Imagenet2017Error:
+        assert data not in XMLS
         return
     assert ann.width > 0 and ann.height > 0
+    reference = _annotation_by_elementtree(data)
+    assert reference is None or ann == reference, (ann, reference)
 
 
 def _tar(members, fmt=tarfile.GNU_FORMAT) -> bytes:
@@ -501,27 +547,79 @@ TARS = [
 ]
 
 
-def _walk(data: bytes) -> None:
-    walker = tar.Walker(io.BytesIO(data), "t")
-    for header in walker.headers():
-        if header.regular:
-            walker.read(header)
+def _walk(data: bytes) -> list[tuple[str, bytes]]:
+    """The regular members the walker reads, up to its error if it raises one."""
+    walker, out = tar.Walker(io.BytesIO(data), "t"), []
+    with contextlib.suppress(Imagenet2017Error):
+        for header in walker.headers():
+            if header.regular:
+                out.append((header.name, walker.read(header)))
+    return out
+
+
+def _intact(original: bytes, data: bytes) -> list[tuple[str, bytes]]:
+    """The members of `original` that tarfile reads, up to the first one a change in `data`
+    touches (its header, data or padding)."""
+    same = min(len(original), len(data))
+    same = next((k for k in range(same) if original[k] != data[k]), same)
+    with tarfile.open(fileobj=io.BytesIO(original)) as t:
+        out = []
+        for m in t.getmembers():
+            if m.offset_data + -(-m.size // 512) * 512 > same:
+                break
+            out.append((m.name, t.extractfile(m).read()))
+    return out
 
 
 @FAST
-@given(st.one_of(st.binary(max_size=3000), mutated(TARS)))
-def test_tar_reader_raises_only_its_own_errors(data):
-    with contextlib.suppress(Imagenet2017Error):
-        _walk(data)
+@given(st.binary(max_size=3000))
+def test_tar_reader_raises_only_its_own_errors_on_noise(data):
+    _walk(data)
+
+
+@FAST
+@given(damaged(TARS))
+def test_tar_reader_reads_every_member_before_the_damage_as_tarfile_does(pair):
+    original, data = pair
+    intact = _intact(original, data)
+    assert _walk(data)[: len(intact)] == intact
+
+
+def _reference_scan(data: bytes) -> list[tuple[str, bytes]] | None:
+    """The members Python's gzip and tarfile read, named as a scan names them; None where
+    either refuses the bytes (a CRC or length that does not match, a damaged header)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
+            return [(m.name.removeprefix("ILSVRC/"), t.extractfile(m).read())
+                    for m in t.getmembers() if m.isfile()]  # fmt: skip
+    except (OSError, EOFError, tarfile.TarError, zlib.error):
+        return None
+
+
+GZIPPED = [gzip.compress(t, mtime=0) for t in TARS]
+
+
+@st.composite
+def gzip_header_changed(draw) -> bytes:
+    """A change to the gzip header's time, compressor flags or OS (bytes 4 to 9), which no
+    reader checks: the archive reads as before."""
+    data = bytearray(draw(st.sampled_from(GZIPPED)))
+    data[draw(st.integers(4, 9))] ^= draw(st.integers(1, 255))
+    return bytes(data)
 
 
 @settings(max_examples=40, deadline=5000)
-@given(mutated([gzip.compress(t, mtime=0) for t in TARS]))
-def test_tarball_source_raises_only_its_own_errors(tmp_path_factory, data):
+@given(st.one_of(mutated(GZIPPED), gzip_header_changed()))
+def test_tarball_source_reads_what_gzip_and_tarfile_read_or_raises_its_own(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("gz") / "a.tar.gz"
     path.write_bytes(data)
-    with contextlib.suppress(Imagenet2017Error):
-        list(Tarball(path).scan(lambda p: True))
+    reference = _reference_scan(data)
+    try:
+        scanned = [(e.path, got) for e, got in Tarball(path).scan(lambda p: True)]
+    except Imagenet2017Error:
+        assert reference not in [_reference_scan(g) for g in GZIPPED], "an intact tar refused"
+        return
+    assert scanned == reference
 
 
 def _jpeg() -> bytes:
@@ -532,11 +630,26 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
+JPEGS = [_jpeg()]
+
+
 @FAST
-@given(st.one_of(st.binary(max_size=500), mutated([_jpeg()])))
+@given(st.one_of(st.sampled_from(JPEGS), st.binary(max_size=500), mutated(JPEGS)))
 def test_image_handling_raises_only_its_own_errors(data):
+    """A member is kept as it is (an RGB or grey JPEG, the intact one among them) or
+    re-encoded into an RGB JPEG Pillow decodes whole, of the size Pillow reads in the member."""
+    from PIL import Image
+
     try:
         out = images.storable_jpeg(data, "member.JPEG")
     except Imagenet2017Error:
+        assert data not in JPEGS
         return
     assert out[:3] == b"\xff\xd8\xff"
+    if out is data:
+        assert images.sniff(data).stored_as_is
+        return
+    assert data not in JPEGS
+    with Image.open(io.BytesIO(out)) as kept, Image.open(io.BytesIO(data)) as member:
+        kept.load()
+        assert (kept.format, kept.mode, kept.size) == ("JPEG", "RGB", member.size)

@@ -2,12 +2,16 @@
 
 import hashlib
 import os
+import random
+import shutil
 from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import checksums, cli, fileio, resources
+from imagenet2017_tfds import checksums, cli, fileio, resources, testing
 from imagenet2017_tfds.errors import ChecksumError
+from tests.conftest import api_build
+from tests.mutate import rewrite
 
 ROOT = Path(__file__).parent.parent
 
@@ -152,3 +156,50 @@ def test_verdict_key_is_the_same_for_a_relative_and_an_absolute_path(tmp_path, m
     relative = fileio.stat_key(epath.Path("a.tar.gz"))
     assert relative == fileio.stat_key(epath.Path(tmp_path / "a.tar.gz"))
     assert relative["size"] == 10
+
+
+def _bytes_read() -> int:
+    """What this process has read so far (its threads too), from Linux's /proc/self/io."""
+    line = next(x for x in Path("/proc/self/io").read_text().splitlines() if x.startswith("rchar"))
+    return int(line.split()[1])
+
+
+def test_a_builds_verdict_spares_the_digests_read_until_the_archive_changes(tmp_path, monkeypatch):
+    """Builds one after another in one data dir (the dataset removed in between, the cache
+    kept): the second trusts the first's verdict and reads the archive once less than a
+    build without it, and the verdict is not written again; the archive then changed in
+    place (same size, its mtime put back) is read again and refused."""
+    release = testing.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
+    noise = random.Random(0).randbytes(4 << 20).translate(bytes(b & 15 for b in range(256)))
+    sums = rewrite(release, "clsloc", {"extra/noise.bin": noise})  # its reads outweigh the rest
+    archive, data = release.manual_dir / testing.CLSLOC, tmp_path / "data"
+    verdict = data / "downloads" / "imagenet2017" / f"verdict-{testing.CLSLOC}.json"
+
+    def build() -> int:
+        shutil.rmtree(data / "imagenet2017", ignore_errors=True)
+        before = _bytes_read()
+        api_build(release.manual_dir, data, checksums=sums, monkeypatch=monkeypatch, workers=1)
+        return _bytes_read() - before
+
+    build()
+    written = verdict.stat()
+    reused = build()
+    assert (verdict.stat().st_ino, verdict.stat().st_mtime_ns) == (
+        written.st_ino,
+        written.st_mtime_ns,
+    )
+    verdict.unlink()
+    read_again = build()
+    size = archive.stat().st_size
+    assert 0.95 * size < read_again - reused < 1.05 * size, (read_again, reused, size)
+    # Other bytes under the same name, size and mtime: the verdict is not trusted.
+    st = archive.stat()
+    with open(archive, "r+b") as f:
+        f.seek(size // 2)
+        flipped = bytes([f.read(1)[0] ^ 0xFF])
+        f.seek(size // 2)
+        f.write(flipped)
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (archive.stat().st_size, archive.stat().st_mtime_ns) == (size, st.st_mtime_ns)
+    with pytest.raises(ChecksumError, match=rf"{archive}: md5 mismatch"):
+        build()

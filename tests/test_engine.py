@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +16,11 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
+import imagenet2017_tfds
 from imagenet2017_tfds import testing
 from imagenet2017_tfds.engine import buckets, jobs, pool, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Work
-from imagenet2017_tfds.errors import Imagenet2017Error
+from imagenet2017_tfds.errors import DiskSpaceError, Imagenet2017Error
 from tests import procfs, readback
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 
@@ -101,14 +104,66 @@ def test_a_worker_killed_mid_job_is_named_with_its_signal(tmp_path):
         p.close()
 
 
+# Put ahead on PYTHONPATH, it records every process a Python process starts (its audit
+# event), whatever starts it: what a build started, not what it says it started.
+RECORD_STARTS = """
+import os, sys
+
+def _started(event, args):
+    if event == "subprocess.Popen":
+        with open(os.environ["STARTS_RECORD"], "a") as f:
+            f.write(" ".join(map(str, args[1])) + "\\n")
+
+sys.addaudithook(_started)
+"""
+
+
+def test_a_worker_that_exits_is_named_with_its_exit_status(tmp_path):
+    """A worker that cannot start (a config no build has: its start-up raises) exits with
+    status 1; the build's error names it, its status and what to do."""
+    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict",
+                   output=str(tmp_path / "train.tfrecord"))  # fmt: skip
+    p = pool.Pool(1, ("no-such-config",))
+    try:
+        p.start()
+        with pytest.raises(pool.WorkerError) as e:
+            list(p.run([job]))
+    finally:
+        p.close()
+    assert re.fullmatch(
+        r"a worker process \(pid \d+\) exited with status 1 before it finished its shard; its "
+        r"messages are above\. Build again with the same command: the shards already written "
+        r"are kept\. If it was the out-of-memory killer, build with fewer workers "
+        r"\(--config '\{\"name\": \"\.\.\.\", \"workers\": 1\}'\)\.",
+        str(e.value),
+    ), str(e.value)
+
+
 def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_path):
-    """`taskset` leaves the build one CPU of the machine's: one worker, written in the log."""
+    """`taskset` leaves the build one CPU of the machine's: the shards are written in the
+    build's own process, no worker is started, and the log says so."""
     command = ["taskset", "-c", "0", TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path)]  # fmt: skip
-    result = subprocess.run(command, env=build_env(tarball_release.checksums), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path / "data")]  # fmt: skip
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(RECORD_STARTS)
+    env = build_env(tarball_release.checksums)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), env["PYTHONPATH"]])
+    env["STARTS_RECORD"] = str(tmp_path / "started.txt")
+    (tmp_path / "started.txt").touch()
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imagenet2017: 1 worker process (1 CPU usable (affinity 1" in result.stderr
+    started = (tmp_path / "started.txt").read_text().splitlines()
+    assert not [c for c in started if "imagenet2017_tfds.engine.pool" in c], started
+    assert readback.splits(tmp_path / "data", "clsloc")["train"] == 14
+    # The same build with both CPUs starts two workers: the record sees them.
+    command[:3] = ["taskset", "-c", "0,1"]
+    result = subprocess.run(command + ["--overwrite"], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    started = (tmp_path / "started.txt").read_text().splitlines()
+    assert len([c for c in started if "imagenet2017_tfds.engine.pool" in c]) == 2, started
 
 
 def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
@@ -143,6 +198,8 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
         (checkpoint,), freed = _freed_mid_shard(data)  # one process: one shard at a time
         assert checkpoint is not None and checkpoint.num_examples > 0, checkpoint
         assert freed, "no bucket was freed before its shard was complete"
+    left = _shard_files(data)
+    assert len(left) == {"shards": 1, "checkpoint": 1}.get(point, 0), left
     # Once the stream is complete, the rerun never reads the archive again.
     again = _killed(manual, data, "none" if point == "stream" else "no_read",
                     tarball_release.checksums)  # fmt: skip
@@ -155,7 +212,36 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     if point == "checkpoint":
         assert (f"1 shards partly written by an earlier run of this build: going on from their "
                 f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
+    assert_kept_in_the_dataset(left, data)
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
+
+
+def _shard_files(data: Path) -> dict[int, tuple[str, bytes]]:
+    """The shard files a killed build recorded in its work folder, whole or up to a
+    checkpoint: inode -> (name, the bytes recorded)."""
+    (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
+    w, out = Work(str(root)), {}
+    for path in (root / "shards").glob("*.tfrecord*"):
+        split, shard = path.name.split(".")[0].split("-")
+        if path.name.endswith(".partial"):
+            recorded = w.checkpoint(split, int(shard), "tfrecord")
+            size = recorded and recorded.file_bytes
+        else:
+            recorded = w.done(split, int(shard), "tfrecord")
+            size = path.stat().st_size
+        if recorded is not None:
+            out[path.stat().st_ino] = (path.name, path.read_bytes()[:size])
+    return out
+
+
+def assert_kept_in_the_dataset(left: dict[int, tuple[str, bytes]], data: Path) -> None:
+    """Each shard file a killed build left became a shard of the dataset the rerun built:
+    the same file (linked, not written again), its bytes then a prefix of the shard's."""
+    folder = data / "imagenet2017" / "clsloc" / readback.VERSION
+    shards = {p.stat().st_ino: p.read_bytes() for p in folder.glob("*.tfrecord-*")}
+    for inode, (name, before) in left.items():
+        assert inode in shards, f"{name} was written again, not kept"
+        assert shards[inode].startswith(before), name
 
 
 def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
@@ -171,9 +257,12 @@ def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
     checkpoints, freed = _freed_mid_shard(data)
     assert checkpoints and all(c is not None and c.num_examples > 0 for c in checkpoints)
     assert freed, "no bucket was freed before its shard was complete"
+    left = _shard_files(data)
+    assert len(left) >= len(checkpoints), left
     again = _killed(manual, data, "no_read", tarball_release.checksums)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "shards partly written by an earlier run of this build: going on" in again.stderr
+    assert_kept_in_the_dataset(left, data)
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 
@@ -250,6 +339,37 @@ def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp
     assert Path(tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("file_format, needed", [("tfrecord", "11.0"), ("array_record", "11.5")])
+def test_the_space_a_build_needs_is_reckoned_from_its_archives(
+    file_format, needed, tarball_release, tmp_path, monkeypatch
+):
+    """The release's CLS-LOC archive made 10 GB (sparse: nothing is read before the check):
+    the build writes 1.1 times its inputs in TFRecord, 1.15 in ArrayRecord, at its peak."""
+    from imagenet2017_tfds.engine import local, stream
+
+    manual = tmp_path / "manual"
+    shutil.copytree(tarball_release.manual_dir, manual)
+    devkit = (manual / testing.ARCHIVES["devkit"]).stat().st_size
+    os.truncate(manual / testing.CLSLOC, 10**10 - devkit)  # with the devkit: 10**10 bytes
+    monkeypatch.setattr(local, "_free", lambda folder: (str(tmp_path), 3 * 10**9))
+    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
+    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", allow_unverified=True)
+    builder = tfds.builder("imagenet2017", config=config, data_dir=str(tmp_path / "data"),
+                           file_format=file_format)  # fmt: skip
+    with pytest.raises(DiskSpaceError) as e:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
+        )
+    work = tmp_path / "data" / "downloads" / "imagenet2017" / "work"
+    assert re.fullmatch(
+        rf"imagenet2017: not enough disk space for this build \({re.escape(str(work))}/\S+ "
+        rf"needs about {needed} GB, {re.escape(str(tmp_path))} has 3\.0 GB free\)\. Free some, or point --data_dir / "
+        r"--download_dir elsewhere; to go on anyway, build with --config "
+        r"'\{\"name\": \"\.\.\.\", \"skip_space_check\": true\}'\.",
+        str(e.value),
+    ), str(e.value)
+
+
 def test_a_data_dir_too_small_is_refused_before_anything_is_read(
     tarball_release, tmp_path, monkeypatch
 ):
@@ -257,8 +377,7 @@ def test_a_data_dir_too_small_is_refused_before_anything_is_read(
 
     monkeypatch.setattr(local, "_free", lambda folder: ("/", 50_000))
     monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
-    with pytest.raises(Imagenet2017Error, match=r"not enough disk space .* needs about 0\.0 GB"
-                       r".* 0\.0 GB free.*skip_space_check"):  # fmt: skip
+    with pytest.raises(DiskSpaceError, match=r"not enough disk space .*skip_space_check"):
         api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
                   monkeypatch)  # fmt: skip
     assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
