@@ -590,8 +590,11 @@ def _reference_scan(data: bytes) -> list[tuple[str, bytes]] | None:
     either refuses the bytes (a CRC or length that does not match, a damaged header)."""
     try:
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
-            return [(m.name.removeprefix("ILSVRC/"), t.extractfile(m).read())
-                    for m in t.getmembers() if m.isfile()]  # fmt: skip
+            return [
+                (m.name.removeprefix("ILSVRC/"), t.extractfile(m).read())
+                for m in t.getmembers()
+                if m.isfile()
+            ]
     except (OSError, EOFError, tarfile.TarError, zlib.error):
         return None
 

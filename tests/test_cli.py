@@ -84,17 +84,26 @@ def test_show_without_matplotlib_says_which_extra_to_install(tmp_path):
 def test_a_wrong_folder_is_named_with_what_was_expected_and_exit_status_2(case, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     command, message = {
-        "a file": (["verify", tmp_path / "notes.txt"],
-                   f"error: {tmp_path / 'notes.txt'}: not a folder. Pass the folder holding the .tar.gz archives."),
-        "no archive": (["checksums", tmp_path],
-                       f"error: {tmp_path}: no .tar.gz archive there; expected some of ILSVRC2017_CLS-LOC.tar.gz,"),
-        "nothing built": (["stats", tmp_path, "--config", "det"],
-                          f"error: {tmp_path}: no imagenet2017/det built there."),
-    }[case]  # fmt: skip
+        "a file": (
+            ["verify", tmp_path / "notes.txt"],
+            f"error: {tmp_path / 'notes.txt'}: not a folder. Pass the folder holding the .tar.gz archives.",
+        ),
+        "no archive": (
+            ["checksums", tmp_path],
+            f"error: {tmp_path}: no .tar.gz archive there; expected some of ILSVRC2017_CLS-LOC.tar.gz,",
+        ),
+        "nothing built": (
+            ["stats", tmp_path, "--config", "det"],
+            f"error: {tmp_path}: no imagenet2017/det built there.",
+        ),
+    }[case]
     result = subprocess.run(
         [sys.executable, "-m", "imagenet2017_tfds.cli", *map(str, command)],
-        env=build_env(None), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=build_env(None),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.startswith(message), result.stderr[-3000:]
     assert "Traceback" not in result.stderr

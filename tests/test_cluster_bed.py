@@ -332,6 +332,23 @@ def gone(pid: int) -> bool:
     return state == "Z"  # a zombie child of this process: ended
 
 
+# Holds a connection to argv[1]:argv[2] open until a line on stdin, then says what it hears in
+# 3 s: "eof" (the peer closed it), "silence", or the error (a reset).
+HOLD = """
+import socket, sys
+held = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print("connected", flush=True)
+sys.stdin.readline()
+held.settimeout(3)
+try:
+    print("eof" if held.recv(1) == b"" else "data")
+except TimeoutError:
+    print("silence")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
 def test_a_lost_host_loses_every_process_and_its_link_while_the_others_work():
     with ClusterBed(["survivor", "lost", "other"]) as bed:
         bed.store.make_bucket("gcs", "still")
@@ -345,8 +362,18 @@ def test_a_lost_host_loses_every_process_and_its_link_while_the_others_work():
             before = bed.pids("lost")  # holder, server, four sleeps (one in its own session)
             assert len(before) == 6, before
             assert on(bed, "survivor", FETCH, f"http://{address}:8000/file") == ["lost\n"]
+            held = bed.popen(
+                "survivor",
+                [sys.executable, "-c", HOLD, address, "8000"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert held.stdout.readline() == "connected\n"
 
             killed = bed.kill_host("lost")
+            # A connection to it hears nothing: no end, no reset (a host that fails).
+            assert held.communicate("\n", timeout=30)[0] == "silence\n"
             assert set(before) <= set(killed)
             assert [pid for pid in before if not gone(pid)] == []
             assert lost.wait(timeout=5) == tree.wait(timeout=5) == -signal.SIGKILL

@@ -5,19 +5,18 @@ that cluster as to a user's own. The hosts share nothing but the object store: t
 the shards and the checksums file are in gs:// on the bed's fake GCS server. The build must
 give the local build's examples, read back by tfds.load from gs://, with SDK workers on both
 worker hosts; every listening socket of every host is checked against what must reach it.
-The launcher's checks before it submits are tested against a fake REST endpoint on loopback.
+The launcher's checks before it submits are tested against the same cluster, and against a
+JobManager alone.
 The bed tests need root, Java and Go (fake-gcs-server)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -61,56 +60,20 @@ def launcher(*args: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------
-# The checks before submitting: no cluster needed.
+# The checks before submitting, against the bed's cluster and against one no TaskManager has
+# joined, from the submitting host.
 
 
-class FakeRest(BaseHTTPRequestHandler):
-    """A JobManager's REST endpoint that answers /taskmanagers with `taskmanagers` (another
-    cluster's JSON endpoint: a subclass's `path` and `answer`)."""
-
-    path_answered = "/taskmanagers"
-    taskmanagers: list[dict] = []
-
-    def answer(self) -> dict:
-        return {"taskmanagers": self.taskmanagers}
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        body = json.dumps(self.answer()).encode()
-        self.send_response(200 if self.path == self.path_answered else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def rest():
-    """HOST:PORT of a fake REST endpoint on loopback, and the class whose answer it gives."""
-    handler = type("Rest", (FakeRest,), {"taskmanagers": []})
-    with serving(handler) as address:
-        yield address, handler
-
-
-@contextlib.contextmanager
-def serving(handler):
-    """HOST:PORT of an HTTP server on loopback answering with handler, while in the block."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def refused(*args: str) -> str:
-    """The launcher's stderr, when it exits 2."""
-    result = subprocess.run(
-        launcher(*args), env=build_env(None), capture_output=True, text=True, timeout=120
+def refused(bed, *args: str) -> str:
+    """The launcher's stderr on the submitting host, when it exits 2."""
+    result = bed.run(
+        "submitter",
+        launcher(*args),
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     return result.stderr
@@ -120,38 +83,50 @@ def gs_folders(*, data_dir="gs://b/data") -> list[str]:
     return ["--manual_dir", "gs://b/raw", "--data_dir", data_dir, "--no-setup-file"]
 
 
-def test_a_cluster_without_free_slots_is_named_before_anything_starts(rest):
-    address, handler = rest
-    handler.taskmanagers = [{"id": w, "slotsNumber": 1, "freeSlots": 0} for w in WORKERS]
-    stderr = refused("--flink_master", address, *gs_folders())
-    expected = f"beam_build: the Flink cluster at {address} has 0 free task slots (2 TaskManagers"
-    assert expected + " registered)" in stderr, stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_cluster_without_free_slots_is_named_before_anything_starts(bed, tmp_path):
+    """A JobManager alone (on the submitting host, for this test only)."""
+    alone = flink_cluster.start(bed, "submitter", [], log_dir=tmp_path)
+    try:
+        stderr = refused(bed, "--flink_master", alone.rest, *gs_folders())
+    finally:
+        alone.stop()
+    expected = (
+        f"beam_build: the Flink cluster at {alone.rest} has 0 free task slots (0 TaskManagers "
+        "registered): start TaskManagers, or wait for the running jobs to end"
+    )
+    assert expected in stderr, stderr
     assert "job-server.log" not in stderr  # refused before the job server started
 
 
-def test_more_workers_than_free_slots_are_refused(rest):
-    address, handler = rest
-    handler.taskmanagers = [{"id": "worker-1", "slotsNumber": 2, "freeSlots": 1}]
-    stderr = refused("--flink_master", address, "--workers", "2", *gs_folders())
-    expected = f"the Flink cluster at {address} has 1 free task slots (1 TaskManagers registered)"
-    assert expected + ": --workers 2 needs 2: lower --workers or add TaskManagers" in stderr, stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_more_workers_than_free_slots_are_refused(bed, flink):
+    stderr = refused(bed, "--flink_master", flink.rest, "--workers", "3", *gs_folders())
+    expected = (
+        f"the Flink cluster at {flink.rest} has 2 free task slots (2 TaskManagers registered)"
+        ": --workers 3 needs 3: lower --workers or add TaskManagers"
+    )
+    assert expected in stderr, stderr
 
 
-def test_a_local_data_folder_is_refused_with_the_reason(rest):
-    address, handler = rest
-    handler.taskmanagers = [{"id": "worker-1", "slotsNumber": 2, "freeSlots": 2}]
-    stderr = refused("--flink_master", address, *gs_folders(data_dir="/x"))
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_local_data_folder_is_refused_with_the_reason(bed, flink):
+    stderr = refused(bed, "--flink_master", flink.rest, *gs_folders(data_dir="/x"))
     assert (
         "beam_build: with --flink_master the workers run on other hosts: --data_dir /x is a "
         "local path they cannot see; use gs://..." in stderr
     ), stderr
 
 
-def test_a_cluster_that_does_not_answer_is_named(rest):
-    address, _ = rest
-    host, port = address.rsplit(":", 1)
-    stderr = refused("--flink_master", f"{host}:1", *gs_folders())
-    assert f"beam_build: the Flink cluster at {host}:1 does not answer" in stderr, stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_cluster_that_does_not_answer_is_named(bed, flink):
+    nothing = f"{bed.hosts['jobmanager'].address}:1"  # the JobManager's host; no port open
+    stderr = refused(bed, "--flink_master", nothing, *gs_folders())
+    assert f"beam_build: the Flink cluster at {nothing} does not answer" in stderr, stderr
     assert "expected its JobManager's REST endpoint" in stderr
 
 

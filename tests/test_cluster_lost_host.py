@@ -1,12 +1,14 @@
-"""A worker host lost mid-job on the simulated Flink cluster (issue 28, point 6), through
-`make cluster-build`'s own command (launch/cluster_build.py): a JobManager and two
-TaskManager hosts, the launcher on a fourth, worker-2 lost (every process there killed
-together, its link down) while its SDK workers run.
-- With 2 slots on each TaskManager and --workers 2, worker-1 carries the job alone: the
-  build completes, byte-identical to the local build, read back by tfds.load from OUT, and
-  the launcher's log names the lost host and the restarts Flink made.
-- With 1 slot each, nothing can run the job after the loss: the launcher fails, naming the
-  lost host and Flink's own reason, and leaves no loadable dataset.
+"""A worker host lost mid-job on the simulated Flink and Spark clusters (issue 28, point 6),
+through `make cluster-build`'s own command (launch/cluster_build.py): the engine's head (a
+JobManager, a Spark master) and two worker hosts, the launcher on a fourth, worker-2 lost
+(its link down, then every process there killed together) while its SDK workers run.
+- With 2 slots (cores) on each worker host and --workers 2, worker-1 carries the job alone:
+  the build completes, byte-identical to the local build, read back by tfds.load from OUT,
+  and the launcher's log names the lost host and what the engine did.
+- Flink with 1 slot each: nothing can run the job after the loss (its tasks run all at
+  once); the launcher fails, naming the lost host and Flink's own reason, and leaves no
+  loadable dataset. Spark has no such case with a worker left: it runs a stage's tasks on
+  the executors it has, one after another if need be.
 Root, Java and Go (fake-gcs-server), as tests/test_cluster_builds.py."""
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ TIMEOUT = 1800  # the whole command: a bed, a Flink cluster, a build with restar
 SLOT_REQUEST_TIMEOUT_MS = 15000
 
 
-def cluster_build_run(tarball_release, tmp_path, *args: str) -> subprocess.CompletedProcess:
+def cluster_build_run(
+    tarball_release, tmp_path, runner: str, *args: str
+) -> subprocess.CompletedProcess:
     """The command as `make cluster-build` runs it; on a timeout it is terminated (it removes
-    the hosts and Flink), killed only when that fails."""
+    the hosts and the engine), killed only when that fails."""
     command = [sys.executable, "-m", "imagenet2017_tfds.launch.cluster_build", "--runner"]
-    command += ["flink", "--manual_dir", str(tarball_release.manual_dir)]
+    command += [runner, "--manual_dir", str(tarball_release.manual_dir)]
     command += ["--out", str(tmp_path / "out"), "--log_dir", str(tmp_path / "logs"), *args]
     env = build_env(tarball_release.checksums)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -62,27 +66,15 @@ def lines(output: str, start: str) -> list[str]:
 
 def lost_host_line(output: str) -> str:
     (line,) = lines(output, f"cluster_build: lost host {cluster_build.LOST} (")
-    killed = re.search(r"the TaskManager and (\d+) SDK worker processes", line)
+    killed = re.search(r"\((?:the TaskManager|the Spark worker, its executor) and (\d+) SDK", line)
     assert killed and int(killed.group(1)) > 0, f"worker-2 was lost without SDK workers: {line}"
     return line
 
 
-@pytest.mark.engines
-@pytest.mark.stores
-@pytest.mark.parametrize("config", ["clsloc"])
-def test_a_worker_host_lost_mid_job_the_build_completes_on_the_other(
-    tarball_release, cli_builds, tmp_path, config
-):
-    result = cluster_build_run(
-        tarball_release, tmp_path, "--config", config, "--kill_host_after", str(KILL_AFTER)
-    )
-    out = result.stdout
-    assert result.returncode == 0, out[-8000:]
-    lost_host_line(out)
-    # The launcher names the host and what Flink did, as it happened and at the end.
-    address = re.search(r"lost host worker-2 \(([\d.]+)\)", out).group(1)
-    # The loss is said when the JobManager drops it, the restart when its exception history
-    # has it (cached for a few seconds): in either order, each line whole.
+def flink_said(out: str, address: str) -> None:
+    """The launcher named the host and what Flink did, as it happened and at the end. The
+    loss is said when the JobManager drops it, the restart when its exception history has it
+    (cached for a few seconds): in either order, each line whole."""
     assert lines(out, f"beam_build: TaskManager worker-2 ({address}) lost at "), out[-8000:]
     restarts = lines(out, "beam_build: Flink restarted the job's tasks ")
     assert restarts and "(restart 1 of 5) after: " in restarts[0], out[-8000:]
@@ -94,6 +86,40 @@ def test_a_worker_host_lost_mid_job_the_build_completes_on_the_other(
         r"worker-1 \([\d.]+\)$",
         summary,
     ), summary
+
+
+def spark_said(out: str, address: str) -> None:
+    """The launcher named the host the master gave up, and the executor the driver lost with
+    it, as it happened and at the end."""
+    worker = rf"Spark worker worker-\S+-{re.escape(address)}-\d+ \({re.escape(address)}\) lost at "
+    worker += r"[\d.]+ s into the job: the master spark://\S+ has it DEAD"
+    assert [x for x in lines(out, "beam_build: Spark worker ") if re.search(worker, x)], out[-8000:]
+    driver = lines(out, "beam_build: Spark's driver: lost executor ")
+    assert driver and f" on {address}: worker lost: " in driver[0], out[-8000:]
+    (summary,) = lines(out, "beam_build: on the cluster: ")
+    assert re.search(
+        rf"{worker}; the driver lost [1-9]\d* executors; Spark application \S+ FINISHED, "
+        r"workers: worker-\S+ \([\d.]+\)$",
+        summary,
+    ), summary
+
+
+@pytest.mark.engines
+@pytest.mark.stores
+@pytest.mark.parametrize(
+    "runner, said", [("flink", flink_said), ("spark", spark_said)], ids=["flink", "spark"]
+)
+def test_a_worker_host_lost_mid_job_the_build_completes_on_the_other(
+    tarball_release, cli_builds, tmp_path, runner, said
+):
+    config = "clsloc"
+    result = cluster_build_run(
+        tarball_release, tmp_path, runner, "--config", config, "--kill_host_after", str(KILL_AFTER)
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-8000:]
+    lost_host_line(out)
+    said(out, re.search(r"lost host worker-2 \(([\d.]+)\)", out).group(1))
     # The local build's bytes, in a data dir tfds.load reads.
     got = tmp_path / "out"
     shards = readback.shard_bytes(got, config)
@@ -112,8 +138,9 @@ def test_a_loss_the_cluster_cannot_recover_from_names_the_host_and_flinks_reason
     result = cluster_build_run(
         tarball_release,
         tmp_path,
+        "flink",
         *("--config", "clsloc", "--slots", "1", "--workers", "2"),
-        *("--kill_host_after", str(KILL_AFTER), "--flink_setting", setting),
+        *("--kill_host_after", str(KILL_AFTER), "--setting", setting),
     )
     out = result.stdout
     assert result.returncode not in (0, None), out[-8000:]

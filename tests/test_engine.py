@@ -91,9 +91,14 @@ def test_a_tfrecord_written_without_tensorflow_is_tensorflows_own(tmp_path):
     assert [r.numpy() for r in tf.data.TFRecordDataset(str(ours))] == records
 
 
+def empty_job(tmp_path) -> jobs.Job:
+    """A job of no item: what a worker does with it does not matter to these tests."""
+    output = str(tmp_path / "train.tfrecord")
+    return jobs.Job(task=None, split="train", sources=(), items=(), mode="strict", output=output)
+
+
 def test_a_worker_killed_mid_job_is_named_with_its_signal(tmp_path):
-    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict",
-                   output=str(tmp_path / "train.tfrecord"))  # fmt: skip
+    job = empty_job(tmp_path)
     p = pool.Pool(2)
     try:
         procs = p.start()
@@ -121,8 +126,7 @@ sys.addaudithook(_started)
 def test_a_worker_that_exits_is_named_with_its_exit_status(tmp_path):
     """A worker that cannot start (a config no build has: its start-up raises) exits with
     status 1; the build's error names it, its status and what to do."""
-    job = jobs.Job(task=None, split="train", sources=(), items=(), mode="strict",
-                   output=str(tmp_path / "train.tfrecord"))  # fmt: skip
+    job = empty_job(tmp_path)
     p = pool.Pool(1, ("no-such-config",))
     try:
         p.start()
@@ -142,16 +146,16 @@ def test_a_worker_that_exits_is_named_with_its_exit_status(tmp_path):
 def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_path):
     """`taskset` leaves the build one CPU of the machine's: the shards are written in the
     build's own process, no worker is started, and the log says so."""
-    command = ["taskset", "-c", "0", TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(tmp_path / "data")]  # fmt: skip
+    command = ["taskset", "-c", "0", TFDS, "build", "imagenet2017", "--imports"]
+    command += ["imagenet2017_tfds", "--config", "clsloc", "--manual_dir"]
+    command += [str(tarball_release.manual_dir), "--data_dir", str(tmp_path / "data")]
     (tmp_path / "hook").mkdir()
     (tmp_path / "hook" / "sitecustomize.py").write_text(RECORD_STARTS)
     env = build_env(tarball_release.checksums)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "hook"), env["PYTHONPATH"]])
     env["STARTS_RECORD"] = str(tmp_path / "started.txt")
     (tmp_path / "started.txt").touch()
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imagenet2017: 1 worker process (1 CPU usable (affinity 1" in result.stderr
     started = (tmp_path / "started.txt").read_text().splitlines()
@@ -159,8 +163,9 @@ def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_p
     assert readback.splits(tmp_path / "data", "clsloc")["train"] == 14
     # The same build with both CPUs starts two workers: the record sees them.
     command[:3] = ["taskset", "-c", "0,1"]
-    result = subprocess.run(command + ["--overwrite"], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        command + ["--overwrite"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     started = (tmp_path / "started.txt").read_text().splitlines()
     assert len([c for c in started if "imagenet2017_tfds.engine.pool" in c]) == 2, started
@@ -169,8 +174,12 @@ def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_p
 def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tests.killed_build", str(manual), str(data), point],
-        env=build_env(checksums), cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=build_env(checksums),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _freed_mid_shard(data: Path) -> tuple[list[Checkpoint], set[str]]:
@@ -354,8 +363,9 @@ def test_the_space_a_build_needs_is_reckoned_from_its_archives(
     monkeypatch.setattr(local, "_free", lambda folder: (str(tmp_path), 3 * 10**9))
     monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
     config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", allow_unverified=True)
-    builder = tfds.builder("imagenet2017", config=config, data_dir=str(tmp_path / "data"),
-                           file_format=file_format)  # fmt: skip
+    builder = tfds.builder(
+        "imagenet2017", config=config, data_dir=str(tmp_path / "data"), file_format=file_format
+    )
     with pytest.raises(DiskSpaceError) as e:
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(manual))

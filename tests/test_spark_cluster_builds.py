@@ -6,8 +6,8 @@ driver in it. As for Flink (test_cluster_builds.py, whose helpers these tests sh
 hosts share nothing but the object store; the build must give the local build's examples,
 read back by tfds.load, with SDK workers on both worker hosts; every listening socket of
 every host is checked against what must reach it. The launcher's checks before it submits
-are tested against a fake master web UI on loopback. The bed tests need root, Java and Go
-(fake-gcs-server)."""
+are tested against the same cluster, and against a master alone. They need root, Java and
+Go (fake-gcs-server)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from tests.test_cluster_builds import (
 )
 from tests.test_cluster_builds import (
     BUCKET,
-    FakeRest,
     Site,
     check_cluster_build,
     cluster_build_command,
@@ -32,7 +31,6 @@ from tests.test_cluster_builds import (
     refused,
     release_bed,
     run_submitted,
-    serving,
     unexpected_listeners,
 )
 
@@ -58,76 +56,66 @@ ANY_ADDRESS = {
 
 
 # ------------------------------------------------------------------------------------------
-# The checks before submitting: no cluster needed.
+# The checks before submitting, against the bed's cluster and against a master no worker has
+# joined, from the submitting host.
 
 
-class FakeMasterUI(FakeRest):
-    """A Spark master's web UI that answers /json with `workers` (its url: `url`)."""
-
-    path_answered = "/json"
-    url = ""
-    workers: list[dict] = []
-
-    def answer(self) -> dict:
-        return {"url": self.url, "workers": self.workers}
+def spark_refused(bed, url: str, ui: str, *args: str) -> str:
+    return refused(bed, "--runner", "spark", "--spark_master", url, "--spark_master_ui", ui, *args)
 
 
-@pytest.fixture
-def master_ui():
-    """The master's URL and the HOST:PORT of a fake web UI on loopback, and the class whose
-    answer it gives."""
-    handler = type("UI", (FakeMasterUI,), {"url": "spark://127.0.0.1:7077", "workers": []})
-    with serving(handler) as address:
-        yield handler.url, address, handler
-
-
-def worker(name: str, cores: int, free: int, state: str = "ALIVE") -> dict:
-    return {"id": name, "state": state, "cores": cores, "coresfree": free}
-
-
-def spark_refused(url: str, ui: str, *args: str) -> str:
-    return refused("--runner", "spark", "--spark_master", url, "--spark_master_ui", ui, *args)
-
-
-def test_a_master_without_free_cores_is_named_before_anything_starts(master_ui):
-    url, ui, handler = master_ui
-    handler.workers = [worker("worker-1", 1, 0), worker("worker-2", 1, 1, state="DEAD")]
-    stderr = spark_refused(url, ui, *gs_folders())
-    expected = f"beam_build: the Spark master {url} has 0 free cores (1 workers alive): start"
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_master_without_free_cores_is_named_before_anything_starts(bed, tmp_path):
+    """A master alone (on the submitting host, for this test only)."""
+    alone = spark_cluster.start(bed, "submitter", [], log_dir=tmp_path)
+    try:
+        stderr = spark_refused(bed, alone.url, alone.ui, *gs_folders())
+    finally:
+        alone.stop()
+    expected = (
+        f"beam_build: the Spark master {alone.url} has 0 free cores (0 workers alive): start "
+        "workers, or wait for the running applications to end"
+    )
     assert expected in stderr, stderr
     assert "job-server.log" not in stderr  # refused before the job server started
 
 
-def test_more_workers_than_free_cores_are_refused(master_ui):
-    url, ui, handler = master_ui
-    handler.workers = [worker("worker-1", 2, 1)]
-    stderr = spark_refused(url, ui, "--workers", "2", *gs_folders())
-    expected = f"the Spark master {url} has 1 free cores (1 workers alive): --workers 2 needs 2"
-    assert expected + ": lower --workers or add workers" in stderr, stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_more_workers_than_free_cores_are_refused(bed, spark):
+    stderr = spark_refused(bed, spark.url, spark.ui, "--workers", "3", *gs_folders())
+    expected = f"the Spark master {spark.url} has 2 free cores (2 workers alive): --workers 3"
+    assert expected + " needs 3: lower --workers or add workers" in stderr, stderr
 
 
-def test_a_local_data_folder_is_refused_with_the_reason(master_ui):
-    url, ui, handler = master_ui
-    handler.workers = [worker("worker-1", 2, 2)]
-    stderr = spark_refused(url, ui, *gs_folders(data_dir="/x"))
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_local_data_folder_is_refused_with_the_reason(bed, spark):
+    stderr = spark_refused(bed, spark.url, spark.ui, *gs_folders(data_dir="/x"))
     assert (
         "beam_build: with --spark_master the workers run on other hosts: --data_dir /x is a "
         "local path they cannot see; use gs://..." in stderr
     ), stderr
 
 
-def test_a_master_that_does_not_answer_is_named(master_ui):
-    url, _, _ = master_ui
-    stderr = spark_refused(url, "127.0.0.1:1", *gs_folders())
-    assert f"beam_build: the Spark master {url} does not answer (http://127.0.0.1:1/json" in stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_a_master_that_does_not_answer_is_named(bed, spark):
+    nothing = f"{bed.hosts['master'].address}:1"  # the master's host; no port open
+    stderr = spark_refused(bed, spark.url, nothing, *gs_folders())
+    assert (
+        f"beam_build: the Spark master {spark.url} does not answer (http://{nothing}/json" in stderr
+    )
     assert "expected its web UI" in stderr and "--spark_master_ui HOST:PORT" in stderr, stderr
 
 
-def test_another_master_at_the_web_ui_is_named(master_ui):
-    _, ui, handler = master_ui
-    handler.workers = [worker("worker-1", 2, 2)]
-    stderr = spark_refused("spark://127.0.0.1:7078", ui, *gs_folders())
-    assert f"the Spark master at {ui} is {handler.url}, not spark://127.0.0.1:7078" in stderr
+@pytest.mark.engines
+@pytest.mark.stores
+def test_another_master_at_the_web_ui_is_named(bed, spark):
+    other = f"spark://{bed.hosts['worker-1'].address}:7077"
+    stderr = spark_refused(bed, other, spark.ui, *gs_folders())
+    assert f"the Spark master at {spark.ui} is {spark.url}, not {other}" in stderr, stderr
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from imagenet2017_tfds.launch import evict_dead_workers, flink_watch
+from imagenet2017_tfds.launch import evict_dead_workers, flink_watch, spark_watch
 
 BEAM = Path(__file__).resolve().parent  # the poms and the boot ship beside this module
 ROOT = BEAM.parent.parent  # the folder the package is imported from: a clone, site-packages
@@ -180,8 +180,7 @@ class FlinkMaster:
     slots_per_taskmanager: int
     job_host: str
     taskmanagers: tuple = ()  # /taskmanagers' entries: what a loss is measured against
-    # The Flink job's name (Beam's job_name), by which the watch finds it among the cluster's.
-    job_name: str = field(default_factory=lambda: f"imagenet2017-{os.urandom(6).hex()}")
+    job_name: str = field(default_factory=lambda: job_name())
 
 
 @dataclass(frozen=True)
@@ -193,6 +192,15 @@ class SparkMaster:
 
     url: str
     job_host: str
+    ui: str = ""  # its web UI, HOST:PORT
+    workers: tuple = ()  # /json's workers: what a loss is measured against
+    job_name: str = field(default_factory=lambda: job_name())
+
+
+def job_name() -> str:
+    """The job's name (Beam's job_name), by which the launcher's watch finds it among the
+    cluster's: Flink names the job so, Spark the application job_name + "_" + an id."""
+    return f"imagenet2017-{os.urandom(6).hex()}"
 
 
 JOB_SERVERS = {
@@ -455,7 +463,8 @@ class Services:
         self.started: list[subprocess.Popen] = []
         self.engine: Engine | None = None
         self.cluster: list[Engine] = []  # a standalone cluster's processes
-        self.watch: flink_watch.FlinkWatch | None = None  # a user's cluster (--flink_master)
+        # A user's cluster (--flink_master, --spark_master).
+        self.watch: flink_watch.FlinkWatch | spark_watch.SparkWatch | None = None
 
     def start(self, name: str, command: list[str], env: dict, log: bool = True):
         """Starts a command logging to WORK/name.log, or with this process's output."""
@@ -558,11 +567,11 @@ def cluster_pipeline_options(workers: int, master: FlinkMaster | SparkMaster) ->
     else:
         engine = [
             f"parallelism={workers}",
-            f"job_name={master.job_name}",
             f"sdk_worker_parallelism={master.slots_per_taskmanager}",
         ]
     return [
         *engine,
+        f"job_name={master.job_name}",
         f"environment_cache_millis={CLUSTER_WORKERS_KEPT_MS}",
         "experiments=disable_logging_submission_environment",
     ]
@@ -652,7 +661,7 @@ def check_spark_master(url: str, ui: str, workers: int) -> SparkMaster:
     counted = f"cores ({len(alive)} workers alive)"
     check_free(free, workers, f"the Spark master {url}", counted, "workers", "applications")
     host, _, port = url.removeprefix("spark://").rpartition(":")
-    return SparkMaster(url, address_towards(host.strip("[]"), int(port)))
+    return SparkMaster(url, address_towards(host.strip("[]"), int(port)), ui, tuple(alive))
 
 
 def address_towards(host: str, port: int) -> str:
@@ -950,9 +959,15 @@ def run_build(args, services: Services, env: dict, started: float) -> int:
         )
     options, engine = start_engine(args, services, env, master)
     services.engine = engine
-    if isinstance(master, FlinkMaster):  # what the cluster does to the job: lost hosts, restarts
+    # What the cluster does to the job: lost hosts, restarts.
+    if isinstance(master, FlinkMaster):
         services.watch = flink_watch.FlinkWatch(
             master.rest, master.job_name, list(master.taskmanagers), RESTARTS
+        )
+    elif isinstance(master, SparkMaster):
+        driver_log = services.work / "job-server.log"  # the driver runs in the job server
+        services.watch = spark_watch.SparkWatch(
+            master.ui, master.url, master.job_name, list(master.workers), driver_log
         )
     command = tfds_command(args, options)
     print(f"beam_build: {' '.join(command)}", file=sys.stderr, flush=True)

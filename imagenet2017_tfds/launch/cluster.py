@@ -355,14 +355,17 @@ class ClusterBed(stores.Bed):
         return _processes_in(self._namespace_ids(self._host(host, lost_ok=True)))
 
     def kill_host(self, name: str) -> list[int]:
-        """Loses host `name`: every process in its namespaces stopped, then all killed
-        together (SIGKILL), and its port on the bridge set down. The pids killed."""
+        """Loses host `name`: its port on the bridge set down, then every process in its
+        namespaces stopped, then all killed together (SIGKILL). The pids killed. Unplugged
+        first, as a host that fails: the other hosts hear nothing from it, not even the
+        closing of its connections (which the kernel sends for a killed process), and learn
+        of the loss only by their own timeouts."""
         host = self._host(name)
         ids = self._namespace_ids(host)
-        killed = _kill_together(ids)
-        host.holder.wait(timeout=KILL_SECONDS)
         _run(["ip", "-n", self.switch, "link", "set", host.port, "down"], f"unplugging {name}")
         host.lost = True
+        killed = _kill_together(ids)
+        host.holder.wait(timeout=KILL_SECONDS)
         return killed
 
     def link_state(self, name: str) -> str:

@@ -1,28 +1,32 @@
 """One build on the simulated cluster, in one command, to try a cluster setup before renting
 one (`make cluster-build`, issue 28):
 
-  python -m imagenet2017_tfds.launch.cluster_build --runner flink --config clsloc \\
+  python -m imagenet2017_tfds.launch.cluster_build --runner flink|spark --config clsloc \\
       --manual_dir ARCHIVES --out DATA_DIR [--kill_host_after SECONDS]
 
-1. fetches what Flink and the launcher need (`beam-build --runner flink --flink_cluster
-   standalone --fetch_only`), here, outside any namespace: the hosts have no internet and
-   see the cache read-only;
-2. starts the simulated hosts (launch/cluster.py): jobmanager, worker-1, worker-2,
-   submitter, and the store (fake GCS) on a host of its own;
+1. fetches what the engine and the launcher need (`beam-build --runner RUNNER ...
+   --fetch_only`), here, outside any namespace: the hosts have no internet and see the
+   cache read-only;
+2. starts the simulated hosts (launch/cluster.py): the engine's head (jobmanager for Flink,
+   master for Spark), worker-1, worker-2, submitter, and the store (fake GCS) on a host of
+   its own;
 3. uploads the archives (and IMAGENET2017_CHECKSUMS when it names a file here) to gs://;
-4. starts Flink (launch/flink_cluster.py): a JobManager, and a TaskManager of --slots slots
-   on each worker host (2 by default, so that one host can carry the job alone);
-5. runs `beam-build --flink_master` on the submitting host, from gs:// into gs://, with this
-   process's environment (but what names this machine's folders: the bed's own win);
+4. starts the engine's cluster: Flink (launch/flink_cluster.py), a JobManager and a
+   TaskManager of --slots slots on each worker host; or Spark (launch/spark_cluster.py), a
+   master and a worker of --slots cores on each worker host (2 by default, so that one host
+   can carry the job alone);
+5. runs `beam-build --flink_master` (`--spark_master`) on the submitting host, from gs://
+   into gs://, with this process's environment (but what names this machine's folders: the
+   bed's own win);
 6. with --kill_host_after, loses worker-2 (cluster.kill_host: every process there killed
    together, its link down) that many seconds after the launcher reported the job
    submitted, once SDK workers run there, so it is lost mid-job;
 7. downloads the dataset into OUT/imagenet2017/CONFIG/VERSION/ (tfds.load(...,
    data_dir=OUT) reads it), stops everything, and exits with the build's status.
 
-Its lines start with `cluster_build:`; the launcher's are passed through. The Flink and
-launcher logs go to --log_dir (default a temporary folder, kept and named when the build
-failed). RUNNER=spark is refused: the Spark cluster on the hosts does not exist yet.
+Its lines start with `cluster_build:`; the launcher's are passed through. The engine's and
+the launcher's logs go to --log_dir (default a temporary folder, kept and named when the
+build failed).
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOSTS = ["jobmanager", "worker-1", "worker-2", "submitter"]
 WORKERS = ["worker-1", "worker-2"]
 LOST = "worker-2"  # the host --kill_host_after loses
 BUCKET = "i2017-cluster"
@@ -48,13 +52,29 @@ CONFIGS = ("clsloc", "det")
 SUBMITTED = "submitted to the cluster at"
 # This machine's, wrong on a host (which has its own /tmp and HOME): not passed on.
 MACHINE_ONLY = {"PWD", "OLDPWD", "TMP", "TEMP", "XDG_RUNTIME_DIR", "VIRTUAL_ENV"}
-SPARK_MISSING = (
-    "RUNNER=spark is not supported by cluster-build yet: it needs a Spark 3.5 standalone "
-    "cluster on the simulated hosts (a launch/spark_cluster.py starting a master and two "
-    "workers, with Spark's distribution fetched into the cache) and `beam-build "
-    "--spark_master spark://HOST:7077` submitting to it (issue 28, points 3 and 4); neither "
-    "exists. Use RUNNER=flink"
-)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A runner's cluster: its head host (the JobManager's, the master's), the launcher's
+    flags that fetch what it needs, and the flag naming the cluster to submit to."""
+
+    head: str
+    fetch: tuple[str, ...]
+    master_flag: str
+    on_worker: str  # what runs on a worker host, but the SDK workers
+
+
+ENGINES = {
+    "flink": Engine(
+        "jobmanager", ("--flink_cluster", "standalone"), "--flink_master", "the TaskManager"
+    ),
+    "spark": Engine("master", (), "--spark_master", "the Spark worker, its executor"),
+}
+
+
+def hosts(runner: str) -> list[str]:
+    return [ENGINES[runner].head, *WORKERS, "submitter"]
 
 
 class ClusterBuildError(Exception):
@@ -84,7 +104,7 @@ def parse_args(argv):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--runner", default="flink", help="flink (spark: not yet)")
+    parser.add_argument("--runner", choices=sorted(ENGINES), default="flink")
     parser.add_argument("--config", choices=CONFIGS, default="clsloc")
     parser.add_argument("--manual_dir", required=True, help="a local folder of the archives")
     parser.add_argument("--out", required=True, help="the local data dir to download into")
@@ -95,24 +115,24 @@ def parse_args(argv):
         help=f"lose {LOST} this many seconds after the job was submitted",
     )
     parser.add_argument("--workers", type=int, default=2, help="the job's parallelism")
-    parser.add_argument("--slots", type=int, default=2, help="task slots per TaskManager")
     parser.add_argument(
-        "--flink_setting",
+        "--slots", type=int, default=2, help="task slots per TaskManager, cores per Spark worker"
+    )
+    parser.add_argument(
+        "--setting",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a Flink setting for the JobManager and TaskManagers, over flink_cluster's",
+        help="a setting of the engine's daemons (Flink's JobManager and TaskManagers, Spark's "
+        "master and workers), over flink_cluster's or spark_cluster's",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="the launcher's --timeout")
     parser.add_argument("--log_dir", help="Flink's and the launcher's logs (default: temporary)")
     args = parser.parse_args(argv)
-    bad = [x for x in args.flink_setting if "=" not in x]
+    bad = [x for x in args.setting if "=" not in x]
     if bad:
-        parser.error(f"--flink_setting {bad[0]}: expected KEY=VALUE, e.g. heartbeat.timeout=10000")
-    args.flink_settings = dict(x.split("=", 1) for x in args.flink_setting)
-    if args.runner != "flink":
-        other = f"--runner {args.runner}: expected flink (spark: not yet)"
-        parser.error(SPARK_MISSING if args.runner == "spark" else other)
+        parser.error(f"--setting {bad[0]}: expected KEY=VALUE, e.g. heartbeat.timeout=10000")
+    args.settings = dict(x.split("=", 1) for x in args.setting)
     return args
 
 
@@ -126,15 +146,15 @@ def check_manual_dir(folder: Path) -> list[Path]:
     return archives
 
 
-def fetch() -> None:
+def fetch(runner: str) -> None:
     """What the hosts need, into the cache, before they exist."""
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
-    command += ["--flink_cluster", "standalone", "--fetch_only"]
-    print(f"cluster_build: fetching: {' '.join(command)}", file=sys.stderr, flush=True)
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner]
+    command += [*ENGINES[runner].fetch, "--fetch_only"]
+    say(f"fetching: {' '.join(command)}")
     if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
         raise ClusterBuildError(
-            "fetching Flink and Beam's job server failed (see above): they come from Maven "
-            "Central and PyPI; run it again where those are reachable"
+            f"fetching {runner} and Beam's job server failed (see above): they come from "
+            "Maven Central and PyPI; run it again where those are reachable"
         )
 
 
@@ -149,8 +169,9 @@ def submitter_env(bed, checksums_url: str | None) -> dict[str, str]:
 
 
 def launcher_command(args, master: str, run: str) -> list[str]:
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
-    command += ["--flink_master", master, "--config", args.config, "--no-setup-file"]
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", args.runner]
+    command += [ENGINES[args.runner].master_flag, master, "--config", args.config]
+    command += ["--no-setup-file"]
     command += ["--manual_dir", f"{run}/raw", "--data_dir", f"{run}/data"]
     command += ["--download_dir", f"{run}/downloads", "--workers", str(args.workers)]
     return command + ["--timeout", str(args.timeout), "--work_dir", "/tmp/beam-work"]
@@ -204,7 +225,7 @@ def submit(bed, args, master: str, run: str, env: dict, log: Path) -> Result:
     try:
         while process.poll() is None:
             if args.kill_host_after is not None and result.lost is None and submitted:
-                lose_when_due(bed, args.kill_host_after, submitted[0], result)
+                lose_when_due(bed, args, submitted[0], result)
             time.sleep(0.5)
     finally:
         if process.poll() is None:  # interrupted: the launcher stops what it started
@@ -223,11 +244,11 @@ def submit(bed, args, master: str, run: str, env: dict, log: Path) -> Result:
     return result
 
 
-def lose_when_due(bed, after: float, submitted: float, result: Result) -> None:
+def lose_when_due(bed, args, submitted: float, result: Result) -> None:
     """LOST, when `after` seconds have passed since the submission and SDK workers run
     there (before, it would be lost before its share of the job started)."""
     waited = time.monotonic() - submitted
-    if waited < after:
+    if waited < args.kill_host_after:
         return
     workers = sdk_workers(bed, LOST)
     if not workers:
@@ -237,14 +258,13 @@ def lose_when_due(bed, after: float, submitted: float, result: Result) -> None:
     result.killed, result.killed_sdk_workers = len(killed), len(set(workers) & set(killed))
     say(
         f"lost host {LOST} ({bed.hosts[LOST].address}) {waited:.1f} s after the job was "
-        f"submitted: {len(killed)} processes killed together (the TaskManager and "
-        f"{result.killed_sdk_workers} SDK worker processes among them), its link down"
+        f"submitted: {len(killed)} processes killed together ({ENGINES[args.runner].on_worker} "
+        f"and {result.killed_sdk_workers} SDK worker processes among them), its link down"
     )
 
 
 def build(args) -> Result:
-    """Steps 2 to 7 of the module; the bed and Flink are stopped whatever happens."""
-    from imagenet2017_tfds.launch import flink_cluster
+    """Steps 2 to 7 of the module; the bed and the engine are stopped whatever happens."""
     from imagenet2017_tfds.launch.cluster import ClusterBed
 
     archives = check_manual_dir(Path(args.manual_dir))
@@ -253,7 +273,7 @@ def build(args) -> Result:
     logs.mkdir(parents=True, exist_ok=True)
     run = f"gs://{BUCKET}"
     result = Result(returncode=1)
-    with ClusterBed(HOSTS) as bed:
+    with ClusterBed(hosts(args.runner)) as bed:
         say(f"hosts: {', '.join(f'{h.name} {h.address}' for h in bed.hosts.values())}")
         bed.store.make_bucket("gcs", BUCKET)
         for archive in archives:
@@ -264,16 +284,12 @@ def build(args) -> Result:
             checksums_url = f"{run}/checksums.tsv"
             bed.store.upload(checksums, checksums_url)
         say(f"uploaded {len(archives)} files of {args.manual_dir} to {run}/raw/")
-        flink = flink_cluster.start(
-            bed, "jobmanager", WORKERS, log_dir=logs, slots=args.slots, settings=args.flink_settings
-        )
+        cluster = start_cluster(bed, args, logs)
         try:
-            workers = ", ".join(WORKERS)
-            say(f"Flink: JobManager at {flink.rest}, {args.slots} slots on each of {workers}")
             env = submitter_env(bed, checksums_url)
-            result = submit(bed, args, flink.rest, run, env, logs / "launcher.log")
+            result = submit(bed, args, cluster.master, run, env, logs / "launcher.log")
         finally:
-            flink.stop()
+            cluster.stop()
         if result.returncode == 0:
             result.files = download(bed, f"{run}/data", out, args.config)
         else:
@@ -283,6 +299,36 @@ def build(args) -> Result:
     elif result.returncode != 0:
         say(f"logs kept in {logs}")
     return result
+
+
+@dataclass
+class Started:
+    """The engine's cluster on the bed: what the launcher's --flink_master or --spark_master
+    takes, and how to stop it."""
+
+    master: str
+    stop: Callable[[], None]
+
+
+def start_cluster(bed, args, logs: Path) -> Started:
+    """The engine's head on its host and a worker of --slots slots (cores) on each worker
+    host, with --setting over the module's settings."""
+    head, workers = ENGINES[args.runner].head, ", ".join(WORKERS)
+    if args.runner == "flink":
+        from imagenet2017_tfds.launch import flink_cluster
+
+        flink = flink_cluster.start(
+            bed, head, WORKERS, log_dir=logs, slots=args.slots, settings=args.settings
+        )
+        say(f"Flink: JobManager at {flink.rest}, {args.slots} slots on each of {workers}")
+        return Started(flink.rest, flink.stop)
+    from imagenet2017_tfds.launch import spark_cluster
+
+    spark = spark_cluster.start(
+        bed, head, WORKERS, log_dir=logs, cores=args.slots, settings=args.settings
+    )
+    say(f"Spark: master {spark.url} (web UI {spark.ui}), {args.slots} cores on each of {workers}")
+    return Started(spark.url, spark.stop)
 
 
 def download(bed, data_dir: str, out: Path, config: str) -> list[str]:
@@ -334,13 +380,14 @@ def main(argv=None) -> int:
     # A termination request unwinds like Ctrl-C: the hosts and Flink are removed.
     signal.signal(signal.SIGTERM, interrupt)
     from imagenet2017_tfds.launch.flink_cluster import FlinkClusterError
+    from imagenet2017_tfds.launch.spark_cluster import SparkClusterError
     from imagenet2017_tfds.launch.stores import StoreError
 
     try:
         check_manual_dir(Path(args.manual_dir))
-        fetch()
+        fetch(args.runner)
         result = build(args)
-    except (ClusterBuildError, FlinkClusterError, StoreError) as e:
+    except (ClusterBuildError, FlinkClusterError, SparkClusterError, StoreError) as e:
         say(str(e))
         return 2
     except KeyboardInterrupt:

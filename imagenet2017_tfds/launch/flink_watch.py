@@ -14,21 +14,18 @@ submitting host sees the loss. The JobManager has it all:
   a restart, but a last one that failed the job), with the task and TaskManager it hit.
 
 Every request has a short timeout and a JobManager that does not answer is reported once:
-the watch never stops or slows the build.
+the watch never stops or slows the build (watch.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-EVERY = 2.0  # seconds between two looks: Flink's recommended heartbeat.interval
-TIMEOUT = 5.0  # seconds for one request
+from imagenet2017_tfds.launch.watch import EVERY, Watch
+
 REASON_CHARS = 1000  # of one exception, in a line
 TERMINAL = {"FINISHED", "FAILED", "CANCELED", "SUSPENDED"}
 FAILED = {"FAILED", "FAILING"}
@@ -70,8 +67,10 @@ def where(entry: dict) -> str:
     return f" ({text}{at})" if text else ""
 
 
-class FlinkWatch:
+class FlinkWatch(Watch):
     """Polled by the launcher's loop (poll), then asked for its summary (finish)."""
+
+    what = "the JobManager"
 
     def __init__(
         self,
@@ -86,9 +85,8 @@ class FlinkWatch:
         """rest: the JobManager's HOST:PORT. job_name: the name the job was given.
         taskmanagers: /taskmanagers as seen before submitting. say: where lines go
         (default stderr)."""
-        self.rest, self.job_name, self.restarts_allowed = rest, job_name, restarts_allowed
-        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.every = every
+        super().__init__(rest, say, every)
+        self.job_name, self.restarts_allowed = job_name, restarts_allowed
         self.known = {m["id"]: address_of(m) for m in taskmanagers}  # every one seen
         self.present = set(self.known)  # those listed at the last look
         self.job: str | None = None
@@ -99,36 +97,8 @@ class FlinkWatch:
         self.restarts: list[dict] = []  # exception history entries that restarted the job
         self.failure: dict | None = None  # the entry that failed it
         self.seen: set[tuple] = set()
-        self.silent_since: float | None = None  # the JobManager stopped answering
-        self.next_look = 0.0
 
     # -------------------------------------------------------------------- looking
-
-    def get(self, path: str):
-        """The REST endpoint's answer to path, parsed."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a cluster's own
-        with opener.open(f"http://{self.rest}{path}", timeout=TIMEOUT) as response:
-            return json.load(response)
-
-    def poll(self) -> None:
-        """One look, when EVERY seconds have passed since the last."""
-        now = time.monotonic()
-        if now < self.next_look:
-            return
-        self.next_look = now + self.every
-        try:
-            self._look()
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            if self.silent_since is None:
-                self.silent_since = now
-                self.say(
-                    f"beam_build: the JobManager at {self.rest} did not answer ({e}); the "
-                    "launcher goes on waiting for the build and looks again"
-                )
-            return
-        if self.silent_since is not None:
-            self.say(f"beam_build: the JobManager at {self.rest} answers again")
-            self.silent_since = None
 
     def _look(self) -> None:
         # The job first: a TaskManager's loss is said with the restarts it has caused.

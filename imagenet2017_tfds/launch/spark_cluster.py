@@ -40,9 +40,13 @@ READY = {
 }
 READY_SECONDS = 180  # a cold JVM on a loaded two-core machine
 DAEMON_HEAP = "512m"  # a master or worker schedules only; the executors are JVMs of their own
-# The master gives a worker up after this long without its heartbeat (every timeout/4), and
-# the workers beat at that pace: Spark's default, stated (a lost host, issue 28 point 6).
-WORKER_TIMEOUT_S = 60
+# A lost host noticed in seconds (docs/beam.md's recommended settings): a worker whose host is
+# gone answers nothing, so only its missed heartbeats tell. The master gives a worker up after
+# spark.worker.timeout seconds without one (Spark's default: 60), and the workers beat every
+# timeout/4; 10 s, not less, as a JVM on a loaded machine may miss a beat or two. The master
+# then tells the driver that the worker's executors are lost, and Spark runs their tasks
+# again on the executors left.
+LOSS_DETECTION = {"spark.worker.timeout": 10}
 
 
 class SparkClusterError(Exception):
@@ -63,20 +67,22 @@ class SparkCluster:
         stop_all(self.processes, seconds)
 
 
-def master_command(address: str) -> list[str]:
+def master_command(address: str, more: dict | None = None) -> list[str]:
     """The master on host address: its RPC bound to and advertised as it (--host), its web UI
     on it too (SPARK_LOCAL_IP, in master_env), the REST submission server off (stated: the
     launcher does not use it)."""
-    settings = {"spark.master.rest.enabled": "false", "spark.worker.timeout": WORKER_TIMEOUT_S}
+    settings = {"spark.master.rest.enabled": "false", **LOSS_DETECTION, **(more or {})}
     main = ["org.apache.spark.deploy.master.Master", "--host", address]
     return [*java(settings), *main, "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT)]
 
 
-def worker_command(address: str, master: str, cores: int, memory: str) -> list[str]:
+def worker_command(
+    address: str, master: str, cores: int, memory: str, more: dict | None = None
+) -> list[str]:
     """A worker on host address registering with the master at master (spark://...): its
     RPC bound to and advertised as address; `cores` cores and `memory` for executors; its
     executors' work folders in the host's own TMP."""
-    settings = {"spark.worker.timeout": WORKER_TIMEOUT_S}
+    settings = {**LOSS_DETECTION, **(more or {})}
     main = ["org.apache.spark.deploy.worker.Worker", master, "--host", address]
     return [
         *java(settings),
@@ -116,18 +122,21 @@ def start(
     log_dir: Path,
     cores: int = 1,
     memory: str = "2g",
+    settings: dict | None = None,
     ready_seconds: float = READY_SECONDS,
 ) -> SparkCluster:
     """A master on host master and a worker of `cores` cores on each host of workers, once
-    all have registered; their logs in log_dir (HOST-KIND.log)."""
+    all have registered; their logs in log_dir (HOST-KIND.log). settings: Spark settings for
+    the master and the workers, over this module's."""
     address = bed.hosts[master].address
     cluster = SparkCluster(f"spark://{address}:{MASTER_PORT}", f"{address}:{MASTER_UI_PORT}")
     try:
-        process = _start(bed, master, "master", master_command(address), env(address), log_dir)
+        command = master_command(address, settings)
+        process = _start(bed, master, "master", command, env(address), log_dir)
         cluster.processes.append(process)
         _wait_ready(process, ready_seconds, READY, "Spark", SparkClusterError)
         for name in workers:
-            command = worker_command(bed.hosts[name].address, cluster.url, cores, memory)
+            command = worker_command(bed.hosts[name].address, cluster.url, cores, memory, settings)
             # The web UI on loopback; the executors inherit BEAM_BOOT_LOG.
             worker_env = env("127.0.0.1", BEAM_BOOT_LOG=BOOT_LOG)
             cluster.processes.append(_start(bed, name, "worker", command, worker_env, log_dir))
