@@ -31,9 +31,10 @@ What each run reports:
   that is missed), by kind of process; machine_cpu_seconds from /proc/stat, other_cpu_seconds
   the rest (this script, and any other load on the machine);
 - cpu_bound_mb_per_s: the machine's cores over the CPU seconds the bed spent per MB: the rate
-  the run would have if the cores were its only limit. Every host shares the machine's cores,
-  so a second worker host adds no core: the ratios between runs are explained by their CPU
-  per MB and by the cores the machine had free, not by hosts;
+  the run would have if the cores were its only limit; bed_cores: the bed's CPU seconds over
+  the run's seconds, the cores it got. Every host shares the machine's cores, so a second
+  worker host adds no core: a ratio of seconds between two runs is about their ratio of
+  bed_cores over their ratio of CPU per MB (`ratios`), not a ratio of hosts;
 - shards: the md5 of every shard (the store's own, per object); identical across the runs of
   one size or the benchmark fails.
 """
@@ -331,6 +332,8 @@ def derive(rows: list[dict], cores: int) -> None:
         row["bed_cpu_s_per_mb"] = cpu["bed"] / mb
         row["cpu_bound_mb_per_s"] = cores / row["bed_cpu_s_per_mb"]
         row["machine_busy_cores"] = cpu["machine"] / row["seconds"]
+        # The cores the bed got: with its CPU per MB, what sets its rate on shared cores.
+        row["bed_cores"] = cpu["bed"] / row["seconds"]
 
 
 def marginal(rows: list[dict]) -> dict:
@@ -365,6 +368,7 @@ def ratios(result: dict) -> dict:
     for a, b in pairs:
         pair = {"seconds_ratio": by_run[b]["seconds"] / by_run[a]["seconds"]}
         pair["cpu_per_mb_ratio"] = by_run[a]["bed_cpu_s_per_mb"] / by_run[b]["bed_cpu_s_per_mb"]
+        pair["bed_cores_ratio"] = by_run[a]["bed_cores"] / by_run[b]["bed_cores"]
         if a in rates and b in rates:
             pair["marginal_rate_ratio"] = rates[a]["mb_per_s"] / rates[b]["mb_per_s"]
         out[f"{a} vs {b}"] = pair
