@@ -28,8 +28,10 @@ What each run reports:
   fetched beyond one archive;
 - cpu_seconds: per host (and the store's host), the CPU of its processes during the run,
   summed from /proc (utime + stime, sampled every SAMPLE_SECONDS; a process living less than
-  that is missed), by kind of process; machine_cpu_seconds from /proc/stat, other_cpu_seconds
-  the rest (this script, and any other load on the machine);
+  that is missed), by kind of process, and each host's peak resident memory (the largest sum
+  of its processes' RSS in a sample); machine from /proc/stat, other the rest (this script,
+  the kernel's threads, any other load on the machine); least_memory_available_gb, the
+  machine's least MemAvailable during the run;
 - cpu_bound_mb_per_s: the machine's cores over the CPU seconds the bed spent per MB: the rate
   the run would have if the cores were its only limit; bed_cores: the bed's CPU seconds over
   the run's seconds, the cores it got. Every host shares the machine's cores, so a second
@@ -116,6 +118,23 @@ def ticks(pid: int) -> tuple[int, int] | None:
     return int(fields[19]), int(fields[11]) + int(fields[12])
 
 
+def rss(pid: int) -> int:
+    """Resident bytes of pid (0 once it is gone)."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_available() -> int:
+    """The machine's MemAvailable, in bytes: how close the run came to its memory's end."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def kind(pid: int) -> str:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -140,6 +159,8 @@ class CpuSampler(threading.Thread):
         self.first: dict[tuple, int] = {}  # (host, pid, start time) -> ticks at first sample
         self.last: dict[tuple, int] = {}
         self.kinds: dict[tuple, str] = {}
+        self.peak_rss: dict[str, int] = {}  # host -> the largest sum of its processes' RSS
+        self.least_available = memory_available()
         self.done = threading.Event()
 
     def host_pids(self) -> dict[str, list[int]]:
@@ -148,7 +169,10 @@ class CpuSampler(threading.Thread):
         return found
 
     def sample(self, baseline: bool = False) -> None:
+        self.least_available = min(self.least_available, memory_available())
         for host, pids in self.host_pids().items():
+            resident = sum(map(rss, pids))
+            self.peak_rss[host] = max(self.peak_rss.get(host, 0), resident)
             for pid in pids:
                 if (seen := ticks(pid)) is None:
                     continue
@@ -183,13 +207,16 @@ class CpuSampler(threading.Thread):
             host = hosts.setdefault(key[0], {"total": 0.0, "by_kind": {}})
             host["total"] += used
             host["by_kind"][self.kinds[key]] = host["by_kind"].get(self.kinds[key], 0.0) + used
-        for host in hosts.values():
+        for name, host in hosts.items():
             host["by_kind"] = {k: round(v, 2) for k, v in host["by_kind"].items() if v > 0}
             host["total"] = round(host["total"], 2)
+            host["peak_rss_gb"] = round(self.peak_rss.get(name, 0) / 1e9, 3)
         bed = sum(h["total"] for h in hosts.values())
         machine = machine_ticks / tick
         rounded = {"bed": bed, "machine": machine, "other": machine - bed}
-        return {"hosts": hosts, **{k: round(v, 2) for k, v in rounded.items()}}
+        out = {"hosts": hosts, **{k: round(v, 2) for k, v in rounded.items()}}
+        out["least_memory_available_gb"] = round(self.least_available / 1e9, 3)
+        return out
 
 
 # ------------------------------------------------------------------------------ the store

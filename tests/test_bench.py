@@ -192,8 +192,11 @@ def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
         for host in hosts:
             assert cpu[host]["by_kind"]["SDK workers"] > 0, cpu
             assert cpu[host]["by_kind"]["Flink TaskManager"] > 0, cpu
+            assert cpu[host]["peak_rss_gb"] > 0.1, cpu  # a JVM and TensorFlow were there
         assert cpu["jobmanager"]["by_kind"]["Flink JobManager"] > 0
         assert cpu["submitter"]["by_kind"]["tfds build"] > 0
     assert launcher["cpu_seconds"]["hosts"]["submitter"]["by_kind"]["SDK workers"] > 0
     for row in rows.values():
         assert row["seconds"] > 0 and row["cpu_seconds"]["hosts"]["store"]["total"] > 0
+        assert row["cpu_seconds"]["hosts"]["store"]["peak_rss_gb"] > 0
+        assert row["cpu_seconds"]["least_memory_available_gb"] > 0
