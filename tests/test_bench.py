@@ -158,3 +158,45 @@ def test_the_store_benchmark_counts_what_each_build_fetched(tmp_path):
     for row in (local, beam):
         assert row["store_seconds"] > 0 and row["local_seconds"] > 0
         assert row["uploaded_vs_shards"] >= 1.0  # every shard went up
+
+
+@pytest.mark.engines  # Flink's JobManager, TaskManagers and Beam's job server
+@pytest.mark.stores  # the simulated cluster and its store (root, Go)
+def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
+    out = tmp_path / "cluster.json"
+    command = [sys.executable, str(ROOT / "bench" / "cluster.py"), "--small"]
+    command += ["--work", str(tmp_path / "w"), "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env=build_env(None), timeout=1800)
+    result = json.loads(out.read_text())
+    rows = {r["run"]: r for r in result["runs"]}
+    workers = {"1 worker host": ["worker-1"], "2 worker hosts": ["worker-1", "worker-2"]}
+    assert set(rows) == {"launcher", *workers}
+    # The same shards from every run, by the store's md5 of each.
+    assert result["identical"] == {f"{rows['launcher']['corpus_mb']:.1f}": True}
+    shards = rows["launcher"]["shards"]
+    assert shards and all(r["shards"] == shards for r in rows.values())
+    launcher = rows["launcher"]
+    assert {h for h, n in launcher["fetched"].items() if n} == {"submitter"}
+    beyond = launcher["beyond_verifying_vs_archive"]
+    assert launcher["submitter_vs_archive"] == pytest.approx(1.0 + beyond) and beyond > 0
+    for name, hosts in workers.items():
+        row = rows[name]
+        # The submitter's verifying pass fetches the archive exactly once; the ranges are
+        # fetched on the worker hosts of the run, each some, and nowhere else.
+        assert row["submitter_vs_archive"] == 1.0
+        assert {h for h, n in row["fetched"].items() if n} == {"submitter", *hosts}
+        beyond = sum(row["fetched"][h] for h in hosts) / row["archive_bytes"]
+        assert row["beyond_verifying_vs_archive"] == beyond > 0
+        # The CPU of each host, where its processes ran: the SDK workers on the worker hosts.
+        cpu = row["cpu_seconds"]["hosts"]
+        for host in hosts:
+            assert cpu[host]["by_kind"]["SDK workers"] > 0, cpu
+            assert cpu[host]["by_kind"]["Flink TaskManager"] > 0, cpu
+            assert cpu[host]["peak_rss_gb"] > 0.1, cpu  # a JVM and TensorFlow were there
+        assert cpu["jobmanager"]["by_kind"]["Flink JobManager"] > 0
+        assert cpu["submitter"]["by_kind"]["tfds build"] > 0
+    assert launcher["cpu_seconds"]["hosts"]["submitter"]["by_kind"]["SDK workers"] > 0
+    for row in rows.values():
+        assert row["seconds"] > 0 and row["cpu_seconds"]["hosts"]["store"]["total"] > 0
+        assert row["cpu_seconds"]["hosts"]["store"]["peak_rss_gb"] > 0
+        assert row["cpu_seconds"]["least_memory_available_gb"] > 0
