@@ -7,8 +7,11 @@ its own):
   its job server, on loopback): one host does everything;
 - 1 worker host: a Flink 1.19 JobManager on host jobmanager and one TaskManager of 2 slots
   on worker-1, the launcher on submitter with --flink_master;
-- 2 worker hosts: the same with a TaskManager of 1 slot on each of worker-1 and worker-2.
-Every run has 2 SDK workers (Flink slots): only where they run changes. Every run reads its
+- 2 worker hosts: the same with a TaskManager of 1 slot on each of worker-1 and worker-2;
+- 2 Spark worker hosts: a Spark 3.5 master on the head host and a worker of 1 core on each
+  of worker-1 and worker-2 (launch/spark_cluster.py), the launcher on submitter with
+  --spark_master: the same ranges fetched by another engine's executors.
+Every run has 2 SDK workers (Flink slots, Spark executors): only where they run changes. Every run reads its
 archive from the same store, so the store's CPU is in all three, and the launcher's run is
 the one-host baseline of the same data path (from local disk it would compare the store too).
 det is not built: bench/corpus.py makes a CLS-LOC archive only.
@@ -58,15 +61,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import write_corpus  # noqa: E402
-from imagenet2017_tfds.launch import flink_cluster  # noqa: E402
+from imagenet2017_tfds.launch import flink_cluster, spark_cluster  # noqa: E402
 from imagenet2017_tfds.launch.cluster import ClusterBed  # noqa: E402
 
-HOSTS = ["jobmanager", "worker-1", "worker-2", "submitter"]
+HEAD = "jobmanager"  # the Flink JobManager's host, or the Spark master's
+HOSTS = [HEAD, "worker-1", "worker-2", "submitter"]
 SUBMITTER = "submitter"
 STORE = "store"  # the store bed's host, for its CPU
-# Run -> the hosts of its Flink TaskManagers (none: the launcher's own Flink on submitter).
-RUNS = {"launcher": [], "1 worker host": ["worker-1"], "2 worker hosts": ["worker-1", "worker-2"]}
-WORKERS = 2  # SDK workers, Flink slots: the same in every run
+# Run -> its runner and the hosts of its workers (none: the launcher's own Flink on submitter).
+RUNS = {
+    "launcher": ("flink", []),
+    "1 worker host": ("flink", ["worker-1"]),
+    "2 worker hosts": ("flink", ["worker-1", "worker-2"]),
+    "2 Spark worker hosts": ("spark", ["worker-1", "worker-2"]),
+}
+WORKERS = 2  # SDK workers, Flink slots or Spark executors: the same in every run
 BUCKET = "i2017-bench-cluster"
 ARCHIVE = "ILSVRC2017_CLS-LOC.tar.gz"
 CONFIG = "clsloc"
@@ -79,6 +88,10 @@ KINDS = [
     ("StandaloneSessionClusterEntrypoint", "Flink JobManager"),
     ("TaskManagerRunner", "Flink TaskManager"),
     ("FlinkJobServerDriver", "Beam job server"),
+    ("SparkJobServerDriver", "Beam job server"),
+    ("CoarseGrainedExecutorBackend", "Spark executor"),  # before Worker: it names Worker@
+    ("org.apache.spark.deploy.master.Master", "Spark master"),
+    ("org.apache.spark.deploy.worker.Worker", "Spark worker"),
     ("tfds build", "tfds build"),  # before beam_boot: its pipeline options name the boot
     ("beam_boot", "SDK workers"),
     ("imagenet2017_tfds.cli", "launcher"),
@@ -250,15 +263,16 @@ def upload_corpus(bed: ClusterBed, work: Path, size_mb: float) -> dict:
 # ------------------------------------------------------------------------------ a build
 
 
-def launcher_command(corpus: dict, run: str, master: str | None) -> list[str]:
-    """The launcher on the submitter: with master, submitting to that cluster; else with its
-    own Flink. --no-setup-file in both: the workers import the package from its folder, which
-    every host sees, so that neither run pays for an sdist the other does not."""
+def launcher_command(corpus: dict, run: str, runner: str, master: str | None) -> list[str]:
+    """The launcher on the submitter: with master, submitting to that cluster of runner's;
+    else with its own Flink. --no-setup-file in every run: the workers import the package
+    from its folder, which every host sees, so that no run pays for an sdist the others do
+    not."""
     folders = ["--manual_dir", f"{corpus['base']}/raw", "--data_dir", f"{run}/data"]
     folders += ["--download_dir", f"{run}/downloads"]
-    engine = ["--flink_master", master] if master else []
+    engine = [f"--{runner}_master", master] if master else []
     return [
-        *(sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"),
+        *(sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner),
         *engine,
         *("--config", CONFIG, "--workers", str(WORKERS), "--no-setup-file"),
         *folders,
@@ -277,7 +291,7 @@ def build(bed: ClusterBed, corpus: dict, name: str, master: str | None) -> dict:
     sampler = CpuSampler(bed)
     sampler.start()
     started = time.monotonic()
-    command = launcher_command(corpus, run, master)
+    command = launcher_command(corpus, run, RUNS[name][0], master)
     result = bed.run(SUBMITTER, command, env=env, cwd=str(ROOT), capture_output=True, text=True)
     seconds = time.monotonic() - started
     cpu = sampler.stop()
@@ -322,20 +336,25 @@ def fetched(bed: ClusterBed, corpus: dict, run: str, one_host: bool) -> dict:
 
 
 def runs_of(bed: ClusterBed, corpora: list[dict], name: str, logs: Path) -> list[dict]:
-    """Every corpus built by run `name`, on a Flink cluster of its own (started for it and
-    stopped after, so no run's JVMs take CPU from another's)."""
-    taskmanagers = RUNS[name]
-    if not taskmanagers:
+    """Every corpus built by run `name`, on a cluster of its own (started for it and stopped
+    after, so no run's JVMs take CPU from another's)."""
+    runner, workers = RUNS[name]
+    if not workers:
         return [build(bed, corpus, name, None) for corpus in corpora]
-    slots = WORKERS // len(taskmanagers)
+    slots = WORKERS // len(workers)
     folder = logs / name.replace(" ", "-")
     folder.mkdir(parents=True, exist_ok=True)
-    cluster = flink_cluster.start(bed, "jobmanager", taskmanagers, log_dir=folder, slots=slots)
+    if runner == "flink":
+        flink = flink_cluster.start(bed, HEAD, workers, log_dir=folder, slots=slots)
+        cluster, master = flink, flink.rest
+    else:
+        spark = spark_cluster.start(bed, HEAD, workers, log_dir=folder, cores=slots)
+        cluster, master = spark, spark.url
     try:
-        return [build(bed, corpus, name, cluster.rest) for corpus in corpora]
+        return [build(bed, corpus, name, master) for corpus in corpora]
     finally:
         cluster.stop()
-        end_leftovers(bed, ["jobmanager", *taskmanagers])
+        end_leftovers(bed, [HEAD, *workers])
 
 
 def end_leftovers(bed: ClusterBed, hosts: list[str]) -> None:
@@ -391,8 +410,10 @@ def ratios(result: dict) -> dict:
     rates = result["marginal"]
     out = {}
     pairs = [("1 worker host", "launcher"), ("2 worker hosts", "launcher")]
-    pairs.append(("2 worker hosts", "1 worker host"))
+    pairs += [("2 worker hosts", "1 worker host"), ("2 Spark worker hosts", "2 worker hosts")]
     for a, b in pairs:
+        if a not in by_run or b not in by_run:  # a run left out (--runs)
+            continue
         pair = {"seconds_ratio": by_run[b]["seconds"] / by_run[a]["seconds"]}
         pair["cpu_per_mb_ratio"] = by_run[a]["bed_cpu_s_per_mb"] / by_run[b]["bed_cpu_s_per_mb"]
         pair["bed_cores_ratio"] = by_run[a]["bed_cores"] / by_run[b]["bed_cores"]
@@ -431,19 +452,27 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="corpus sizes (MB); two or more give the marginal rate",
     )
     parser.add_argument("--small", action="store_true", help=f"one corpus of {SMALL_MB[0]:g} MB")
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help=f"the runs to make, of: {', '.join(RUNS)}"
+    )
     parser.add_argument("--work", default="/tmp/imagenet2017-bench-cluster")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "cluster.json"))
     args = parser.parse_args(argv)
     args.sizes = SMALL_MB if args.small else [float(s) for s in args.sizes_mb.split(",") if s]
+    args.runs = [r for r in args.runs.split(",") if r]
+    unknown = [r for r in args.runs if r not in RUNS]
+    if unknown:
+        parser.error(f"--runs {unknown[0]!r}: expected some of {', '.join(RUNS)}")
     return args
 
 
 def fetch_engines() -> None:
-    """The job server's jars, Flink and the SDK workers' boot into the cache, before the hosts
-    exist: they have no route to Maven Central, and the cache is read-only there."""
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
-    command += ["--flink_cluster", "standalone", "--fetch_only"]
-    subprocess.run(command, check=True)
+    """The job servers' jars, Flink, Spark's home and the SDK workers' boot into the cache,
+    before the hosts exist: they have no route to Maven Central, and the cache is read-only
+    there."""
+    launcher = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build"]
+    for runner in (["flink", "--flink_cluster", "standalone"], ["spark"]):
+        subprocess.run([*launcher, "--runner", *runner, "--fetch_only"], check=True)
 
 
 def main(argv=None) -> int:
@@ -459,7 +488,7 @@ def main(argv=None) -> int:
         bed.store.make_bucket("gcs", BUCKET)
         corpora = [upload_corpus(bed, work, size) for size in args.sizes]
         rows = []
-        for name in RUNS:
+        for name in args.runs:
             for row in runs_of(bed, corpora, name, work / "logs"):
                 print_row(row)
                 rows.append(row)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bench import cluster as cluster_bench
 from tests.conftest import ROOT, build_env
 
 NAMES = {
@@ -169,7 +170,7 @@ def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
     subprocess.run(command, check=True, capture_output=True, env=build_env(None), timeout=1800)
     result = json.loads(out.read_text())
     rows = {r["run"]: r for r in result["runs"]}
-    workers = {"1 worker host": ["worker-1"], "2 worker hosts": ["worker-1", "worker-2"]}
+    workers = {name: hosts for name, (_, hosts) in cluster_bench.RUNS.items() if hosts}
     assert set(rows) == {"launcher", *workers}
     # The same shards from every run, by the store's md5 of each.
     assert result["identical"] == {f"{rows['launcher']['corpus_mb']:.1f}": True}
@@ -189,11 +190,16 @@ def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
         assert row["beyond_verifying_vs_archive"] == beyond > 0
         # The CPU of each host, where its processes ran: the SDK workers on the worker hosts.
         cpu = row["cpu_seconds"]["hosts"]
+        runner = cluster_bench.RUNS[name][0]
+        worker, head = {
+            "flink": ("Flink TaskManager", "Flink JobManager"),
+            "spark": ("Spark executor", "Spark master"),
+        }[runner]
         for host in hosts:
             assert cpu[host]["by_kind"]["SDK workers"] > 0, cpu
-            assert cpu[host]["by_kind"]["Flink TaskManager"] > 0, cpu
+            assert cpu[host]["by_kind"][worker] > 0, cpu
             assert cpu[host]["peak_rss_gb"] > 0.1, cpu  # a JVM and TensorFlow were there
-        assert cpu["jobmanager"]["by_kind"]["Flink JobManager"] > 0
+        assert cpu[cluster_bench.HEAD]["by_kind"][head] > 0
         assert cpu["submitter"]["by_kind"]["tfds build"] > 0
     assert launcher["cpu_seconds"]["hosts"]["submitter"]["by_kind"]["SDK workers"] > 0
     for row in rows.values():
