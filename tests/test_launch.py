@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
 from imagenet2017_tfds.launch import flink_watch
-from tests.conftest import ROOT
+from tests import readback
+from tests.conftest import ROOT, build_env
 
 
 def test_the_workers_get_the_package_only_from_setup_file():
@@ -196,3 +198,20 @@ def test_the_watch_of_a_jobmanager_that_does_not_answer_says_so_once_and_lets_th
         "beam_build: on the cluster: no TaskManager lost; Flink restarted the job's tasks 0 "
         "times (of 5 allowed); the job imagenet2017-x not found on the cluster on no TaskManager"
     )
+
+
+def test_a_build_past_its_timeout_is_stopped_with_exit_124(tarball_release, tmp_path):
+    """--timeout shorter than the build (the DirectRunner: no engine to fetch or start; `tfds
+    build` alone imports TensorFlow and Beam for seconds): the launcher stops the build it
+    started, exits 124 and leaves no dataset and no process of it."""
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "direct"]
+    command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
+    command += ["--data_dir", str(data), "--timeout", "2", "--work_dir", str(tmp_path / "w")]
+    env = build_env(tarball_release.checksums)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 124, result.stderr[-3000:]
+    assert "beam_build: --timeout reached; stopping what it started" in result.stderr
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(data) in (p.info["cmdline"] or [])]
+    assert left == [], left
+    readback.assert_nothing_loads(data)
