@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer, file_adapters, naming
 from tensorflow_datasets.core.utils import shard_utils
 
 from imagenet2017_tfds import compat
+from imagenet2017_tfds.beam import read_spilled
+from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.writing import CanonicalExampleWriter
 
 KEYS = [f"train/n01440764/n01440764_{i}.JPEG" for i in range(40)]
@@ -61,3 +64,20 @@ def test_spilled_examples_make_consecutive_shards_of_every_example(tmp_path):
     assert hashed == sorted(hashed)
     assert total_size == sum(len(r) for r in records)
     assert not list(tmp_path.glob(".spill-*"))
+
+
+def test_a_truncated_spill_file_is_named_with_what_was_expected_and_found(tmp_path):
+    """A spill file cut short after its bundle was written (another program, a full disk):
+    reading a shard's examples back stops with the file, the offset and the byte counts."""
+    spill = tmp_path / "bundle.spill"
+    spill.write_bytes(b"first" + b"second!")
+    records = [(7, 0, 5), (3, 5, 7)]  # (hashed key, offset, length)
+    assert read_spilled([(str(spill), records)]) == [(7, b"first"), (3, b"second!")]
+    with open(spill, "r+b") as f:
+        f.truncate(9)
+    with pytest.raises(ConsistencyError) as e:
+        read_spilled([(str(spill), records)])
+    assert str(e.value) == (
+        f"{spill}: expected 7 bytes at offset 5, found 4: a spill file of this build was "
+        "truncated or replaced; build again."
+    )
