@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 from bench.corpus import write_corpus  # noqa: E402
 from imagenet2017_tfds.launch import flink_cluster, spark_cluster  # noqa: E402
 from imagenet2017_tfds.launch.cluster import ClusterBed  # noqa: E402
+from imagenet2017_tfds.launch.cluster_build import fetch, submit_command  # noqa: E402
 
 HEAD = "jobmanager"  # the Flink JobManager's host, or the Spark master's
 HOSTS = [HEAD, "worker-1", "worker-2", "submitter"]
@@ -264,21 +265,13 @@ def upload_corpus(bed: ClusterBed, work: Path, size_mb: float) -> dict:
 
 
 def launcher_command(corpus: dict, run: str, runner: str, master: str | None) -> list[str]:
-    """The launcher on the submitter: with master, submitting to that cluster of runner's;
-    else with its own Flink. --no-setup-file in every run: the workers import the package
-    from its folder, which every host sees, so that no run pays for an sdist the others do
-    not."""
-    folders = ["--manual_dir", f"{corpus['base']}/raw", "--data_dir", f"{run}/data"]
-    folders += ["--download_dir", f"{run}/downloads"]
-    engine = [f"--{runner}_master", master] if master else []
-    return [
-        *(sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner),
-        *engine,
-        *("--config", CONFIG, "--workers", str(WORKERS), "--no-setup-file"),
-        *folders,
-        *("--timeout", str(TIMEOUT), "--work_dir", "/tmp/beam-work"),
-        *("--timeline", "/tmp/timeline.json"),
-    ]
+    """The launcher on the submitter (cluster_build.submit_command): with master, submitting
+    to that cluster of runner's; else with its own Flink. Nothing staged in every run: the
+    workers import the package from its folder, which every host sees, so that no run pays
+    for an sdist the others do not."""
+    raw = f"{corpus['base']}/raw"
+    command = submit_command(runner, master, CONFIG, raw, run, workers=WORKERS, timeout=TIMEOUT)
+    return command + ["--timeline", "/tmp/timeline.json"]
 
 
 def build(bed: ClusterBed, corpus: dict, name: str, master: str | None) -> dict:
@@ -466,15 +459,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def fetch_engines() -> None:
-    """The job servers' jars, Flink, Spark's home and the SDK workers' boot into the cache,
-    before the hosts exist: they have no route to Maven Central, and the cache is read-only
-    there."""
-    launcher = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build"]
-    for runner in (["flink", "--flink_cluster", "standalone"], ["spark"]):
-        subprocess.run([*launcher, "--runner", *runner, "--fetch_only"], check=True)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work)
@@ -483,7 +467,8 @@ def main(argv=None) -> int:
     cores = os.cpu_count()
     result: dict = {"config": CONFIG, "workers": WORKERS, "cores": cores}
     result["load_before"] = os.getloadavg()
-    fetch_engines()
+    for runner in ("flink", "spark"):  # before the hosts exist: they have no internet
+        fetch(runner)
     with ClusterBed(HOSTS) as bed:
         bed.store.make_bucket("gcs", BUCKET)
         corpora = [upload_corpus(bed, work, size) for size in args.sizes]

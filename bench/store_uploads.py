@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cluster import kind, ticks  # noqa: E402
+from bench.cluster import kind  # noqa: E402
+from bench.stores import processes_cpu  # noqa: E402
 from imagenet2017_tfds.launch.stores import StoreBed  # noqa: E402
 
 BUCKET = "i2017-bench-uploads"
@@ -40,8 +40,7 @@ with fs.open(path, "wb") as f:
 
 def server_cpu(bed: StoreBed) -> float:
     """CPU seconds fake-gcs-server has used so far."""
-    used = [ticks(pid) for pid in bed.pids() if kind(pid) == "fake-gcs-server"]
-    return sum(t[1] for t in used if t) / os.sysconf("SC_CLK_TCK")
+    return processes_cpu([pid for pid in bed.pids() if kind(pid) == "fake-gcs-server"])
 
 
 def write(bed: StoreBed, mb: int) -> dict:

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds.launch import beam_build, flink_cluster
+from imagenet2017_tfds.launch import beam_build, cluster_build, daemons, flink_cluster
 from imagenet2017_tfds.launch.cluster import ClusterBed
-from imagenet2017_tfds.launch.cluster_build import sdk_workers
 from tests import readback
 from tests.conftest import ROOT, build_env
 from tests.test_object_stores import CLIENT, local_loaded, version_dir
@@ -165,16 +164,7 @@ class ClusterBuild:
 def fetched():
     """What the launcher and the cluster need, fetched before the hosts exist: they have no
     route to Maven Central or PyPI, and the cache is read-only there."""
-    fetch("--runner", "flink", "--flink_cluster", "standalone")
-
-
-def fetch(*runner: str) -> None:
-    """The launcher's --fetch_only for runner's flags, on this machine."""
-    command = launcher(*runner, "--fetch_only")
-    result = subprocess.run(
-        command, env=build_env(None), capture_output=True, text=True, timeout=3600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    cluster_build.fetch("flink")
 
 
 @pytest.fixture(scope="module")
@@ -254,23 +244,15 @@ def sample_listeners(bed: ClusterBed, into: dict[str, set], site: Site = FLINK) 
 def cluster_build_command(config: str, master: str, run: str, runner="flink") -> list[str]:
     """The launcher's command on the submitting host: runner (flink, spark) submitting to the
     cluster at master (--flink_master, --spark_master)."""
-    folders = ["--manual_dir", f"gs://{BUCKET}/raw", "--data_dir", f"{run}/data"]
-    folders += ["--download_dir", f"{run}/downloads"]
-    return launcher(
-        "--runner",
+    return cluster_build.submit_command(
         runner,
-        f"--{runner}_master",
         master,
-        "--config",
         config,
-        *folders,
-        "--no-setup-file",
-        "--workers",
-        "2",
-        "--timeout",
-        str(TIMEOUT),
-        "--work_dir",
-        f"/tmp/beam-work-{config}",
+        f"gs://{BUCKET}/raw",
+        run,
+        workers=2,
+        timeout=TIMEOUT,
+        work_dir=f"/tmp/beam-work-{config}",
     )
 
 
@@ -323,9 +305,11 @@ def run_submitted(bed, command: list[str], run: str, site: Site) -> ClusterBuild
     # The cluster outlives the job; its SDK workers must not (beam_build: a minute after).
     wait = beam_build.CLUSTER_WORKERS_KEPT_MS / 1000 + 60
     deadline = time.monotonic() + wait
-    while any(sdk_workers(bed, h) for h in site.workers) and time.monotonic() < deadline:
+    while (
+        any(cluster_build.sdk_workers(bed, h) for h in site.workers) and time.monotonic() < deadline
+    ):
         time.sleep(1)
-    left = {h: sdk_workers(bed, h) for h in site.workers}
+    left = {h: cluster_build.sdk_workers(bed, h) for h in site.workers}
     return ClusterBuild(
         build.returncode,
         "".join(output),
@@ -352,10 +336,6 @@ def cluster_builds(bed, flink):
     return build
 
 
-def flink_logs(flink) -> str:
-    return "\n".join(f"---- {p.log} ----\n" + flink_cluster._tail(p.log) for p in flink.processes)
-
-
 @pytest.mark.engines
 @pytest.mark.stores
 @pytest.mark.parametrize("config", ["clsloc", "det"])
@@ -365,7 +345,7 @@ def test_a_build_submitted_to_the_cluster_gives_the_local_build(
     """From gs:// into gs://, the SDK workers on both worker hosts: the local build's
     examples, read back by tfds.load on another host."""
     build = cluster_builds(config)
-    assert build.returncode == 0, flink_logs(flink) + "\n" + build.stderr[-8000:]
+    assert build.returncode == 0, daemons.tails(flink.processes) + "\n" + build.stderr[-8000:]
     check_cluster_build(bed, build, FLINK, config, cli_builds, tarball_release, tmp_path)
 
 

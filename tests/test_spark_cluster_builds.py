@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from imagenet2017_tfds.launch import spark_cluster
+from imagenet2017_tfds.launch import cluster_build, daemons, spark_cluster
 from tests.conftest import build_env
 from tests.test_cluster_builds import (
     ANY_ADDRESS as FLINK_ANY_ADDRESS,
@@ -25,7 +25,6 @@ from tests.test_cluster_builds import (
     Site,
     check_cluster_build,
     cluster_build_command,
-    fetch,
     gs_folders,
     launcher,
     refused,
@@ -148,7 +147,7 @@ def fetched():
     """What the launcher and the cluster need (the job server's jars, SPARK_HOME, the boot
     wrapper), fetched before the hosts exist: they have no route to Maven Central, and the
     cache is read-only there."""
-    fetch("--runner", "spark")
+    cluster_build.fetch("spark")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +189,7 @@ def test_a_build_submitted_to_the_spark_cluster_gives_the_local_build(
     """From gs:// into gs://, the SDK workers (the executors' children) on both worker hosts:
     the local build's examples, read back by tfds.load on a worker host."""
     build = spark_builds(config)
-    assert build.returncode == 0, spark_cluster.tails(spark) + "\n" + build.stderr[-8000:]
+    assert build.returncode == 0, daemons.tails(spark.processes) + "\n" + build.stderr[-8000:]
     check_cluster_build(bed, build, SPARK, config, cli_builds, tarball_release, tmp_path)
 
 

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 WORKERS = ["worker-1", "worker-2"]
@@ -83,19 +83,11 @@ class ClusterBuildError(Exception):
 
 @dataclass
 class Result:
-    """A build on the cluster: the launcher's exit status and output, the seconds from its
-    start to the job's submission and to its end, and the host lost (with the seconds after
-    the submission, and the SDK workers among the processes killed)."""
+    """A build on the cluster: the launcher's exit status, its seconds, and the host lost."""
 
     returncode: int
-    output: str = ""
-    submitted_after: float | None = None
     seconds: float = 0.0
     lost: str | None = None
-    lost_after: float | None = None
-    killed: int = 0
-    killed_sdk_workers: int = 0
-    files: list[str] = field(default_factory=list)  # downloaded into OUT
 
 
 def parse_args(argv):
@@ -168,13 +160,27 @@ def submitter_env(bed, checksums_url: str | None) -> dict[str, str]:
     return env
 
 
-def launcher_command(args, master: str, run: str) -> list[str]:
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", args.runner]
-    command += [ENGINES[args.runner].master_flag, master, "--config", args.config]
-    command += ["--no-setup-file"]
-    command += ["--manual_dir", f"{run}/raw", "--data_dir", f"{run}/data"]
-    command += ["--download_dir", f"{run}/downloads", "--workers", str(args.workers)]
-    return command + ["--timeout", str(args.timeout), "--work_dir", "/tmp/beam-work"]
+def submit_command(
+    runner: str,
+    master: str | None,
+    config: str,
+    manual_dir: str,
+    run: str,
+    *,
+    workers: int,
+    timeout: float,
+    work_dir: str = "/tmp/beam-work",
+) -> list[str]:
+    """The launcher's command on the submitting host (here, the tests' and bench/cluster.py):
+    config from manual_dir into run/data, submitting to the runner's cluster at master (None:
+    the launcher's own engine on that host), nothing staged (every host sees the package)."""
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner]
+    if master is not None:
+        command += [ENGINES[runner].master_flag, master]
+    command += ["--config", config, "--no-setup-file", "--workers", str(workers)]
+    command += ["--manual_dir", manual_dir, "--data_dir", f"{run}/data"]
+    command += ["--download_dir", f"{run}/downloads"]
+    return command + ["--timeout", str(timeout), "--work_dir", work_dir]
 
 
 def sdk_workers(bed, host: str) -> list[int]:
@@ -200,20 +206,26 @@ def submit(bed, args, master: str, run: str, env: dict, log: Path) -> Result:
     started = time.monotonic()
     process = bed.popen(
         "submitter",
-        launcher_command(args, master, run),
+        submit_command(
+            args.runner,
+            master,
+            args.config,
+            f"{run}/raw",
+            run,
+            workers=args.workers,
+            timeout=args.timeout,
+        ),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",  # a reader that stopped on a bad byte would block the launcher
     )
-    lines: list[str] = []
     submitted: list[float] = []
 
     def relay() -> None:
         with open(log, "w") as out:
             for line in process.stdout:
-                lines.append(line)
                 out.write(line)
                 sys.stderr.write(line)
                 if not submitted and line.startswith("beam_build:") and SUBMITTED in line:
@@ -236,9 +248,7 @@ def submit(bed, args, master: str, run: str, env: dict, log: Path) -> Result:
                 process.kill()
         process.wait()
         reader.join(timeout=30)
-    result.returncode, result.output = process.returncode, "".join(lines)
-    result.seconds = time.monotonic() - started
-    result.submitted_after = submitted[0] - started if submitted else None
+    result.returncode, result.seconds = process.returncode, time.monotonic() - started
     if args.kill_host_after is not None and result.lost is None:
         say(f"{LOST} was not lost: the build ended before SDK workers ran there long enough")
     return result
@@ -254,12 +264,11 @@ def lose_when_due(bed, args, submitted: float, result: Result) -> None:
     if not workers:
         return
     killed = bed.kill_host(LOST)
-    result.lost, result.lost_after = LOST, waited
-    result.killed, result.killed_sdk_workers = len(killed), len(set(workers) & set(killed))
+    result.lost = LOST
     say(
         f"lost host {LOST} ({bed.hosts[LOST].address}) {waited:.1f} s after the job was "
         f"submitted: {len(killed)} processes killed together ({ENGINES[args.runner].on_worker} "
-        f"and {result.killed_sdk_workers} SDK worker processes among them), its link down"
+        f"and {len(set(workers) & set(killed))} SDK worker processes among them), its link down"
     )
 
 
@@ -291,7 +300,7 @@ def build(args) -> Result:
         finally:
             cluster.stop()
         if result.returncode == 0:
-            result.files = download(bed, f"{run}/data", out, args.config)
+            download(bed, f"{run}/data", out, args.config)
         else:
             say_what_is_left(bed, f"{run}/data/imagenet2017/{args.config}")
     if result.returncode == 0 and args.log_dir is None:

@@ -23,12 +23,10 @@ The JVMs run inside the hosts (cluster.popen), so the bed's removal, or losing a
 
 from __future__ import annotations
 
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagenet2017_tfds.launch import beam_build
+from imagenet2017_tfds.launch import beam_build, daemons
 from imagenet2017_tfds.launch.cluster import HOME, ClusterBed
 
 RPC_PORT, BLOB_PORT, REST_PORT = 6123, 6124, 8081  # Flink's defaults (blob: fixed, not random)
@@ -60,42 +58,16 @@ class FlinkClusterError(Exception):
 
 
 @dataclass
-class Process:
-    """A Flink JVM on a host: its kind (jobmanager, taskmanager), process, and log file (on
-    the machine: its output is this module's caller's)."""
-
-    host: str
-    kind: str
-    process: subprocess.Popen
-    log: Path
-
-
-@dataclass
 class FlinkCluster:
     """A started cluster: where its REST endpoint is (HOST:PORT, for --flink_master) and its
     processes."""
 
     rest: str
-    processes: list[Process] = field(default_factory=list)
+    processes: list[daemons.Process] = field(default_factory=list)
 
     def stop(self, seconds: float = 20) -> None:
         """TERM, then KILL what is left after `seconds`; the TaskManagers first."""
-        stop_all(self.processes, seconds)
-
-
-def stop_all(processes: list[Process], seconds: float) -> None:
-    """TERM, then KILL what is left after `seconds`; the last started first (a cluster's
-    workers before its master)."""
-    for each in reversed(processes):
-        if each.process.poll() is None:
-            each.process.terminate()
-    deadline = time.monotonic() + seconds
-    for each in reversed(processes):
-        try:
-            each.process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            each.process.kill()
-            each.process.wait()
+        daemons.stop_all(self.processes, seconds)
 
 
 def jobmanager_settings(address: str) -> dict:
@@ -172,21 +144,21 @@ def start(
         own = jobmanager_settings(address)
         process = _start(bed, jobmanager, "jobmanager", {**own, **extra}, dist, log_dir)
         cluster.processes.append(process)
-        _wait_ready(cluster.processes[0], ready_seconds)
+        daemons.wait_ready(process, READY, ready_seconds, "Flink", FlinkClusterError)
         for name in taskmanagers:
             own = taskmanager_settings(name, bed.hosts[name].address, address, slots)
             env = {"HADOOP_CLASSPATH": beam_classpath, "BEAM_BOOT_LOG": BOOT_LOG}
             process = _start(bed, name, "taskmanager", {**own, **extra}, dist, log_dir, env)
             cluster.processes.append(process)
         for process in cluster.processes[1:]:
-            _wait_ready(process, ready_seconds)
+            daemons.wait_ready(process, READY, ready_seconds, "Flink", FlinkClusterError)
     except BaseException:
         cluster.stop()
         raise
     return cluster
 
 
-def _start(bed, host, kind, settings, dist, log_dir, env=None) -> Process:
+def _start(bed, host, kind, settings, dist, log_dir, env=None) -> daemons.Process:
     # Java ignores HOME: its user.home would be the machine's (read-only there).
     env = {
         "FLINK_CONF_DIR": str(dist / "conf"),
@@ -196,35 +168,5 @@ def _start(bed, host, kind, settings, dist, log_dir, env=None) -> Process:
         **(env or {}),
     }
     bed.run(host, ["mkdir", "-p", TMP], check=True)
-    log = Path(log_dir) / f"{host}-{kind}.log"
     command = ["bash", str(dist / "bin" / f"{kind}.sh"), "start-foreground", *dynamic(settings)]
-    with open(log, "wb") as out:
-        process = bed.popen(
-            host, command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
-    return Process(host, kind, process, log)
-
-
-def _wait_ready(
-    each: Process, seconds: float, ready=READY, engine="Flink", error=FlinkClusterError
-) -> None:
-    """Until the line ready[kind] is in the process's log (Spark's processes too)."""
-    deadline = time.monotonic() + seconds
-    while ready[each.kind] not in each.log.read_text(errors="replace"):
-        if each.process.poll() is not None:
-            raise error(
-                f"the {engine} {each.kind} on host {each.host} exited with "
-                f"{each.process.returncode} before it was ready (expected "
-                f"{ready[each.kind]!r} in its log {each.log}):\n" + _tail(each.log)
-            )
-        if time.monotonic() > deadline:
-            raise error(
-                f"the {engine} {each.kind} on host {each.host} was not ready within "
-                f"{seconds:.0f} s (expected {ready[each.kind]!r} in its log {each.log}):\n"
-                + _tail(each.log)
-            )
-        time.sleep(0.2)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return daemons.start(bed, host, kind, command, env, log_dir)

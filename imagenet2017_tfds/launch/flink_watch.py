@@ -181,13 +181,7 @@ class FlinkWatch(Watch):
         caches it for a few) and the summary line; with status non-zero after a loss or a
         failed job, the error naming the lost TaskManagers and Flink's reason, returned for
         the launcher to end its report with."""
-        deadline = time.monotonic() + settle
-        while True:
-            self.next_look = 0.0
-            self.poll()
-            if self.state in TERMINAL or time.monotonic() > deadline or self.job is None:
-                break
-            time.sleep(1)
+        self.settle(settle, lambda: self.state in TERMINAL or self.job is None)
         lost = "; ".join(self._lost_line(x) for x in self.lost) or "no TaskManager lost"
         left = ", ".join(f"{i} ({self.known[i]})" for i in sorted(self.present)) or "no TaskManager"
         restarts = f"Flink restarted the job's tasks {len(self.restarts)} times"

@@ -22,13 +22,11 @@ The JVMs run inside the hosts (cluster.popen), so the bed's removal, or losing a
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagenet2017_tfds.launch import beam_build
+from imagenet2017_tfds.launch import beam_build, daemons
 from imagenet2017_tfds.launch.cluster import HOME, ClusterBed
-from imagenet2017_tfds.launch.flink_cluster import Process, _tail, _wait_ready, stop_all
 
 MASTER_PORT, WORKER_PORT = 7077, 7078  # Spark's default master port; the worker's: fixed
 MASTER_UI_PORT, WORKER_UI_PORT = beam_build.SPARK_UI_PORT, 8081  # Spark's defaults
@@ -60,11 +58,11 @@ class SparkCluster:
 
     url: str
     ui: str
-    processes: list[Process] = field(default_factory=list)
+    processes: list[daemons.Process] = field(default_factory=list)
 
     def stop(self, seconds: float = 20) -> None:
         """TERM, then KILL what is left after `seconds`; the workers first."""
-        stop_all(self.processes, seconds)
+        daemons.stop_all(self.processes, seconds)
 
 
 def master_command(address: str, more: dict | None = None) -> list[str]:
@@ -134,30 +132,20 @@ def start(
         command = master_command(address, settings)
         process = _start(bed, master, "master", command, env(address), log_dir)
         cluster.processes.append(process)
-        _wait_ready(process, ready_seconds, READY, "Spark", SparkClusterError)
+        daemons.wait_ready(process, READY, ready_seconds, "Spark", SparkClusterError)
         for name in workers:
             command = worker_command(bed.hosts[name].address, cluster.url, cores, memory, settings)
             # The web UI on loopback; the executors inherit BEAM_BOOT_LOG.
             worker_env = env("127.0.0.1", BEAM_BOOT_LOG=BOOT_LOG)
             cluster.processes.append(_start(bed, name, "worker", command, worker_env, log_dir))
         for process in cluster.processes[1:]:
-            _wait_ready(process, ready_seconds, READY, "Spark", SparkClusterError)
+            daemons.wait_ready(process, READY, ready_seconds, "Spark", SparkClusterError)
     except BaseException:
         cluster.stop()
         raise
     return cluster
 
 
-def _start(bed, host, kind, command, env, log_dir) -> Process:
+def _start(bed, host, kind, command, env, log_dir) -> daemons.Process:
     bed.run(host, ["mkdir", "-p", f"{TMP}/work"], check=True)
-    log = Path(log_dir) / f"{host}-{kind}.log"
-    with open(log, "wb") as out:
-        process = bed.popen(
-            host, command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
-    return Process(host, kind, process, log)
-
-
-def tails(cluster: SparkCluster) -> str:
-    """The end of every log of the cluster's processes, for a failure's message."""
-    return "\n".join(f"---- {p.log} ----\n" + _tail(p.log) for p in cluster.processes)
+    return daemons.start(bed, host, kind, command, env, log_dir)

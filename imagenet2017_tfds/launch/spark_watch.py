@@ -26,15 +26,24 @@ from imagenet2017_tfds.launch.watch import EVERY, Watch
 # Spark's driver-side messages (Spark 3.5: TaskSchedulerImpl, TaskSetManager, DAGScheduler,
 # StandaloneSchedulerBackend) that tell what it did about a loss, and what a line says then.
 DRIVER_EVENTS = [
-    (re.compile(r"Lost executor (\S+) on (\S+): (.*)"), "lost executor {0} on {1}: {2}"),
+    (re.compile(r"Lost executor (\S+) on (\S+): (.*)"), "lost executor {0} on {1}: {2}", "lost"),
     (
         re.compile(r"task (\S+) in stage (\S+) \(TID \d+\) failed because while it was being "),
         "task {0} of stage {1} was running on a lost executor: run again",
+        None,
     ),
-    (re.compile(r"Lost task (\S+) in stage (\S+) .*?: (.*)"), "task {0} of stage {1} failed: {2}"),
-    (re.compile(r"(Resubmitting .*)"), "{0}"),
-    (re.compile(r"Granted executor ID (\S+) on hostPort (\S+) "), "executor {0} started on {1}"),
-    (re.compile(r"(Job aborted due to .*)"), "{0}"),
+    (
+        re.compile(r"Lost task (\S+) in stage (\S+) .*?: (.*)"),
+        "task {0} of stage {1} failed: {2}",
+        None,
+    ),
+    (re.compile(r"(Resubmitting .*)"), "{0}", None),
+    (
+        re.compile(r"Granted executor ID (\S+) on hostPort (\S+) "),
+        "executor {0} started on {1}",
+        "granted",  # said only after a loss: the job's first executors are no news
+    ),
+    (re.compile(r"(Job aborted due to .*)"), "{0}", "aborted"),
 ]
 LOG_PREFIX = re.compile(r"^\S+ \[[^\]]*\] [A-Z]+ \S+ - ")  # time [thread] LEVEL logger -
 MAX_EVENTS = 40  # lines of the driver's said; the log has the rest
@@ -141,16 +150,16 @@ class SparkWatch(Watch):
             self._driver_line(LOG_PREFIX.sub("", line))
 
     def _driver_line(self, message: str) -> None:
-        for pattern, said in DRIVER_EVENTS:
+        for pattern, said, kind in DRIVER_EVENTS:
             found = pattern.search(message)
             if not found:
                 continue
-            if said.startswith("executor {0} started") and not self.executors_lost:
-                return  # the job's first executors: nothing lost yet
-            if said.startswith("lost executor"):
-                self.executors_lost += 1
+            if kind == "granted" and not self.executors_lost:
+                return
             text = said.format(*found.groups())[:REASON_CHARS]
-            if text.startswith("Job aborted"):
+            if kind == "lost":
+                self.executors_lost += 1
+            elif kind == "aborted":
                 self.aborted = text
             if len(self.events) < MAX_EVENTS:
                 self.events.append(text)
@@ -170,14 +179,7 @@ class SparkWatch(Watch):
         """A last look (until the application's state is final, at most settle seconds)
         and the summary line; with status non-zero after a loss, the error naming the lost
         workers and Spark's reason, returned for the launcher to end its report with."""
-        deadline = time.monotonic() + settle
-        while True:
-            self.next_look = 0.0
-            self.poll()
-            state = (self.app or {}).get("state")
-            if state in TERMINAL or time.monotonic() > deadline or self.app is None:
-                break
-            time.sleep(1)
+        self.settle(settle, lambda: self.app is None or self.app.get("state") in TERMINAL)
         lost = "; ".join(self._lost_line(x) for x in self.lost) or "no worker lost"
         left = ", ".join(f"{i} ({self.known[i]})" for i in sorted(self.alive)) or "no worker"
         again = f"the driver lost {self.executors_lost} executors"

@@ -61,5 +61,17 @@ class Watch:
             self.say(f"beam_build: {self.what} at {self.rest} answers again")
             self.silent_since = None
 
+    def settle(self, seconds: float, final: Callable[[], bool]) -> None:
+        """Looks again each second until final() (the job's state is final, or no job was
+        found) or `seconds` have passed: a cluster's API reports an ending job's state a few
+        seconds late."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.next_look = 0.0
+            self.poll()
+            if final() or time.monotonic() > deadline:
+                return
+            time.sleep(1)
+
     def _look(self) -> None:
         raise NotImplementedError
