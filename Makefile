@@ -51,6 +51,8 @@ lint: venv
 format: venv
 	$(RUN) ruff format . && $(RUN) ruff check --fix .
 
+# The four benchmarks docs/performance.md reports (stores.py and cluster.py need root); each
+# writes its JSON to bench/out/.
 bench: venv
 	$(RUN) python bench/bench.py
 	$(RUN) python bench/engine.py

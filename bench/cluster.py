@@ -1,6 +1,6 @@
-"""The simulated cluster's benchmark (issue 28, point 9; alone, as root: python bench/cluster.py).
+"""The simulated cluster's benchmark (`make bench`; alone, as root: python bench/cluster.py).
 
-The corpus of bench/corpus.py (config clsloc) built from gs:// into gs:// three ways, on one
+The corpus of bench/corpus.py (config clsloc) built from gs:// into gs:// four ways, on one
 simulated cluster (launch/cluster.py: hosts as network namespaces, the store bed on a host of
 its own):
 - launcher: `beam-build --runner flink` on host submitter, with its own Flink (embedded in
@@ -12,7 +12,7 @@ its own):
   of worker-1 and worker-2 (launch/spark_cluster.py), the launcher on submitter with
   --spark_master: the same ranges fetched by another engine's executors.
 Every run has 2 SDK workers (Flink slots, Spark executors): only where they run changes. Every run reads its
-archive from the same store, so the store's CPU is in all three, and the launcher's run is
+archive from the same store, so the store's CPU is in all four, and the launcher's run is
 the one-host baseline of the same data path (from local disk it would compare the store too).
 det is not built: bench/corpus.py makes a CLS-LOC archive only.
 

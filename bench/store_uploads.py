@@ -1,12 +1,14 @@
 """What one object written through gcsfs costs the bed's fake-gcs-server, by the object's size
 (alone, as root: python bench/store_uploads.py).
 
-Why: in bench/cluster.py the store's CPU grew 12.5 times for 4 times the corpus. A Beam build
-writes each bundle's examples to one spill file in the data dir (beam.py), through gcsfs, so
-the larger a range the larger its object; fake-gcs-server (v1.56.1, fakestorage/upload.go,
-uploadFileContent) appends each chunk of a resumable upload to the object and computes the
-md5 and crc32c of the whole object so far, so its CPU for one object grows with the square of
-its size. This measures that on a store bed of its own, with nothing else running in it.
+Why: in bench/cluster.py the store's CPU grows faster than the corpus (9 to 13 times for 4
+times the corpus: bench/results-cluster-2026-12-07b.json, the store host's cpu_seconds). A
+Beam build writes each bundle's examples to one spill file in the data dir (beam.py), through
+gcsfs, so the larger a range the larger its object; fake-gcs-server (v1.56.1,
+fakestorage/upload.go, uploadFileContent) appends each chunk of a resumable upload to the
+object and computes the md5 and crc32c of the whole object so far, so its CPU for one object
+grows with the square of its size. This measures that on a store bed of its own, with
+nothing else running in it.
 """
 
 from __future__ import annotations

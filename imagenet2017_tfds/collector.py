@@ -1,11 +1,11 @@
 """Python's cyclic garbage collector during a build.
 
-A full collection visits every object Python tracks: the 400,000 or more that importing
+A full collection visits every object Python tracks: the hundreds of thousands that importing
 TensorFlow, TFDS and Beam leaves, then the catalog's entries and the plan's items (millions
 on the real release). Python starts one whenever the tracked objects have grown by a quarter,
-and the interpreter runs its own on the way out; on the benchmark machine each took 1 to 2 s
-of the main thread, and the exit of a process holding those imports 5 to 10 s
-(docs/performance.md). None of these objects is garbage, so a build marks what is alive as
+and the interpreter runs its own on the way out: each holds the main thread while it visits
+them all, in the middle of a build's serial part or at the exit of a process holding those
+imports. None of these objects is garbage, so a build marks what is alive as
 permanent (gc.freeze) when it starts and again as each of its phases ends, and hands it all
 back to the collector when it is done. At the exit of a process that built, everything left
 is marked permanent too: its memory goes back to the system whole, and Python does not

@@ -106,8 +106,8 @@ def moved_into_store(data_path: str):
       move cut short leaves dataset_info.json (which TFDS takes for a finished dataset) beside
       missing shards;
     - it asks once whether the folder is a folder and, when that listing fails (a 503), takes
-      it for an object and fails with a 404 that is never retried (measured: a build with 1 in
-      4 requests answered 503 failed so; TensorFlow's GcsFileSystem::RenameFile);
+      it for an object and fails with a 404 that is never retried (TensorFlow's
+      GcsFileSystem::RenameFile; tests/test_object_stores.py answers 1 request in 4 with 503);
     - gcsfs (EPATH_USE_TF=false) copies in listing order too.
     Here the move is `store.move_folder`, with dataset_info.json last; the rest of TFDS's
     `incomplete_dir` is kept as it is."""

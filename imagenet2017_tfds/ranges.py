@@ -10,10 +10,10 @@ import math
 # read from an archive starts at the gzip index's checkpoint before its first member and ends
 # in the chunk holding its last one (rapidgzip's, about 4 MB apart): about a chunk read by two
 # ranges at every cut, plus a store's block at each end (store.RANGE_BLOCK): about 8 MB a
-# range. At 16 MB a range the workers fetched 1.56 times the archive beyond the verifying
-# pass, at 256 MB 1.105 (a 400 MB corpus); at this size, what bench/stores.py measures
-# (docs/performance.md). Examples leave a worker through files (beam.py), so a range's size
-# is not held in memory; 155 GB still gives about 300 ranges to spread over the workers.
+# range whatever its size, so large ranges keep the workers' fetches within a few percent of
+# the archive (1.032 times it beyond the verifying pass, 1.6 GB corpus:
+# bench/results-stores-2026-12-06.json). Examples leave a worker through files (beam.py), so
+# a range is not held in memory; 155 GB still gives about 300 ranges to spread over workers.
 RANGE_BYTES = 512 << 20
 
 

@@ -137,8 +137,10 @@ def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> 
 
 # Bytes a build writes for each byte of its inputs, at its peak: the buckets (the images,
 # which gzip barely shrinks) and the shards in flight, with the buckets behind them until a
-# checkpoint frees them (TFRecord) or the shard is complete (ArrayRecord cannot be continued);
-# the most bench/engine.py measured (peak_disk_vs_archive, docs/performance.md), rounded up.
+# checkpoint frees them (TFRecord) or the shard is complete (ArrayRecord cannot be continued).
+# Each rounds up bench/engine.py's peak_disk_vs_archive on the 1.6 GB corpus: 1.05 with the
+# checkpoints (bench/results-engine-2026-12-06b.json), 1.13 with the buckets kept until the
+# shard is complete (bench/results-engine-2026-12-06.json).
 DISK_PER_INPUT_BYTE = {"tfrecord": 1.1, "array_record": 1.15}
 
 

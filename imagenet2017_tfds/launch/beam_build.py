@@ -84,11 +84,13 @@ BIN = Path(sys.executable).parent
 # A Java job server's heap; its embedded Flink cluster, or Spark in local mode, runs in it.
 # Beam 2.62 keeps what a worker outputs in a stage in this heap until the worker ends the stage
 # (Flink: up to 100 messages of 10 MB, then the worker blocks), so examples go to their shards
-# through files (beam.py) and only small records cross it. Unbounded, the JVM takes a quarter
-# of the RAM (docs/performance.md has what it holds).
+# through files (beam.py) and only small records cross it: 1 GB holds them (the job server's
+# peak, 535-558 MB: bench/results-2026-11-25-oneread.json, the Flink rows' JVM). Unbounded,
+# the JVM would take a quarter of the RAM.
 JVM_HEAP = "1g"
-# The job server does little but schedule: its C2 JIT compiler and parallel GC were most of its
-# CPU, taken from the workers (docs/performance.md).
+# The job server does little but schedule: a C2 JIT compiler and a parallel GC would take the
+# cores the SDK workers need (with these flags, 5.1-5.6 CPU s of a 1 GB Flink build:
+# bench/results-2026-11-25-oneread.json).
 JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                "-Dorg.slf4j.simpleLogger.showDateTime=true",
                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
@@ -411,8 +413,8 @@ def spark_driver_options(master: SparkMaster, classpath: str, workers: int) -> l
     see the cache at the same path), and a task tried as often as in local mode (local[N,F]).
     The job's tasks wait until all WORKERS cores have registered (for up to two minutes: a
     cold executor JVM on a loaded host): by default Spark schedules as soon as one executor
-    is there, and that one took every task of the archives' reading stage while the other
-    was still starting (measured: a worker host that read nothing)."""
+    is there, and that one can take every task of the archives' reading stage while the
+    other is still starting, leaving a worker host that reads nothing."""
     fix = classpath.split(os.pathsep)[0]
     settings = {
         "spark.driver.host": master.job_host,
@@ -551,8 +553,8 @@ def cluster_boot() -> Path:
 # How long a TaskManager keeps a job's SDK workers once no task of the job runs there (Beam's
 # environment_cache_millis: the delay before it releases them, not a lifetime). On a cluster
 # of the user's, which outlives the job, the workers (TensorFlow imported, each) end this
-# long after the job; measured with an hour, they were still there 60 s after it. A minute
-# still spans the pauses between a job's stages.
+# long after the job, so an hour would keep them an hour past it. A minute still spans the
+# pauses between a job's stages.
 CLUSTER_WORKERS_KEPT_MS = 60_000
 
 

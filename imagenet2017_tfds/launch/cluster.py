@@ -1,5 +1,5 @@
 """A simulated cluster on this one machine: hosts that share nothing but a network and an
-object store, for Flink and Spark across hosts (issue 28).
+object store, for Flink and Spark across hosts.
 
     with ClusterBed(["jobmanager", "worker-1", "worker-2", "submitter"]) as cluster:  # root
         cluster.store.make_bucket("gcs", "bkt")                 # stores.StoreBed, on host "store"

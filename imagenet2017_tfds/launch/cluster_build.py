@@ -1,5 +1,5 @@
 """One build on the simulated cluster, in one command, to try a cluster setup before renting
-one (`make cluster-build`, issue 28):
+one (`make cluster-build`):
 
   python -m imagenet2017_tfds.launch.cluster_build --runner flink|spark --config clsloc \\
       --manual_dir ARCHIVES --out DATA_DIR [--kill_host_after SECONDS]

@@ -89,8 +89,8 @@ def jobmanager_settings(address: str) -> dict:
         "rest.port": REST_PORT,
         "jobmanager.memory.process.size": JOBMANAGER_MEMORY,
         # A job of fewer tasks than the cluster has slots gets a slot on each TaskManager:
-        # by default Flink fills one first, and the other hosts idle (measured: with 2 slots
-        # each and --workers 2, the whole job ran on one host, then on the other).
+        # by default Flink fills one first, and the other hosts idle (with 2 slots each and
+        # --workers 2, the whole job would run on one host).
         "taskmanager.load-balance.mode": "SLOTS",
         **LOSS_DETECTION,
         **beam_build.FLINK_RESTARTS,

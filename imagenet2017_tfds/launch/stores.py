@@ -93,7 +93,7 @@ HTTPS_PORT = 443  # the front, TLS, Google's names
 S3_PORT = 9000  # the front, plain http, for S3 clients
 GCS_UPSTREAM = ("127.0.0.1", 4443)  # fake-gcs-server
 S3_UPSTREAM = ("127.0.0.1", 5000)  # moto
-# A bed is ready in under a second here; moto imports much of botocore, slower on a busy machine.
+# A bed is ready in about a second; moto imports much of botocore, which a busy machine slows.
 READY_SECONDS = 60
 STOP_SECONDS = 5  # after SIGTERM, before SIGKILL
 CHUNK = 256 * 1024  # bodies stream through the front in pieces of this size
@@ -458,7 +458,7 @@ class StoreBed(Bed):
 def _client_env(ca: str, s3_host: str) -> dict[str, str]:
     """What a client of the bed needs: `ca`, the bed's CA file as the client sees it, and the
     address of the front's S3 port (127.0.0.1 inside the namespace)."""
-    # What each client needs, measured (a client without it fails or is slow as said).
+    # What each client needs: without it, a client fails or is slow as said.
     # gcsfs needs neither STORAGE_EMULATOR_HOST (its default endpoint is
     # https://storage.googleapis.com, which the hosts file brings here) nor a token: with
     # no credentials found it falls back to anonymous requests.
@@ -476,7 +476,7 @@ def _client_env(ca: str, s3_host: str) -> dict[str, str]:
         # a gRPC call to the front (HTTP/1.1 only) retried per operation.
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         # gcsfs: else google-auth pings the metadata server (3 tries, 1 s and 2 s apart,
-        # each failing at once here) and gcsfs tries its "cloud" method: 18 s per
+        # each failing at once here) and gcsfs tries its "cloud" method: seconds per
         # GCSFileSystem. Both want "true" in lower case. TensorFlow needs it not: its
         # lookup of metadata.google.internal fails at once (the bed's resolv.conf).
         "NO_GCE_CHECK": "true",

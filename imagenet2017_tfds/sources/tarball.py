@@ -31,8 +31,8 @@ from imagenet2017_tfds.sources.base import Entry, Source, release_path
 
 class _KeptReaders(threading.local):
     """Readers a thread keeps open between reads of ranges (a worker's, a Beam element's):
-    the gzip index of the real archive is about 0.8 % of it (1.2 GB for CLS-LOC), and
-    importing it for every 16 MB range would cost more than reading the range."""
+    the gzip index of the real archive is over a GB, and importing it for every range
+    would cost more than reading the range."""
 
     def __init__(self):
         self.open: dict[tuple, tuple[contextlib.ExitStack, object]] = {}
