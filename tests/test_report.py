@@ -98,7 +98,12 @@ def test_the_numbers_are_the_answer_keys(reports, tarball_release, config):
         assert [c[0] for c in got["fewest"]] == [i for _, i in sorted(present)[:5]]
     if config == "clsloc":  # every validation label is the devkit's
         devkit = numbers["splits"]["validation"]["devkit"]
-        assert devkit == {"checked": len(expected["validation"]), "disagree": []}
+        assert (devkit["checked"], devkit["disagree"]) == (len(expected["validation"]), [])
+        # The devkit's 50 per class over the release; the miniature's few images differ.
+        assert devkit["per_class"] == [50] * len(wnids)
+        got = numbers["splits"]["validation"]["per_class"]
+        assert devkit["classes_differing"] == len(wnids)
+        assert sum(got) == len(expected["validation"])
     assert numbers["problems"] == {"skipped_members": [], "unlisted_members": []}
     assert numbers["provenance"]["built_at"] == "not recorded"
     inputs = numbers["provenance"]["inputs"]
@@ -333,3 +338,35 @@ def test_a_dataset_in_gs(reports, cli_builds, tmp_path):
     for shard in sorted(folder.glob("*.tfrecord-*")):  # each read once, whole
         url = f"gs://i2017-report/data/imagenet2017/clsloc/1.1.0/{shard.name}"
         assert counts.total("read", url=url) == shard.stat().st_size, shard.name
+
+
+def test_a_difference_is_named_with_its_skipped_members(tmp_path):
+    """A build with skip_bad_members that left out an undecodable image and an unparsable XML:
+    one train example fewer than the answer key, both members on the page with their reasons,
+    the image counted as the difference's cause, the XML as an annotation dropped."""
+    from tests.conftest import tfds_build
+    from tests.mutate import rewrite
+
+    release = testing.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
+    image = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
+    xml = "Annotations/CLS-LOC/train/n02105855/n02105855_2934.xml"
+    m = release.members["clsloc"]
+    sums = rewrite(release, "clsloc", {
+        image: b"\xff\xd8\xff\xe0 not really a jpeg",
+        xml: m[xml].replace(b"<xmin>5</xmin>", b"<xmin>five</xmin>"),
+    })  # fmt: skip
+    options = json.dumps({"name": "clsloc", "skip_bad_members": True})
+    tfds_build(options, release.manual_dir, tmp_path / "data", sums)
+    page = tmp_path / "r.html"
+    cli("report", tmp_path / "data", "--config", "clsloc", "-o", page)
+    numbers = json.loads((tmp_path / "r.json").read_text())
+    train = numbers["splits"]["train"]
+    assert train["examples"] == len(release.expected["clsloc"]["train"]) - 1
+    assert train["published"]["skipped_images"] == 1
+    assert train["published"]["skipped_annotations"] == 1
+    skipped = numbers["problems"]["skipped_members"]
+    assert sorted(s[0] for s in skipped) == sorted([image, xml])
+    text = page.read_text()
+    assert "1 image skipped" in text
+    for member, reason in skipped:
+        assert member in text and reason.split(":")[0] in text

@@ -73,12 +73,27 @@ def numbers_json(
             numbers.without_boxes / numbers.examples if numbers.examples else 0.0
         )
         if numbers.image_labels and split == "validation":
+            expected = devkit_per_class(len(numbers.per_class))
             entry["devkit"] = {
                 "checked": numbers.devkit_checked,
                 "disagree": [list(d) for d in numbers.devkit_disagrees],
+                "per_class": expected,
+                "classes_differing": sum(
+                    a != b for a, b in zip(numbers.per_class, expected, strict=True)
+                ),
             }
         out["splits"][split] = entry
     return out
+
+
+def devkit_per_class(num_classes: int) -> list[int]:
+    """The devkit's validation images per label (its ground truth over the whole release)."""
+    from imagenet2017_tfds.report import shards
+
+    counts = [0] * num_classes
+    for label in shards.ground_truth():
+        counts[label] += 1
+    return counts
 
 
 def provenance(metadata: dict, package_version: str) -> dict:
@@ -222,13 +237,15 @@ def _splits(report: dict) -> str:
         else:
             named = []
             if p["skipped_images"]:
-                named.append(f"{p['skipped_images']} images skipped")
+                named.append(_count_of(p["skipped_images"], "image") + " skipped")
             if p["unlisted_images"]:
-                named.append(f"{p['unlisted_images']} unlisted images kept")
+                named.append(_count_of(p["unlisted_images"], "unlisted image") + " kept")
             explained = p["unlisted_images"] - p["skipped_images"]
             rest = p["difference"] - explained
-            if rest:
-                named.append(f"{rest:+,} not explained by metadata.json (a partial release?)")
+            if rest == p["difference"]:
+                named.append("no skipped or unlisted member explains it (a partial release?)")
+            elif rest:
+                named.append(f"{rest:+,} explained by no skipped or unlisted member")
             verdict = f'<span class="bad">{p["difference"]:+,}</span>: ' + "; ".join(named)
         rows.append(
             [
@@ -249,6 +266,10 @@ def _splits(report: dict) -> str:
         )
         + "</section>"
     )
+
+
+def _count_of(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
 
 
 def _count(value) -> str:
@@ -294,6 +315,13 @@ def _classes(report: dict, short: list[str]) -> str:
                     "the devkit's ground truth (ILSVRC2015_clsloc_validation_ground_"
                     "truth.txt).</p>"
                 )
+            differing = d["classes_differing"]
+            verdict = "ok" if not differing else "bad"
+            parts.append(
+                f'<p class="{verdict}">{len(d["per_class"]) - differing:,} of '
+                f"{len(d['per_class']):,} classes hold as many validation images as the "
+                f"devkit's ground truth gives them; {differing:,} differ.</p>"
+            )
     return "\n".join(parts) + "</section>"
 
 
@@ -423,6 +451,7 @@ def _thumbnail(data: bytes) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (THUMB, THUMB))  # a JPEG decoded at a fraction of its size
         im = im.convert("RGB")
         im.thumbnail((THUMB, THUMB))
         out = io.BytesIO()

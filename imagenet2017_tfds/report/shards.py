@@ -58,7 +58,7 @@ def numbers_of(shard: reading.Shard, num_classes: int) -> SplitNumbers:
     numbers = SplitNumbers(shard.split, num_classes)
     # The devkit's labels apply to CLS-LOC's validation images; `add` uses them only for a
     # config whose examples carry an image label.
-    truth = _ground_truth() if shard.split == "validation" else None
+    truth = ground_truth() if shard.split == "validation" else None
     for record in reading.records(shard):
         numbers.add(reading.parse(record), truth)
     if numbers.examples != shard.examples:
@@ -70,7 +70,7 @@ def numbers_of(shard: reading.Shard, num_classes: int) -> SplitNumbers:
 
 
 @functools.cache
-def _ground_truth() -> tuple[int, ...]:
+def ground_truth() -> tuple[int, ...]:
     """Validation image i's label (sorted-WNID order) at position i-1."""
     lst = classes.clsloc()
     return tuple(lst.index(w) for w in devkit.clsloc_ground_truth())

@@ -66,7 +66,7 @@ def bars(
         tip = f"<title>{html.escape(marked[i])}: {value}</title>" if i in marked else ""
         body.append(
             f'<rect x="{LEFT + i * width:.2f}" y="{H - BOTTOM - height:.2f}" '
-            f'width="{max(width * 0.9, 0.6):.2f}" height="{height:.2f}" fill="{colour}">{tip}</rect>'
+            f'width="{max(width * 0.9, 1.2):.2f}" height="{height:.2f}" fill="{colour}">{tip}</rect>'
         )
     if x_ticks is None:
         x_ticks = [(0, "0"), (len(values) - 1, str(len(values) - 1))]
