@@ -370,3 +370,15 @@ def test_a_difference_is_named_with_its_skipped_members(tmp_path):
     assert "1 image skipped" in text
     for member, reason in skipped:
         assert member in text and reason.split(":")[0] in text
+
+
+def test_the_page_is_the_same_whatever_the_workers(reports, cli_builds, tmp_path):
+    """Two runs on one build, one worker against one per shard: the same bytes."""
+    for config in CONFIGS:
+        page = tmp_path / f"{config}.html"
+        cli("report", cli_builds, "--config", config, "-o", page, "--workers", 1)
+        assert page.read_bytes() == reports[config][0].read_bytes()
+        assert (
+            page.with_suffix(".json").read_bytes()
+            == reports[config][0].with_suffix(".json").read_bytes()
+        )
