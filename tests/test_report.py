@@ -382,3 +382,23 @@ def test_the_page_is_the_same_whatever_the_workers(reports, cli_builds, tmp_path
             page.with_suffix(".json").read_bytes()
             == reports[config][0].with_suffix(".json").read_bytes()
         )
+
+
+def test_long_problem_lists_are_collapsed_and_counted_by_split():
+    from imagenet2017_tfds import classes
+    from imagenet2017_tfds.report import page
+    from imagenet2017_tfds.report.numbers import SplitNumbers
+
+    names = classes.class_names("clsloc")
+    skipped = [[f"Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG", "image: not decodable"]
+               for i in range(11)]  # fmt: skip
+    metadata = {"skipped_members": skipped, "unlisted_members": ["Data/CLS-LOC/val/x.JPEG"]}
+    splits = {s: SplitNumbers(s, len(names)) for s in ("train", "validation")}
+    report = page.numbers_json("clsloc", splits, metadata, {}, names, "0")
+    assert report["splits"]["train"]["published"]["skipped_images"] == 11
+    assert report["splits"]["validation"]["published"]["unlisted_images"] == 1
+    text = page.html_page(report, splits, names)
+    problems = text[text.index('<section id="problems">') :]
+    assert "<details><summary>Members skipped (skip_bad_members): 11</summary>" in problems
+    assert "<h3>Images kept though no list names them: 1</h3>" in problems
+    assert problems.count("image: not decodable") == 11

@@ -463,24 +463,16 @@ def _problems(report: dict) -> str:
     skipped = report["problems"]["skipped_members"]
     unlisted = report["problems"]["unlisted_members"]
     parts = ['<section id="problems"><h2>Problems</h2>']
-    for what, rows, header in (
-        (
-            "members skipped (skip_bad_members)",
-            [[html.escape(m), html.escape(r)] for m, r in skipped],
-            ["member", "reason"],
-        ),
-        (
-            "images kept though no list names them",
-            [[html.escape(m), "named by no ImageSets list"] for m in unlisted],
-            ["member", "reason"],
-        ),
-    ):
+    for what, rows in (
+        ("Members skipped (skip_bad_members)", [[m, r] for m, r in skipped]),
+        ("Images kept though no list names them", [[m, "named by no ImageSets list"] for m in unlisted]),
+    ):  # fmt: skip
         if not rows:
-            parts.append(f'<p class="ok">No {what}.</p>')
+            parts.append(f'<p class="ok">{what}: none.</p>')
             continue
-        table = _table(header, rows)
+        table = _table(["member", "reason"], [[html.escape(c) for c in row] for row in rows])
         if len(rows) > LISTED:
-            parts.append(f"<details><summary>{len(rows):,} {what}</summary>{table}</details>")
+            parts.append(f"<details><summary>{what}: {len(rows):,}</summary>{table}</details>")
         else:
-            parts.append(f"<h3>{len(rows):,} {what}</h3>{table}")
+            parts.append(f"<h3>{what}: {len(rows):,}</h3>{table}")
     return "\n".join(parts) + "</section>"
