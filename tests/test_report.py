@@ -402,3 +402,26 @@ def test_long_problem_lists_are_collapsed_and_counted_by_split():
     assert "<details><summary>Members skipped (skip_bad_members): 11</summary>" in problems
     assert "<h3>Images kept though no list names them: 1</h3>" in problems
     assert problems.count("image: not decodable") == 11
+
+
+def test_the_builds_own_example_dicts_feed_the_numbers():
+    """What the engine holds while it writes a shard (example_dicts' feature dicts, the image as
+    stored bytes) feeds SplitNumbers as the shards' records do: a build can keep the numbers
+    while it writes, with no second read."""
+    from imagenet2017_tfds import example_dicts
+    from imagenet2017_tfds.report import shards
+    from imagenet2017_tfds.report.numbers import SplitNumbers
+    from imagenet2017_tfds.xml_annotations import Annotation, Box
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 20), "gray").save(jpeg, "JPEG")
+    boxes = (Box("n01751748", 0, 0, 20, 10), Box("n01751748", 10, 5, 40, 20))
+    item = example_dicts.Item(key="k", path="Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG",
+                              file_name="ILSVRC2012_val_00000001.JPEG", label=65,
+                              annotation=Annotation(40, 20, boxes))  # fmt: skip
+    numbers = SplitNumbers("validation", 1000)
+    numbers.add(example_dicts.clsloc_example(item, jpeg.getvalue()), shards.ground_truth())
+    got = numbers.to_json()
+    assert (got["examples"], got["boxes"], got["per_class"][65], got["sizes"]) == (1, 2, 1, [[40, 20, 1]])  # fmt: skip
+    assert got["area_histogram"]["counts"][5] == 1 and got["area_histogram"]["counts"][11] == 1
+    assert numbers.devkit_checked == 1 and numbers.devkit_disagrees == []  # image 1: sea snake
