@@ -57,6 +57,7 @@ bench: venv
 	$(RUN) python bench/bench.py
 	$(RUN) python bench/engine.py
 	$(RUN) python bench/stores.py
+	$(RUN) python bench/report.py
 	$(RUN) python bench/cluster.py
 
 # One build through Apache Beam on a local engine (`imagenet2017-tfds beam-build`): RUNNER=flink or

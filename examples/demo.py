@@ -1,5 +1,6 @@
 """The README's first command (`make demo`): write a miniature ILSVRC2017 release in the real
-layout, build both configs with the real `tfds build`, load them back with `tfds.load`."""
+layout, build both configs with the real `tfds build`, load them back with `tfds.load`, and
+write each build's report (`imagenet2017-tfds report`)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ def main() -> int:
     for config in ("clsloc", "det"):
         show(config, work / "data")
     print(f"\nDone. Datasets in {work / 'data'}; load them with tfds.load(..., data_dir=...).")
+    from imagenet2017_tfds import report
+
+    for config in ("clsloc", "det"):
+        page = work / f"report-{config}.html"
+        report.write(str(work / "data"), config, str(page))
+        print(f"Report of imagenet2017/{config}: {page} (open it in a browser; its numbers: "
+              f"{report.json_path(page)})")  # fmt: skip
     return 0
 
 

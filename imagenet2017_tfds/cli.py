@@ -145,6 +145,17 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from imagenet2017_tfds import report
+
+    report.write(args.data_dir, args.config, args.output, args.workers)
+    print(
+        f"Wrote {args.output} and {report.json_path(args.output)} "
+        f"(imagenet2017/{args.config} in {args.data_dir})"
+    )
+    return 0
+
+
 def cmd_beam_build(args) -> int:
     from imagenet2017_tfds.launch import beam_build
 
@@ -188,6 +199,12 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=16)
     p.add_argument("-o", "--output", default="grid.png")
     p.set_defaults(run=cmd_show)
+    p = sub.add_parser("report", help="an HTML page (and its numbers as JSON) about a build")
+    p.add_argument("data_dir")
+    p.add_argument("--config", choices=("clsloc", "det"), default="clsloc")
+    p.add_argument("-o", "--output", default="report.html", help="default: %(default)s")
+    p.add_argument("--workers", type=int, default=None, help="default: one per core")
+    p.set_defaults(run=cmd_report)
     # The launcher parses its own arguments (and its --help).
     p = sub.add_parser(
         "beam-build",

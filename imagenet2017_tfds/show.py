@@ -17,21 +17,26 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
             "Install it with: pip install 'imagenet2017-tfds[show]'"
         ) from e
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import io
 
-    from imagenet2017_tfds import classes, reading
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from imagenet2017_tfds import classes
+    from imagenet2017_tfds.report import shards
 
     # Short readable names in label order: "tench" for "tench, Tinca tinca".
     names = [name.split(",")[0] for name in classes.class_names(config)]
-    builder = reading.builder(data_dir, config)
-    examples = list(reading.examples(builder, split, count=count))  # TFRecord or ArrayRecord
+    examples = shards.first(data_dir, config, split, count)  # TFRecord or ArrayRecord
     cols = max(1, math.ceil(math.sqrt(len(examples))))
     rows = max(1, math.ceil(len(examples) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, ex in zip(axes.flat, examples, strict=False):
-        image = ex["image"]
+        with Image.open(io.BytesIO(ex["image"])) as im:
+            image = np.asarray(im.convert("RGB"))
         height, width = image.shape[:2]
         ax.imshow(image)
         for (ymin, xmin, ymax, xmax), label in zip(

@@ -1,4 +1,5 @@
-"""`imagenet2017-tfds stats`: what a built dataset holds, per split, without decoding images."""
+"""`imagenet2017-tfds stats`: what a built dataset holds, per split, without decoding images:
+a table of the numbers the build report computes (report.numbers)."""
 
 from __future__ import annotations
 
@@ -30,35 +31,21 @@ HEADER = ["split", "examples", "boxes/image", "no boxes", "annotated", "blacklis
 
 
 def collect(data_dir: str, config: str) -> list[SplitStats]:
-    from tqdm import auto as tqdm
+    """Each split's row, from the numbers the build report reads (report.shards)."""
+    from imagenet2017_tfds.report import shards
 
-    from imagenet2017_tfds import reading
-
-    builder = reading.builder(data_dir, config)
-    out = []
-    for split in builder.info.splits:
-        s = SplitStats(split, classes=Counter())
-        total = builder.info.splits[split].num_examples
-        rows = reading.examples(builder, split, image=False)  # TFRecord or ArrayRecord
-        for ex in tqdm.tqdm(rows, desc=f"{config} {split}", total=total, leave=False):
-            n = len(ex["objects"]["label"])
-            s.examples += 1
-            s.boxes += n
-            s.without_boxes += n == 0
-            s.annotated += bool(ex["annotated"])
-            # What a config holds, told by its features: an image label (CLS-LOC), or
-            # only box labels (DET); a blacklist of images, or of objects.
-            if "label" in ex:
-                if ex["label"] >= 0:
-                    s.classes[int(ex["label"])] += 1
-            else:
-                s.classes.update(int(x) for x in ex["objects"]["label"])
-            if "blacklisted" in ex:
-                s.blacklisted += bool(ex["blacklisted"])
-            else:
-                s.blacklisted += int(ex["objects"]["blacklisted"].sum())
-        out.append(s)
-    return out
+    return [
+        SplitStats(
+            split,
+            n.examples,
+            n.boxes,
+            n.without_boxes,
+            n.annotated,
+            n.blacklisted,
+            Counter({i: c for i, c in enumerate(n.per_class) if c}),
+        )
+        for split, n in shards.read(data_dir, config).items()
+    ]
 
 
 def table(rows: list[list[str]]) -> str:

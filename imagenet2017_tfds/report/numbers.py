@@ -1,0 +1,186 @@
+"""The numbers of one split of a built dataset, fed one example at a time.
+
+Plain Python, no TensorFlow: whoever holds the examples feeds them (the standalone report
+reads the shards; a build can feed what it writes), one `SplitNumbers` per shard or worker,
+merged afterwards. Every field is a count or a keyed choice, so a merge in any order gives the
+same numbers, and the sample is the examples whose file names hash lowest, so two builds of the
+same input give the same page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from imagenet2017_tfds import images
+
+# Fixed bin edges, so that numbers from several workers add up bin by bin.
+AREA_BINS = 20  # a box's area over its image's, in [0, 1]
+ASPECT_RANGE = (-4.0, 4.0)  # log2(box width / box height, in pixels)
+ASPECT_BINS = 16
+SAMPLE = 12  # examples per split on the page
+_VAL_INDEX = re.compile(r"ILSVRC2012_val_(\d{8})\.")
+
+
+@dataclass
+class Sampled:
+    """One example shown on the page: its image bytes and what is drawn over them."""
+
+    key: str  # sha256 of the file name: the sample's order
+    file_name: str
+    label: int  # -1: none (test, or a config without an image label)
+    boxes: list[tuple[float, float, float, float]]  # (ymin, xmin, ymax, xmax)
+    box_labels: list[int]
+    width: int
+    height: int
+    image: bytes = field(repr=False)
+
+
+@dataclass
+class SplitNumbers:
+    split: str
+    num_classes: int
+    examples: int = 0
+    boxes: int = 0
+    without_boxes: int = 0  # DET: the negatives
+    annotated: int = 0
+    blacklisted: int = 0  # images (a config with an image label), else objects
+    unlabelled: int = 0  # examples of a config with an image label whose label is -1
+    image_labels: bool = False  # per_class counts images (an image label), else objects
+    per_class: list[int] = field(default_factory=list)  # images per label, else objects
+    boxes_per_image: Counter = field(default_factory=Counter)
+    area: list[int] = field(default_factory=list)
+    aspect: list[int] = field(default_factory=list)
+    sizes: Counter = field(default_factory=Counter)  # (width, height) from the JPEG header
+    unsized: int = 0  # images whose header gave no size (never in a correct build)
+    # Validation of a config with an image label, against the devkit's ground truth:
+    devkit_checked: int = 0
+    devkit_disagrees: list[tuple[str, int, int]] = field(default_factory=list)
+    sample: list[Sampled] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.per_class = self.per_class or [0] * self.num_classes
+        self.area = self.area or [0] * AREA_BINS
+        self.aspect = self.aspect or [0] * ASPECT_BINS
+
+    def add(self, example: dict, ground_truth: tuple[int, ...] | None = None) -> None:
+        """One example as TFDS decodes it (or as the build's feature dict holds it), its
+        image as encoded bytes. `ground_truth`: the devkit's label of validation image i at
+        position i-1, for a split it applies to."""
+        objects = example["objects"]
+        bboxes = [tuple(float(v) for v in box) for box in objects.get("bbox", ())]
+        box_labels = [int(v) for v in objects.get("label", ())]
+        name = _text(example["file_name"])
+        sniffed = images.sniff(example["image"])
+        width, height = sniffed.width, sniffed.height
+        n = len(bboxes)
+        self.examples += 1
+        self.boxes += n
+        self.without_boxes += n == 0
+        self.annotated += bool(example["annotated"])
+        self.boxes_per_image[n] += 1
+        if width and height:
+            self.sizes[(width, height)] += 1
+        else:
+            self.unsized += 1
+        # What a config holds, told by its features: an image label (CLS-LOC), or only box
+        # labels (DET); a blacklist of images, or of objects.
+        label = -1
+        if "label" in example:
+            self.image_labels = True
+            label = int(example["label"])
+            if label >= 0:
+                self.per_class[label] += 1
+            else:
+                self.unlabelled += 1
+            self.blacklisted += bool(example["blacklisted"])
+            match = _VAL_INDEX.match(name)
+            if ground_truth is not None and label >= 0 and match:
+                self.devkit_checked += 1
+                expected = ground_truth[int(match.group(1)) - 1]
+                if expected != label:
+                    self.devkit_disagrees.append((name, label, expected))
+        else:
+            for v in box_labels:
+                self.per_class[v] += 1
+            self.blacklisted += sum(bool(v) for v in objects.get("blacklisted", ()))
+        for ymin, xmin, ymax, xmax in bboxes:
+            area = (ymax - ymin) * (xmax - xmin)
+            self.area[min(int(area * AREA_BINS), AREA_BINS - 1)] += 1
+            if width and height and ymax > ymin:
+                self.aspect[_aspect_bin((xmax - xmin) * width / ((ymax - ymin) * height))] += 1
+        key = hashlib.sha256(name.encode()).hexdigest()
+        if len(self.sample) < SAMPLE or key < self.sample[-1].key:
+            shown = Sampled(
+                key, name, label, bboxes, box_labels, width, height, bytes(example["image"])
+            )
+            self.sample = sorted([*self.sample, shown], key=lambda s: s.key)[:SAMPLE]
+
+    def merge(self, other: SplitNumbers) -> SplitNumbers:
+        """These numbers and `other`'s (of the same split, other examples) together."""
+        if (other.split, other.num_classes) != (self.split, self.num_classes):
+            raise ValueError(f"merging {other.split} into {self.split}")
+        for name in (
+            "examples",
+            "boxes",
+            "without_boxes",
+            "annotated",
+            "blacklisted",
+            "unlabelled",
+            "unsized",
+            "devkit_checked",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("per_class", "area", "aspect"):
+            setattr(
+                self,
+                name,
+                [a + b for a, b in zip(getattr(self, name), getattr(other, name), strict=True)],
+            )
+        self.image_labels |= other.image_labels
+        self.boxes_per_image += other.boxes_per_image
+        self.sizes += other.sizes
+        self.devkit_disagrees = sorted(self.devkit_disagrees + other.devkit_disagrees)
+        self.sample = sorted(self.sample + other.sample, key=lambda s: s.key)[:SAMPLE]
+        return self
+
+    def to_json(self) -> dict:
+        """Every number, in a fixed order (the sample by file name only)."""
+        return {
+            "examples": self.examples,
+            "boxes": self.boxes,
+            "without_boxes": self.without_boxes,
+            "annotated": self.annotated,
+            "blacklisted": self.blacklisted,
+            "unlabelled": self.unlabelled,
+            "per_class": self.per_class,
+            "per_class_counts": "images" if self.image_labels else "objects",
+            "boxes_per_image": {str(k): v for k, v in sorted(self.boxes_per_image.items())},
+            "area_histogram": {"edges": area_edges(), "counts": self.area},
+            "aspect_histogram": {"log2_edges": aspect_edges(), "counts": self.aspect},
+            "sizes": [[w, h, n] for (w, h), n in sorted(self.sizes.items())],
+            "unsized": self.unsized,
+            "sample": [s.file_name for s in self.sample],
+        }
+
+
+def area_edges() -> list[float]:
+    return [i / AREA_BINS for i in range(AREA_BINS + 1)]
+
+
+def aspect_edges() -> list[float]:
+    low, high = ASPECT_RANGE
+    return [low + (high - low) * i / ASPECT_BINS for i in range(ASPECT_BINS + 1)]
+
+
+def _aspect_bin(ratio: float) -> int:
+    low, high = ASPECT_RANGE
+    position = (math.log2(ratio) - low) / (high - low) * ASPECT_BINS
+    return min(max(int(math.floor(position)), 0), ASPECT_BINS - 1)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

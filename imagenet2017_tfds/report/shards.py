@@ -1,0 +1,76 @@
+"""A built dataset's numbers from its shards: each shard read once, in worker processes when
+there are several shards, each giving its own SplitNumbers, merged in shard order.
+
+Workers are spawned, not forked (the caller may hold TensorFlow's threads); they import
+neither TensorFlow nor TFDS (reading.parse), so each starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import multiprocessing
+import os
+
+from imagenet2017_tfds import classes, devkit, reading
+from imagenet2017_tfds.errors import ConsistencyError, Imagenet2017Error
+from imagenet2017_tfds.report.numbers import SplitNumbers
+
+
+def read(data_dir: str, config: str, workers: int | None = None) -> dict[str, SplitNumbers]:
+    """Every split's numbers, in dataset_info.json's split order."""
+    folder = reading.dataset_folder(data_dir, config)
+    by_split = reading.shards(folder)
+    num_classes = len(classes.for_config(config).wnids)
+    jobs = [(shard, num_classes) for shards in by_split.values() for shard in shards]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        parts = [numbers_of(*job) for job in jobs]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(pool.map(numbers_of, *zip(*jobs, strict=True)))
+    out = {split: SplitNumbers(split, num_classes) for split in by_split}
+    for (shard, _), part in zip(jobs, parts, strict=True):
+        out[shard.split].merge(part)
+    return out
+
+
+def first(data_dir: str, config: str, split: str, count: int) -> list[dict]:
+    """The split's first `count` examples in stored order (reading.parse's dicts)."""
+    by_split = reading.shards(reading.dataset_folder(data_dir, config))
+    if split not in by_split:
+        raise Imagenet2017Error(
+            f"{data_dir}: imagenet2017/{config} has no split {split!r}; it has "
+            f"{', '.join(by_split)}."
+        )
+    out = []
+    for shard in by_split[split]:
+        for record in reading.records(shard):
+            if len(out) == count:
+                return out
+            out.append(reading.parse(record))
+    return out
+
+
+def numbers_of(shard: reading.Shard, num_classes: int) -> SplitNumbers:
+    """One shard's numbers (run in a worker)."""
+    numbers = SplitNumbers(shard.split, num_classes)
+    # The devkit's labels apply to CLS-LOC's validation images; `add` uses them only for a
+    # config whose examples carry an image label.
+    truth = ground_truth() if shard.split == "validation" else None
+    for record in reading.records(shard):
+        numbers.add(reading.parse(record), truth)
+    if numbers.examples != shard.examples:
+        raise ConsistencyError(
+            f"{shard.path}: {numbers.examples} examples read, dataset_info.json counts "
+            f"{shard.examples}. The dataset is damaged: build it again."
+        )
+    return numbers
+
+
+@functools.cache
+def ground_truth() -> tuple[int, ...]:
+    """Validation image i's label (sorted-WNID order) at position i-1."""
+    lst = classes.clsloc()
+    return tuple(lst.index(w) for w in devkit.clsloc_ground_truth())
