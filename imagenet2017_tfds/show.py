@@ -19,10 +19,10 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from imagenet2017_tfds import classes, reading
+    from imagenet2017_tfds import reading, tasks
 
     # Short readable names in label order: "tench" for "tench, Tinca tinca".
-    names = [name.split(",")[0] for name in classes.class_names(config)]
+    names = [name.split(",")[0] for name in tasks.class_names(config)]
     builder = reading.builder(data_dir, config)
     examples = list(reading.examples(builder, split, count=count))  # TFRecord or ArrayRecord
     cols = max(1, math.ceil(math.sqrt(len(examples))))
