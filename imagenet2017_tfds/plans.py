@@ -69,10 +69,12 @@ class Context:
     def holding(self, split_dir: str) -> list[tuple[str, Catalog]]:
         """(part, catalog) of each of the config's archives holding `split_dir`'s images,
         the latest first: an image in several is read from the first."""
-        return self.memo(f"holding {split_dir}", lambda: [
-            (a.name, self.catalogs[a.name]) for a in reversed(self.parts)
-            if split_dir in a.split_dirs
-        ])  # fmt: skip
+
+        def latest_first():
+            parts = [a for a in reversed(self.parts) if split_dir in a.split_dirs]
+            return [(a.name, self.catalogs[a.name]) for a in parts]
+
+        return self.memo(f"holding {split_dir}", latest_first)
 
     def holder(self, split_dir: str) -> tuple[str, Catalog]:
         """(part, catalog) of the archive `split_dir`'s images are read from."""
