@@ -4,7 +4,9 @@ found, verified, scanned and planned on the miniature release like the shipped o
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,42 @@ def test_the_table_of_configs():
         held = {d for a in task.parts for d in a.split_dirs}
         assert held == set(task.items), task.name
         assert all(a.digest == inputs.PUBLISHED for a in task.parts), task.name
+
+
+# Where a string equal to a part's name is not one: the release's devkit/ folder, which
+# layout.classify names a member's Role kind after, and the catalog's field of its files.
+NOT_A_PART = {("layout.py", "devkit"), ("catalog.py", "devkit")}
+
+
+def _compared_strings(tree: ast.AST):
+    """(line, string) of each string constant compared, subscripted with or passed to
+    startswith() (alone or in a tuple)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+        elif isinstance(node, ast.Subscript):
+            operands = [node.slice]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "startswith":
+            operands = node.args
+        else:
+            continue
+        for o in operands:
+            for v in o.elts if isinstance(o, ast.Tuple) else [o]:
+                if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                    yield node.lineno, v.value
+
+
+def test_no_module_but_the_table_names_a_config_or_an_archive():
+    """No comparison, subscript or startswith() on a config's or an archive's name outside
+    tasks.py (testing/ writes the independent answer key, keyed by the names on purpose)."""
+    names = {*tasks.TASKS, *(a.name for a in tasks.archive_files().values())}
+    package = Path(tasks.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        where = path.relative_to(package)
+        if path.name == "tasks.py" or "testing" in where.parts:
+            continue
+        for line, value in _compared_strings(ast.parse(path.read_text(), str(path))):
+            if value in names and (path.name, value) not in NOT_A_PART:
+                found.append(f"{where}:{line}: {value!r}")
+    assert found == []
