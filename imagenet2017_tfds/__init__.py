@@ -47,7 +47,7 @@ def __getattr__(name: str):
 
         return getattr(builder, name)
     if name in ("class_names", "readable_name"):
-        from imagenet2017_tfds import classes
+        from imagenet2017_tfds import tasks
 
-        return getattr(classes, name)
+        return getattr(tasks, name)
     raise AttributeError(f"module 'imagenet2017_tfds' has no attribute {name!r}")

@@ -11,14 +11,12 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable
 
 import tensorflow_datasets as tfds
 from etils import epath
 
 from imagenet2017_tfds import (
     card,
-    classes,
     collector,
     compat,
     fileio,
@@ -45,8 +43,6 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     """A config and its options: --config '{"name": "clsloc", "skip_bad_members": true}'."""
 
     task: tasks.Task | None = None
-    features: Callable[[list[str]], tfds.features.FeaturesDict] | None = None
-    supervised_keys: tuple[str, str] | None = None
     skip_bad_members: bool = False  # skip (and record) damaged members instead of stopping
     allow_unverified: bool = False  # accept archives with no known digest in the checksums file
     decode_train: bool = False  # decode every train image fully too (validation, test always)
@@ -127,13 +123,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         "test image TensorFlow cannot decode stops the build (skip_bad_members leaves it out).",
     }
     BUILDER_CONFIGS = [
-        Imagenet2017Config(name="clsloc", description=card.DESCRIPTIONS["clsloc"],
-                           task=tasks.CLSLOC, features=tasks.CLSLOC.features,
-                           supervised_keys=("image", "label")),
-        Imagenet2017Config(name="det", description=card.DESCRIPTIONS["det"], task=tasks.DET,
-                           features=tasks.DET.features),
-    ]  # fmt: skip
-    DEFAULT_CONFIG_NAME = "clsloc"
+        Imagenet2017Config(name=t.name, description=t.description, task=t)
+        for t in tasks.TASKS.values()
+    ]
+    DEFAULT_CONFIG_NAME = tasks.DEFAULT.name
     MANUAL_DOWNLOAD_INSTRUCTIONS = card.MANUAL_DOWNLOAD_INSTRUCTIONS
     # TFDS reads get_metadata() (README.md, CITATIONS.bib, TAGS.txt) from pkg_dir_path, by
     # default this module's folder; the card lives in imagenet2017_tfds/card/.
@@ -143,8 +136,8 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         # Description and citation come from the card (get_metadata), never from here.
         info = self.dataset_info_from_configs(
-            features=config.features(list(config.task.classes().wnids)),
-            supervised_keys=config.supervised_keys,
+            features=config.task.make_features(),
+            supervised_keys=config.task.supervised_keys,
             homepage=card.HOMEPAGE,
             metadata=tfds.core.MetadataDict(),
             license=card.LICENSE,
@@ -332,7 +325,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         and how it was verified, what was skipped, and what was kept though unlisted."""
         meta = self.info.metadata
         # Readable names aligned with the labels; the ClassLabel names stay WNIDs.
-        meta["class_names"] = classes.class_names(self.builder_config.name)
+        meta["class_names"] = tasks.class_names(self.builder_config.name)
         meta["inputs"] = {
             part: {"release": prepared.inputs.releases[part], "verified": prepared.verified[part]}
             for part in sorted(prepared.inputs.parts)

@@ -1,4 +1,5 @@
-"""The class lists of both configs, read from the package's data folder.
+"""The class lists of both challenges, read from the package's data folder (tasks.py
+names which config has which, and gives their readable names by config).
 
 ClassLabel names are WNIDs in sorted order (the indices of TFDS `imagenet2012` and Keras);
 the devkit numbers classes differently (map_clsloc.txt order), so both orders live here.
@@ -83,16 +84,6 @@ def det() -> ClassList:
     )
 
 
-def for_config(config: str) -> ClassList:
-    return {"clsloc": clsloc, "det": det}[config]()
-
-
-def readable_name(config: str, index: int) -> str:
-    """The human-readable name of class `index` (ClassLabel order) of `config`."""
-    lst = for_config(config)
-    return lst.names[lst.wnids[index]]
-
-
 def clsloc_object_label(name: str, image_label: int) -> int:
     """A CLS-LOC box's <name>: a WNID or a readable label (`Scottish_deerhound`). A label
     naming no class, or several ("crane"), means the image's own class: CLS-LOC boxes are of
@@ -113,10 +104,3 @@ def det_object_label(name: str, where: str) -> int:
         f"{where}: object <name> {name!r} is not one of the 200 DET WNIDs (map_det.txt). "
         "The annotation is damaged: fix it, or build with skip_bad_members."
     )
-
-
-def class_names(config: str) -> list[str]:
-    """The human-readable names of `config`'s classes in label (ClassLabel) order:
-    `class_names(config)[label]` names `label`, whose ClassLabel name is its WNID."""
-    lst = for_config(config)
-    return [lst.names[wnid] for wnid in lst.wnids]

@@ -9,7 +9,7 @@ import sys
 
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import checksums, fileio, inputs, kaggle, problems, tasks
+from imagenet2017_tfds import checksums, fileio, inputs, problems, tasks
 from imagenet2017_tfds.errors import Imagenet2017Error
 
 
@@ -19,7 +19,7 @@ def _archives(manual_dir: str) -> list[fileio.Path]:
         raise Imagenet2017Error(
             f"{folder}: not a folder. Pass the folder holding the .tar.gz archives."
         )
-    known = inputs.all_archive_names()
+    known = set(tasks.archive_files())
     found = sorted(p for p in folder.iterdir() if p.name in known or p.name.endswith(".tar.gz"))
     if not found:
         raise Imagenet2017Error(
@@ -57,7 +57,8 @@ def cmd_verify(args) -> int:
             path, ("md5", *(d for d in record.digests() if d != "md5")) if record else ("md5",)
         )
         if record is None or not record.digests():
-            by_content = path.name in (*inputs.ARCHIVES["devkit"], kaggle.TARBALL)
+            archive = tasks.archive_files().get(path.name)
+            by_content = archive is not None and archive.by_content(path.name)
             verdict = "no published digest" + (
                 " (checked by content when building)" if by_content else ""
             )
@@ -91,7 +92,9 @@ def cmd_index(args) -> int:
 
     for task in _configs(args.config):
         try:
-            found = inputs.locate(args.manual_dir, task.parts, args.cache_dir, task.name)
+            found = inputs.locate(
+                args.manual_dir, task.parts, args.cache_dir, task.name, task.optional
+            )
         except Imagenet2017Error:
             if args.config != "all":
                 raise
@@ -162,6 +165,9 @@ def cmd_beam_build(args) -> int:
     return beam_build.main(args.launch_args)
 
 
+CONFIGS = (*tasks.TASKS, "all")  # --config: one config, or every one
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="imagenet2017-tfds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,7 +182,7 @@ def main(argv=None) -> int:
     p.set_defaults(run=cmd_checksums)
     p = sub.add_parser("index", help="verify and index the archives in MANUAL_DIR ahead of a build")
     p.add_argument("manual_dir")
-    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.add_argument("--config", choices=CONFIGS, default="all")
     p.add_argument("--cache_dir", default=default_cache_dir(), help="default: %(default)s")
     p.add_argument("--allow_unverified", action="store_true")
     p.set_defaults(run=cmd_index)
@@ -184,17 +190,17 @@ def main(argv=None) -> int:
         "check", help="scan the release once and report every problem a build would stop on"
     )
     p.add_argument("manual_dir")
-    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.add_argument("--config", choices=CONFIGS, default="all")
     p.add_argument("--allow_unverified", action="store_true")
     p.add_argument("--decode_train", action="store_true", help="decode every train image too")
     p.set_defaults(run=cmd_check)
     p = sub.add_parser("stats", help="per split: examples, boxes, blacklisted, class balance")
     p.add_argument("data_dir")
-    p.add_argument("--config", choices=("clsloc", "det", "all"), default="all")
+    p.add_argument("--config", choices=CONFIGS, default="all")
     p.set_defaults(run=cmd_stats)
     p = sub.add_parser("show", help="a PNG grid of examples with boxes and class names")
     p.add_argument("data_dir")
-    p.add_argument("--config", choices=("clsloc", "det"), default="clsloc")
+    p.add_argument("--config", choices=tuple(tasks.TASKS), default=tasks.DEFAULT.name)
     p.add_argument("--split", default="validation")
     p.add_argument("-n", type=int, default=16)
     p.add_argument("-o", "--output", default="grid.png")

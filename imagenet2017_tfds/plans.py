@@ -15,6 +15,7 @@ from imagenet2017_tfds import classes, devkit, kaggle, layout
 from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
 from imagenet2017_tfds.example_dicts import Item
+from imagenet2017_tfds.inputs import Archive
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry
 
@@ -47,8 +48,8 @@ class SplitPlan:
 
 @dataclass
 class Context:
-    """What a plan step reads: the catalogs by part, where problems go, and which checks of
-    content apply."""
+    """What a plan step reads: the catalogs by part, the config's archives (which part holds
+    which split folder), where problems go, and which checks of content apply."""
 
     catalogs: dict[str, Catalog]
     recorder: Recorder = field(default_factory=Recorder)
@@ -56,6 +57,7 @@ class Context:
     # always for a release no digest vouches for (Kaggle's).
     check_ground_truth: bool = False
     val_solution: kaggle.Solution | None = None  # Kaggle's LOC_val_solution.csv, if present
+    parts: tuple[Archive, ...] = ()  # the config's archives (tasks.Task.parts)
     _memo: dict = field(default_factory=dict, repr=False)
 
     def memo(self, name: str, make):
@@ -63,6 +65,25 @@ class Context:
         if name not in self._memo:
             self._memo[name] = make()
         return self._memo[name]
+
+    def holding(self, split_dir: str) -> list[tuple[str, Catalog]]:
+        """(part, catalog) of each of the config's archives holding `split_dir`'s images,
+        the latest first: an image in several is read from the first."""
+
+        def latest_first():
+            parts = [a for a in reversed(self.parts) if split_dir in a.split_dirs]
+            return [(a.name, self.catalogs[a.name]) for a in parts]
+
+        return self.memo(f"holding {split_dir}", latest_first)
+
+    def holder(self, split_dir: str) -> tuple[str, Catalog]:
+        """(part, catalog) of the archive `split_dir`'s images are read from."""
+        return self.holding(split_dir)[0]
+
+    def annotation(self, challenge: str, split_dir: str, image: str):
+        """The parsed annotation of `image` in `split_dir`, or None."""
+        _, cat = self.holder(split_dir)
+        return cat.annotations.get((challenge, split_dir), {}).get(image)
 
 
 def _file_name(entry: Entry) -> str:
@@ -174,18 +195,15 @@ def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
             ),
         )
         return None
-    annotation = (
-        ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC_CHALLENGE, "train"), {}).get(image)
-    )
+    annotation = ctx.annotation(layout.CLSLOC_CHALLENGE, "train", image)
     key = clsloc_key("train", entry.path)
     return entry, Item(key, entry.path, _file_name(entry), lst.index(wnid), annotation)
 
 
 def clsloc_train(ctx: Context) -> SplitPlan:
-    members = strict_members(
-        ctx.catalogs["clsloc"], layout.CLSLOC_CHALLENGE, "train", "train_cls", ctx.recorder
-    )
-    return _planned(ctx, "clsloc", clsloc_train_item, members)
+    part, cat = ctx.holder("train")
+    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "train", "train_cls", ctx.recorder)
+    return _planned(ctx, part, clsloc_train_item, members)
 
 
 def _validation_label(ctx: Context, image: str, entry: Entry, ann, number: int) -> int | None:
@@ -225,7 +243,7 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
         rec.problem("extra", entry.path,
                     ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
         return None
-    ann = ctx.catalogs["clsloc"].annotations.get((layout.CLSLOC_CHALLENGE, "val"), {}).get(image)
+    ann = ctx.annotation(layout.CLSLOC_CHALLENGE, "val", image)
     if ann is None:
         rec.problem("annotation", entry.path, AnnotationError(
             f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
@@ -239,9 +257,9 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
 
 
 def clsloc_validation(ctx: Context) -> SplitPlan:
-    cat, rec = ctx.catalogs["clsloc"], ctx.recorder
+    (part, cat), rec = ctx.holder("val"), ctx.recorder
     members = strict_members(cat, layout.CLSLOC_CHALLENGE, "val", "val", rec)
-    plan = _planned(ctx, "clsloc", clsloc_validation_item, members)
+    plan = _planned(ctx, part, clsloc_validation_item, members)
     if ctx.val_solution is not None:
         for image in ctx.val_solution.unplanned(set(members)):
             rec.problem("missing", image, ConsistencyError(
@@ -255,10 +273,9 @@ def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 
 def clsloc_test(ctx: Context) -> SplitPlan:
-    members = strict_members(
-        ctx.catalogs["clsloc"], layout.CLSLOC_CHALLENGE, "test", "test", ctx.recorder
-    )
-    return _planned(ctx, "clsloc", clsloc_test_item, members)
+    part, cat = ctx.holder("test")
+    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "test", "test", ctx.recorder)
+    return _planned(ctx, part, clsloc_test_item, members)
 
 
 def clsloc(ctx: Context) -> dict[str, SplitPlan]:
@@ -295,7 +312,7 @@ PER_CLASS_LIST = re.compile(r"train_\d+")
 
 
 def det_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    annotation = ctx.catalogs["det"].annotations.get((layout.DET_CHALLENGE, "train"), {}).get(image)
+    annotation = ctx.annotation(layout.DET_CHALLENGE, "train", image)
     item = _det_item(ctx, "train", entry, annotation)
     return (entry, item) if item else None
 
@@ -303,7 +320,7 @@ def det_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 def det_train(ctx: Context) -> SplitPlan:
     """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
     them) and `train.txt` where it exists (nothing public says it lists every image)."""
-    cat, rec = ctx.catalogs["det"], ctx.recorder
+    (part, cat), rec = ctx.holder("train"), ctx.recorder
     names = sorted(n for t, n in cat.imagesets if t == layout.DET_CHALLENGE and
                    (n == "train" or PER_CLASS_LIST.fullmatch(n)))  # fmt: skip
     where = f"{cat.source_name}: ImageSets/DET/train*.txt"
@@ -316,7 +333,7 @@ def det_train(ctx: Context) -> SplitPlan:
         return SplitPlan()
     ids = {image for name in names for image in listed(cat, layout.DET_CHALLENGE, name)}
     reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
-    return _planned(ctx, "det", det_train_item, dict(sorted(found.items())))
+    return _planned(ctx, part, det_train_item, dict(sorted(found.items())))
 
 
 def _det_val_numbers(cat: Catalog) -> dict[str, int | None]:
@@ -326,7 +343,7 @@ def _det_val_numbers(cat: Catalog) -> dict[str, int | None]:
 
 
 def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    cat = ctx.catalogs["det"]
+    _, cat = ctx.holder("val")
     ann = cat.annotations.get((layout.DET_CHALLENGE, "val"), {}).get(image)
     if ann is None:
         ctx.recorder.problem("annotation", entry.path, AnnotationError(
@@ -339,8 +356,9 @@ def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 
 def det_validation(ctx: Context) -> SplitPlan:
-    members = strict_members(ctx.catalogs["det"], layout.DET_CHALLENGE, "val", "val", ctx.recorder)
-    return _planned(ctx, "det", det_validation_item, members)
+    part, cat = ctx.holder("val")
+    members = strict_members(cat, layout.DET_CHALLENGE, "val", "val", ctx.recorder)
+    return _planned(ctx, part, det_validation_item, members)
 
 
 def det_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
@@ -352,20 +370,21 @@ def det_test(ctx: Context) -> SplitPlan:
     """The ILSVRC2017 DET test set: the DET archive's own test images and the 5,500 of
     DET_test_new, each once, whichever test.txt the user has (one archive's, the other's,
     or the one that survived extracting both into one tree). An image listed by one
-    archive's list and found in the other's is not missing."""
+    archive's list and found in the other's is not missing. An id in both archives is read
+    from DET_test_new, the config's latest archive (Context.holding)."""
     rec = ctx.recorder
     found: dict[str, tuple[str, Entry]] = {}
     lists: set[str] = set()
     sources = []
-    for part in DET_TEST_PARTS:
-        cat = ctx.catalogs[part]
+    holding = ctx.holding("test")
+    for part, cat in holding:
         for image, entry in cat.images.get((layout.DET_CHALLENGE, "test"), {}).items():
             found.setdefault(image, (part, entry))
         ids = listed(cat, layout.DET_CHALLENGE, "test")
         if ids is not None:
             lists.update(ids)
             sources.append(cat.source_name)
-    new = ctx.catalogs["det_test"]
+    _, new = holding[0]
     if not any(i.startswith(layout.DET_TEST_NEW_PREFIX) for i in found):
         rec.fatal("missing", new.source_name, ConsistencyError(
             f"{new.source_name}: no image of the 2017 DET test set ({layout.DET_TEST_NEW_PREFIX}*). "
@@ -382,10 +401,6 @@ def det_test(ctx: Context) -> SplitPlan:
         if pair := det_test_item(ctx, image, entry):
             plan.add(part, *pair)
     return plan
-
-
-# An id in both DET archives is read from DET_test_new (the first part holding it).
-DET_TEST_PARTS = ("det_test", "det")
 
 
 def det(ctx: Context) -> dict[str, SplitPlan]:

@@ -27,10 +27,6 @@ class Prepared:
         return self.inputs.parts[part]
 
 
-# Releases with no published digest; verified by their content instead (see kaggle.py).
-CONTENT_VERIFIED = (kaggle.TARBALL,)
-
-
 def verifiers(
     found: inputs.Inputs, cache_dir, allow_unverified: bool, recorder: Recorder,
     verified: dict[str, str],
@@ -40,12 +36,13 @@ def verifiers(
     records, origin = checksums.load()
     todo = {}
     for part, path in found.tarballs.items():
-        if part == "devkit":
+        archive = found.archives[part]
+        if archive.digest == inputs.PACKAGE_COPIES:  # checked by record_catalog_problems
             verified[part] = "content: the package's copies of its data files"
             continue
         record = records.get(path.name)
         v = checksums.Verifier(path, record, origin, cache_dir)
-        by_content = path.name in CONTENT_VERIFIED and (record is None or not record.digests())
+        by_content = archive.by_content(path.name) and (record is None or not record.digests())
         try:
             if v.check_known(allow_unverified or by_content):
                 todo[part] = v
@@ -151,23 +148,31 @@ def record_catalog_problems(cats: dict[str, catalog.Catalog], found, recorder: R
     for cat in {c.source_name: c for c in cats.values()}.values():  # a tree serves several
         for p in cat.problems:
             recorder.problem(p.kind, p.member, AnnotationError(p.reason))
-    if "devkit" in cats:
-        devkit.check(cats["devkit"].devkit, found.parts["devkit"].name, recorder)
+    for part in _by_package_copies(found, cats):
+        devkit.check(cats[part].devkit, found.parts[part].name, recorder)
 
 
-def context(found, cats, verified, recorder: Recorder) -> plans.Context:
-    no_digest = any(v.startswith(("content", "none")) for p, v in verified.items() if p != "devkit")
+def _by_package_copies(found: inputs.Inputs, parts) -> list[str]:
+    """Those of `parts` vouched for by the package's copies of their files (the devkit)."""
+    return [p for p in parts if found.archives[p].digest == inputs.PACKAGE_COPIES]
+
+
+def context(found, task: Task, cats, verified, recorder: Recorder) -> plans.Context:
+    # What vouches for each archive meant to have a published digest: none, or its content?
+    verdicts = [v for p, v in verified.items() if found.archives[p].digest == inputs.PUBLISHED]
+    no_digest = any(v.startswith(("content", "none")) for v in verdicts)
     return plans.Context(
         cats,
         recorder,
-        check_ground_truth="devkit" in cats or no_digest,
+        check_ground_truth=bool(_by_package_copies(found, cats)) or no_digest,
         val_solution=_val_solution(found),
+        parts=task.parts,
     )
 
 
 def plan(found, task: Task, cats, verified, recorder: Recorder, once=()) -> Prepared:
     """The splits' plans from the whole catalogs (what the scans found already recorded)."""
-    ctx = context(found, cats, verified, recorder)
+    ctx = context(found, task, cats, verified, recorder)
     return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats, once))
 
 
@@ -194,10 +199,11 @@ def passes(found: inputs.Inputs, cats: dict[str, catalog.Catalog], once=()) -> d
     return {
         part: 1 if part in once or not cats[part].scanned else 2
         for part in found.tarballs
-        if part in cats and part != "devkit"  # the devkit is read for its lists only
+        if part in cats and found.archives[part].split_dirs  # else read for its lists only
     }
 
 
 def locate(manual_dir, task: Task, cache_dir) -> inputs.Inputs:
     index_dir = fileio.path(cache_dir) if cache_dir else None
-    return inputs.locate(manual_dir, task.parts, index_dir, f"imagenet2017/{task.name}")
+    what = f"imagenet2017/{task.name}"
+    return inputs.locate(manual_dir, task.parts, index_dir, what, task.optional)

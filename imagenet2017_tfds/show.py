@@ -23,11 +23,11 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
     import numpy as np
     from PIL import Image
 
-    from imagenet2017_tfds import classes
+    from imagenet2017_tfds import tasks
     from imagenet2017_tfds.report import shards
 
     # Short readable names in label order: "tench" for "tench, Tinca tinca".
-    names = [name.split(",")[0] for name in classes.class_names(config)]
+    names = [name.split(",")[0] for name in tasks.class_names(config)]
     examples = shards.first(data_dir, config, split, count)  # TFRecord or ArrayRecord
     cols = max(1, math.ceil(math.sqrt(len(examples))))
     rows = max(1, math.ceil(len(examples) / cols))

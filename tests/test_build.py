@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet2017_tfds import classes
+from imagenet2017_tfds import tasks
 from tests import readback
 from tests.conftest import tfds_build
 
 
 def check_examples(data_dir, release, config: str) -> None:
-    lst = classes.for_config(config)
+    lst = tasks.task(config).classes()
     expected_splits = release.expected[config]
     counts = readback.splits(data_dir, config)
     assert counts == {s: len(v) for s, v in expected_splits.items()}

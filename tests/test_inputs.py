@@ -7,9 +7,12 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import inputs, kaggle, testing
+from imagenet2017_tfds import inputs, kaggle, tasks, testing
 from imagenet2017_tfds.errors import MissingInputError
 from imagenet2017_tfds.sources import Tarball, Tree
+
+DEVKIT, CLSLOC = tasks.DEVKIT_ARCHIVE, tasks.CLSLOC_ARCHIVE
+DET, DET_TEST = tasks.DET_ARCHIVE, tasks.DET_TEST_ARCHIVE
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +21,9 @@ def tarballs(tmp_path_factory):
 
 
 def test_archives_are_found_by_their_names(tarballs, tmp_path):
-    found = inputs.locate(tarballs.manual_dir, ("det", "det_test"), tmp_path / "index")
+    found = inputs.locate(
+        tarballs.manual_dir, tasks.DET.parts, tmp_path / "index", optional=(DEVKIT,)
+    )
     assert set(found.parts) == {"det", "det_test", "devkit"}  # the devkit whenever present
     assert all(isinstance(s, Tarball) for s in found.parts.values())
     assert found.tarballs["det"] == tarballs.manual_dir / testing.DET
@@ -29,7 +34,7 @@ def test_archives_are_found_by_their_names(tarballs, tmp_path):
 
 def test_the_devkit_is_optional(tmp_path):
     release = testing.write_release(tmp_path / "m", parts=("clsloc",))
-    found = inputs.locate(release.manual_dir, ("clsloc",))
+    found = inputs.locate(release.manual_dir, (CLSLOC,), optional=(DEVKIT,))
     assert set(found.parts) == {"clsloc"}
     assert found.parts["clsloc"].index_file is None  # no index folder given
 
@@ -37,7 +42,7 @@ def test_the_devkit_is_optional(tmp_path):
 @pytest.mark.parametrize("prefix", [True, False])
 def test_a_tree_serves_its_parts_and_det_and_det_test_share_one(tmp_path, prefix):
     release = testing.write_release(tmp_path / "m", form="tree", ilsvrc_prefix=prefix)
-    found = inputs.locate(release.manual_dir, ("clsloc", "det", "det_test"))
+    found = inputs.locate(release.manual_dir, (CLSLOC, DET, DET_TEST), optional=(DEVKIT,))
     assert set(found.parts) == {"clsloc", "det", "det_test", "devkit"}
     assert all(isinstance(s, Tree) for s in found.parts.values())
     assert found.parts["det"] is found.parts["det_test"]
@@ -50,14 +55,14 @@ def test_a_tree_serves_its_parts_and_det_and_det_test_share_one(tmp_path, prefix
 def test_an_archive_wins_over_a_tree_beside_it(tmp_path, tarballs):
     release = testing.write_release(tmp_path / "m", form="tree", parts=("clsloc",))
     shutil.copy(tarballs.manual_dir / testing.CLSLOC, release.manual_dir)
-    found = inputs.locate(release.manual_dir, ("clsloc",))
+    found = inputs.locate(release.manual_dir, (CLSLOC,))
     assert isinstance(found.parts["clsloc"], Tarball)
 
 
 @pytest.mark.parametrize("form", ["tarball", "tree"])
 def test_kaggles_release_of_clsloc_is_named_as_such(tmp_path, form):
     release = testing.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
-    found = inputs.locate(release.manual_dir, ("clsloc",))
+    found = inputs.locate(release.manual_dir, (CLSLOC,))
     solution = release.manual_dir / kaggle.VAL_SOLUTION
     assert found.companions == {kaggle.VAL_SOLUTION: solution}
     if form == "tarball":
@@ -68,7 +73,7 @@ def test_kaggles_release_of_clsloc_is_named_as_such(tmp_path, form):
 
 def test_no_manual_dir_says_where_to_download_and_how_to_pass_it():
     with pytest.raises(MissingInputError) as e:
-        inputs.locate(None, ("clsloc",), what="imagenet2017/clsloc")
+        inputs.locate(None, (CLSLOC,), what="imagenet2017/clsloc")
     message = str(e.value)
     assert message.startswith("imagenet2017/clsloc needs the ILSVRC2017 release")
     assert "ILSVRC2017_CLS-LOC.tar.gz or imagenet_object_localization" in message
@@ -77,14 +82,18 @@ def test_no_manual_dir_says_where_to_download_and_how_to_pass_it():
 
 def test_a_missing_archive_is_named_with_where_it_was_looked_for_and_what_was_found(tarballs):
     with pytest.raises(MissingInputError) as e:
-        inputs.locate(tarballs.manual_dir / "nowhere", ("clsloc",))
+        inputs.locate(tarballs.manual_dir / "nowhere", (CLSLOC,))
     assert "does not exist" in str(e.value)
     folder = tarballs.manual_dir
     (folder.parent / "only-det").mkdir()
     shutil.copy(folder / testing.DET, folder.parent / "only-det")
     with pytest.raises(MissingInputError) as e:
-        inputs.locate(folder.parent / "only-det", ("clsloc", "det"), what="x")
+        inputs.locate(folder.parent / "only-det", (CLSLOC, DET), what="x", optional=(DEVKIT,))
     message = str(e.value)
+    assert message.startswith(
+        f"x needs ILSVRC2017_CLS-LOC.tar.gz or {kaggle.TARBALL} and ILSVRC2017_DET.tar.gz (the "
+        "devkit ILSVRC2017_devkit.tar.gz is optional), as downloaded"
+    )
     assert "Missing: ILSVRC2017_CLS-LOC.tar.gz or imagenet_object_localization" in message
     assert str(folder.parent / "only-det" / testing.CLSLOC) in message  # looked at
     size = (folder / testing.DET).stat().st_size
@@ -94,11 +103,12 @@ def test_a_missing_archive_is_named_with_where_it_was_looked_for_and_what_was_fo
 def test_kaggles_zip_left_zipped_is_named_with_the_command_that_unzips_it(tmp_path):
     (tmp_path / "imagenet-object-localization-challenge.zip").write_bytes(b"PK")
     with pytest.raises(MissingInputError) as e:
-        inputs.locate(tmp_path, ("clsloc",))
+        inputs.locate(tmp_path, (CLSLOC,))
     assert f"unzip FILE -d {tmp_path}" in str(e.value)
     assert kaggle.TARBALL in str(e.value)
 
 
 def test_the_archives_names():
-    assert inputs.archive_names("clsloc") == f"ILSVRC2017_CLS-LOC.tar.gz or {kaggle.TARBALL}"
-    assert inputs.all_archive_names() == {*testing.ARCHIVES.values(), kaggle.TARBALL}
+    assert inputs.archive_names(CLSLOC) == f"ILSVRC2017_CLS-LOC.tar.gz or {kaggle.TARBALL}"
+    assert set(tasks.archive_files()) == {*testing.ARCHIVES.values(), kaggle.TARBALL}
+    assert {a.name for a in tasks.archive_files().values()} == set(testing.ARCHIVES)

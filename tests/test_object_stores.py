@@ -58,10 +58,9 @@ def tfds_build(bed, config, manual_dir, data_dir, checksums, *extra, scratch, en
 
 
 def task_archives(config) -> tuple[str, ...]:
-    from imagenet2017_tfds import inputs, tasks
+    from imagenet2017_tfds import tasks
 
-    task = {"clsloc": tasks.CLSLOC, "det": tasks.DET}[config]
-    return tuple(next(iter(inputs.ARCHIVES[part])) for part in task.parts)
+    return tuple(next(iter(archive.files)) for archive in tasks.task(config).parts)
 
 
 def loaded(bed, data_dir, config, env=None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagenet2017_tfds import classes, devkit, kaggle, plans
+from imagenet2017_tfds import classes, devkit, kaggle, plans, tasks
 from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
 from imagenet2017_tfds.problems import COLLECT, SKIP, Recorder
@@ -28,6 +28,12 @@ def catalog(name="a.tar.gz", images=None, lists=None, annotations=None) -> Catal
         cat.imagesets[(task, name_)] = "".join(f"{i} {n}\n" for n, i in enumerate(ids, 1))
     cat.annotations = annotations or {}
     return cat
+
+
+def context(catalogs, *args, **kwargs) -> plans.Context:
+    """The Context of the config whose archives `catalogs` holds (by part name)."""
+    parts = tuple(a for t in tasks.TASKS.values() for a in t.parts if a.name in catalogs)
+    return plans.Context(catalogs, *args, parts=parts, **kwargs)
 
 
 def box(wnid, *coords):
@@ -60,7 +66,7 @@ def clsloc_catalog(train=TRAIN, train_list=TRAIN, val=VAL, val_list=None, val_an
 
 
 def test_clsloc_labels_are_sorted_wnid_indices_and_val_labels_the_ground_truth():
-    got = plans.clsloc(plans.Context({"clsloc": clsloc_catalog()}))
+    got = plans.clsloc(context({"clsloc": clsloc_catalog()}))
     lst = classes.clsloc()
     assert [i.label for _, i in got["train"].items] == [0, 0, 1]
     assert [i.label for _, i in got["validation"].items] == [lst.index(w) for w in VAL.values()]
@@ -74,22 +80,22 @@ def test_clsloc_labels_are_sorted_wnid_indices_and_val_labels_the_ground_truth()
 def test_clsloc_validation_blacklist_comes_from_the_devkit():
     black = min(devkit.clsloc_blacklist())
     val = {f"ILSVRC2012_val_{n:08d}": TRUTH[n - 1] for n in (1, black)}
-    got = plans.clsloc_validation(plans.Context({"clsloc": clsloc_catalog(val=val)}))
+    got = plans.clsloc_validation(context({"clsloc": clsloc_catalog(val=val)}))
     assert [i.blacklisted for _, i in got.items] == [False, True]
 
 
 def test_a_listed_train_image_the_archive_lacks_stops_a_strict_build():
     cat = clsloc_catalog(train=TRAIN[:2])
     with pytest.raises(ConsistencyError, match="lists n01443537/n01443537_5, but the archive"):
-        plans.clsloc_train(plans.Context({"clsloc": cat}))
+        plans.clsloc_train(context({"clsloc": cat}))
 
 
 def test_an_unlisted_clsloc_image_is_an_error_and_skipped_when_asked():
     cat = clsloc_catalog(train_list=TRAIN[:2])
     with pytest.raises(ConsistencyError, match="an image that .*train_cls.txt does not list"):
-        plans.clsloc_train(plans.Context({"clsloc": cat}))
+        plans.clsloc_train(context({"clsloc": cat}))
     rec = Recorder(SKIP)
-    plan = plans.clsloc_train(plans.Context({"clsloc": cat}, rec))
+    plan = plans.clsloc_train(context({"clsloc": cat}, rec))
     assert len(plan) == 2
     assert [(p.member, p.kind) for p in rec.problems] == [
         ("Data/CLS-LOC/train/n01443537/n01443537_5.JPEG", "extra")
@@ -99,7 +105,7 @@ def test_an_unlisted_clsloc_image_is_an_error_and_skipped_when_asked():
 def test_a_train_folder_outside_the_1000_classes_is_a_label_problem():
     odd = [*TRAIN, "n99999999/n99999999_1"]
     rec = Recorder(COLLECT)
-    plans.clsloc_train(plans.Context({"clsloc": clsloc_catalog(train=odd, train_list=odd)}, rec))
+    plans.clsloc_train(context({"clsloc": clsloc_catalog(train=odd, train_list=odd)}, rec))
     assert [p.kind for p in rec.problems] == ["label"]
 
 
@@ -107,13 +113,13 @@ def test_a_missing_list_is_named():
     cat = clsloc_catalog()
     del cat.imagesets[(CLS, "test")]
     with pytest.raises(ConsistencyError, match="ImageSets/CLS-LOC/test.txt is missing"):
-        plans.clsloc_test(plans.Context({"clsloc": cat}))
+        plans.clsloc_test(context({"clsloc": cat}))
 
 
 def test_a_validation_image_without_annotation_is_an_annotation_problem():
     cat = clsloc_catalog(val_ann={"ILSVRC2012_val_00000001": ann(box(TRUTH[0]))})
     rec = Recorder(COLLECT)
-    plan = plans.clsloc_validation(plans.Context({"clsloc": cat}, rec))
+    plan = plans.clsloc_validation(context({"clsloc": cat}, rec))
     assert len(plan) == 1
     assert {p.kind for p in rec.problems} == {"annotation"}
     assert len(rec.problems) == 2
@@ -123,10 +129,10 @@ def test_validation_annotation_against_the_ground_truth_only_when_content_must_v
     wrong = dict(VAL)
     wrong["ILSVRC2012_val_00000002"] = "n01440764"  # the XML names another class
     cat = clsloc_catalog(val_ann={i: ann(box(w)) for i, w in wrong.items()})
-    plan = plans.clsloc_validation(plans.Context({"clsloc": cat}))
+    plan = plans.clsloc_validation(context({"clsloc": cat}))
     assert classes.clsloc().wnids[plan.items[1][1].label] == "n01440764"  # as annotated
     with pytest.raises(ConsistencyError, match="the annotation says n01440764, the devkit's"):
-        plans.clsloc_validation(plans.Context({"clsloc": cat}, check_ground_truth=True))
+        plans.clsloc_validation(context({"clsloc": cat}, check_ground_truth=True))
 
 
 def solution(rows: dict[str, str]) -> kaggle.Solution:
@@ -139,7 +145,7 @@ def kaggle_rows(shift=0.0):
 
 
 def test_kaggle_solution_agreeing_within_a_pixel_passes():
-    ctx = plans.Context({"clsloc": clsloc_catalog()}, val_solution=solution(kaggle_rows(-1)))
+    ctx = context({"clsloc": clsloc_catalog()}, val_solution=solution(kaggle_rows(-1)))
     assert len(plans.clsloc_validation(ctx)) == 3
 
 
@@ -155,9 +161,7 @@ def test_kaggle_solution_disagreeing_names_the_image(change):
         del rows[first]
     else:
         rows["ILSVRC2012_val_00000009"] = "n01440764 1 2 30 40"
-    ctx = plans.Context(
-        {"clsloc": clsloc_catalog()}, Recorder(COLLECT), val_solution=solution(rows)
-    )
+    ctx = context({"clsloc": clsloc_catalog()}, Recorder(COLLECT), val_solution=solution(rows))
     plan = plans.clsloc_validation(ctx)
     member = (
         "ILSVRC2012_val_00000009" if change == "extra_row" else f"Data/CLS-LOC/val/{first}.JPEG"
@@ -199,13 +203,13 @@ def det_catalogs(train=DET_TRAIN, train_lists=None, old_list=OLD, new_list=NEW, 
 
 
 def test_det_train_reference_is_the_union_of_the_per_class_lists_without_train_txt():
-    plan = plans.det_train(plans.Context(det_catalogs()))
+    plan = plans.det_train(context(det_catalogs()))
     assert sorted(i.file_name for _, i in plan.items) == sorted(f"{i}.JPEG" for i in DET_TRAIN)
 
 
 def test_det_train_image_no_list_names_is_kept_with_a_notice():
     rec = Recorder()
-    plan = plans.det_train(plans.Context(det_catalogs(train_lists={"train_1": DET_TRAIN[:1]}), rec))
+    plan = plans.det_train(context(det_catalogs(train_lists={"train_1": DET_TRAIN[:1]}), rec))
     assert len(plan) == 3
     assert [(p.kind, p.member) for p in rec.notices] == [
         ("unlisted", f"Data/DET/train/{i}.JPEG") for i in sorted(DET_TRAIN[1:])
@@ -216,7 +220,7 @@ def test_det_train_image_no_list_names_is_kept_with_a_notice():
 def test_det_train_txt_joins_the_reference_where_it_exists():
     rec = Recorder()
     lists = {"train": DET_TRAIN, "train_1": DET_TRAIN[:1]}
-    assert len(plans.det_train(plans.Context(det_catalogs(train_lists=lists), rec))) == 3
+    assert len(plans.det_train(context(det_catalogs(train_lists=lists), rec))) == 3
     assert not rec.notices
 
 
@@ -224,19 +228,19 @@ def test_det_train_image_a_list_names_but_the_archive_lacks_is_an_error():
     with pytest.raises(
         ConsistencyError, match="lists ILSVRC2014_train_0000/ILSVRC2014_train_00000001"
     ):
-        plans.det_train(plans.Context(det_catalogs(train=DET_TRAIN[:2])))
+        plans.det_train(context(det_catalogs(train=DET_TRAIN[:2])))
 
 
 def test_det_train_without_any_list_is_an_error():
     with pytest.raises(ConsistencyError, match="no DET train list"):
-        plans.det_train(plans.Context(det_catalogs(train_lists={})))
+        plans.det_train(context(det_catalogs(train_lists={})))
 
 
 def test_det_box_outside_the_200_classes_is_a_label_problem():
     cats = det_catalogs()
     cats["det"].annotations = {(DET, "train"): {DET_TRAIN[0]: ann(box("n01440764"))}}
     with pytest.raises(AnnotationError, match="'n01440764' is not one of the 200 DET WNIDs"):
-        plans.det_train(plans.Context(cats))
+        plans.det_train(context(cats))
 
 
 def test_det_validation_blacklist_is_per_image_and_class():
@@ -246,7 +250,7 @@ def test_det_validation_blacklist_is_per_image_and_class():
     cats["det"].images[(DET, "val")] = {image: Entry(5, f"Data/DET/val/{image}.JPEG", 9)}
     cats["det"].imagesets[(DET, "val")] = f"{image} {index}\n"
     cats["det"].annotations = {(DET, "val"): {image: ann(box(sorted(wnids)[0]))}}
-    ((_, item),) = plans.det_validation(plans.Context(cats)).items
+    ((_, item),) = plans.det_validation(context(cats)).items
     assert item.blacklisted_wnids == wnids
 
 
@@ -262,7 +266,7 @@ def test_det_validation_blacklist_is_per_image_and_class():
 )
 def test_det_test_is_both_sets_whichever_list_the_user_has(case, old_list, new_list):
     rec = Recorder()
-    plan = plans.det_test(plans.Context(det_catalogs(old_list=old_list, new_list=new_list), rec))
+    plan = plans.det_test(context(det_catalogs(old_list=old_list, new_list=new_list), rec))
     assert sorted(files(plan)) == sorted(f"{i}.JPEG" for i in OLD + NEW), case
     assert {part: len(v) for part, v in plan.parts.items()} == {"det": 3, "det_test": 2}
     assert not rec.problems and not rec.notices, case
@@ -270,25 +274,25 @@ def test_det_test_is_both_sets_whichever_list_the_user_has(case, old_list, new_l
 
 def test_det_test_in_one_extracted_tree_where_one_list_survived():
     rec = Recorder()
-    plan = plans.det_test(plans.Context(det_catalogs(same=True, new_list=NEW), rec))
+    plan = plans.det_test(context(det_catalogs(same=True, new_list=NEW), rec))
     assert sorted(files(plan)) == sorted(f"{i}.JPEG" for i in OLD + NEW)
     assert [p.member for p in rec.notices] == [f"Data/DET/test/{i}.JPEG" for i in OLD]
 
 
 def test_det_test_image_listed_by_neither_archive_is_missing():
     with pytest.raises(ConsistencyError, match="lists ILSVRC2017_test_00000009"):
-        plans.det_test(plans.Context(det_catalogs(new_list=[*NEW, "ILSVRC2017_test_00000009"])))
+        plans.det_test(context(det_catalogs(new_list=[*NEW, "ILSVRC2017_test_00000009"])))
 
 
 def test_det_test_without_the_2017_images_is_an_error():
     cats = det_catalogs()
     cats["det_test"].images = {}
     with pytest.raises(ConsistencyError, match=r"no image of the 2017 DET test set"):
-        plans.det_test(plans.Context(cats, Recorder(SKIP)))
+        plans.det_test(context(cats, Recorder(SKIP)))
 
 
 def test_collect_mode_gathers_every_problem_of_every_split():
     cats = det_catalogs(train=DET_TRAIN[:1], new_list=[*NEW, "ILSVRC2017_test_00000009"])
     rec = Recorder(COLLECT)
-    plans.det(plans.Context(cats, rec))
+    plans.det(context(cats, rec))
     assert [(kind, count) for kind, count, _ in rec.summary()] == [("missing", 3)]

@@ -97,7 +97,7 @@ def test_the_numbers_are_the_answer_keys(reports, tarball_release, config):
         present = [(per_class[w], i) for i, w in enumerate(wnids) if per_class[w]]
         assert [c[0] for c in got["fewest"]] == [i for _, i in sorted(present)[:5]]
     if config == "clsloc":  # every validation label is the devkit's
-        devkit = numbers["splits"]["validation"]["devkit"]
+        devkit = numbers["splits"]["validation"]["ground_truth"]
         assert (devkit["checked"], devkit["disagree"]) == (len(expected["validation"]), [])
         # The devkit's 50 per class over the release; the miniature's few images differ.
         assert devkit["per_class"] == [50] * len(wnids)
@@ -385,11 +385,11 @@ def test_the_page_is_the_same_whatever_the_workers(reports, cli_builds, tmp_path
 
 
 def test_long_problem_lists_are_collapsed_and_counted_by_split():
-    from imagenet2017_tfds import classes
+    from imagenet2017_tfds import tasks
     from imagenet2017_tfds.report import page
     from imagenet2017_tfds.report.numbers import SplitNumbers
 
-    names = classes.class_names("clsloc")
+    names = tasks.class_names("clsloc")
     skipped = [[f"Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG", "image: not decodable"]
                for i in range(11)]  # fmt: skip
     metadata = {"skipped_members": skipped, "unlisted_members": ["Data/CLS-LOC/val/x.JPEG"]}

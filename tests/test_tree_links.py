@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import inputs, testing
+from imagenet2017_tfds import inputs, tasks, testing
 from imagenet2017_tfds.errors import Imagenet2017Error, InputError
 
 IMAGE = "Data/CLS-LOC/train/n01440764/n01440764_10040.JPEG"
@@ -25,12 +25,12 @@ def release(tmp_path):
 
 
 def expected(release) -> dict[str, bytes]:
-    subdirs = inputs.TREE_SUBDIRS["clsloc"]
+    subdirs = tasks.CLSLOC_ARCHIVE.tree_folders
     return {p: d for p, d in release.members["clsloc"].items() if p.startswith(subdirs)}
 
 
 def tree(manual):
-    return inputs.locate(manual, ("clsloc",)).parts["clsloc"]
+    return inputs.locate(manual, tasks.CLSLOC.parts).parts["clsloc"]
 
 
 def scanned(source) -> dict[str, bytes]:

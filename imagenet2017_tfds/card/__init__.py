@@ -14,24 +14,6 @@ LICENSE = (
     "use only, under the terms a user accepts when requesting access at https://image-net.org/download."
 )
 
-DESCRIPTIONS = {
-    "clsloc": (
-        "ILSVRC2017 classification and localization (CLS-LOC): 1,281,167 train images "
-        "(544,546 with bounding boxes), 50,000 validation and 100,000 test images over 1000 "
-        "classes. `label` and `objects/label` index the WNIDs in sorted order (as TFDS "
-        "imagenet2012 and Keras); `annotated` tells images with an annotation XML; "
-        "`blacklisted` marks the 1,762 validation images excluded from localization scoring."
-    ),
-    "det": (
-        "ILSVRC2017 object detection (DET): 456,567 train images (negatives without "
-        "objects among them), 20,121 validation images and the 2017 test set: the DET "
-        "archive's own test images and the 5,500 new ones of ILSVRC2017_DET_test_new "
-        "(65,500 in all; `file_name` starts with `ILSVRC2017_test_` for the new ones), over "
-        "200 classes (WNIDs in sorted order). `objects/blacklisted` marks the image/class "
-        "pairs excluded from scoring."
-    ),
-}
-
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Download from https://image-net.org (an account is needed) into one folder, the manual_dir:
   clsloc: ILSVRC2017_CLS-LOC.tar.gz (155 GB), or Kaggle's

@@ -214,7 +214,7 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
     work = Work.for_build(options.scratch_dir or cache_dir, task.name,
                           _identity(found, tree_cats), settings)  # fmt: skip
     if not options.skip_space_check:
-        tree_bytes = sum(e.size for part, c in tree_cats.items() if part != "devkit"
+        tree_bytes = sum(e.size for part, c in tree_cats.items() if found.archives[part].split_dirs
                          for table in c.images.values() for e in table.values())  # fmt: skip
         check_space(found, work, options, tree_bytes)
     with _out_of_space(work):

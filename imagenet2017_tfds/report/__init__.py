@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from imagenet2017_tfds import classes, fileio, reading
+from imagenet2017_tfds import fileio, reading, tasks
 
 
 def write(data_dir: str, config: str, output: str, workers: int | None = None) -> dict:
@@ -25,7 +25,7 @@ def write(data_dir: str, config: str, output: str, workers: int | None = None) -
     splits = shards.read(data_dir, config, workers)
     metadata = fileio.read_json(folder / "metadata.json") or {}
     info = fileio.read_json(folder / "dataset_info.json") or {}
-    names = metadata.get("class_names") or classes.class_names(config)
+    names = metadata.get("class_names") or tasks.class_names(config)
     numbers = page.numbers_json(
         config, splits, metadata, info, names, imagenet2017_tfds.__version__
     )

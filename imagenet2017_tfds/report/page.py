@@ -8,6 +8,7 @@ import base64
 import html
 import io
 
+from imagenet2017_tfds import tasks
 from imagenet2017_tfds.report import published, svg
 from imagenet2017_tfds.report.numbers import SplitNumbers
 
@@ -51,7 +52,7 @@ def numbers_json(
     }
     for split, numbers in splits.items():
         entry = numbers.to_json()
-        count, source = published.COUNTS.get(config, {}).get(split, (None, ""))
+        count, source = tasks.task(config).published.get(split, (None, ""))
         why = causes.get(
             split, {"skipped_images": [], "skipped_annotations": [], "unlisted_images": []}
         )
@@ -74,7 +75,7 @@ def numbers_json(
         )
         if numbers.image_labels and split == "validation":
             expected = devkit_per_class(len(numbers.per_class))
-            entry["devkit"] = {
+            entry["ground_truth"] = {
                 "checked": numbers.devkit_checked,
                 "disagree": [list(d) for d in numbers.devkit_disagrees],
                 "per_class": expected,
@@ -298,8 +299,8 @@ def _classes(report: dict, short: list[str]) -> str:
             f"<h3>{html.escape(split)}</h3><div class='single'>{plot}</div><p>{s['classes_present']} of "
             f"{len(s['per_class'])} classes present. Fewest: {fewest}. Most: {most}.</p>"
         )
-        if "devkit" in s:
-            d = s["devkit"]
+        if "ground_truth" in s:
+            d = s["ground_truth"]
             if d["disagree"]:
                 first = ", ".join(
                     f"{html.escape(f)} ({html.escape(short[a])}, devkit: {html.escape(short[b])})"

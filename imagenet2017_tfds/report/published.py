@@ -1,27 +1,9 @@
-"""What the release publishes: each config's split sizes, with where each number comes from,
-and which members of a build explain a difference (metadata.json's skipped and unlisted)."""
+"""Which members of a build explain a difference from the split sizes the release publishes
+(each config's `Task.published`): metadata.json's skipped and unlisted members."""
 
 from __future__ import annotations
 
 from imagenet2017_tfds import layout
-
-# config -> split -> (images, source)
-COUNTS = {
-    "clsloc": {
-        "train": (1_281_167, "devkit readme (ILSVRC2015), table of images per split"),
-        "validation": (50_000, "devkit readme; 50 per class in its validation ground truth"),
-        "test": (100_000, "devkit readme"),
-    },
-    "det": {
-        "train": (456_567, "devkit readme (ILSVRC2015), table of images per split"),
-        "validation": (20_121, "devkit readme"),
-        "test": (
-            65_500,
-            "the DET archive's test images and the 5,500 of "
-            "ILSVRC2017_DET_test_new (image-net.org, 2017); Liu et al., IJCV 2020",
-        ),
-    },
-}
 
 _SPLITS = {"train": "train", "val": "validation", "test": "test"}
 

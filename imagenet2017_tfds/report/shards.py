@@ -12,7 +12,7 @@ import functools
 import multiprocessing
 import os
 
-from imagenet2017_tfds import classes, devkit, reading
+from imagenet2017_tfds import classes, devkit, reading, tasks
 from imagenet2017_tfds.errors import ConsistencyError, Imagenet2017Error
 from imagenet2017_tfds.report.numbers import SplitNumbers
 
@@ -21,7 +21,7 @@ def read(data_dir: str, config: str, workers: int | None = None) -> dict[str, Sp
     """Every split's numbers, in dataset_info.json's split order."""
     folder = reading.dataset_folder(data_dir, config)
     by_split = reading.shards(folder)
-    num_classes = len(classes.for_config(config).wnids)
+    num_classes = len(tasks.task(config).classes().wnids)
     jobs = [(shard, num_classes) for shards in by_split.values() for shard in shards]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
