@@ -18,8 +18,8 @@ import pytest
 from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
 from imagenet2017_tfds.launch import flink_watch
-from tests import readback
 from tests.conftest import ROOT, build_env
+from tests.support import readback
 
 
 def test_the_workers_get_the_package_only_from_setup_file():
@@ -214,4 +214,23 @@ def test_a_build_past_its_timeout_is_stopped_with_exit_124(tarball_release, tmp_
     assert "beam_build: --timeout reached; stopping what it started" in result.stderr
     left = [p for p in psutil.process_iter(["cmdline"]) if str(data) in (p.info["cmdline"] or [])]
     assert left == [], left
+    readback.assert_nothing_loads(data)
+
+
+def test_a_missing_tool_stops_the_launch_with_exit_2_naming_it(tarball_release, tmp_path):
+    """Nothing cached and no Maven on PATH: `beam-build --runner flink` says which tool to
+    install and exits 2, before any build starts."""
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
+    command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
+    command += ["--data_dir", str(data), "--work_dir", str(tmp_path / "w")]
+    env = dict(build_env(tarball_release.checksums), PATH=str(tmp_path / "no-tools"),
+               IMAGENET2017_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert (
+        "beam_build: fetching Beam's Flink job server from Maven Central needs `mvn` on PATH, "
+        "which is not there: install it"
+    ) in result.stderr
+    assert "tfds build" not in result.stderr  # no build was started
     readback.assert_nothing_loads(data)
