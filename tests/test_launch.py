@@ -234,3 +234,20 @@ def test_a_missing_tool_stops_the_launch_with_exit_2_naming_it(tarball_release, 
     ) in result.stderr
     assert "tfds build" not in result.stderr  # no build was started
     readback.assert_nothing_loads(data)
+
+
+def test_a_process_that_ended_is_seen_at_once_and_left_unreaped():
+    """exit_status(process, 0), as the launcher asks of its job server and cluster at each
+    turn of its loop: the status of a process that has ended, without waiting; still a zombie
+    (its process group id not reusable), so stopping the group reaches only what it started."""
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
+    assert launcher.exit_status(process, 0) == 3
+    assert psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert launcher.exit_status(running, 0) is None
+    finally:
+        running.kill()
+        running.wait()
+    process.wait()
