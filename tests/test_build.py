@@ -127,7 +127,7 @@ def test_max_examples_per_split_is_refused_before_anything_is_read(tmp_path, mon
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(full_release.checksums))
     builder = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
     with (
-        faults.armed("archive-read", lambda source: pytest.fail(f"{source} was read")),
+        faults.armed("archive-read", lambda source: pytest.fail(f"{source.name} was read")),
         pytest.raises(errors.ConsistencyError) as e,
     ):
         builder.download_and_prepare(

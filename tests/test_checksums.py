@@ -222,7 +222,7 @@ def test_size_mismatch_is_reported_before_any_read(full_release, tmp_path, monke
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(text) + "\n")
     with (
-        faults.armed("archive-read", lambda source: pytest.fail(f"{source} was read")),
+        faults.armed("archive-read", lambda source: pytest.fail(f"{source.name} was read")),
         pytest.raises(errors.ChecksumError, match=f"expected 12 bytes.*found {size}"),
     ):
         api_build(

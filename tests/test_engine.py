@@ -263,7 +263,7 @@ def test_the_space_a_build_needs_is_reckoned_from_its_archives(
 
 
 def _refuse_to_read(source):
-    pytest.fail(f"the archive was read: {source}")
+    pytest.fail(f"{source.name} was read")
 
 
 def test_a_data_dir_too_small_is_refused_before_anything_is_read(
