@@ -29,13 +29,13 @@ demo: venv
 
 test: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) python -m pytest -q tests bench/test_harness.py bench/test_bench.py bench/test_beam_data_loss.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 # The suite without the tests that start Flink, Spark (Java, Maven), Prism (Go) or the storage
 # servers (root, Go): a few minutes.
 test-quick: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .
-	$(RUN) python -m pytest -q -m "not engines and not stores" tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) python -m pytest -q -m "not engines and not stores" tests bench/test_harness.py bench/test_bench.py bench/test_beam_data_loss.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 # The suite on the oldest TFDS setup.py allows: what TFDS's version can change. Not the
 # engine and cluster tests (the engines run TFDS's Beam writer as the DirectRunner does), and of
@@ -43,7 +43,7 @@ test-quick: venv
 test-oldest: venv
 	[ -d $(OLDEST) ] || { rm -rf $(OLDEST).tmp && $(VENV)/bin/pip install --quiet --no-deps \
 	  --target $(OLDEST).tmp tensorflow-datasets==$(TFDS_OLDEST) && mv $(OLDEST).tmp $(OLDEST); }
-	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q -m "not engines and (not stores or tfds_write)" tests bench/test_harness.py imagenet2017/imagenet2017_dataset_builder_test.py
+	$(RUN) PYTHONPATH=$(CURDIR):$(OLDEST) python -m pytest -q -m "not engines and (not stores or tfds_write)" tests bench/test_harness.py bench/test_bench.py bench/test_beam_data_loss.py imagenet2017/imagenet2017_dataset_builder_test.py
 
 lint: venv
 	$(RUN) ruff check . && $(RUN) ruff format --check .

@@ -1,5 +1,5 @@
 """The benchmark's own harness: a failed run fails the benchmark, named by its last line.
-(The benchmark's programs are run whole by tests/test_bench.py.)"""
+(The benchmark's programs are run whole by bench/test_bench.py.)"""
 
 import sys
 

@@ -1,5 +1,5 @@
 """TFDS's own builder test, on dummy_data/: the miniature release as an extracted tree, written
-by tests/dummy_data.py (tests/test_dataset_folder.py keeps the two in sync)."""
+by tests/support/dummy_data.py (tests/test_dataset_folder.py keeps the two in sync)."""
 
 import os
 

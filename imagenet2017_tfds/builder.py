@@ -28,7 +28,7 @@ from imagenet2017_tfds import (
     tasks,
     writing,
 )
-from imagenet2017_tfds.engine import jobs, local
+from imagenet2017_tfds.engine import faults, jobs, local
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError, StorageError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
@@ -299,6 +299,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             targets = template.sharded_filepaths(num_shards=len(shards)) if shards else []
             for shard, target in zip(shards, targets, strict=True):
                 fileio.link_or_copy(built.shard_file(shard), target)
+                faults.point("shard-placed", target)
             infos.append(tfds.core.SplitInfo(
                 name=split, shard_lengths=[s.num_examples for s in shards],
                 num_bytes=sum(s.num_bytes for s in shards), filename_template=template,

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import StorageError
 
 BLOCK = 16 << 20  # bytes a read fetches at once: few requests, little overshoot at the end
@@ -287,6 +288,7 @@ def move_folder(source: StorePath, target: StorePath, last: str) -> None:
         )
     for name in sorted(names, key=lambda n: (n == last, n)):
         (source / name).copy(target / name)
+        faults.point("object-moved", (target / name).url)
     source.rmtree()
 
 

@@ -28,14 +28,21 @@ def build_env(checksums: Path | None) -> dict:
     return env
 
 
-def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cwd=ROOT, check=True):
-    """The real `tfds build` command, in its own process, as a user runs it."""
+def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cwd=ROOT, check=True,
+               env=None):  # fmt: skip
+    """The real `tfds build` command, in its own process, as a user runs it (`env`: more
+    environment, such as IMAGENET2017_FAULTS)."""
     command = [TFDS, "build", "imagenet2017", "--config", config]
     command += ["--manual_dir", str(manual_dir), "--data_dir", str(data_dir), *extra]
     if imports:
         command += ["--imports", "imagenet2017_tfds"]
     result = subprocess.run(
-        command, env=build_env(checksums), cwd=cwd, capture_output=True, text=True, timeout=900
+        command,
+        env={**build_env(checksums), **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stderr[-6000:]}")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import readback
 from tests.conftest import build_env, tfds_build
-from tests.mutate import wrong_md5
+from tests.support import readback
+from tests.support.mutate import wrong_md5
 
 DIRECT = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 

@@ -7,11 +7,14 @@ import io
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 
-from imagenet2017_tfds import tasks
-from tests import readback
+from imagenet2017_tfds import errors, tasks, testing
+from imagenet2017_tfds.engine import faults
 from tests.conftest import tfds_build
+from tests.support import readback
+from tests.support.readback import assert_nothing_loads
 
 
 def check_examples(data_dir, release, config: str) -> None:
@@ -117,3 +120,24 @@ def test_second_build_is_byte_identical_and_found_without_imports(
     )
     first = readback.shard_bytes(cli_builds, "clsloc")
     assert first and readback.shard_bytes(tmp_path, "clsloc") == first
+
+
+def test_max_examples_per_split_is_refused_before_anything_is_read(tmp_path, monkeypatch):
+    full_release = testing.write_release(tmp_path / "manual", form="tarball")
+    monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(full_release.checksums))
+    builder = tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
+    with (
+        faults.armed("archive-read", lambda source: pytest.fail(f"{source.name} was read")),
+        pytest.raises(errors.ConsistencyError) as e,
+    ):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=str(full_release.manual_dir), max_examples_per_split=3
+            )
+        )
+    assert str(e.value) == (
+        "imagenet2017/clsloc builds every example: max_examples_per_split=3 would keep a "
+        "dataset the release's lists cannot vouch for. Build without it; to try the builder "
+        "quickly, `make demo` builds a miniature release in a minute."
+    )
+    assert_nothing_loads(tmp_path / "data")

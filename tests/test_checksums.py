@@ -1,17 +1,23 @@
-"""checksums.tsv: format, the shipped published md5s, verification and its cached verdict."""
+"""checksums.tsv: format, the shipped published md5s, verification and its cached verdict; a
+build whose archive disagrees with it (size, md5) or that it does not know stops before
+anything is kept."""
 
 import hashlib
+import json
 import os
 import random
 import shutil
 from pathlib import Path
 
 import pytest
+import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import checksums, cli, fileio, resources, testing
+from imagenet2017_tfds import checksums, cli, errors, fileio, resources, testing
+from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import ChecksumError
-from tests.conftest import api_build
-from tests.mutate import rewrite
+from tests.conftest import api_build, tfds_build
+from tests.support.mutate import rewrite, wrong_md5
+from tests.support.readback import assert_nothing_loads
 
 ROOT = Path(__file__).parent.parent
 
@@ -112,19 +118,6 @@ def test_digest_mismatch_names_file_expected_and_found(archive, tmp_path, field)
     assert not v.cache_file.exists()
 
 
-def test_size_mismatch_is_found_before_reading(archive, tmp_path):
-    v = checksums.Verifier(archive, record(archive, size=5), "test", tmp_path)
-    with pytest.raises(ChecksumError, match="expected 5 bytes.*found 100000"):
-        v.check_known(False)
-
-
-def test_unknown_digest_needs_an_explicit_opt_out(archive, tmp_path):
-    v = checksums.Verifier(archive, None, "test", tmp_path)
-    with pytest.raises(ChecksumError, match="allow_unverified"):
-        v.check_known(False)
-    assert v.check_known(True) is False
-
-
 def test_env_var_replaces_the_shipped_file(tmp_path, monkeypatch):
     other = tmp_path / "mine.tsv"
     other.write_text("filename\tsize\tmd5\tsha256\nx.tar.gz\t1\t\t\n")
@@ -203,3 +196,53 @@ def test_a_builds_verdict_spares_the_digests_read_until_the_archive_changes(tmp_
     assert (archive.stat().st_size, archive.stat().st_mtime_ns) == (size, st.st_mtime_ns)
     with pytest.raises(ChecksumError, match=rf"{archive}: md5 mismatch"):
         build()
+
+
+@pytest.fixture
+def full_release(tmp_path):
+    return testing.write_release(tmp_path / "manual", form="tarball")
+
+
+def test_md5_mismatch_stops_the_cli_build_and_writes_nothing(full_release, tmp_path):
+    bad, actual_md5 = wrong_md5(full_release.checksums, testing.CLSLOC, tmp_path)
+    result = tfds_build("clsloc", full_release.manual_dir, tmp_path / "data", bad, check=False)
+    assert result.returncode != 0
+    assert "ChecksumError" in result.stderr
+    assert f"{testing.CLSLOC}: md5 mismatch: expected {'0' * 32}" in result.stderr
+    assert f"found {actual_md5}" in result.stderr
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_size_mismatch_is_reported_before_any_read(full_release, tmp_path, monkeypatch):
+    size = (full_release.manual_dir / testing.CLSLOC).stat().st_size
+    text = full_release.checksums.read_text().splitlines()
+    text = [
+        f"{testing.CLSLOC}\t12\t\t" if line.startswith(testing.CLSLOC) else line for line in text
+    ]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\n".join(text) + "\n")
+    with (
+        faults.armed("archive-read", lambda source: pytest.fail(f"{source.name} was read")),
+        pytest.raises(errors.ChecksumError, match=f"expected 12 bytes.*found {size}"),
+    ):
+        api_build(
+            full_release.manual_dir, tmp_path / "data", checksums=bad, monkeypatch=monkeypatch
+        )
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_unknown_digest_needs_the_opt_out(full_release, tmp_path, monkeypatch):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("filename\tsize\tmd5\tsha256\n")
+    with pytest.raises(errors.ChecksumError, match="allow_unverified"):
+        api_build(full_release.manual_dir, tmp_path / "a", checksums=empty, monkeypatch=monkeypatch)
+    assert_nothing_loads(tmp_path / "a")
+    # The opt-out as `tfds build` passes it: a JSON config.
+    options = json.dumps({"name": "clsloc", "allow_unverified": True})
+    tfds_build(options, full_release.manual_dir, tmp_path / "b", empty)
+    assert (
+        tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "b"))
+        .info.splits["train"]
+        .num_examples
+        == 14
+    )

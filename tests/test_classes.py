@@ -10,8 +10,8 @@ import pytest
 
 import imagenet2017_tfds
 from imagenet2017_tfds import classes, devkit, readable_name
-from tests import readback
 from tests.conftest import ROOT
+from tests.support import readback
 
 
 def test_clsloc_has_1000_sorted_wnids():

@@ -24,8 +24,8 @@ import pytest
 
 from imagenet2017_tfds.launch import beam_build, cluster_build, daemons, flink_cluster
 from imagenet2017_tfds.launch.cluster import ClusterBed
-from tests import readback
 from tests.conftest import ROOT, build_env
+from tests.support import readback
 from tests.test_object_stores import CLIENT, local_loaded, version_dir
 
 HOSTS = ["jobmanager", "worker-1", "worker-2", "submitter"]

@@ -22,8 +22,8 @@ import sys
 import pytest
 
 from imagenet2017_tfds.launch import cluster_build
-from tests import readback
 from tests.conftest import build_env
+from tests.support import readback
 from tests.test_object_stores import local_loaded
 
 # Seconds after the launcher found its job on the cluster (and once SDK workers run on

@@ -1,15 +1,17 @@
 """The workaround for Beam's FnApiRunner losing a bundle's input (compat.beam_fixes): refused on
-a Beam it was not verified on, applied for a Beam build only and undone after, and the stream
-it selects delivers every byte of the reproduction (bench/beam_data_loss.py, run as a program)."""
+a Beam it was not verified on, applied for a Beam build only and undone after, every bundle of
+a real build sent through the stream it selects (the reproduction's own tests:
+bench/test_beam_data_loss.py); and a TFDS whose internals changed, refused at import naming
+its version and what changed."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import types
 from collections import Counter
+from pathlib import Path
 
 import apache_beam
 import pytest
@@ -18,8 +20,8 @@ from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
 from imagenet2017_tfds import compat
-from tests import readback
 from tests.conftest import ROOT, build_env
+from tests.support import readback
 
 SIZE_BASED = "SizeBasedBufferingClosableOutputStream"
 BEAM_DEFAULT_MS = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
@@ -75,35 +77,6 @@ def test_the_setting_is_applied_for_a_beam_build_only_and_restored_after_a_failu
     assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
 
 
-def test_the_reproduction_delivers_every_byte_with_the_workaround(tmp_path):
-    out = tmp_path / "runs.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), "--mb", "50", "--runs", "3",
-         "--fix", "time-limit-0", "--json", str(out)],
-        capture_output=True, text=True, env=build_env(None), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(out.read_text())
-    assert summary["stream_class"] == SIZE_BASED
-    assert summary["runs"] == 3 and summary["runs_with_loss"] == 0
-    assert summary["bytes_written"] == 3 * (50 << 20) and summary["bytes_lost"] == 0
-    assert "0 of 3 runs lost data" in result.stdout
-
-
-def test_the_package_workaround_makes_the_reproduction_lossless(tmp_path):
-    # The stream compat.beam_fixes selects, driven the way the runner drives it.
-    out = tmp_path / "runs.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), "--mb", "50", "--chunk-mb", "5",
-         "--queue-mb", "20", "--fix", "package", "--json", str(out)],
-        capture_output=True, text=True, env=build_env(None), timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    (run,) = json.loads(out.read_text())["each"]
-    assert run["stream_class"] == SIZE_BASED
-    assert run["written"] == 50 << 20 and run["lost"] == 0 and run["missing_chunks"] == []
-
-
 def test_a_direct_runner_build_sends_every_bundle_through_the_size_based_stream(
     tarball_release, cli_builds, tmp_path, monkeypatch
 ):
@@ -145,3 +118,70 @@ def test_a_direct_runner_build_sends_every_bundle_through_the_size_based_stream(
     assert set(streams) == {SIZE_BASED} and streams[SIZE_BASED] > 0
     assert worker_handlers.DATA_BUFFER_TIME_LIMIT_MS == BEAM_DEFAULT_MS
     assert readback.records(tmp_path, "clsloc") == readback.records(cli_builds, "clsloc")
+
+
+# ---------------------------------------------------------------- a TFDS whose internals changed
+
+CHANGES = {  # file of TFDS -> (text, what a later release has instead)
+    "version.py": ("_MINOR_VERSION = '9'", "_MINOR_VERSION = '99'"),
+    # One parameter more (a changed signature) and a method renamed (a missing name).
+    "core/shuffle.py": (
+        "    max_hkey: Optional[int] = None,\n",
+        "    max_hkey: Optional[int] = None,\n    salt: Optional[str] = None,\n",
+    ),
+    "core/dataset_info.py": ("def initialize_from_bucket(self)", "def initialize_from_gcs(self)"),
+}
+
+
+def _tfds_copy(folder: Path, changes: dict[str, tuple[str, str]]) -> Path:
+    """The installed TFDS as a folder of links to its files, except the files of `changes`,
+    copied with each change made: a TFDS release that changed what the package relies on."""
+    import tensorflow_datasets as tfds
+
+    def mirror(source: Path, target: Path) -> None:
+        target.mkdir(parents=True)
+        for entry in source.iterdir():
+            relative = entry.relative_to(real).as_posix()
+            if entry.name == "__pycache__":  # compiled from the originals: not for the copies
+                continue
+            if entry.is_dir() and any(c.startswith(relative + "/") for c in changes):
+                mirror(entry, target / entry.name)
+            elif relative in changes:
+                old, new = changes[relative]
+                text = entry.read_text()
+                assert text.count(old) == 1, (relative, old)
+                (target / entry.name).write_text(text.replace(old, new))
+            else:
+                (target / entry.name).symlink_to(entry)
+
+    real = Path(tfds.__file__).parent
+    mirror(real, folder / "tensorflow_datasets")
+    return folder
+
+
+def _import_with(tfds_folder: Path) -> subprocess.CompletedProcess:
+    env = dict(build_env(None), PYTHONDONTWRITEBYTECODE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(tfds_folder), env["PYTHONPATH"]])
+    code = "import tensorflow_datasets as t, imagenet2017_tfds\nprint(t.__file__, t.__version__)"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def test_a_tfds_whose_internals_changed_is_refused_at_import_naming_what_changed(tmp_path):
+    import tensorflow_datasets as tfds
+
+    # The copy as it is imports: the refusal below is the changes', not the copy's.
+    same = _import_with(_tfds_copy(tmp_path / "same", {"version.py": CHANGES["version.py"]}))
+    assert same.returncode == 0, same.stderr[-3000:]
+    major, _, patch = tfds.__version__.split(".")
+    later = f"{major}.99.{patch}"
+    assert same.stdout.split() == [str(tmp_path / "same/tensorflow_datasets/__init__.py"), later]
+    changed = _import_with(_tfds_copy(tmp_path / "changed", CHANGES))
+    assert changed.returncode == 1
+    assert changed.stderr.strip().splitlines()[-1] == (
+        f"imagenet2017_tfds.compat.CompatError: tensorflow-datasets {later} is not a version "
+        "imagenet2017_tfds supports: shuffle.get_bucket_number(hkey, num_buckets, max_hkey) "
+        "changed; DatasetInfo.initialize_from_bucket() changed. Install a version within the "
+        "bounds setup.py gives (pip install imagenet2017-tfds pulls one), or report this so the "
+        "package can follow."
+    ), changed.stderr[-3000:]

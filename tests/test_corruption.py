@@ -36,8 +36,8 @@ import pytest
 from imagenet2017_tfds import tasks, testing
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from tests.conftest import api_build
-from tests.mutate import members
-from tests.readback import assert_nothing_loads
+from tests.support.mutate import members
+from tests.support.readback import assert_nothing_loads
 
 SEED = 2017
 FLIPS, TAR_FLIPS, CUTS = 200, 100, 20

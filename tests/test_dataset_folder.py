@@ -10,8 +10,8 @@ import sys
 import zipfile
 
 import imagenet2017_tfds
-from tests import dummy_data
 from tests.conftest import ROOT
+from tests.support import dummy_data
 
 FOLDER = ROOT / "imagenet2017"
 CARD = ROOT / "imagenet2017_tfds" / "card"
@@ -34,9 +34,11 @@ def test_dummy_data_is_what_tests_dummy_data_writes(tmp_path):
     release = dummy_data.write(tmp_path / "dummy_data")
     committed = _files(dummy_data.FOLDER)
     regenerated = _files(tmp_path / "dummy_data")
-    assert sorted(committed) == sorted(regenerated), "run: PYTHONPATH=. python -m tests.dummy_data"
+    assert sorted(committed) == sorted(regenerated), (
+        "run: PYTHONPATH=. python -m tests.support.dummy_data"
+    )
     changed = [name for name in committed if committed[name] != regenerated[name]]
-    assert not changed, f"differ: {changed}; run: PYTHONPATH=. python -m tests.dummy_data"
+    assert not changed, f"differ: {changed}; run: PYTHONPATH=. python -m tests.support.dummy_data"
     # The SPLITS of TFDS's test are the release's own answer key.
     from imagenet2017 import imagenet2017_dataset_builder_test as tfds_test
 

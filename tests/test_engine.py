@@ -1,6 +1,6 @@
 """The engine: one read of each archive whatever its order, shards written by the workers,
 the same bytes for any number of workers, shard layout or bucket count, a worker count
-that fits the process, and a build that resumes after SIGKILL."""
+that fits the process (a build killed and resumed: tests/test_resume.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ import tensorflow_datasets as tfds
 
 import imagenet2017_tfds
 from imagenet2017_tfds import testing
-from imagenet2017_tfds.engine import buckets, jobs, pool, shards
-from imagenet2017_tfds.engine.work import Checkpoint, Work
+from imagenet2017_tfds.engine import buckets, faults, jobs, pool, shards
 from imagenet2017_tfds.errors import DiskSpaceError, Imagenet2017Error
-from tests import procfs, readback
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
+from tests.support import procfs, readback
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])
@@ -171,123 +170,6 @@ def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_p
     assert len([c for c in started if "imagenet2017_tfds.engine.pool" in c]) == 2, started
 
 
-def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tests.killed_build", str(manual), str(data), point],
-        env=build_env(checksums),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _freed_mid_shard(data: Path) -> tuple[list[Checkpoint], set[str]]:
-    """The checkpoints of the shards a killed build left partly written, and the buckets its
-    stream wrote that are gone."""
-    (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
-    w = Work(str(root))
-    checkpoints = []
-    for record in sorted((root / "shards").glob("*.partial.json")):
-        split, shard = record.name.split(".")[0].split("-")
-        checkpoints.append(w.checkpoint(split, int(shard), "tfrecord"))
-    written = w._read(w._stream_file("clsloc"))["buckets"]
-    return checkpoints, {name for name in written if not (root / "buckets" / name).exists()}
-
-
-@pytest.mark.parametrize("point", ["stream", "streamed", "shards", "checkpoint"])
-def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
-    point, cli_builds, tarball_release, tmp_path
-):
-    manual, data = tarball_release.manual_dir, tmp_path / "data"
-    first = _killed(manual, data, point, tarball_release.checksums)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-    assert not list((data / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
-    if point == "checkpoint":  # a bucket is freed while the one shard reading it is written
-        (checkpoint,), freed = _freed_mid_shard(data)  # one process: one shard at a time
-        assert checkpoint is not None and checkpoint.num_examples > 0, checkpoint
-        assert freed, "no bucket was freed before its shard was complete"
-    left = _shard_files(data)
-    assert len(left) == {"shards": 1, "checkpoint": 1}.get(point, 0), left
-    # Once the stream is complete, the rerun never reads the archive again.
-    again = _killed(manual, data, "none" if point == "stream" else "no_read",
-                    tarball_release.checksums)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.split()[-2:] == ["built", "14"]
-    if point != "stream":
-        assert "read by an earlier run of this build; reusing it" in again.stderr
-    if point == "shards":
-        assert "1 shards written by an earlier run of this build: reusing them" in again.stderr
-    if point == "checkpoint":
-        assert (f"1 shards partly written by an earlier run of this build: going on from their "
-                f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
-    assert_kept_in_the_dataset(left, data)
-    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
-
-
-def _shard_files(data: Path) -> dict[int, tuple[str, bytes]]:
-    """The shard files a killed build recorded in its work folder, whole or up to a
-    checkpoint: inode -> (name, the bytes recorded)."""
-    (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
-    w, out = Work(str(root)), {}
-    for path in (root / "shards").glob("*.tfrecord*"):
-        split, shard = path.name.split(".")[0].split("-")
-        if path.name.endswith(".partial"):
-            recorded = w.checkpoint(split, int(shard), "tfrecord")
-            size = recorded and recorded.file_bytes
-        else:
-            recorded = w.done(split, int(shard), "tfrecord")
-            size = path.stat().st_size
-        if recorded is not None:
-            out[path.stat().st_ino] = (path.name, path.read_bytes()[:size])
-    return out
-
-
-def assert_kept_in_the_dataset(left: dict[int, tuple[str, bytes]], data: Path) -> None:
-    """Each shard file a killed build left became a shard of the dataset the rerun built:
-    the same file (linked, not written again), its bytes then a prefix of the shard's."""
-    folder = data / "imagenet2017" / "clsloc" / readback.VERSION
-    shards = {p.stat().st_ino: p.read_bytes() for p in folder.glob("*.tfrecord-*")}
-    for inode, (name, before) in left.items():
-        assert inode in shards, f"{name} was written again, not kept"
-        assert shards[inode].startswith(before), name
-
-
-def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
-    cli_builds, tarball_release, tmp_path
-):
-    """The pool's path: a worker frees buckets at its checkpoints, is killed (SIGKILL) before
-    its shard is complete, the build stops; the rerun goes on from the checkpoint without
-    reading the archive, to the same bytes."""
-    manual, data = tarball_release.manual_dir, tmp_path / "data"
-    first = _killed(manual, data, "worker_checkpoint", tarball_release.checksums)
-    assert first.returncode != 0
-    assert "was killed by signal SIGKILL" in first.stderr, first.stderr[-3000:]
-    checkpoints, freed = _freed_mid_shard(data)
-    assert checkpoints and all(c is not None and c.num_examples > 0 for c in checkpoints)
-    assert freed, "no bucket was freed before its shard was complete"
-    left = _shard_files(data)
-    assert len(left) >= len(checkpoints), left
-    again = _killed(manual, data, "no_read", tarball_release.checksums)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "shards partly written by an earlier run of this build: going on" in again.stderr
-    assert_kept_in_the_dataset(left, data)
-    assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
-
-
-def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tmp_path):
-    release = testing.write_release(tmp_path / "manual")
-    data = tmp_path / "data"
-    assert _killed(release.manual_dir, data, "streamed", release.checksums).returncode < 0
-    archive = release.manual_dir / "ILSVRC2017_CLS-LOC.tar.gz"
-    archive.write_bytes(archive.read_bytes())  # same bytes, a new file: another identity
-    work = list((data / "downloads" / "imagenet2017" / "work").iterdir())
-    again = _killed(release.manual_dir, data, "none", release.checksums)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "reusing" not in again.stderr
-    assert work[0].exists()  # the other build's folder is not this one
-
-
 def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path, monkeypatch):
     import errno
 
@@ -354,19 +236,19 @@ def test_the_space_a_build_needs_is_reckoned_from_its_archives(
 ):
     """The release's CLS-LOC archive made 10 GB (sparse: nothing is read before the check):
     the build writes 1.1 times its inputs in TFRecord, 1.15 in ArrayRecord, at its peak."""
-    from imagenet2017_tfds.engine import local, stream
-
     manual = tmp_path / "manual"
     shutil.copytree(tarball_release.manual_dir, manual)
     devkit = (manual / testing.ARCHIVES["devkit"]).stat().st_size
     os.truncate(manual / testing.CLSLOC, 10**10 - devkit)  # with the devkit: 10**10 bytes
-    monkeypatch.setattr(local, "_free", lambda folder: (str(tmp_path), 3 * 10**9))
-    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
     config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", allow_unverified=True)
     builder = tfds.builder(
         "imagenet2017", config=config, data_dir=str(tmp_path / "data"), file_format=file_format
     )
-    with pytest.raises(DiskSpaceError) as e:
+    with (
+        faults.armed("disk-free", lambda folder: (str(tmp_path), 3 * 10**9)),
+        faults.armed("archive-read", _refuse_to_read),
+        pytest.raises(DiskSpaceError) as e,
+    ):
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
         )
@@ -380,22 +262,25 @@ def test_the_space_a_build_needs_is_reckoned_from_its_archives(
     ), str(e.value)
 
 
+def _refuse_to_read(source):
+    pytest.fail(f"{source.name} was read")
+
+
 def test_a_data_dir_too_small_is_refused_before_anything_is_read(
     tarball_release, tmp_path, monkeypatch
 ):
-    from imagenet2017_tfds.engine import local, stream
-
-    monkeypatch.setattr(local, "_free", lambda folder: ("/", 50_000))
-    monkeypatch.setattr(stream, "read_once", lambda *a, **k: pytest.fail("the archive was read"))
-    with pytest.raises(DiskSpaceError, match=r"not enough disk space .*skip_space_check"):
+    with (
+        faults.armed("disk-free", lambda folder: ("/", 50_000)),
+        faults.armed("archive-read", _refuse_to_read),
+        pytest.raises(DiskSpaceError, match=r"not enough disk space .*skip_space_check"),
+    ):
         api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
                   monkeypatch)  # fmt: skip
     assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
     # The option goes on anyway (the check's estimate is not the disk's last word).
-    monkeypatch.undo()
-    monkeypatch.setattr(local, "_free", lambda folder: ("/", 50_000))
-    api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
-              monkeypatch, skip_space_check=True)  # fmt: skip
+    with faults.armed("disk-free", lambda folder: ("/", 50_000)):
+        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
+                  monkeypatch, skip_space_check=True)  # fmt: skip
     assert readback.splits(tmp_path, "clsloc")["train"] == 14
 
 
@@ -405,20 +290,20 @@ def test_a_disk_that_fills_mid_build_is_named_and_the_rerun_continues(
     import errno
     import os
 
-    real, count = buckets.Store.add, [0]
+    count = [0]
 
-    def add(self, *args):
+    def full():  # the 20th image appended to a bucket finds the disk full
         count[0] += 1
         if count[0] == 20:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/some/bucket-000002")
-        return real(self, *args)
 
-    monkeypatch.setattr(buckets.Store, "add", add)
-    with pytest.raises(Imagenet2017Error, match=r"/some/bucket-000002: no space left .* same"):
+    with (
+        faults.armed("bucket-add", full),
+        pytest.raises(Imagenet2017Error, match=r"/some/bucket-000002: no space left .* same"),
+    ):
         api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
                   monkeypatch, workers=1)  # fmt: skip
     assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
-    monkeypatch.setattr(buckets.Store, "add", real)
     api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
               monkeypatch, workers=1)  # fmt: skip
     assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")

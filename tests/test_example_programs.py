@@ -13,8 +13,8 @@ from collections import Counter
 import numpy as np
 
 from imagenet2017_tfds import classes
-from tests import readback
 from tests.conftest import ROOT, TFDS, build_env, cli
+from tests.support import readback
 
 
 def test_keras_example_decodes_exactly_its_crop(cli_builds):

@@ -10,8 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tests import readback
 from tests.conftest import cli, parse_table
+from tests.support import readback
 
 
 def test_stats_say_the_same_on_both_file_formats(cli_builds, array_record_builds):

@@ -3,7 +3,7 @@ member has, a member of a GiB of zeros, a GiB of zeros after the end-of-archive 
 pax or GNU long-name header holding a GiB-long path), or cut in the gzip tail that follows
 the tar's end. Each is refused with the package's error naming the archive and the byte,
 and the build's peak memory stays far below what the headers declare (measured in a
-process of its own, tests/measured_build.py). The archives' digests are unknown
+process of its own, tests/support/measured_build.py). The archives' digests are unknown
 (allow_unverified): the stream must refuse them, not the md5.
 """
 
@@ -22,7 +22,7 @@ import pytest
 from imagenet2017_tfds import testing
 from imagenet2017_tfds.sources import tar
 from tests.conftest import ROOT, build_env
-from tests.mutate import members, tar_header, with_size_field, write_gzip
+from tests.support.mutate import members, tar_header, with_size_field, write_gzip
 
 GiB, MiB = 1 << 30, 1 << 20
 IMAGE = "ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_1.JPEG"
@@ -118,7 +118,7 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[dict, str | None]]:
     empty = root / "none.tsv"
     empty.write_text("filename\tsize\tmd5\tsha256\n")
     result = subprocess.run(
-        [sys.executable, "-m", "tests.measured_build", "clsloc", str(root / "cache"),
+        [sys.executable, "-m", "tests.support.measured_build", "clsloc", str(root / "cache"),
          *map(str, folders.values())],
         env=build_env(empty), cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -3,10 +3,13 @@
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from imagenet2017_tfds import images
-from imagenet2017_tfds.errors import ImageError
+from imagenet2017_tfds.errors import ImageError, Imagenet2017Error
+from tests.support.noise import FAST, mutated
 
 
 def encode(mode: str, fmt: str = "JPEG", size=(37, 21)) -> bytes:
@@ -79,3 +82,36 @@ def test_enormous_declared_size_is_refused_without_decoding():
     png[16:24] = (70000).to_bytes(4, "big") * 2
     with pytest.raises(ImageError):
         images.storable_jpeg(bytes(png), "m")
+
+
+def _jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEGS = [_jpeg()]
+
+
+@FAST
+@given(st.one_of(st.sampled_from(JPEGS), st.binary(max_size=500), mutated(JPEGS)))
+def test_image_handling_raises_only_its_own_errors(data):
+    """A member is kept as it is (an RGB or grey JPEG, the intact one among them) or
+    re-encoded into an RGB JPEG Pillow decodes whole, of the size Pillow reads in the member."""
+    from PIL import Image
+
+    try:
+        out = images.storable_jpeg(data, "member.JPEG")
+    except Imagenet2017Error:
+        assert data not in JPEGS
+        return
+    assert out[:3] == b"\xff\xd8\xff"
+    if out is data:
+        assert images.sniff(data).stored_as_is
+        return
+    assert data not in JPEGS
+    with Image.open(io.BytesIO(out)) as kept, Image.open(io.BytesIO(data)) as member:
+        kept.load()
+        assert (kept.format, kept.mode, kept.size) == ("JPEG", "RGB", member.size)

@@ -1,5 +1,6 @@
 """inputs.locate: the release found in manual_dir, as downloaded archives or as the tree
-extracted from them, and what it says when something is missing."""
+extracted from them, and what it says when something is missing; a build missing an archive
+its config needs stops with that, and nothing loads."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import inputs, kaggle, tasks, testing
+from imagenet2017_tfds import errors, inputs, kaggle, tasks, testing
 from imagenet2017_tfds.errors import MissingInputError
 from imagenet2017_tfds.sources import Tarball, Tree
+from tests.conftest import api_build
+from tests.support.readback import assert_nothing_loads
 
 DEVKIT, CLSLOC = tasks.DEVKIT_ARCHIVE, tasks.CLSLOC_ARCHIVE
 DET, DET_TEST = tasks.DET_ARCHIVE, tasks.DET_TEST_ARCHIVE
@@ -112,3 +115,40 @@ def test_the_archives_names():
     assert inputs.archive_names(CLSLOC) == f"ILSVRC2017_CLS-LOC.tar.gz or {kaggle.TARBALL}"
     assert set(tasks.archive_files()) == {*testing.ARCHIVES.values(), kaggle.TARBALL}
     assert {a.name for a in tasks.archive_files().values()} == set(testing.ARCHIVES)
+
+
+@pytest.mark.parametrize("case", ["none", "empty", "wrong_name"])
+def test_missing_inputs_say_what_is_needed_and_what_was_found(case, tmp_path, monkeypatch):
+    manual = None if case == "none" else tmp_path / "manual"
+    if manual is not None:
+        manual.mkdir()
+    if case == "wrong_name":
+        (manual / "ILSVRC2017_CLS_LOC.tgz").write_bytes(b"x" * 1234)
+    with pytest.raises(errors.MissingInputError) as e:
+        api_build(manual, tmp_path / "data")
+    message = str(e.value)
+    assert "ILSVRC2017_CLS-LOC.tar.gz" in message
+    if case == "empty":
+        assert "is empty" in message and str(manual) in message
+    if case == "wrong_name":
+        assert "ILSVRC2017_CLS_LOC.tgz (1234 bytes)" in message
+    assert_nothing_loads(tmp_path / "data")
+
+
+def test_only_the_archives_a_config_needs_are_required(tmp_path, monkeypatch):
+    release = testing.write_release(tmp_path / "m", form="tarball", parts=("clsloc", "det"))
+    builder = api_build(
+        release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
+    )
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {
+        "train": 14,
+        "validation": 10,
+        "test": 5,
+    }
+    # det needs DET_test_new too: named as missing, beside what was found, with its size.
+    with pytest.raises(errors.MissingInputError) as e:
+        api_build(release.manual_dir, tmp_path / "det", config="det")
+    message = str(e.value)
+    assert "Missing: ILSVRC2017_DET_test_new.tar.gz" in message
+    assert "ILSVRC2017_DET.tar.gz (" in message
+    assert_nothing_loads(tmp_path / "det", "det")

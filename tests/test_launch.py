@@ -18,8 +18,8 @@ import pytest
 from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
 from imagenet2017_tfds.launch import flink_watch
-from tests import readback
 from tests.conftest import ROOT, build_env
+from tests.support import readback
 
 
 def test_the_workers_get_the_package_only_from_setup_file():
@@ -215,3 +215,39 @@ def test_a_build_past_its_timeout_is_stopped_with_exit_124(tarball_release, tmp_
     left = [p for p in psutil.process_iter(["cmdline"]) if str(data) in (p.info["cmdline"] or [])]
     assert left == [], left
     readback.assert_nothing_loads(data)
+
+
+def test_a_missing_tool_stops_the_launch_with_exit_2_naming_it(tarball_release, tmp_path):
+    """Nothing cached and no Maven on PATH: `beam-build --runner flink` says which tool to
+    install and exits 2, before any build starts."""
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
+    command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
+    command += ["--data_dir", str(data), "--work_dir", str(tmp_path / "w")]
+    env = dict(build_env(tarball_release.checksums), PATH=str(tmp_path / "no-tools"),
+               IMAGENET2017_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert (
+        "beam_build: fetching Beam's Flink job server from Maven Central needs `mvn` on PATH, "
+        "which is not there: install it"
+    ) in result.stderr
+    assert "tfds build" not in result.stderr  # no build was started
+    readback.assert_nothing_loads(data)
+
+
+def test_a_process_that_ended_is_seen_at_once_and_left_unreaped():
+    """exit_status(process, 0), as the launcher asks of its job server and cluster at each
+    turn of its loop: the status of a process that has ended, without waiting; still a zombie
+    (its process group id not reusable), so stopping the group reaches only what it started."""
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
+    assert launcher.exit_status(process, 0) == 3
+    assert psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert launcher.exit_status(running, 0) is None
+    finally:
+        running.kill()
+        running.wait()
+    process.wait()

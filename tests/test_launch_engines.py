@@ -4,7 +4,8 @@ server (Java, from Maven Central) with its embedded Flink cluster, Beam's Spark 
 (Java, from Maven Central) with Spark in local mode, and Prism (Go, built with `go install`);
 Python SDK workers as separate processes that install the package from the sdist Beam
 staged. The examples are byte for byte those of the default path, a digest
-mismatch stops the build before any shard, and nothing the launcher started outlives it."""
+mismatch stops the build before any shard, an engine that cannot be built or that exits is
+named with its own words (exit 2), and nothing the launcher started outlives it."""
 
 from __future__ import annotations
 
@@ -20,24 +21,26 @@ import psutil
 import pytest
 
 from imagenet2017_tfds.launch import beam_build as launcher
-from tests import readback
 from tests.conftest import build_env
-from tests.mutate import wrong_md5
+from tests.support import readback
+from tests.support.mutate import wrong_md5
 
 pytestmark = pytest.mark.engines  # each test starts a job server (Java, Maven) or Prism (Go)
 
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
 
 
-def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True):
-    """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes)."""
+def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True, *extra,
+           env=None):  # fmt: skip
+    """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes);
+    extra: more of the launcher's arguments; env: more environment."""
     runner, _, cluster = runner.partition("-")
     command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner, "--config", config,
                "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
-               "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir)]  # fmt: skip
+               "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir), *extra]  # fmt: skip
     if cluster:
         command += ["--flink_cluster", cluster]
-    env = build_env(checksums or release.checksums)
+    env = {**build_env(checksums or release.checksums), **(env or {})}
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)  # fmt: skip
@@ -179,3 +182,37 @@ def test_prism_gives_the_same_examples(cli_builds, tarball_release, tmp_path):
     assert_same_examples(tmp_path / "data", cli_builds, "clsloc")
     assert worker_pids(work)  # Prism runs every bundle on one SDK worker process
     assert not left_running(work)
+
+
+def test_a_job_server_that_exits_at_its_start_stops_the_launch_with_exit_2(
+    tarball_release, tmp_path
+):
+    """Beam's Flink job server given a heap Java refuses (the launcher's --jvm_heap): the
+    launcher names the server and its exit status, shows its log's end (Java's own words),
+    stops the build it started and exits 2; nothing is built, nothing it started is left."""
+    work = tmp_path / "work"
+    result = launch("flink", "clsloc", tarball_release, tmp_path / "data", work, None, True,
+                    "--jvm_heap", "1k")  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "beam_build: the Flink job server exited with 1 during the build:" in result.stderr
+    assert "Too small maximum heap" in result.stderr
+    assert "beam_build: exit 2 after" in result.stderr
+    readback.assert_nothing_loads(tmp_path / "data")
+    assert not left_running(work)
+
+
+def test_an_engine_that_cannot_be_built_stops_the_launch_with_exit_2(tarball_release, tmp_path):
+    """Prism to build with Go's module proxy turned off (GOPROXY=off, an empty cache): `go
+    install` fails; the launcher names the step and its exit status, shows Go's own words,
+    caches nothing and exits 2 without starting a build."""
+    cache = tmp_path / "cache"
+    env = {"IMAGENET2017_CACHE": str(cache), "GOPROXY": "off",
+           "GOMODCACHE": str(tmp_path / "gomod"), "GOFLAGS": ""}  # fmt: skip
+    result = launch("prism", "clsloc", tarball_release, tmp_path / "data", tmp_path / "work",
+                    None, True, env=env)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "beam_build: building Prism with go install failed (exit 1):" in result.stderr
+    assert "GOPROXY=off" in result.stderr  # Go's reason, shown
+    assert "tfds build" not in result.stderr  # no build was started
+    assert not [p for p in cache.iterdir() if not p.name.endswith(".lock")]
+    readback.assert_nothing_loads(tmp_path / "data")

@@ -11,8 +11,8 @@ import time
 
 import tensorflow_datasets as tfds
 
-from tests import readback
 from tests.conftest import ROOT, TFDS, build_env, tfds_build
+from tests.support import readback
 
 HOLD = """
 import sys, time, pathlib

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 from imagenet2017_tfds import locking
-from tests import readback
 from tests.conftest import ROOT, TFDS, build_env
+from tests.support import readback
 
 pytestmark = pytest.mark.stores
 
 DIRECT = "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 ETILS = {"default": {}, "fsspec": {"EPATH_USE_TF": "false"}}
-CLIENT = str(ROOT / "tests" / "store_client.py")
+CLIENT = str(ROOT / "tests" / "support" / "store_client.py")
 BUCKET = "i2017-test"  # GCS wants 3 characters at least
 
 
@@ -64,7 +64,7 @@ def task_archives(config) -> tuple[str, ...]:
 
 
 def loaded(bed, data_dir, config, env=None) -> dict:
-    """What tfds.load reads of each split, inside the bed (tests/store_client.py)."""
+    """What tfds.load reads of each split, inside the bed (tests/support/store_client.py)."""
     return summary(bed.run, data_dir, config, {**build_env(None), **(env or {})})
 
 
@@ -422,13 +422,14 @@ def test_two_builds_into_one_gs_data_dir_do_not_interleave(
 
 
 def killed_build(bed, data: str, point: str, release, scratch, etils: str) -> dict:
-    """clsloc from the raw archives into data, SIGKILLed at point (tests/killed_build.py);
-    the environment a rerun takes (the same scratch folder and etils back end)."""
+    """clsloc from the raw archives into data, SIGKILLed at the fault point `point`
+    (tests/support/killed_build.py); the environment a rerun takes (the same scratch folder
+    and etils back end)."""
     env = {**build_env(release.checksums), "IMAGENET2017_SCRATCH": str(scratch)}
     env.update(ETILS[etils])
     killed = bed.run(
-        [sys.executable, "-m", "tests.killed_build", f"gs://{BUCKET}/raw", data, point],
-        env=env,
+        [sys.executable, "-m", "tests.support.killed_build", f"gs://{BUCKET}/raw", data],
+        env={**env, "IMAGENET2017_FAULTS": f"{point}:kill"},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -442,12 +443,12 @@ def killed_build(bed, data: str, point: str, release, scratch, etils: str) -> di
 def test_a_build_killed_mid_upload_is_taken_over_and_resumed(
     bed, cli_builds, tarball_release, tmp_path, etils
 ):
-    """SIGKILL once the first shard is in the data dir (tests/killed_build.py): the lock, the
+    """SIGKILL once the first shard is in the data dir (tests/support/killed_build.py): the lock, the
     heartbeat and TFDS's incomplete folder stay in the store. The rerun takes the lock over
     (its holder is a dead process of this host), removes the leftovers, reuses the scratch
     folder's stream and shards without reading an archive again, and writes the same bytes."""
     data = f"gs://{BUCKET}/killed-{etils}/data"
-    env = killed_build(bed, data, "uploaded", tarball_release, tmp_path, etils)
+    env = killed_build(bed, data, "shard-placed", tarball_release, tmp_path, etils)
     left = listing(bed, data.removeprefix("gs://"))
     assert any(p.endswith("clsloc/.build.lock") for p in left), left
     assert [p for p in left if "/incomplete." in p and ".tfrecord-" in p], left
@@ -540,10 +541,10 @@ def test_a_build_killed_while_moving_its_dataset_into_place_is_built_again(
 ):
     """A store has no rename: the finished dataset is copied into its version folder one
     object at a time, dataset_info.json last. SIGKILL after the first copy
-    (tests/killed_build.py) leaves a version folder without dataset_info.json, which TFDS does
+    (tests/support/killed_build.py) leaves a version folder without dataset_info.json, which TFDS does
     not take for a built dataset; the rerun builds it, to the same bytes."""
     data = f"gs://{BUCKET}/moving-{etils}/data"
-    env = killed_build(bed, data, "moving", tarball_release, tmp_path, etils)
+    env = killed_build(bed, data, "object-moved", tarball_release, tmp_path, etils)
     version = version_dir(data, "clsloc").removeprefix("gs://")
     placed = [p for p in listing(bed, data.removeprefix("gs://")) if p.startswith(version + "/")]
     # One object copied; TensorFlow's client also made the folder's marker object ("x/").

@@ -120,7 +120,7 @@ def test_making_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
 
 def test_the_tests_version_folder_is_the_builders():
     from imagenet2017_tfds import builder
-    from tests import readback
+    from tests.support import readback
 
     assert str(builder.Imagenet2017.VERSION) == readback.VERSION
 

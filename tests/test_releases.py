@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from imagenet2017_tfds import errors, testing
-from tests import readback
 from tests.conftest import api_build, build_env
-from tests.mutate import rewrite
-from tests.readback import assert_nothing_loads
+from tests.support import readback
+from tests.support.mutate import rewrite
+from tests.support.readback import assert_nothing_loads
 from tests.test_build import check_examples
 
 FORMS = ["tarball", "tree"]
@@ -145,6 +145,27 @@ def test_det_test_is_the_2017_set_when_det_test_new_lists_all_65500(tmp_path, mo
     api_build(release.manual_dir, tmp_path / "d", "det", release.checksums, monkeypatch)
     check_examples(tmp_path / "d", release, "det")
     assert metadata(tmp_path / "d", "det")["unlisted_members"] == []
+
+
+def test_det_test_list_naming_the_other_archives_images_holds_nothing_against_them(
+    tmp_path, monkeypatch
+):
+    release = testing.write_release(tmp_path / "m", form="tarball")
+    # The DET archive's own test.txt naming a 2017 image (held by DET_test_new) is not a
+    # missing image; its own earlier test images, named by no list, are kept and recorded.
+    sums = rewrite(release, "det", {"ImageSets/DET/test.txt": b"ILSVRC2017_test_00000001 1\n"})
+    builder = api_build(
+        release.manual_dir,
+        tmp_path / "data",
+        config="det",
+        checksums=sums,
+        monkeypatch=monkeypatch,
+    )
+    assert builder.info.splits["test"].num_examples == 3 + 4
+    meta = json.loads((Path(builder.data_dir) / "metadata.json").read_text())
+    assert meta["unlisted_members"] == [
+        f"Data/DET/test/ILSVRC2016_test_{n:08d}.JPEG" for n in (1, 2, 3)
+    ]
 
 
 # ---------------------------------------------------------------- images training could not decode

@@ -1,5 +1,5 @@
 """`imagenet2017-tfds report`: its numbers against the miniature release's answer key, its
-page in a real browser (Debian's headless Chromium, tests/browser.py), its numbers the same
+page in a real browser (Debian's headless Chromium, tests/support/browser.py), its numbers the same
 however the examples are split between workers, and the report of a dataset in gs://."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from imagenet2017_tfds import testing
-from tests.browser import Browser, file_url
 from tests.conftest import ROOT, build_env, cli
+from tests.support.browser import Browser, file_url
 
 CONFIGS = ("clsloc", "det")
 PUBLISHED = {  # the devkit readme's table and the 2017 DET test set, read by hand
@@ -345,7 +345,7 @@ def test_a_difference_is_named_with_its_skipped_members(tmp_path):
     one train example fewer than the answer key, both members on the page with their reasons,
     the image counted as the difference's cause, the XML as an annotation dropped."""
     from tests.conftest import tfds_build
-    from tests.mutate import rewrite
+    from tests.support.mutate import rewrite
 
     release = testing.write_release(tmp_path / "manual", form="tarball", parts=("clsloc",))
     image = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"

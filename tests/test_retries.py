@@ -20,7 +20,7 @@ import pytest
 from imagenet2017_tfds import beam as beam_lib
 from imagenet2017_tfds import compat
 from imagenet2017_tfds.launch import evict_dead_workers
-from tests import procfs, readback
+from tests.support import procfs, readback
 from tests.test_launch_engines import (
     TIMEOUT,
     assert_same_examples,

@@ -5,12 +5,16 @@ import io
 import os
 import random
 import tarfile
+import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from imagenet2017_tfds.errors import ArchiveError
+from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from imagenet2017_tfds.sources import Entry, Tarball, Tree
 from imagenet2017_tfds.sources.tree import release_root
+from tests.support.noise import GZIPPED, mutated
 
 MEMBERS = {
     f"ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG": random.Random(i).randbytes(3000 + i)
@@ -174,3 +178,40 @@ def test_a_process_exits_cleanly_with_a_reader_kept_open(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
     assert (result.returncode, result.stdout) == (0, "3\n"), result.stderr[-2000:]
+
+
+def _reference_scan(data: bytes) -> list[tuple[str, bytes]] | None:
+    """The members Python's gzip and tarfile read, named as a scan names them; None where
+    either refuses the bytes (a CRC or length that does not match, a damaged header)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
+            return [
+                (m.name.removeprefix("ILSVRC/"), t.extractfile(m).read())
+                for m in t.getmembers()
+                if m.isfile()
+            ]
+    except (OSError, EOFError, tarfile.TarError, zlib.error):
+        return None
+
+
+@st.composite
+def gzip_header_changed(draw) -> bytes:
+    """A change to the gzip header's time, compressor flags or OS (bytes 4 to 9), which no
+    reader checks: the archive reads as before."""
+    data = bytearray(draw(st.sampled_from(GZIPPED)))
+    data[draw(st.integers(4, 9))] ^= draw(st.integers(1, 255))
+    return bytes(data)
+
+
+@settings(max_examples=40, deadline=5000)
+@given(st.one_of(mutated(GZIPPED), gzip_header_changed()))
+def test_tarball_source_reads_what_gzip_and_tarfile_read_or_raises_its_own(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("gz") / "a.tar.gz"
+    path.write_bytes(data)
+    reference = _reference_scan(data)
+    try:
+        scanned = [(e.path, got) for e, got in Tarball(path).scan(lambda p: True)]
+    except Imagenet2017Error:
+        assert reference not in [_reference_scan(g) for g in GZIPPED], "an intact tar refused"
+        return
+    assert scanned == reference

@@ -1,5 +1,6 @@
 """The tar header reader against tarfile's own output, and its errors."""
 
+import contextlib
 import io
 import queue
 import tarfile
@@ -7,11 +8,14 @@ import threading
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from imagenet2017_tfds.errors import ArchiveError
+from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import release_path
-from tests.mutate import with_size_field
+from tests.support.mutate import with_size_field
+from tests.support.noise import FAST, TARS, damaged
 
 
 def make_tar(members: dict[str, bytes], fmt=tarfile.GNU_FORMAT) -> bytes:
@@ -155,3 +159,41 @@ def test_a_long_name_header_is_read_whole_only_up_to_its_limit():
     hostile = data[:512] + with_size_field(data[512:1024], b"%011o\0" % size)
     with pytest.raises(ArchiveError, match=rf"t at byte 512 .*declares {size} bytes of metadata"):
         walk(hostile)
+
+
+def _walk(data: bytes) -> list[tuple[str, bytes]]:
+    """The regular members the walker reads, up to its error if it raises one."""
+    walker, out = tar.Walker(io.BytesIO(data), "t"), []
+    with contextlib.suppress(Imagenet2017Error):
+        for header in walker.headers():
+            if header.regular:
+                out.append((header.name, walker.read(header)))
+    return out
+
+
+def _intact(original: bytes, data: bytes) -> list[tuple[str, bytes]]:
+    """The members of `original` that tarfile reads, up to the first one a change in `data`
+    touches (its header, data or padding)."""
+    same = min(len(original), len(data))
+    same = next((k for k in range(same) if original[k] != data[k]), same)
+    with tarfile.open(fileobj=io.BytesIO(original)) as t:
+        out = []
+        for m in t.getmembers():
+            if m.offset_data + -(-m.size // 512) * 512 > same:
+                break
+            out.append((m.name, t.extractfile(m).read()))
+    return out
+
+
+@FAST
+@given(st.binary(max_size=3000))
+def test_tar_reader_raises_only_its_own_errors_on_noise(data):
+    _walk(data)
+
+
+@FAST
+@given(damaged(TARS))
+def test_tar_reader_reads_every_member_before_the_damage_as_tarfile_does(pair):
+    original, data = pair
+    intact = _intact(original, data)
+    assert _walk(data)[: len(intact)] == intact

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from imagenet2017_tfds import errors, testing
-from tests import readback
 from tests.conftest import ROOT, api_build, build_env, tfds_build
-from tests.mutate import rewrite
-from tests.readback import assert_nothing_loads
+from tests.support import readback
+from tests.support.mutate import rewrite
+from tests.support.readback import assert_nothing_loads
 
 TRAIN = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
 VAL = "Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG"
@@ -75,10 +75,12 @@ def test_the_build_failing_while_its_workers_are_busy_is_the_only_traceback(
     assert_nothing_loads(tmp_path / "data")
 
 
-def _killed(manual, data, point, checksums) -> subprocess.CompletedProcess:
+def _killed(manual, data, faults: str, checksums) -> subprocess.CompletedProcess:
+    """tests/support/killed_build.py with two workers, its faults armed by the environment."""
     return subprocess.run(
-        [sys.executable, "-m", "tests.killed_build", str(manual), str(data), point],
-        env=build_env(checksums), cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "tests.support.killed_build", str(manual), str(data), "2"],
+        env={**build_env(checksums), "IMAGENET2017_FAULTS": faults},
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 
@@ -86,12 +88,14 @@ def test_a_worker_killed_mid_range_is_named_and_the_rerun_gives_the_same_bytes(
     cli_builds, tarball_release, tmp_path
 ):
     manual, data = tarball_release.manual_dir, tmp_path / "data"
-    first = _killed(manual, data, "worker", tarball_release.checksums)
+    # Each worker killed as it serializes the third example of its range (the build's own
+    # process serializes none: the workers write every shard).
+    first = _killed(manual, data, "example-serialized:kill@3", tarball_release.checksums)
     assert first.returncode == 1, first.stderr[-3000:]
     assert_only_ours(first.stderr, "WorkerError", f"was killed by signal {signal.SIGKILL.name}")
     assert_nothing_loads(data)
     # The stream was complete: the rerun refuses to read the archive, and needs not.
-    again = _killed(manual, data, "no_read", tarball_release.checksums)
+    again = _killed(manual, data, "archive-read:fail", tarball_release.checksums)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "read by an earlier run of this build; reusing it" in again.stderr
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")

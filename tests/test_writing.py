@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import readback
+from tests.support import readback
 
 
 @pytest.mark.parametrize("config", ["clsloc", "det"])

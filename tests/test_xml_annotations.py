@@ -1,9 +1,12 @@
 """XML parsing on the real samples and on every dialect quirk of the CLS-LOC and DET annotations."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagenet2017_tfds import testing, xml_annotations
-from imagenet2017_tfds.errors import AnnotationError
+from imagenet2017_tfds.errors import AnnotationError, Imagenet2017Error
+from tests.support.noise import FAST, XMLS, mutated
 
 SAMPLES = testing.annotation_samples()
 
@@ -116,3 +119,41 @@ def test_billion_laughs_is_not_expanded():
     except AnnotationError:
         return
     assert len(ann.objects[0].name) < 100
+
+
+def _annotation_by_elementtree(data: bytes) -> xml_annotations.Annotation | None:
+    """What Python's own XML parser reads in an annotation; None where it finds no
+    well-formed annotation with numbers where the package wants them."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(data)
+        size = root.find("size")
+        objects = tuple(
+            xml_annotations.Box(
+                (o.findtext("name") or "").strip(),
+                *(float(o.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")),
+                subcategory=(o.findtext("subcategory") or "").strip() or None,
+            )
+            for o in root.iterfind("object")
+        )
+        return xml_annotations.Annotation(
+            float(size.findtext("width")), float(size.findtext("height")), objects
+        )
+    except (ET.ParseError, AttributeError, TypeError, ValueError):
+        return None
+
+
+@FAST
+@given(st.one_of(st.sampled_from(XMLS), st.binary(max_size=2000), mutated(XMLS)))
+def test_annotation_parser_raises_only_its_own_errors(data):
+    """What it reads, when it reads anything, is what Python's own XML parser reads; a
+    sample as the release has it is read."""
+    try:
+        ann = xml_annotations.parse(data, "member.xml")
+    except Imagenet2017Error:
+        assert data not in XMLS
+        return
+    assert ann.width > 0 and ann.height > 0
+    reference = _annotation_by_elementtree(data)
+    assert reference is None or ann == reference, (ann, reference)

@@ -16,6 +16,7 @@ import resource
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
+from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.sources.base import Entry, Source
 
@@ -80,6 +81,7 @@ class Store:
         """Appends an image given as buffers of `size` bytes in all. `hold` keeps each
         buffer from being reused until it is written (the stream's tar.Walker.hold); without
         it each buffer is written before the next is taken."""
+        faults.point("bucket-add")
         if self._failed is not None:
             raise self._failed
         bucket = self.bucket_id(split, hkey)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imagenet2017_tfds import fileio, images
-from imagenet2017_tfds.engine import shards
+from imagenet2017_tfds.engine import faults, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
 from imagenet2017_tfds.errors import ConsistencyError, ImageError
 from imagenet2017_tfds.example_dicts import Item
@@ -145,6 +145,8 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
         except ImageError as e:
             recorder.problem("image", item.path, e)
             continue
+        if faults.point("example-serialized", item.key):
+            continue
         yield Example(item.key, item.path, serialize(job.task, ex), k)
 
 
@@ -173,6 +175,7 @@ def write_shard(job: Job) -> Written:
     """Runs a shard's job into its file (written beside, then moved into place), from where
     an earlier run's checkpoint says it stopped (`resume`); on the way, checkpoints and
     frees the buckets of `frees`."""
+    faults.point("shard-started", job)
     recorder = Recorder.from_json(job.recorded, job.mode)
     recorder.quiet = True
     written = Written(job.output, 0, 0, {})
@@ -257,4 +260,5 @@ def keep_checkpoint(work: Work, split: str, shard: int, partial: str, checkpoint
         return False
     for name in names:
         work.free_bucket(name)
+    faults.point("checkpoint-kept")
     return True

@@ -29,6 +29,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 from imagenet2017_tfds import tasks  # noqa: E402
+from imagenet2017_tfds.engine import faults  # noqa: E402
 from imagenet2017_tfds.engine import jobs as jobs_lib  # noqa: E402
 from imagenet2017_tfds.errors import WorkerError  # noqa: E402
 
@@ -238,6 +239,7 @@ class Pool:
                 raise value
             job = in_flight[proc.pid].popleft()
             send(proc)
+            faults.point("shard-reported", job, value)
             yield job, value
 
 

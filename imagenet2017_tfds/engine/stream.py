@@ -16,6 +16,7 @@ from collections.abc import Callable
 from tensorflow_datasets.core import hashing  # no TensorFlow behind it
 
 from imagenet2017_tfds import catalog, layout
+from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.engine.buckets import Store
 from imagenet2017_tfds.sources import Entry, Tarball, tar
 from imagenet2017_tfds.sources.base import release_path
@@ -53,6 +54,7 @@ def read_once(
     """Every member of `source` once: images of `task` into `store` (their entries' offsets
     are their places there), everything else a catalog keeps parsed. `on_position` gets the
     compressed bytes read so far (the paced digest follows it)."""
+    faults.point("archive-read", source)
     cat = catalog.Cataloguer(source.name)
     hasher = hashers(task)
     splits = {d: split for d, (split, _) in task.items.items()}

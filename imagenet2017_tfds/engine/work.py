@@ -22,6 +22,7 @@ import shutil
 from dataclasses import dataclass
 
 from imagenet2017_tfds import catalog, fileio
+from imagenet2017_tfds.engine import faults
 
 FORMAT = 3  # bump when what the folder holds changes
 
@@ -182,6 +183,7 @@ class Work:
             return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._checkpoint_file(shard.split, shard.shard))
+        faults.point("shard-kept")
         return True
 
     def free_bucket(self, name: str) -> None:

@@ -496,15 +496,16 @@ def exit_status(process: subprocess.Popen, timeout: float | None) -> int | None:
     """Waits for the process to end without reaping it: while it is a zombie its process group
     id cannot be reused, so signalling the group reaches only what it started."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while deadline is None or time.monotonic() < deadline:
+    while True:  # looked at once at least: a timeout of 0 asks whether it has ended now
         if process.returncode is not None:
             return process.returncode
         done = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         if done is not None:
             killed = done.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
             return -done.si_status if killed else done.si_status
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
         time.sleep(0.1)
-    return None
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -1,5 +1,5 @@
 """A reader of a built dataset, run inside a storage test bed (tests/test_object_stores.py):
-`python tests/store_client.py DATA_DIR CONFIG` loads every split with tfds.load, as training
+`python tests/support/store_client.py DATA_DIR CONFIG` loads every split with tfds.load, as training
 code does (records through TensorFlow's file system, gs:// included), and prints, as JSON,
 each split's example count and the sha256 of its file names and image bytes in file-name
 order (an ArrayRecord build through `as_data_source`, its images decoded)."""

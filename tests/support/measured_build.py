@@ -3,7 +3,7 @@ one's memory measured: a JSON line a folder with the error it raised (type, mess
 examples it built, and how far the peak resident set grew over the build (Linux's VmHWM,
 reset before each build). The archives' digests are unknown (allow_unverified).
 
-    python -m tests.measured_build CONFIG CACHE MANUAL...
+    python -m tests.support.measured_build CONFIG CACHE MANUAL...
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The README's picture of a build report, remade with:
 
-    python -m tests.report_screenshot PAGE.html docs/report.png
+    python -m tests.support.report_screenshot PAGE.html docs/report.png
 
 PAGE.html: the miniature release's report (`make demo` writes /tmp/imagenet2017-demo/
-report-clsloc.html). Headless Chromium at a laptop's width (tests/browser.py) shows the page;
+report-clsloc.html). Headless Chromium at a laptop's width (tests/support/browser.py) shows the page;
 its top (provenance, splits, the first class plot) and its validation pictures are put one
 above the other, halved and reduced to 64 colours, so the PNG stays small.
 """
@@ -16,7 +16,7 @@ import sys
 
 from PIL import Image
 
-from tests.browser import Browser, file_url
+from tests.support.browser import Browser, file_url
 
 WIDTH = 1100
 

@@ -3,7 +3,7 @@
 not digest-verified, so it needs no checksums file. The devkit is left out: it is optional,
 and its data files would be most of the bytes. Run it after changing imagenet2017_tfds/testing/:
 
-    PYTHONPATH=. python -m tests.dummy_data
+    PYTHONPATH=. python -m tests.support.dummy_data
 
 tests/test_dataset_folder.py fails while the committed folder differs from what this writes.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from imagenet2017_tfds import testing
 
-FOLDER = Path(__file__).resolve().parent.parent / "imagenet2017" / "dummy_data"
+FOLDER = Path(__file__).resolve().parents[2] / "imagenet2017" / "dummy_data"
 PARTS = ("clsloc", "det", "det_test")
 
 

@@ -1,0 +1,33 @@
+"""A build of clsloc in a process of its own, stopped where the environment's fault points say
+(IMAGENET2017_FAULTS, imagenet2017_tfds/engine/faults.py): killed (SIGKILL, no clean-up) as
+power loss or the OOM killer would stop it, in the build's process or in a worker; or a rerun
+with `archive-read:fail`, which must finish without reading the archive again.
+
+    IMAGENET2017_FAULTS=checkpoint-kept:kill python -m tests.support.killed_build \\
+        MANUAL DATA [WORKERS] [small_buckets]
+
+WORKERS (default 2): 1 writes the shards in the build's process. `small_buckets`: 2**5
+buckets a split of the miniature release, so that a shard frees some on its way.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(manual: str, data: str, workers: str = "2", *options: str) -> None:
+    import tensorflow_datasets as tfds
+
+    import imagenet2017_tfds
+    from imagenet2017_tfds.engine import buckets
+
+    if "small_buckets" in options:
+        buckets.BUCKET_BYTES = 2_000
+    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=int(workers))
+    builder = tfds.builder("imagenet2017", config=config, data_dir=data)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    print("built", builder.info.splits["train"].num_examples)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
