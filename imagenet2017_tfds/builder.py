@@ -28,9 +28,8 @@ from imagenet2017_tfds import (
     scratch,
     store,
     tasks,
-    writing,
 )
-from imagenet2017_tfds.engine import jobs, local
+from imagenet2017_tfds.engine import local
 from imagenet2017_tfds.errors import ConsistencyError, MissingInputError, StorageError
 from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
@@ -53,17 +52,6 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
     skip_space_check: bool = False  # build even where the disk seems too small for it
     scratch_dir: str | None = None  # local folder for the work when the data is in a store
-
-
-@dataclasses.dataclass
-class _BeamPlan:
-    """What a Beam build's _split_generators hands back to _download_and_prepare."""
-
-    recorder: Recorder
-    manual_dir: object = None  # the download config's
-    prepared: Prepared | None = None
-    tasks: dict = dataclasses.field(default_factory=dict)
-    writer_plans: dict = dataclasses.field(default_factory=dict)
 
 
 # Memory a worker process needs (TFDS's features, one image at a time) and the build's own
@@ -162,9 +150,6 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 return dataclasses.replace(shipped, **options)
         return super()._create_builder_config(builder_config, version)
 
-    def _example_writer(self):
-        return writing.CanonicalExampleWriter(file_format=self.info.file_format)
-
     def __init__(self, *, data_dir=None, **kwargs):
         # Before TFDS looks into the data dir: a store TensorFlow cannot write is refused with
         # the reason, not with TensorFlow's own error from deep inside TFDS.
@@ -217,23 +202,6 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         170,000 images), train when `decode_train` asks for it."""
         return {s for s in splits if s != "train" or self.builder_config.decode_train}
 
-    def _split_generators(self, dl_manager):
-        """Beam builds only (the local engine writes its shards itself): one transform a
-        split over ranges of the archives, read through their gzip index."""
-        from imagenet2017_tfds import beam
-
-        config, plan = self.builder_config, self._beam_plan
-        prepared = prepare(self._manual_dir(dl_manager, plan.manual_dir), config.task,
-                           self._cache_dir(dl_manager),
-                           config.allow_unverified, plan.recorder)  # fmt: skip
-        decoded = self._decoded_splits(prepared.splits)
-        work = os.path.join(self._cache_dir(dl_manager), "ranges")
-        plan.prepared = prepared
-        collector.settled()
-        plan.tasks = beam.write_tasks(prepared, config.task, work, decoded)
-        plan.writer_plans.update(beam.writer_plans(prepared))
-        return {split: beam.split_transform(split, t) for split, t in plan.tasks.items()}
-
     def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
         # A download dir in a store holds this package's caches only: TFDS's download manager,
         # which makes its folders through TensorFlow (no s3://), gets a local one.
@@ -276,9 +244,10 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             # Beam only when asked for (runner or options given): without them TFDS would
             # warn and may stop to ask a question on the terminal.
             if download_config.beam_runner or download_config.beam_options:
-                prepared = self._beam_build(dl_manager, download_config, recorder, **kwargs)
+                prepared, written = self._beam_build(dl_manager, download_config, recorder)
             else:
-                prepared = self._local_build(dl_manager, download_config, recorder)
+                prepared, written = self._local_build(dl_manager, download_config, recorder)
+            self._set_splits(written)
             self._record(prepared, recorder)
             self._check_nothing_lost(prepared, recorder)
 
@@ -300,32 +269,48 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
               flush=True)  # fmt: skip
         built = local.build(self._manual_dir(dl_manager, download_config.manual_dir), config.task,
                             self._cache_dir(dl_manager), recorder, options)  # fmt: skip
-        infos = []
+        written = {}
         for split, shards in built.shards.items():
             template = self._get_filename_template(split_name=split)
             targets = template.sharded_filepaths(num_shards=len(shards)) if shards else []
             for shard, target in zip(shards, targets, strict=True):
                 fileio.link_or_copy(built.shard_file(shard), target)
-            infos.append(tfds.core.SplitInfo(
-                name=split, shard_lengths=[s.num_examples for s in shards],
-                num_bytes=sum(s.num_bytes for s in shards), filename_template=template,
-            ))  # fmt: skip
-        self.info.set_splits(tfds.core.SplitDict(infos))
+            written[split] = [(s.num_examples, s.num_bytes) for s in shards]
         built.work.remove()  # the dataset holds its own links to the shards now
-        return built.prepared
+        return built.prepared, written
 
-    def _beam_build(self, dl_manager, download_config, recorder: Recorder, **kwargs):
-        self._beam_plan = plan = _BeamPlan(recorder, download_config.manual_dir)
-        with compat.beam_fixes(True), compat.planned_beam_writer() as writer_plans, \
-                compat.preserialized(self.info.features, jobs.Serialized):  # fmt: skip
-            plan.writer_plans = writer_plans
-            super()._download_and_prepare(dl_manager, download_config, **kwargs)
+    def _beam_build(self, dl_manager, download_config, recorder: Recorder):
+        """The Beam pipeline over ranges of the archives, read through their gzip index,
+        each shard written by the engine under TFDS's name (beam.py)."""
         from imagenet2017_tfds import beam
 
-        recorder.merge(beam.recorded(plan.tasks))
-        return plan.prepared
+        config = self.builder_config
+        prepared = prepare(self._manual_dir(dl_manager, download_config.manual_dir),
+                           config.task, self._cache_dir(dl_manager), config.allow_unverified,
+                           recorder)  # fmt: skip
+        collector.settled()
+        templates = {split: self._get_filename_template(split_name=split)
+                     for split in prepared.splits}  # fmt: skip
+        with compat.beam_fixes(True):
+            written, recorded = beam.build(
+                prepared, config.task, os.path.join(self._cache_dir(dl_manager), "ranges"),
+                self._decoded_splits(prepared.splits), templates, self.info.file_format.value,
+                download_config.get_shard_config(), download_config.beam_runner,
+                download_config.beam_options,
+            )  # fmt: skip
+        recorder.merge(recorded)
+        return prepared, written
 
-    _beam_plan: _BeamPlan | None = None
+    def _set_splits(self, written: dict[str, list[tuple[int, int]]]) -> None:
+        """The split infos of what was written: split -> (examples, bytes) of each shard."""
+        self.info.set_splits(tfds.core.SplitDict([
+            tfds.core.SplitInfo(
+                name=split, shard_lengths=[n for n, _ in shards],
+                num_bytes=sum(size for _, size in shards),
+                filename_template=self._get_filename_template(split_name=split),
+            )
+            for split, shards in written.items()
+        ]))  # fmt: skip
 
     def _record(self, prepared: Prepared, recorder: Recorder) -> None:
         """What the dataset's metadata.json keeps of the build: where each input came from
@@ -401,5 +386,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             names.add(ex.features.feature["file_name"].bytes_list.value[0].decode())
         return names
 
-    def _generate_examples(self, **kwargs):  # splits come ready-made from _split_generators
+    # TFDS's generation hooks: never called, the engine writes the shards itself.
+    def _split_generators(self, dl_manager):
+        raise NotImplementedError
+
+    def _generate_examples(self, **kwargs):
         raise NotImplementedError

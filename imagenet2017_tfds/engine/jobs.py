@@ -21,19 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imagenet2017_tfds import fileio, images
+from imagenet2017_tfds import compat, fileio, images
 from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
-from imagenet2017_tfds.errors import ConsistencyError, ImageError
+from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Entry, Source
 from imagenet2017_tfds.tasks import Task
-
-
-class Serialized(bytes):
-    """An example serialized by `run`: TFDS's encoder and serializer pass it unchanged in a
-    Beam build (compat.preserialized)."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +75,10 @@ _FEATURES: dict = {}  # task name -> (features, serializer), made once a process
 
 def _serializer(task: Task):
     if task.name not in _FEATURES:
-        from tensorflow_datasets.core import example_serializer
-
         features = task.make_features()
         _FEATURES[task.name] = (
             features,
-            example_serializer.ExampleSerializer(features.get_serialized_info()),
+            compat.ExampleSerializer(features.get_serialized_info()),
         )
     return _FEATURES[task.name]
 
@@ -175,37 +168,25 @@ def write_shard(job: Job) -> Written:
     frees the buckets of `frees`."""
     recorder = Recorder.from_json(job.recorded, job.mode)
     recorder.quiet = True
-    written = Written(job.output, 0, 0, {})
-    last, at = -1, None
+    tally, at = shards.Tally(f"{job.split} shard {job.output}"), None
     if (resume := job.resume) is not None:
         recorder.merge(Recorder.from_json(resume.recorded))
-        written.num_examples, written.num_bytes = resume.num_examples, resume.num_bytes
-        last, at = resume.last_hkey, resume.file_bytes
-    order = dict(zip((it.key for _, _, it in job.items), job.hkeys, strict=True))
+        tally.num_examples, tally.num_bytes = resume.num_examples, resume.num_bytes
+        tally.last_hkey, at = resume.last_hkey, resume.file_bytes
+        tally.file_bytes = at
     frees = list(job.frees.after) if job.frees else []
     checkpoints = _Checkpoints(job) if frees else None
-    size = at or 0
 
     def records():
-        nonlocal last, size
         for ex in run(job, recorder):
             names: list[str] = []
             while frees and frees[0][0] <= ex.index:  # every item before `ex` is written
                 names += frees.pop(0)[1]
             if names:
-                checkpoints.take(Checkpoint(ex.index, size, written.num_examples,
-                                 written.num_bytes, last, recorder.to_json()), names)  # fmt: skip
-            hkey = order[ex.key]
-            if hkey <= last:
-                raise ConsistencyError(
-                    f"{job.split} shard {job.output}: {ex.path} is out of hashed-key order or "
-                    "a duplicate key: report this as a bug."
-                )
-            last = hkey
-            written.num_examples += 1
-            written.num_bytes += len(ex.data)
-            size += shards.TFRECORD_FRAMING + len(ex.data)
-            yield ex.data
+                checkpoints.take(Checkpoint(ex.index, tally.file_bytes, tally.num_examples,
+                                            tally.num_bytes, tally.last_hkey,
+                                            recorder.to_json()), names)  # fmt: skip
+            yield tally.take(job.hkeys[ex.index], ex.data, ex.path)
 
     partial = partial_path(job.output)
     try:
@@ -219,8 +200,7 @@ def write_shard(job: Job) -> Written:
     if checkpoints is not None:
         checkpoints.close()
     os.replace(partial, job.output)
-    written.recorded = recorder.to_json()
-    return written
+    return Written(job.output, tally.num_examples, tally.num_bytes, recorder.to_json())
 
 
 class _Checkpoints:
