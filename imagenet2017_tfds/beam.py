@@ -14,10 +14,10 @@ the plan gives (engine/plan.py); what each shard holds comes back through a file
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import apache_beam
@@ -26,13 +26,12 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from imagenet2017_tfds import codec, fileio, ranges
-from imagenet2017_tfds.engine import jobs, plan, shards, stream
+from imagenet2017_tfds import collector, fileio, ranges
+from imagenet2017_tfds.engine import jobs, plan, shards
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.example_dicts import Item
-from imagenet2017_tfds.prepare import Prepared
+from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
-from imagenet2017_tfds.sources import Entry, Source, Tarball
+from imagenet2017_tfds.sources import Tarball
 from imagenet2017_tfds.tasks import Task
 
 
@@ -41,7 +40,7 @@ class Output:
     """Where and how a split's shards are written (pickled to every worker)."""
 
     split: str
-    layout: shards.Layout
+    layout: shards.Layout | None  # None: nothing planned
     template: object  # TFDS's ShardedFileTemplate: the shard files' names, in the build folder
     file_format: str
     results: str  # the file the shards' examples and bytes come back through
@@ -56,63 +55,54 @@ class Output:
         return os.fspath(self.template.sharded_filepath(shard_index=index, num_shards=count))
 
 
-@dataclass(frozen=True)
-class RangeTask:
-    task: Task  # pickled by name
-    split: str
-    source: Source  # picklable: paths only
-    range_file: str
-    mode: str  # the Recorder mode of the build
-    decode: bool = False  # decode every image fully (validation, test; train when asked)
-
-    @property
-    def problems_file(self) -> str:
-        return self.range_file + ".problems"
+def problems_file(job: jobs.Job) -> str:
+    """What a Beam job recorded (a member skipped), read back after the pipeline."""
+    return job.items_file + ".problems"
 
 
-def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
-                hkeys: dict[str, dict[str, int]], min_ranges: int = 2) -> dict:  # fmt: skip
-    """split -> [RangeTask]; the range files, each item with its hashed key (`hkeys`: split ->
-    key -> hashed key), go to `work_dir` (storage every worker reads)."""
+def range_jobs(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
+               the_plan: plan.Plan, min_ranges: int = 2) -> dict:  # fmt: skip
+    """split -> [jobs.Job], one a range of the plan's items, each with its range file (the
+    items and their hashed keys) in `work_dir` (storage every worker reads)."""
     work = fileio.path(work_dir)
-    tasks = {}
+    out = {}
     for split, split_plan in prepared.splits.items():
-        tasks[split] = []
+        hkeys = the_plan.split(split).hkeys_in_item_order()
+        out[split], first = [], 0
         for part, items in sorted(split_plan.parts.items()):
             source = prepared.source(part)
             if isinstance(source, Tarball):
                 source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
-                hashed = [(e, it, hkeys[split][it.key]) for e, it in chunk]
-                fileio.write_atomic(path, json.dumps(codec.encode(hashed)).encode())
-                rt = RangeTask(task, split, source, str(path), prepared.recorder.mode,
-                               split in decode_splits)  # fmt: skip
-                fileio.path(rt.problems_file).unlink(missing_ok=True)
-                tasks[split].append(rt)
-    return tasks
+                jobs.write_items(path, tuple((0, e, it) for e, it in chunk),
+                                 tuple(hkeys[first : first + len(chunk)]))  # fmt: skip
+                first += len(chunk)
+                job = jobs.Job(task=task, split=split, sources=(source,), items=(),
+                               mode=prepared.recorder.mode, decode=split in decode_splits,
+                               items_file=str(path))  # fmt: skip
+                fileio.path(problems_file(job)).unlink(missing_ok=True)
+                out[split].append(job)
+    return out
 
 
-def process(rt: RangeTask):
+def process(job: jobs.Job):
     """One Beam element: every (hashed key, serialized example) of the range, by the engine's
     job function (the local pool runs the same)."""
-    chunk = json.loads(fileio.path(rt.range_file).read_bytes())
-    items = codec.decode(list[tuple[Entry, Item, int]], chunk)
-    recorder = Recorder(rt.mode)
-    job = jobs.Job(rt.task, rt.split, (rt.source,), tuple((0, e, it) for e, it, _ in items),
-                   rt.mode, rt.decode, tuple(h for _, _, h in items))  # fmt: skip
-    for ex in jobs.run(job, recorder):
-        yield job.hkeys[ex.index], ex.data
+    ready = jobs.loaded(job)
+    recorder = Recorder(job.mode)
+    for ex in jobs.run(ready, recorder):
+        yield ready.hkeys[ex.index], ex.data
     if recorder.problems:  # read back by the launcher after the pipeline
-        fileio.write_json(fileio.path(rt.problems_file), recorder.to_json())
+        fileio.write_json(fileio.path(problems_file(job)), recorder.to_json())
 
 
 def recorded(tasks: dict) -> Recorder:
     """What the workers recorded, from the files they left."""
     out = Recorder()
-    for split_tasks in tasks.values():
-        for rt in split_tasks:
-            found = fileio.read_json(fileio.path(rt.problems_file))
+    for split_jobs in tasks.values():
+        for job in split_jobs:
+            found = fileio.read_json(fileio.path(problems_file(job)))
             if found:
                 out.merge(Recorder.from_json(found))
     return out
@@ -239,29 +229,30 @@ def read_results(output: Output) -> list[tuple[int, int]]:
     return [(n, size) for _, n, size in found]
 
 
-def build(prepared: Prepared, task: Task, work_dir, decode_splits: set[str], templates: dict,
-          file_format: str, shard_config, runner=None,
-          options: PipelineOptions | None = None) -> tuple[dict, Recorder]:  # fmt: skip
-    """Runs the Beam pipeline of the plan: each split's ranges read, their examples written
-    into the split's shards (TFDS's names, `templates`: split -> ShardedFileTemplate). Returns
-    split -> [(examples, bytes)] of each shard written, and what the workers recorded."""
-    hashers = stream.hashers(task)
-    outputs, hkeys = {}, {}
+def build(manual_dir, task: Task, cache_dir: str, recorder: Recorder, allow_unverified: bool,
+          decoded: Callable[[Iterable[str]], frozenset[str]], template: Callable,
+          file_format: str, download_config) -> tuple[Prepared, dict]:  # fmt: skip
+    """A Beam build: the inputs prepared (located, verified, planned), then the pipeline of
+    the plan, on the download config's runner and options: each split's ranges read, their
+    examples written into the split's shards under TFDS's names (`template(split)`: TFDS's
+    ShardedFileTemplate). Returns what was prepared and split -> [(examples, bytes)] of each
+    shard written; what the workers recorded goes to `recorder`."""
+    prepared = prepare(manual_dir, task, cache_dir, allow_unverified, recorder)
+    collector.settled()
+    the_plan = plan.make(prepared, task, download_config.get_shard_config())
+    work_dir = os.path.join(cache_dir, "ranges")
     work = fileio.path(work_dir)
-    for split, split_plan in prepared.splits.items():
-        keys = [item.key for _, item in split_plan.items]
-        hashed, layout = plan.split_layout(hashers[split], keys,
-                                           [e.size for e, _ in split_plan.items], shard_config)  # fmt: skip
-        hkeys[split] = dict(zip(keys, hashed, strict=True))
-        outputs[split] = Output(split, layout, templates[split], file_format,
+    outputs = {}
+    for split in prepared.splits:
+        outputs[split] = Output(split, the_plan.split(split).layout, template(split), file_format,
                                 str(work / f"{task.name}-{split}-shards.json"))  # fmt: skip
         fileio.path(outputs[split].results).unlink(missing_ok=True)
-    tasks = write_tasks(prepared, task, work_dir, decode_splits, hkeys)
-    options = options or PipelineOptions()
+    tasks = range_jobs(prepared, task, work_dir, decoded(prepared.splits), the_plan)
+    options = download_config.beam_options or PipelineOptions()
     # Beam's type checks cannot follow a DoFn that yields windowed values (as TFDS says too).
     options.view_as(TypeOptions).pipeline_type_check = False
     beam = apache_beam
-    with beam.Pipeline(runner=runner, options=options) as root:
+    with beam.Pipeline(runner=download_config.beam_runner, options=options) as root:
         for split, output in outputs.items():
             examples = (
                 root
@@ -270,4 +261,6 @@ def build(prepared: Prepared, task: Task, work_dir, decode_splits: set[str], tem
                 | f"{split}_examples" >> beam.FlatMap(process)
             )
             write_split(examples, output)
-    return {split: read_results(o) for split, o in outputs.items()}, recorded(tasks)
+    written = {split: read_results(o) for split, o in outputs.items()}
+    recorder.merge(recorded(tasks))
+    return prepared, written

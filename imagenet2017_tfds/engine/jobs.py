@@ -14,28 +14,40 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from imagenet2017_tfds import compat, fileio, images
-from imagenet2017_tfds.engine import shards
+from imagenet2017_tfds import codec, compat, fileio, images
+from imagenet2017_tfds.engine import bucket_life, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
 from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
-from imagenet2017_tfds.sources import Entry, Source
+from imagenet2017_tfds.sources import Entry
 from imagenet2017_tfds.tasks import Task
+
+
+class Reader(Protocol):
+    """What a job reads its items' bytes from: a source (an archive, a tree) or the buckets
+    the stream filled (buckets.Buckets). Picklable: paths only."""
+
+    name: str  # in messages
+
+    def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
+        """The bytes of `entries`, in the order given."""
 
 
 @dataclass(frozen=True)
 class Job:
     task: Task  # pickled by name
     split: str
-    sources: tuple[Source, ...]  # paths only
+    sources: tuple[Reader, ...]
     items: tuple[tuple[int, Entry, Item], ...]  # (source index, entry, item), in output order
     mode: str  # the build's Recorder mode
     decode: bool = False  # decode every stored image fully (validation, test; train if asked)
@@ -46,10 +58,29 @@ class Job:
     recorded: dict = field(default_factory=dict)  # what was recorded of it before (its check)
     resume: Checkpoint | None = None  # how far an earlier run wrote its shard
     frees: Frees | None = None  # the buckets it frees on its way (TFRecord shards)
+    # Where its items and their hashed keys are, read where it runs (`loaded`): a Beam job
+    # (its range file), so that no pipeline holds a split's annotations.
+    items_file: str | None = None
 
     @property
     def start(self) -> int:
         return self.resume.items if self.resume else 0
+
+
+_ITEMS_FILE = tuple[tuple[tuple[int, Entry, Item], ...], tuple[int, ...]]
+
+
+def write_items(path, items: tuple, hkeys: tuple[int, ...]) -> None:
+    """A job's items and their hashed keys, in a file any worker reads (`items_file`)."""
+    fileio.write_atomic(path, json.dumps(codec.encode((items, hkeys))).encode())
+
+
+def loaded(job: Job) -> Job:
+    """The job with its items read from its `items_file` (if it has one)."""
+    if job.items_file is None:
+        return job
+    items, hkeys = codec.decode(_ITEMS_FILE, json.loads(fileio.path(job.items_file).read_bytes()))
+    return dataclasses.replace(job, items=items, hkeys=hkeys, items_file=None)
 
 
 @dataclass
@@ -174,15 +205,12 @@ def write_shard(job: Job) -> Written:
         tally.num_examples, tally.num_bytes = resume.num_examples, resume.num_bytes
         tally.last_hkey, at = resume.last_hkey, resume.file_bytes
         tally.file_bytes = at
-    frees = list(job.frees.after) if job.frees else []
-    checkpoints = _Checkpoints(job) if frees else None
+    due = bucket_life.Due(job.frees)
+    checkpoints = _Checkpoints(job) if due else None
 
     def records():
         for ex in run(job, recorder):
-            names: list[str] = []
-            while frees and frees[0][0] <= ex.index:  # every item before `ex` is written
-                names += frees.pop(0)[1]
-            if names:
+            if names := due.at(ex.index):
                 checkpoints.take(Checkpoint(ex.index, tally.file_bytes, tally.num_examples,
                                             tally.num_bytes, tally.last_hkey,
                                             recorder.to_json()), names)  # fmt: skip
