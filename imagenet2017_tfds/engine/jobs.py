@@ -1,7 +1,8 @@
 """The one job type and the one function that runs it, wherever it runs: a worker process
 of the local pool, the build's own process, or a Beam worker.
 
-A job is a list of planned items and the sources holding their bytes. Running it reads each
+A job is a list of planned items (or, for a Beam range, the file holding them) and the
+readers of their bytes (a source, or the buckets the stream filled). Running it reads each
 item's bytes, checks and fixes the image, builds the features and serializes the example
 (TFDS's encoder and serializer, map entries in deterministic order), and records what it
 left out. A job with an output writes its examples, in hashed-key order, as a shard file.
