@@ -1,102 +1,108 @@
 """Distributed generation: each split cut into ranges of members that lie together in the
 source, one Beam element per range. A worker reads only its range (seeking through the gzip
 index of a tarball, or opening its files in a tree) and calls the same functions as the
-single-process path. Range files hold the planned items, so no worker holds a whole split's
-annotations and nothing is rebuilt per element.
+single-process path. Range files hold the planned items and their hashed keys, so no worker
+holds a whole split's annotations and nothing is rebuilt per element.
 
-The examples then reach their shards through files, not through the runner
-(`write_through_files`): each bundle's serialized examples go to one spill file in the build's
-folder, and only (shard, file, offsets) records are grouped by the runner.
+The examples then reach their shards through files, not through the runner: each bundle's
+serialized examples go to one spill file in the build's folder, and only (shard, file,
+offsets) records are grouped by the runner. Each shard is then written by the engine's shard
+writer (engine/shards.py, as the local build writes it) under TFDS's file name, in the layout
+the plan gives (engine/plan.py); what each shard holds comes back through a file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import apache_beam
+from apache_beam.options.pipeline_options import PipelineOptions, TypeOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from imagenet2017_tfds import codec, fileio, ranges
-from imagenet2017_tfds.engine import jobs, shards
+from imagenet2017_tfds import collector, fileio, ranges
+from imagenet2017_tfds.engine import jobs, plan, shards
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.example_dicts import Item
-from imagenet2017_tfds.prepare import Prepared
+from imagenet2017_tfds.prepare import Prepared, prepare
 from imagenet2017_tfds.problems import Recorder
-from imagenet2017_tfds.sources import Entry, Source, Tarball
+from imagenet2017_tfds.sources import Tarball
 from imagenet2017_tfds.tasks import Task
 
 
 @dataclass(frozen=True)
-class RangeTask:
-    task: Task  # pickled by name
+class Output:
+    """Where and how a split's shards are written (pickled to every worker)."""
+
     split: str
-    source: Source  # picklable: paths only
-    range_file: str
-    mode: str  # the Recorder mode of the build
-    decode: bool = False  # decode every image fully (validation, test; train when asked)
+    layout: shards.Layout | None  # None: nothing planned
+    template: object  # TFDS's ShardedFileTemplate: the shard files' names, in the build folder
+    file_format: str
+    results: str  # the file the shards' examples and bytes come back through
 
     @property
-    def problems_file(self) -> str:
-        return self.range_file + ".problems"
+    def spill_dir(self) -> fileio.Path:
+        """Where the split's serialized examples wait for their shard: in the build's folder
+        (storage every worker reads)."""
+        return fileio.path(os.fspath(self.template.data_dir)) / f".spill-{self.split}"
+
+    def shard_file(self, index: int, count: int) -> str:
+        return os.fspath(self.template.sharded_filepath(shard_index=index, num_shards=count))
 
 
-def write_tasks(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
-                min_ranges: int = 2) -> dict:  # fmt: skip
-    """split -> [RangeTask]; the range files go to `work_dir` (storage every worker reads)."""
+def problems_file(job: jobs.Job) -> str:
+    """What a Beam job recorded (a member skipped), read back after the pipeline."""
+    return job.items_file + ".problems"
+
+
+def range_jobs(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
+               the_plan: plan.Plan, min_ranges: int = 2) -> dict:  # fmt: skip
+    """split -> [jobs.Job], one a range of the plan's items, each with its range file (the
+    items and their hashed keys) in `work_dir` (storage every worker reads)."""
     work = fileio.path(work_dir)
-    tasks = {}
-    for split, plan in prepared.splits.items():
-        tasks[split] = []
-        for part, items in sorted(plan.parts.items()):
+    out = {}
+    for split, split_plan in prepared.splits.items():
+        hkeys = the_plan.split(split).hkeys_in_item_order()
+        out[split], first = [], 0
+        for part, items in sorted(split_plan.parts.items()):
             source = prepared.source(part)
             if isinstance(source, Tarball):
                 source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
-                fileio.write_atomic(path, json.dumps(codec.encode(chunk)).encode())
-                rt = RangeTask(task, split, source, str(path), prepared.recorder.mode,
-                               split in decode_splits)  # fmt: skip
-                fileio.path(rt.problems_file).unlink(missing_ok=True)
-                tasks[split].append(rt)
-    return tasks
+                jobs.write_items(path, tuple((0, e, it) for e, it in chunk),
+                                 tuple(hkeys[first : first + len(chunk)]))  # fmt: skip
+                first += len(chunk)
+                job = jobs.Job(task=task, split=split, sources=(source,), items=(),
+                               mode=prepared.recorder.mode, decode=split in decode_splits,
+                               items_file=str(path))  # fmt: skip
+                fileio.path(problems_file(job)).unlink(missing_ok=True)
+                out[split].append(job)
+    return out
 
 
-def writer_plans(prepared: Prepared) -> dict[str, tuple[list[str], int]]:
-    """split -> (the key of every planned example, its estimated serialized bytes): what TFDS's
-    Beam writer needs to lay out the shards before any example exists (compat)."""
-    return {
-        split: ([item.key for _, item in plan.items],
-                shards.planned_bytes(entry.size for entry, _ in plan.items))
-        for split, plan in prepared.splits.items()
-    }  # fmt: skip
-
-
-def process(rt: RangeTask):
-    """One Beam element: every (key, serialized example) of the range, by the engine's job
-    function (the local pool runs the same)."""
-    chunk = json.loads(fileio.path(rt.range_file).read_bytes())
-    items = codec.decode(list[tuple[Entry, Item]], chunk)
-    recorder = Recorder(rt.mode)
-    job = jobs.Job(rt.task, rt.split, (rt.source,), tuple((0, e, it) for e, it in items),
-                   rt.mode, rt.decode)  # fmt: skip
-    for ex in jobs.run(job, recorder):
-        yield ex.key, jobs.Serialized(ex.data)
+def process(job: jobs.Job):
+    """One Beam element: every (hashed key, serialized example) of the range, by the engine's
+    job function (the local pool runs the same)."""
+    ready = jobs.loaded(job)
+    recorder = Recorder(job.mode)
+    for ex in jobs.run(ready, recorder):
+        yield ready.hkeys[ex.index], ex.data
     if recorder.problems:  # read back by the launcher after the pipeline
-        fileio.write_json(fileio.path(rt.problems_file), recorder.to_json())
+        fileio.write_json(fileio.path(problems_file(job)), recorder.to_json())
 
 
 def recorded(tasks: dict) -> Recorder:
     """What the workers recorded, from the files they left."""
     out = Recorder()
-    for split_tasks in tasks.values():
-        for rt in split_tasks:
-            found = fileio.read_json(fileio.path(rt.problems_file))
+    for split_jobs in tasks.values():
+        for job in split_jobs:
+            found = fileio.read_json(fileio.path(problems_file(job)))
             if found:
                 out.merge(Recorder.from_json(found))
     return out
@@ -108,21 +114,9 @@ SPILL = ".spill"  # a finished bundle's examples, named by their digest
 PARTIAL = ".spill-partial"  # a bundle's examples while it runs, named by its attempt
 
 
-def spill_dir(writer) -> fileio.Path:
-    """Where a split's serialized examples wait for their shard: in the build's folder."""
-    return writer.data_dir / f".spill-{writer.split}"
-
-
-def remove_spill_dir(writer) -> None:
-    """Once the split's shards are written (compat.PlannedBeamWriter.finalize)."""
-    folder = spill_dir(writer)
-    if folder.exists():
-        folder.rmtree()
-
-
 class SpillExamples(apache_beam.DoFn):
-    """Serializes a bundle's examples into one spill file and yields, per shard, where its
-    records lie: (shard, (file, [(hashed key, offset, length)])).
+    """Writes a bundle's (hashed key, serialized example) pairs into one spill file and
+    yields, per shard, where its records lie: (shard, (file, [(hashed key, offset, length)])).
 
     Safe under retries: the file is written under a name of its own attempt and, when the
     bundle finishes, renamed to the digest of what it holds. A retried bundle (its worker lost,
@@ -131,29 +125,29 @@ class SpillExamples(apache_beam.DoFn):
     finished reach the shards. A killed attempt's partial file is read by nothing and goes with
     the folder when the split is written."""
 
-    def __init__(self, writer):
-        self.writer = writer  # compat.PlannedBeamWriter
+    def __init__(self, output: Output):
+        self.output = output
 
     def start_bundle(self):
         self.partial, self.file, self.offset, self.records = None, None, 0, defaultdict(list)
         self.digest = hashlib.sha256()
 
-    def process(self, key_example):
-        hkey, data = self.writer.serialize(key_example)
+    def process(self, hkey_data):
+        hkey, data = hkey_data
         if self.file is None:
-            spill_dir(self.writer).mkdir(parents=True, exist_ok=True)
-            self.partial = spill_dir(self.writer) / f"{uuid.uuid4().hex}{PARTIAL}"
+            self.output.spill_dir.mkdir(parents=True, exist_ok=True)
+            self.partial = self.output.spill_dir / f"{uuid.uuid4().hex}{PARTIAL}"
             self.file = self.partial.open("wb")
         self.file.write(data)
         self.digest.update(data)
-        self.records[self.writer.shard_of(hkey)].append((hkey, self.offset, len(data)))
+        self.records[self.output.layout.shard_of(hkey)].append((hkey, self.offset, len(data)))
         self.offset += len(data)
 
     def finish_bundle(self):
         if self.file is None:
             return
         self.file.close()
-        path = spill_dir(self.writer) / f"{self.digest.hexdigest()}{SPILL}"
+        path = self.output.spill_dir / f"{self.digest.hexdigest()}{SPILL}"
         self.partial.replace(path)
         for shard, records in self.records.items():
             value = (shard, (str(path), records))
@@ -177,44 +171,96 @@ def read_spilled(spills) -> list[tuple[int, bytes]]:
     return examples
 
 
-def write_through_files(writer, examples):
-    """TFDS's writer (compat.PlannedBeamWriter) with its examples going through files."""
-    beam = apache_beam
+def write_shard(shard_spills, output: Output, shard_ids: list[int]) -> tuple[int, int, int]:
+    """One shard's examples, in hashed-key order, written by the engine's shard writer under
+    TFDS's name, numbered among the shards that got examples (`shard_ids`, sorted): (shard,
+    examples, bytes)."""
+    shard, spills = shard_spills
+    examples = sorted(read_spilled(spills), key=lambda e: e[0])
+    target = output.shard_file(shard_ids.index(shard), len(shard_ids))
+    tally = shards.Tally(f"{output.split} shard {target}")
+    records = (tally.take(hkey, data, f"the example of hashed key {hkey}")
+               for hkey, data in examples)  # fmt: skip
+    shards.write_whole(target, records, output.file_format)
+    return shard, tally.num_examples, tally.num_bytes
 
-    def write_shard(shard_spills, shard_ids):
-        shard, spills = shard_spills
-        return writer.write_shard(shard, read_spilled(spills), shard_ids)
 
+def keep_results(written: list, output: Output) -> None:
+    fileio.write_json(output.results, sorted(written))
+
+
+def write_split(examples, output: Output):
+    """The split's (hashed key, serialized example) pairs, through spill files, into its
+    shards; what each shard holds goes to `output.results`."""
+    beam, split = apache_beam, output.split
     grouped = (
         examples
-        | "SpillExamples" >> beam.ParDo(SpillExamples(writer))
-        | "GroupSpills" >> beam.GroupByKey()
+        | f"{split}_spill" >> beam.ParDo(SpillExamples(output))
+        | f"{split}_group_spills" >> beam.GroupByKey()
     )
     # The shards that got examples (a skipped member may leave a planned one empty): small.
     shard_ids = (
         grouped
-        | "ShardIds" >> beam.Keys()
-        | "ListShardIds" >> beam.combiners.ToList()
-        | "SortShardIds" >> beam.Map(sorted)
+        | f"{split}_shard_ids" >> beam.Keys()
+        | f"{split}_list_shard_ids" >> beam.combiners.ToList()
+        | f"{split}_sort_shard_ids" >> beam.Map(sorted)
     )
     return (
         grouped
-        | "WriteShards" >> beam.Map(write_shard, beam.pvalue.AsSingleton(shard_ids))
-        | "CollectShardInfo" >> beam.combiners.ToList()
-        | "StoreSplitInfo" >> beam.Map(writer.store_split_info)
+        | f"{split}_write_shards"
+        >> beam.Map(write_shard, output, beam.pvalue.AsSingleton(shard_ids))
+        | f"{split}_collect" >> beam.combiners.ToList()
+        | f"{split}_keep" >> beam.Map(keep_results, output)
     )
 
 
-def split_transform(split: str, tasks: list[RangeTask]):
-    beam = apache_beam
-
-    @beam.ptransform_fn
-    def _ranges(root):
-        return (
-            root
-            | f"{split}_ranges" >> beam.Create(tasks)
-            | f"{split}_spread" >> beam.Reshuffle()
-            | f"{split}_examples" >> beam.FlatMap(process)
+def read_results(output: Output) -> list[tuple[int, int]]:
+    """(examples, bytes) of each shard written, in order; the spill files and the results
+    file go."""
+    found = fileio.read_json(output.results)
+    if found is None:
+        raise ConsistencyError(
+            f"{output.results}: missing or unreadable after the pipeline ended: the shards of "
+            f"{output.split} were not all written. Build again; report this if it recurs."
         )
+    fileio.path(output.results).unlink(missing_ok=True)
+    if output.spill_dir.exists():
+        output.spill_dir.rmtree()
+    return [(n, size) for _, n, size in found]
 
-    return _ranges()
+
+def build(manual_dir, task: Task, cache_dir: str, recorder: Recorder, allow_unverified: bool,
+          decoded: Callable[[Iterable[str]], frozenset[str]], template: Callable,
+          file_format: str, download_config) -> tuple[Prepared, dict]:  # fmt: skip
+    """A Beam build: the inputs prepared (located, verified, planned), then the pipeline of
+    the plan, on the download config's runner and options: each split's ranges read, their
+    examples written into the split's shards under TFDS's names (`template(split)`: TFDS's
+    ShardedFileTemplate). Returns what was prepared and split -> [(examples, bytes)] of each
+    shard written; what the workers recorded goes to `recorder`."""
+    prepared = prepare(manual_dir, task, cache_dir, allow_unverified, recorder)
+    collector.settled()
+    the_plan = plan.make(prepared, task, download_config.get_shard_config())
+    work_dir = os.path.join(cache_dir, "ranges")
+    work = fileio.path(work_dir)
+    outputs = {}
+    for split in prepared.splits:
+        outputs[split] = Output(split, the_plan.split(split).layout, template(split), file_format,
+                                str(work / f"{task.name}-{split}-shards.json"))  # fmt: skip
+        fileio.path(outputs[split].results).unlink(missing_ok=True)
+    tasks = range_jobs(prepared, task, work_dir, decoded(prepared.splits), the_plan)
+    options = download_config.beam_options or PipelineOptions()
+    # Beam's type checks cannot follow a DoFn that yields windowed values (as TFDS says too).
+    options.view_as(TypeOptions).pipeline_type_check = False
+    beam = apache_beam
+    with beam.Pipeline(runner=download_config.beam_runner, options=options) as root:
+        for split, output in outputs.items():
+            examples = (
+                root
+                | f"{split}_ranges" >> beam.Create(tasks[split])
+                | f"{split}_spread" >> beam.Reshuffle()
+                | f"{split}_examples" >> beam.FlatMap(process)
+            )
+            write_split(examples, output)
+    written = {split: read_results(o) for split, o in outputs.items()}
+    recorder.merge(recorded(tasks))
+    return prepared, written

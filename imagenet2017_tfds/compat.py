@@ -1,17 +1,20 @@
 """Every use of a private name of TFDS or Apache Beam, fenced here and checked at import.
 
 TFDS and Beam offer no public hook for what these do:
+- hash an example's key, lay out the shards and serialize an example exactly as TFDS's own
+  writers do (`Hasher`, `get_bucket_number`, `ExampleSerializer`), and write a shard in a
+  format other than TFRecord (`file_adapter`): every executor of the engine writes its shards
+  itself, with TFDS's bytes;
 - skip TFDS's metadata-bucket lookup, which leaves an empty temporary folder per builder;
-- let examples that worker processes serialized pass TFDS's encoder and serializer;
-- give TFDS's Beam writer the shard layout the plan already knows (`planned_beam_writer`);
 - work around Beam's FnApiRunner losing a bundle's input (`beam_fixes`);
 - move a finished dataset into a data dir in a store in an order a reader can trust
   (`moved_into_store`).
 Each name is checked when this module is imported (Beam's when a Beam build starts): a name
 missing or of another shape raises `CompatError` naming the library's version and what
 changed, before any build begins, rather than failing silently mid-build. Patches that change
-a process-wide setting are applied for one build (`preserialized`, `beam_fixes`) and
-undone after it.
+a process-wide setting are applied for one build (`moved_into_store`, `beam_fixes`) and
+undone after it. Nothing here loads TensorFlow (the engine's worker processes import it), and
+nothing here imports the engine.
 """
 
 from __future__ import annotations
@@ -26,14 +29,13 @@ from tensorflow_datasets.core import (
     dataset_builder,
     dataset_info,
     example_serializer,
+    file_adapters,
+    hashing,
     shuffle,
-    split_builder,
 )
 from tensorflow_datasets.core import utils as tfds_utils
-from tensorflow_datasets.core import writer as writer_lib
 
 from imagenet2017_tfds import fileio, store
-from imagenet2017_tfds.engine import shards
 from imagenet2017_tfds.errors import Imagenet2017Error
 
 
@@ -50,31 +52,30 @@ def _tfds_problems() -> list[str]:
     """What changed in TFDS among the names this module uses; empty when all is as expected."""
     builder = tfds.core.GeneratorBasedBuilder
     expected = [
-        # engine/shards.py lays out every path's shards with it, as TFDS's Beam writer does.
+        # engine/shards.py lays out every executor's shards with it, as TFDS's Beam writer does.
         (_params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
          "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed"),
+        # engine/stream.py hashes each key as TFDS's writers do (salted by the split's name).
+        (_params(hashing.Hasher, "__init__") == ["self", "salt"]
+         and _params(hashing.Hasher, "hash_key") == ["self", "key"],
+         "hashing.Hasher(salt).hash_key(key) changed"),
+        # engine/jobs.py serializes each example with TFDS's serializer.
+        (_params(example_serializer.ExampleSerializer, "get_tf_example") == ["self", "example"],
+         "ExampleSerializer.get_tf_example(example) changed"),
+        # engine/shards.py writes the formats other than TFRecord through TFDS's adapters.
+        (isinstance(getattr(file_adapters, "ADAPTER_FOR_FORMAT", None), dict)
+         and (_params(file_adapters.ADAPTER_FOR_FORMAT.get(tfds.core.FileFormat.TFRECORD),
+                      "write_examples") or [])[:1] == ["path"],
+         "file_adapters.ADAPTER_FOR_FORMAT[format].write_examples(path, ...) changed"),
         (_params(dataset_info.DatasetInfo, "initialize_from_bucket") == ["self"],
          "DatasetInfo.initialize_from_bucket() changed"),
-        (_params(writer_lib.ExampleWriter, "write") == ["self", "path", "examples"],
-         "core.writer.ExampleWriter.write(path, examples) changed"),
-        (_params(builder, "_example_writer") == ["self"],
-         "GeneratorBasedBuilder._example_writer() changed"),
         ((_params(builder, "_download_and_prepare") or [])[:3]
          == ["self", "dl_manager", "download_config"],
          "GeneratorBasedBuilder._download_and_prepare(dl_manager, download_config) changed"),
         (_params(builder, "_get_filename_template") == ["self", "split_name"],
          "DatasetBuilder._get_filename_template(split_name) changed"),
-        (_params(example_serializer.ExampleSerializer, "get_tf_example") == ["self", "example"],
-         "ExampleSerializer.get_tf_example(example) changed"),
         (_params(builder, "_create_builder_config") == ["self", "builder_config", "version"],
          "DatasetBuilder._create_builder_config(builder_config, version) changed"),
-        (getattr(getattr(split_builder, "example_serializer", None), "ExampleSerializer", None)
-         is example_serializer.ExampleSerializer,  # a lazy import of that module
-         "split_builder no longer takes its serializer from core.example_serializer"),
-        (_params(example_serializer.ExampleSerializer, "serialize_example")
-         == ["self", "example"], "ExampleSerializer.serialize_example(example) changed"),
-        (_params(tfds.features.FeaturesDict, "encode_example") == ["self", "example_dict"],
-         "FeaturesDict.encode_example(example_dict) changed"),
         (_params(tfds_utils, "incomplete_dir") == ["dirname", "permissions", "overwrite"],
          "utils.incomplete_dir(dirname, permissions, overwrite) changed"),
     ]  # fmt: skip
@@ -92,6 +93,16 @@ def check(problems: list[str], library: str, version: str) -> None:
 
 
 check(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
+
+# TFDS's own, for the engine (checked above).
+Hasher = hashing.Hasher
+get_bucket_number = shuffle.get_bucket_number
+ExampleSerializer = example_serializer.ExampleSerializer
+
+
+def file_adapter(file_format: str):
+    """TFDS's writer of shard files in `file_format` (a FileFormat's value)."""
+    return file_adapters.ADAPTER_FOR_FORMAT[tfds.core.FileFormat(file_format)]
 
 
 # ---------------------------------------------------------------- TFDS: the final move
@@ -146,7 +157,7 @@ def _incomplete_dir_in_store(dirname, permissions=None, overwrite=False):
         folder.rmtree()
 
 
-# ---------------------------------------------------------------- TFDS: metadata, writer
+# ---------------------------------------------------------------- TFDS: metadata
 
 
 def skip_metadata_bucket(info: tfds.core.DatasetInfo) -> tfds.core.DatasetInfo:
@@ -154,150 +165,6 @@ def skip_metadata_bucket(info: tfds.core.DatasetInfo) -> tfds.core.DatasetInfo:
     temporary folder behind for every builder made before a build."""
     info.initialize_from_bucket = lambda: None
     return info
-
-
-# ---------------------------------------------------------------- TFDS: serialized examples
-
-
-@contextlib.contextmanager
-def preserialized(features: tfds.features.FeaturesDict, serialized: type[bytes]):
-    """For one build: a generator may yield examples already serialized (instances of
-    `serialized`, a bytes type), which `features` (the builder's) and the writer's serializer
-    pass unchanged. TFDS builds its writer's serializer from
-    `example_serializer.ExampleSerializer` and encodes every example with
-    `features.encode_example`, with no hook for examples encoded and serialized elsewhere."""
-
-    class _PassingSerializer(example_serializer.ExampleSerializer):
-        def serialize_example(self, example):
-            if isinstance(example, serialized):
-                return bytes(example)
-            return super().serialize_example(example)
-
-    encode = features.encode_example
-    features.encode_example = lambda ex: ex if isinstance(ex, serialized) else encode(ex)
-    saved = example_serializer.ExampleSerializer
-    example_serializer.ExampleSerializer = _PassingSerializer
-    try:
-        yield
-    finally:
-        example_serializer.ExampleSerializer = saved
-        del features.encode_example
-
-
-# ---------------------------------------------------------------- TFDS: the Beam writer's layout
-
-
-# split -> (every key it will hold, estimated serialized bytes), for the build in progress:
-# TFDS makes the writers, so the plans reach them here (planned_beam_writer).
-_WRITER_PLANS: dict[str, tuple[list[str], int]] = {}
-
-
-def _beam_writer_problems() -> list[str]:
-    writer = writer_lib.BeamWriter
-    init = ["self", "serializer", "filename_template", "hash_salt", "disable_shuffling",
-            "example_writer", "shard_config", "ignore_duplicates"]  # fmt: skip
-    return [what for ok, what in [
-        (getattr(getattr(split_builder, "writer_lib", None), "BeamWriter", None) is writer,
-         "split_builder no longer takes BeamWriter from core.writer"),  # a lazy import
-        (_params(writer, "__init__") == init, "core.writer.BeamWriter(...) arguments changed"),
-        (_params(writer, "_serialize_example") == ["self", "key_example"],
-         "BeamWriter._serialize_example(key_example) changed"),
-        (_params(writer, "_assign_shard")
-         == ["self", "key_serialized_example", "num_shards", "largest_key"],
-         "BeamWriter._assign_shard(key_serialized_example, num_shards, largest_key) changed"),
-        (_params(writer, "_write_final_shard")
-         == ["self", "shardid_examples", "non_empty_shard_ids"],
-         "BeamWriter._write_final_shard(shardid_examples, non_empty_shard_ids) changed"),
-        (_params(writer, "_store_split_info") == ["self", "shard_infos"],
-         "BeamWriter._store_split_info(shard_infos) changed"),
-        (_params(writer, "write_from_pcollection") == ["self", "examples_pcollection"],
-         "BeamWriter.write_from_pcollection(examples_pcollection) changed"),
-        (_params(writer, "finalize") == ["self"], "BeamWriter.finalize() changed"),
-    ] if not ok]  # fmt: skip
-
-
-class PlannedBeamWriter(writer_lib.BeamWriter):
-    """TFDS's BeamWriter, told the split's keys in advance, moving examples through files.
-
-    TFDS computes the number of shards and the largest hashed key from the examples, as side
-    inputs, then groups the serialized examples by shard: every example
-    goes through the runner three times (materialized, re-sent to be assigned its shard, grouped)
-    and a shard's examples become one record in the runner's memory (Flink's job server holds
-    a stage's whole output in its heap until the worker finishes the stage). From the planned
-    keys and bytes both are known before the pipeline runs; examples then go through
-    files in the dataset's build folder (storage every worker reads), and only where each
-    record lies goes through the runner (imagenet2017_tfds.beam.write_through_files). The
-    serialization, the shard of each key, the sort, the duplicate check and the shard files
-    are TFDS's own methods; only the shard count may differ (an estimate of the bytes), as it
-    may between TFDS's own writers."""
-
-    def __init__(self, *args, layout: shards.Layout | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        plan = _WRITER_PLANS.get(self.split)
-        if layout is None and plan is not None and plan[0] and not self._disable_shuffling:
-            keys, planned_bytes = plan
-            hkeys = [self._hasher.hash_key(key) for key in keys]
-            layout = shards.plan_layout(hkeys, planned_bytes, self._shard_config)
-        self._layout = layout
-        self._original_state["layout"] = layout  # what a worker rebuilds the writer from
-
-    @property
-    def split(self) -> str:
-        return self._filename_template.split
-
-    @property
-    def data_dir(self):
-        """The folder TFDS writes the split's shards into."""
-        return fileio.path(os.fspath(self._filename_template.data_dir))
-
-    # The steps of write_through_files, each one of TFDS's methods.
-
-    def serialize(self, key_example) -> tuple[int, bytes]:
-        """(hashed key, serialized example)."""
-        return self._serialize_example(key_example)
-
-    def shard_of(self, hkey: int) -> int:
-        layout = self._layout
-        shard, _ = self._assign_shard((hkey, None), layout.num_shards, [layout.largest_key])
-        return shard
-
-    def write_shard(self, shard: int, examples, shard_ids: list[int]) -> object:
-        """Sorts, checks for duplicate keys and writes one shard, numbered among the shards
-        that got examples (`shard_ids`, sorted); returns TFDS's shard info."""
-        return self._write_final_shard((shard, examples), shard_ids)
-
-    def store_split_info(self, shard_infos) -> None:
-        self._store_split_info(shard_infos)
-
-    def write_from_pcollection(self, examples_pcollection):
-        if self._layout is None:
-            return super().write_from_pcollection(examples_pcollection)
-        from imagenet2017_tfds import beam
-
-        return beam.write_through_files(self, examples_pcollection)
-
-    def finalize(self):
-        result = super().finalize()
-        if self._layout is not None:
-            from imagenet2017_tfds import beam
-
-            beam.remove_spill_dir(self)
-        return result
-
-
-@contextlib.contextmanager
-def planned_beam_writer():
-    """For one Beam build: yields the plans to fill (split -> (keys, estimated bytes)), read
-    when TFDS makes each split's writer; a split with a plan is written by PlannedBeamWriter."""
-    check(_beam_writer_problems(), "tensorflow-datasets", tfds.__version__)
-    saved = writer_lib.BeamWriter
-    writer_lib.BeamWriter = PlannedBeamWriter
-    _WRITER_PLANS.clear()
-    try:
-        yield _WRITER_PLANS
-    finally:
-        writer_lib.BeamWriter = saved
-        _WRITER_PLANS.clear()
 
 
 # ---------------------------------------------------------------- Beam: the FnApiRunner's data loss

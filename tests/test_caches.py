@@ -289,9 +289,9 @@ def _engine_build(manual, cache):
 def test_each_file_of_a_builds_work_folder_cut_is_discarded_and_the_same_shards_made(
     release, archives, monkeypatch, capsys
 ):
-    """A build's records (each archive's stream, each shard's) and its shard files, cut in
-    half as a killed build or a bad disk may leave them: each is noticed and made again, even
-    once the buckets it was made from are freed."""
+    """A build's records (each archive's stream, its plan, each shard's) and its shard files,
+    cut in half as a killed build or a bad disk may leave them: each is noticed and made again,
+    even once the buckets it was made from are freed."""
     manual, cache = archives
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
     root, clean = _engine_build(manual, cache)  # complete: every bucket freed
@@ -299,8 +299,9 @@ def test_each_file_of_a_builds_work_folder_cut_is_discarded_and_the_same_shards_
     shutil.copytree(root, kept)
     files = sorted(p.relative_to(kept) for p in kept.rglob("*") if p.is_file())
     assert [f.name for f in files] == [
-        "test-00000.json", "test-00000.tfrecord", "train-00000.json", "train-00000.tfrecord",
-        "validation-00000.json", "validation-00000.tfrecord", "stream-clsloc.json",
+        "plan.json", "test-00000.json", "test-00000.tfrecord", "train-00000.json",
+        "train-00000.tfrecord", "validation-00000.json", "validation-00000.tfrecord",
+        "stream-clsloc.json",
     ]  # fmt: skip
     for name in files:
         shutil.rmtree(root)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from imagenet2017_tfds import beam as beam_lib
-from imagenet2017_tfds import compat
 from imagenet2017_tfds.launch import evict_dead_workers
 from tests.support import procfs, readback
 from tests.test_launch_engines import (
@@ -28,16 +27,16 @@ from tests.test_launch_engines import (
     launch,
     left_running,
 )
-from tests.test_spill_writer import KEYS, PLANNED_BYTES, make_writer
+from tests.test_spill_writer import KEYS, example, hashed, make_output
 
 
-def spill_bundle(writer, examples, finish=True):
+def spill_bundle(output, examples, finish=True):
     """One attempt at a bundle: the (shard, (file, records)) values it yields, or None when
     it is cut short before it finishes (its worker killed)."""
-    fn = beam_lib.SpillExamples(writer)
+    fn = beam_lib.SpillExamples(output)
     fn.start_bundle()
-    for example in examples:
-        fn.process(example)
+    for pair in examples:
+        fn.process(pair)
     if not finish:
         fn.file.close()  # what the killed process's exit does
         return None
@@ -45,33 +44,27 @@ def spill_bundle(writer, examples, finish=True):
 
 
 def test_a_bundle_processed_again_leaves_one_copy_of_its_examples(tmp_path):
-    examples = [(key, {"index": i}) for i, key in enumerate(KEYS[:12])]
-    with compat.planned_beam_writer() as plans:
-        plans["train"] = (KEYS, PLANNED_BYTES)
-        writer = make_writer(tmp_path)
-        assert spill_bundle(writer, examples[:5], finish=False) is None  # a lost attempt
-        first = spill_bundle(writer, examples)  # its retry
-        second = spill_bundle(writer, examples)  # the stage restarted after it had finished
-        serialized = sorted(writer.serialize(example)[1] for example in examples)
+    examples = [(hashed(key), example(i)) for i, key in enumerate(KEYS[:12])]
+    output = make_output(tmp_path)
+    assert spill_bundle(output, examples[:5], finish=False) is None  # a lost attempt
+    first = spill_bundle(output, examples)  # its retry
+    second = spill_bundle(output, examples)  # the stage restarted after it had finished
     assert first == second  # the same file, the same records
-    (spill,) = beam_lib.spill_dir(writer).glob(f"*{beam_lib.SPILL}")
+    (spill,) = output.spill_dir.glob(f"*{beam_lib.SPILL}")
     assert {path for _, (path, _) in second} == {str(spill)}
     read = [data for _, spills in second for _, data in beam_lib.read_spilled([spills])]
-    assert sorted(read) == serialized  # every example once
+    assert sorted(read) == sorted(data for _, data in examples)  # every example once
     # The lost attempt's partial file is not a spill file: nothing refers to it.
-    assert len(list(beam_lib.spill_dir(writer).glob(f"*{beam_lib.PARTIAL}"))) == 1
+    assert len(list(output.spill_dir.glob(f"*{beam_lib.PARTIAL}"))) == 1
 
 
 def test_bundles_of_different_examples_keep_their_own_files(tmp_path):
-    examples = [(key, {"index": i}) for i, key in enumerate(KEYS[:12])]
-    with compat.planned_beam_writer() as plans:
-        plans["train"] = (KEYS, PLANNED_BYTES)
-        writer = make_writer(tmp_path)
-        values = spill_bundle(writer, examples[:6]) + spill_bundle(writer, examples[6:])
-        serialized = sorted(writer.serialize(example)[1] for example in examples)
-    assert len(list(beam_lib.spill_dir(writer).glob(f"*{beam_lib.SPILL}"))) == 2
+    examples = [(hashed(key), example(i)) for i, key in enumerate(KEYS[:12])]
+    output = make_output(tmp_path)
+    values = spill_bundle(output, examples[:6]) + spill_bundle(output, examples[6:])
+    assert len(list(output.spill_dir.glob(f"*{beam_lib.SPILL}"))) == 2
     read = [data for _, spills in values for _, data in beam_lib.read_spilled([spills])]
-    assert sorted(read) == serialized
+    assert sorted(read) == sorted(data for _, data in examples)
 
 
 # ---------------------------------------------------------------- real engines, one worker killed

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.sources.base import Entry, Source
+from imagenet2017_tfds.sources.base import Entry
 
 OFFSET_BITS = 40  # a bucket may hold up to 1 TB
 HKEY_BITS = 128  # TFDS's hashed keys
@@ -128,14 +128,12 @@ class Store:
         return dict(self._sizes)
 
 
-class Buckets(Source):
-    """The reading side: a Source whose entries' offsets are places in the store."""
+class Buckets:
+    """The reading side, a reader of a job (jobs.Reader): entries whose offsets are places
+    in the store."""
 
     def __init__(self, folder: str, name: str):
         self.folder, self.name = folder, name  # `name`: the archive, in messages
-
-    def scan(self, want) -> Iterator[tuple[Entry, bytes | None]]:
-        raise NotImplementedError("buckets are read by place, never scanned")
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         """Each entry's bytes. One bucket is open at a time (a shard's entries come bucket

@@ -1,7 +1,8 @@
 """The one job type and the one function that runs it, wherever it runs: a worker process
 of the local pool, the build's own process, or a Beam worker.
 
-A job is a list of planned items and the sources holding their bytes. Running it reads each
+A job is a list of planned items (or, for a Beam range, the file holding them) and the
+readers of their bytes (a source, or the buckets the stream filled). Running it reads each
 item's bytes, checks and fixes the image, builds the features and serializes the example
 (TFDS's encoder and serializer, map entries in deterministic order), and records what it
 left out. A job with an output writes its examples, in hashed-key order, as a shard file.
@@ -14,33 +15,40 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from imagenet2017_tfds import fileio, images
-from imagenet2017_tfds.engine import faults, shards
+from imagenet2017_tfds import codec, compat, fileio, images
+from imagenet2017_tfds.engine import bucket_life, faults, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
-from imagenet2017_tfds.errors import ConsistencyError, ImageError
+from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.example_dicts import Item
 from imagenet2017_tfds.problems import Recorder
-from imagenet2017_tfds.sources import Entry, Source
+from imagenet2017_tfds.sources import Entry
 from imagenet2017_tfds.tasks import Task
 
 
-class Serialized(bytes):
-    """An example serialized by `run`: TFDS's encoder and serializer pass it unchanged in a
-    Beam build (compat.preserialized)."""
+class Reader(Protocol):
+    """What a job reads its items' bytes from: a source (an archive, a tree) or the buckets
+    the stream filled (buckets.Buckets). Picklable: paths only."""
+
+    name: str  # in messages
+
+    def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
+        """The bytes of `entries`, in the order given."""
 
 
 @dataclass(frozen=True)
 class Job:
     task: Task  # pickled by name
     split: str
-    sources: tuple[Source, ...]  # paths only
+    sources: tuple[Reader, ...]
     items: tuple[tuple[int, Entry, Item], ...]  # (source index, entry, item), in output order
     mode: str  # the build's Recorder mode
     decode: bool = False  # decode every stored image fully (validation, test; train if asked)
@@ -51,10 +59,29 @@ class Job:
     recorded: dict = field(default_factory=dict)  # what was recorded of it before (its check)
     resume: Checkpoint | None = None  # how far an earlier run wrote its shard
     frees: Frees | None = None  # the buckets it frees on its way (TFRecord shards)
+    # Where its items and their hashed keys are, read where it runs (`loaded`): a Beam job
+    # (its range file), so that no pipeline holds a split's annotations.
+    items_file: str | None = None
 
     @property
     def start(self) -> int:
         return self.resume.items if self.resume else 0
+
+
+_ITEMS_FILE = tuple[tuple[tuple[int, Entry, Item], ...], tuple[int, ...]]
+
+
+def write_items(path, items: tuple, hkeys: tuple[int, ...]) -> None:
+    """A job's items and their hashed keys, in a file any worker reads (`items_file`)."""
+    fileio.write_atomic(path, json.dumps(codec.encode((items, hkeys))).encode())
+
+
+def loaded(job: Job) -> Job:
+    """The job with its items read from its `items_file` (if it has one)."""
+    if job.items_file is None:
+        return job
+    items, hkeys = codec.decode(_ITEMS_FILE, json.loads(fileio.path(job.items_file).read_bytes()))
+    return dataclasses.replace(job, items=items, hkeys=hkeys, items_file=None)
 
 
 @dataclass
@@ -80,12 +107,10 @@ _FEATURES: dict = {}  # task name -> (features, serializer), made once a process
 
 def _serializer(task: Task):
     if task.name not in _FEATURES:
-        from tensorflow_datasets.core import example_serializer
-
         features = task.make_features()
         _FEATURES[task.name] = (
             features,
-            example_serializer.ExampleSerializer(features.get_serialized_info()),
+            compat.ExampleSerializer(features.get_serialized_info()),
         )
     return _FEATURES[task.name]
 
@@ -178,37 +203,22 @@ def write_shard(job: Job) -> Written:
     faults.point("shard-started", job)
     recorder = Recorder.from_json(job.recorded, job.mode)
     recorder.quiet = True
-    written = Written(job.output, 0, 0, {})
-    last, at = -1, None
+    tally, at = shards.Tally(f"{job.split} shard {job.output}"), None
     if (resume := job.resume) is not None:
         recorder.merge(Recorder.from_json(resume.recorded))
-        written.num_examples, written.num_bytes = resume.num_examples, resume.num_bytes
-        last, at = resume.last_hkey, resume.file_bytes
-    order = dict(zip((it.key for _, _, it in job.items), job.hkeys, strict=True))
-    frees = list(job.frees.after) if job.frees else []
-    checkpoints = _Checkpoints(job) if frees else None
-    size = at or 0
+        tally.num_examples, tally.num_bytes = resume.num_examples, resume.num_bytes
+        tally.last_hkey, at = resume.last_hkey, resume.file_bytes
+        tally.file_bytes = at
+    due = bucket_life.Due(job.frees)
+    checkpoints = _Checkpoints(job) if due else None
 
     def records():
-        nonlocal last, size
         for ex in run(job, recorder):
-            names: list[str] = []
-            while frees and frees[0][0] <= ex.index:  # every item before `ex` is written
-                names += frees.pop(0)[1]
-            if names:
-                checkpoints.take(Checkpoint(ex.index, size, written.num_examples,
-                                 written.num_bytes, last, recorder.to_json()), names)  # fmt: skip
-            hkey = order[ex.key]
-            if hkey <= last:
-                raise ConsistencyError(
-                    f"{job.split} shard {job.output}: {ex.path} is out of hashed-key order or "
-                    "a duplicate key: report this as a bug."
-                )
-            last = hkey
-            written.num_examples += 1
-            written.num_bytes += len(ex.data)
-            size += shards.TFRECORD_FRAMING + len(ex.data)
-            yield ex.data
+            if names := due.at(ex.index):
+                checkpoints.take(Checkpoint(ex.index, tally.file_bytes, tally.num_examples,
+                                            tally.num_bytes, tally.last_hkey,
+                                            recorder.to_json()), names)  # fmt: skip
+            yield tally.take(job.hkeys[ex.index], ex.data, ex.path)
 
     partial = partial_path(job.output)
     try:
@@ -222,8 +232,7 @@ def write_shard(job: Job) -> Written:
     if checkpoints is not None:
         checkpoints.close()
     os.replace(partial, job.output)
-    written.recorded = recorder.to_json()
-    return written
+    return Written(job.output, tally.num_examples, tally.num_bytes, recorder.to_json())
 
 
 class _Checkpoints:

@@ -17,12 +17,12 @@ import errno
 import os
 import sys
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 
 from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare, store
-from imagenet2017_tfds.engine import buckets, faults, jobs, pool, shards, stream
-from imagenet2017_tfds.engine.work import Frees, Shard, Work
+from imagenet2017_tfds.engine import bucket_life, buckets, faults, jobs, pool, stream
+from imagenet2017_tfds.engine import plan as plan_lib
+from imagenet2017_tfds.engine.work import Shard, Work
 from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
@@ -51,6 +51,21 @@ class Built:
         return self.work.shard_file(shard.split, shard.shard, self.suffix)
 
     suffix: str = "tfrecord"
+
+
+def link_into(built: Built, targets) -> dict[str, list[tuple[int, int]]]:
+    """Links each split's finished shards to `targets(split, count)` (the dataset's file names),
+    then removes the work folder (the dataset holds its own links to the shards now). Returns
+    split -> (examples, bytes) of each shard."""
+    written = {}
+    for split, shards in built.shards.items():
+        for shard, target in zip(shards, targets(split, len(shards)) if shards else [],
+                                 strict=True):  # fmt: skip
+            fileio.link_or_copy(built.shard_file(shard), target)
+            faults.point("shard-placed", target)
+        written[split] = [(s.num_examples, s.num_bytes) for s in shards]
+    built.work.remove()
+    return written
 
 
 def _say(message: str) -> None:
@@ -221,19 +236,11 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
                          for table in c.images.values() for e in table.values())  # fmt: skip
         check_space(found, work, options, tree_bytes)
     with _out_of_space(work):
-        recorded = list(recorder.problems), list(recorder.notices)
-        try:
-            return _build(found, task, cache_dir, recorder, options, work, tree_cats)
-        except _BucketGone as gone:  # a shard to write again after its buckets were freed
-            fileio.notice(work.root, str(gone), "it is discarded and the archives read again")
-            work.remove()
-            recorder.problems[:], recorder.notices[:] = recorded
-            return _build(found, task, cache_dir, recorder, options, work, tree_cats)
-
-
-class _BucketGone(Exception):
-    """A bucket a shard still to write reads is gone: freed once that shard was written and
-    recorded, whose record or file was then damaged (or deleted by another program)."""
+        return bucket_life.with_buckets_again(
+            work,
+            recorder,
+            lambda: _build(found, task, cache_dir, recorder, options, work, tree_cats),
+        )
 
 
 def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
@@ -265,12 +272,16 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
         prepare.record_catalog_problems(cats, found, recorder)
         prepared = prepare.plan(found, task, cats, verified, recorder,
                                 once=tuple(found.tarballs))  # fmt: skip
+        the_plan = work.plan()
+        if the_plan is None or not the_plan.fits(prepared):
+            the_plan = plan_lib.make(prepared, task, options.shard_config)
+            keeper.submit(work.keep_plan, the_plan)
         sources = {
             part: buckets.Buckets(work.buckets, source.name)
             if isinstance(source, Tarball) else source
             for part, source in found.parts.items()
         }  # fmt: skip
-        per_split = _shard_jobs(prepared, task, sources, work, recorder, options)
+        per_split = _shard_jobs(the_plan, prepared, task, sources, work, recorder, options)
         collector.settled()
         built = Built(prepared, work, suffix=options.file_format)
         _write_shards(built, per_split, recorder, options, executor, keeper, streams_kept)
@@ -281,66 +292,34 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
 
 @dataclass
 class _Planned:
-    shard: int
     job: jobs.Job
-    buckets: tuple[str | None, ...]  # each item's bucket (None: not in a bucket)
-
-    def needs(self) -> set[str]:
-        """The buckets the items still to write read."""
-        return {name for name in self.buckets[self.job.start :] if name is not None}
-
-    def frees(self, work: Work, alone: set[str]) -> Frees | None:
-        """Each bucket of `alone` (read by no other shard still to write) with the number of
-        items after which no item reads it, short of the last (freed with the shard)."""
-        last = {name: k + 1 for k, name in enumerate(self.buckets) if name in alone}
-        after: dict[int, list[str]] = {}
-        for name, items in last.items():
-            if self.job.start < items < len(self.buckets):
-                after.setdefault(items, []).append(name)
-        if not after:
-            return None
-        return Frees(
-            work.root,
-            self.shard,
-            tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())),
-        )
+    reads: bucket_life.Reads
 
 
-def _shard_jobs(prepared, task: Task, sources: dict[str, Source], work: Work, recorder,
-                options: Options) -> dict[str, list[_Planned]]:  # fmt: skip
-    """split -> its shards' jobs, in shard order (smallest split first: a damaged
-    validation or test image stops the build before train is written)."""
-    hasher = stream.hashers(task)
+def _shard_jobs(the_plan: plan_lib.Plan, prepared, task: Task, sources: dict[str, Source],
+                work: Work, recorder, options: Options) -> dict[str, list[_Planned]]:  # fmt: skip
+    """split -> its shards' jobs, in the plan's order."""
     parts = sorted(sources)
     index = {part: k for k, part in enumerate(parts)}
     out = {}
-    for split in sorted(prepared.splits, key=lambda s: (len(prepared.splits[s]), s)):
-        plan = prepared.splits[split]
-        items = [(part, e, it) for part in sorted(plan.parts) for e, it in plan.parts[part]]
-        if not items:
-            out[split] = []
-            continue
-        hkeys = [hasher[split].hash_key(it.key) for _, _, it in items]
-        layout = shards.plan_layout(hkeys, shards.planned_bytes(e.size for _, e, _ in items),
-                                    options.shard_config)  # fmt: skip
-        per_shard: dict[int, list] = {}
-        for hkey, triple in sorted(zip(hkeys, items, strict=True), key=lambda x: x[0]):
-            per_shard.setdefault(layout.shard_of(hkey), []).append((hkey, triple))
+    for split_shards in the_plan.splits:
+        split = split_shards.split
+        items = [(part, e, it) for part, pairs in sorted(prepared.splits[split].parts.items())
+                 for e, it in pairs]  # fmt: skip
         planned = []
-        for shard in sorted(per_shard):
-            chosen = per_shard[shard]
-            used = tuple(
-                buckets.file_name(buckets.unplace(e.offset)[0])
-                if isinstance(sources[part], buckets.Buckets) else None
-                for _, (part, e, _) in chosen
-            )  # fmt: skip
+        for sp in split_shards.shards:
+            chosen = [items[k] for k in sp.items]
             job = jobs.Job(
-                task, split, tuple(sources[p] for p in parts),
-                tuple((index[p], e, it) for _, (p, e, it) in chosen), recorder.mode,
-                split in options.decode_splits, tuple(h for h, _ in chosen),
-                work.shard_file(split, shard, options.file_format), options.file_format,
+                task=task, split=split, sources=tuple(sources[p] for p in parts),
+                items=tuple((index[p], e, it) for p, e, it in chosen), mode=recorder.mode,
+                decode=split in options.decode_splits, hkeys=sp.hkeys,
+                output=work.shard_file(split, sp.shard, options.file_format),
+                file_format=options.file_format,
             )  # fmt: skip
-            planned.append(_Planned(shard, job, used))
+            in_buckets = [isinstance(sources[p], buckets.Buckets) for p, _, _ in chosen]
+            reads = bucket_life.Reads(split, sp.shard, bucket_life.item_buckets(
+                (e for _, e, _ in chosen), in_buckets))  # fmt: skip
+            planned.append(_Planned(job, reads))
         out[split] = planned
     return out
 
@@ -349,38 +328,33 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
                   options: Options, executor: pool.Pool | None, keeper: cf.Executor,
                   streams_kept: cf.Future):  # fmt: skip
     """The shards no earlier run wrote, on the workers, once `streams_kept` is done (the
-    streams on disk and recorded); `keeper` then flushes and records each one. The full
-    decodes of the splits that ask for them start before, in this process: they only read
-    the buckets, still in the page cache."""
+    streams on disk and recorded); `keeper` then flushes and records each one and frees the
+    buckets it was the last to read (bucket_life). The full decodes of the splits that ask
+    for them start before, in this process: they only read the buckets, still in the page
+    cache."""
     work, suffix = built.work, options.file_format
     done: dict[tuple[str, int], Shard] = {}
-    users: Counter = Counter()  # bucket -> shards still to write that read it
     todo, resumed = [], []
     for split, planned in per_split.items():
         for p in planned:
-            if (earlier := work.done(split, p.shard, suffix)) is not None:
-                done[(split, p.shard)] = earlier
+            if (earlier := work.done(split, p.reads.shard, suffix)) is not None:
+                done[(split, p.reads.shard)] = earlier
                 continue
-            if suffix == "tfrecord" and (cp := work.checkpoint(split, p.shard, suffix)):
+            if suffix == "tfrecord" and (cp := work.checkpoint(split, p.reads.shard, suffix)):
                 p.job = dataclasses.replace(p.job, resume=cp)
+                p.reads.start = cp.items
                 resumed.append(p)
             todo.append(p)
-            users.update(p.needs())
+    life = bucket_life.Lifecycle(work, [p.reads for p in todo])
     if done:
         _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
     if resumed:
         _say(f"{len(resumed)} shards partly written by an earlier run of this build: going on "
              f"from their {sum(p.job.resume.num_examples for p in resumed)} examples written.")  # fmt: skip
-    for p in todo:
-        for name in sorted(p.needs()):
-            if not os.path.exists(os.path.join(work.buckets, name)):
-                raise _BucketGone(
-                    f"bucket {name} is gone, but {p.job.split} shard {p.shard}, which reads it, "
-                    "is not written (or its file or record is damaged)"
-                )
-        if suffix == "tfrecord":  # a file that can be continued: its buckets freed on its way
-            alone = {name for name in p.needs() if users[name] == 1}
-            p.job = dataclasses.replace(p.job, frees=p.frees(work, alone))
+    life.check_present([p.reads for p in todo])
+    if suffix == "tfrecord":  # a file that can be continued: its buckets freed on its way
+        for p in todo:
+            p.job = dataclasses.replace(p.job, frees=life.frees(p.reads))
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
@@ -392,11 +366,7 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     bars = {}
     try:
         streams_kept.result()  # the stream is on disk and recorded before any shard is written
-        for planned in per_split.values():  # buckets no shard still needs (all written earlier)
-            for p in planned:
-                for name in set(p.buckets) - {None}:
-                    if users[name] == 0:
-                        work.free_bucket(name)
+        life.free_unread(p.reads for planned in per_split.values() for p in planned)
         bars.update({
             split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
             for split in per_split
@@ -412,17 +382,12 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         planned_by_output = {p.job.output: p for p in todo}
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
-            shard = Shard(job.split, p.shard, written.num_examples, written.num_bytes,
+            shard = Shard(job.split, p.reads.shard, written.num_examples, written.num_bytes,
                           written.recorded)  # fmt: skip
             done[(job.split, shard.shard)] = shard
             before = job.resume.num_examples if job.resume else 0
             bars[job.split].update(written.num_examples - before)
-            freed = []
-            for name in p.needs():
-                users[name] -= 1
-                if users[name] == 0:
-                    freed.append(name)
-            kept.append(keeper.submit(_keep_shard, work, shard, suffix, freed))
+            kept.append(keeper.submit(_keep_shard, work, shard, suffix, life.written(p.reads)))
         for future in kept:
             future.result()
     finally:

@@ -8,12 +8,17 @@ the same shards from the plan before any example exists, so all write the same b
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import google_crc32c
-from tensorflow_datasets.core import shuffle
+
+from imagenet2017_tfds import compat, fileio
+from imagenet2017_tfds.errors import ConsistencyError
 
 # What a serialized example holds beyond its image bytes (labels, boxes, names, framing).
 EXAMPLE_OVERHEAD_BYTES = 200
@@ -25,7 +30,7 @@ class Layout:
     largest_key: int  # the largest hashed key: shard numbers scale by it
 
     def shard_of(self, hkey: int) -> int:
-        return shuffle.get_bucket_number(hkey, self.num_shards, self.largest_key)
+        return compat.get_bucket_number(hkey, self.num_shards, self.largest_key)
 
 
 def plan_layout(hkeys: list[int], planned_bytes: int, shard_config) -> Layout:
@@ -77,7 +82,45 @@ def write(path: str, records: Iterable[bytes], file_format: str, at: int | None 
                     record = record[f.write(record) :]
         return
     assert at is None, "only a TFRecord file can be continued"
-    from tensorflow_datasets.core import file_adapters
+    compat.file_adapter(file_format).write_examples(path, ((None, data) for data in records))
 
-    adapter = file_adapters.ADAPTER_FOR_FORMAT[file_adapters.FileFormat(file_format)]
-    adapter.write_examples(path, ((None, data) for data in records))
+
+def write_whole(target: str, records: Iterable[bytes], file_format: str) -> None:
+    """A shard file written by `write`, appearing at `target` only when complete: written
+    beside it and moved there, or, in a store, written locally and uploaded."""
+    if fileio.is_local(target):
+        partial = f"{target}.partial"
+        write(partial, records, file_format)
+        os.replace(partial, target)
+        return
+    folder = tempfile.mkdtemp(prefix="i17-shard-")
+    try:
+        local = os.path.join(folder, "shard")
+        write(local, records, file_format)
+        fileio.path(target).upload(local)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Tally:
+    """A shard's examples as they go to its file, in hashed-key order (`take`): checked for
+    order and duplicate keys, counted."""
+
+    where: str  # the shard, in messages
+    num_examples: int = 0
+    num_bytes: int = 0  # the serialized examples' (what TFDS's split info counts)
+    file_bytes: int = 0  # the TFRecord file's
+    last_hkey: int = -1
+
+    def take(self, hkey: int, data: bytes, member: str) -> bytes:
+        if hkey <= self.last_hkey:
+            raise ConsistencyError(
+                f"{self.where}: {member} is out of hashed-key order or a duplicate key: report "
+                "this as a bug."
+            )
+        self.last_hkey = hkey
+        self.num_examples += 1
+        self.num_bytes += len(data)
+        self.file_bytes += TFRECORD_FRAMING + len(data)
+        return data

@@ -13,9 +13,7 @@ import ctypes
 import functools
 from collections.abc import Callable
 
-from tensorflow_datasets.core import hashing  # no TensorFlow behind it
-
-from imagenet2017_tfds import catalog, layout
+from imagenet2017_tfds import catalog, compat, layout
 from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.engine.buckets import Store
 from imagenet2017_tfds.sources import Entry, Tarball, tar
@@ -42,9 +40,9 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def hashers(task: Task) -> dict[str, hashing.Hasher]:
+def hashers(task: Task) -> dict[str, compat.Hasher]:
     """split -> TFDS's hasher of its keys (salted by the split's name, as TFDS's writers are)."""
-    return {split: hashing.Hasher(split) for split, _ in task.items.values()}
+    return {split: compat.Hasher(split) for split, _ in task.items.values()}
 
 
 def read_once(

@@ -5,7 +5,7 @@ input's identity (an archive's path, size, times, inode; a tree's catalog), the 
 options that change what is written, the file format and shard settings, and this format's
 version. Other input can never reuse it. It holds, in the order a build makes them:
 `stream-<part>.json` (an archive's catalog, once its stream and its digest are done), the
-buckets, each shard being written (`<split>-<shard>.<suffix>.partial`) with its checkpoint
+buckets, `plan.json` (the build's plan, engine/plan.py), each shard being written (`<split>-<shard>.<suffix>.partial`) with its checkpoint
 `<split>-<shard>.partial.json` (how far the file is on disk; the buckets behind it may be
 freed), and each finished shard with its record `<split>-<shard>.json`. Every record is on
 disk before what it allows to be deleted is deleted.
@@ -20,11 +20,15 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from imagenet2017_tfds import catalog, fileio
+from imagenet2017_tfds import catalog, codec, fileio
 from imagenet2017_tfds.engine import faults
 
-FORMAT = 3  # bump when what the folder holds changes
+if TYPE_CHECKING:  # engine/plan.py imports TFDS, which imports the builder, then this module
+    from imagenet2017_tfds.engine import plan as plan_lib
+
+FORMAT = 4  # bump when what the folder holds changes
 
 
 def identity(inputs: dict, settings: dict) -> str:
@@ -122,6 +126,21 @@ class Work:
 
     def keep_stream(self, part: str, cat: catalog.Catalog, bucket_sizes: dict[str, int]) -> None:
         self._write(self._stream_file(part), {"catalog": cat.to_json(), "buckets": bucket_sizes})
+
+    # ------------------------------------------------ the plan
+
+    def _plan_file(self) -> fileio.Path:
+        return fileio.path(self.root) / "plan.json"
+
+    def plan(self) -> plan_lib.Plan | None:
+        """The plan an earlier run of this build kept."""
+        from imagenet2017_tfds.engine import plan as plan_lib
+
+        value = self._read(self._plan_file())
+        return codec.decode(plan_lib.Plan, value) if value else None
+
+    def keep_plan(self, plan: plan_lib.Plan) -> None:
+        self._write(self._plan_file(), codec.encode(plan))
 
     # ------------------------------------------------ shards
 
