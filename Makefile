@@ -69,7 +69,7 @@ WORKERS ?= 2
 beam-build: venv
 	@[ -n "$(MANUAL_DIR)" ] && [ -n "$(DATA_DIR)" ] || { echo "make beam-build needs" \
 	  "MANUAL_DIR=<the downloaded archives> DATA_DIR=<where to write>"; exit 2; }
-	$(RUN) python -m imagenet2017_tfds.cli beam-build --runner $(RUNNER) --config '$(CONFIG)' \
+	$(RUN) python -m imagenet2017_tfds.tools.cli beam-build --runner $(RUNNER) --config '$(CONFIG)' \
 	  --manual_dir $(MANUAL_DIR) --data_dir $(DATA_DIR) --workers $(WORKERS) $(BEAM_BUILD_ARGS)
 
 # One build on a simulated cluster (root, Java, Go): a Flink JobManager and two TaskManager

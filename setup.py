@@ -61,5 +61,5 @@ setup(
             "moto[server]",
         ],
     },
-    entry_points={"console_scripts": ["imagenet2017-tfds=imagenet2017_tfds.cli:main"]},
+    entry_points={"console_scripts": ["imagenet2017-tfds=imagenet2017_tfds.tools.cli:main"]},
 )

@@ -276,7 +276,7 @@ def md5sum(c: Corpus, i: int):
 
 
 def verify(c: Corpus, i: int):
-    return [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", str(c.folder)], False
+    return [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "verify", str(c.folder)], False
 
 
 def cached_verdict_check(c: Corpus, i: int):

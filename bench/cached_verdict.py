@@ -4,7 +4,7 @@ verdict lookup, nothing read."""
 import sys
 import time
 
-from imagenet2017_tfds import checksums
+from imagenet2017_tfds.ilsvrc import checksums
 
 archive, cache_dir = sys.argv[1], sys.argv[2]
 start = time.perf_counter()

@@ -95,7 +95,7 @@ KINDS = [
     ("org.apache.spark.deploy.worker.Worker", "Spark worker"),
     ("tfds build", "tfds build"),  # before beam_boot: its pipeline options name the boot
     ("beam_boot", "SDK workers"),
-    ("imagenet2017_tfds.cli", "launcher"),
+    ("imagenet2017_tfds.tools.cli", "launcher"),
     ("fake-gcs-server", "fake-gcs-server"),
     ("launch.stores --front", "store front"),
     ("moto.server", "moto"),

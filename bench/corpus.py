@@ -104,7 +104,7 @@ def write_corpus(
     members = tar_order(members, random.Random(seed + 1), order)
     # Validation labels come from the ground truth in the real release; the benchmark
     # corpus uses the first val indices, so its val XMLs must name the real classes.
-    from imagenet2017_tfds import devkit
+    from imagenet2017_tfds.ilsvrc import devkit
 
     truth = devkit.clsloc_ground_truth()
     archive = folder / "ILSVRC2017_CLS-LOC.tar.gz"

@@ -208,7 +208,7 @@ def stream_only(archive: Path) -> dict:
         "import json, os, sys, tempfile, threading, time\n"
         "from imagenet2017_tfds.engine import buckets, stream\n"
         "from imagenet2017_tfds.sources import Tarball\n"
-        "from imagenet2017_tfds.tasks import CLSLOC\n"
+        "from imagenet2017_tfds.ilsvrc.tasks import CLSLOC\n"
         "def cpu():\n"
         "    out = {}\n"
         "    for tid in os.listdir('/proc/self/task'):\n"

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
              "clsloc", "--manual_dir", str(work / "corpus"), "--data_dir", str(data)]  # fmt: skip
     print("building", archive, flush=True)
     built = timed(build, env)
-    cli = [sys.executable, "-m", "imagenet2017_tfds.cli"]
+    cli = [sys.executable, "-m", "imagenet2017_tfds.tools.cli"]
     commands = {
         "report": [*cli, "report", str(data), "--config", "clsloc", "-o", str(work / "r.html")],
         "stats": [*cli, "stats", str(data), "--config", "clsloc"],

@@ -29,25 +29,25 @@ class _RegisterAfterTfds(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             run(module)
-            importlib.import_module("imagenet2017_tfds.builder")
+            importlib.import_module("imagenet2017_tfds.dataset.builder")
 
         spec.loader.exec_module = exec_module
         return spec
 
 
 if _TFDS in sys.modules:
-    from imagenet2017_tfds import builder as _builder  # noqa: F401  (registers it)
+    from imagenet2017_tfds.dataset import builder as _builder  # noqa: F401  (registers it)
 elif not any(isinstance(f, _RegisterAfterTfds) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterAfterTfds())
 
 
 def __getattr__(name: str):
     if name in ("Imagenet2017", "Imagenet2017Config"):
-        from imagenet2017_tfds import builder
+        from imagenet2017_tfds.dataset import builder
 
         return getattr(builder, name)
     if name in ("class_names", "readable_name"):
-        from imagenet2017_tfds import tasks
+        from imagenet2017_tfds.ilsvrc import tasks
 
         return getattr(tasks, name)
     raise AttributeError(f"module 'imagenet2017_tfds' has no attribute {name!r}")

@@ -35,8 +35,8 @@ from tensorflow_datasets.core import (
 )
 from tensorflow_datasets.core import utils as tfds_utils
 
-from imagenet2017_tfds import fileio, store
 from imagenet2017_tfds.errors import Imagenet2017Error
+from imagenet2017_tfds.internal import fileio, store
 
 
 class CompatError(Imagenet2017Error):

@@ -67,10 +67,14 @@ def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch
     return builder
 
 
+# `imagenet2017-tfds` as a command line of this Python (the tests' PYTHONPATH, no install).
+CLI = (sys.executable, "-m", "imagenet2017_tfds.tools.cli")
+
+
 def cli(*args, env=None):
     """`imagenet2017-tfds <args>` in its own process; its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", *map(str, args)],
+        [*CLI, *map(str, args)],
         env=env or build_env(None), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

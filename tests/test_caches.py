@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from etils import epath
 
-from imagenet2017_tfds import catalog, checksums, fileio, testing
+from imagenet2017_tfds import testing
 from imagenet2017_tfds.errors import ChecksumError
+from imagenet2017_tfds.ilsvrc import catalog, checksums
+from imagenet2017_tfds.internal import fileio
 from imagenet2017_tfds.sources import Tarball
 
 CLSLOC, DET = testing.CLSLOC, testing.DET
@@ -273,9 +275,9 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_verification(release, 
 def _engine_build(manual, cache):
     import tensorflow_datasets as tfds
 
-    from imagenet2017_tfds import tasks
     from imagenet2017_tfds.engine import local
-    from imagenet2017_tfds.problems import Recorder
+    from imagenet2017_tfds.ilsvrc import tasks
+    from imagenet2017_tfds.internal.problems import Recorder
 
     options = local.Options(workers=1, skip_space_check=True,
                             shard_config=tfds.download.DownloadConfig().get_shard_config())  # fmt: skip

@@ -3,11 +3,13 @@ records instead of raising, and its cache."""
 
 from __future__ import annotations
 
-from imagenet2017_tfds import catalog, codec, testing
-from imagenet2017_tfds.example_dicts import Item
-from imagenet2017_tfds.problems import Problem
+from imagenet2017_tfds import testing
+from imagenet2017_tfds.ilsvrc import catalog
+from imagenet2017_tfds.ilsvrc.example_dicts import Item
+from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation, Box
+from imagenet2017_tfds.internal import codec
+from imagenet2017_tfds.internal.problems import Problem
 from imagenet2017_tfds.sources import Entry, Source
-from imagenet2017_tfds.xml_annotations import Annotation, Box
 
 XML = testing.clsloc_xml("n01440764", "n01440764_1", (50, 40), [("n01440764", 1, 2, 30, 35)])
 

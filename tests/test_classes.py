@@ -9,7 +9,8 @@ import json
 import pytest
 
 import imagenet2017_tfds
-from imagenet2017_tfds import classes, devkit, readable_name
+from imagenet2017_tfds import readable_name
+from imagenet2017_tfds.ilsvrc import classes, devkit
 from tests.conftest import ROOT
 from tests.support import readback
 

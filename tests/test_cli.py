@@ -69,7 +69,7 @@ def test_show_without_matplotlib_says_which_extra_to_install(tmp_path):
     code = (
         "import sys\n"
         "sys.modules['matplotlib'] = None  # as if not installed\n"
-        "from imagenet2017_tfds import cli\n"
+        "from imagenet2017_tfds.tools import cli\n"
         f"sys.exit(cli.main(['show', {str(tmp_path)!r}]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=build_env(None), cwd=ROOT,
@@ -98,7 +98,7 @@ def test_a_wrong_folder_is_named_with_what_was_expected_and_exit_status_2(case, 
         ),
     }[case]
     result = subprocess.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", *map(str, command)],
+        [sys.executable, "-m", "imagenet2017_tfds.tools.cli", *map(str, command)],
         env=build_env(None),
         capture_output=True,
         text=True,

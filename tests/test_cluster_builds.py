@@ -55,7 +55,7 @@ ROLES = {  # a JVM's role, by its main class
 
 
 def launcher(*args: str) -> list[str]:
-    return [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", *args]
+    return [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "beam-build", *args]
 
 
 # ------------------------------------------------------------------------------------------

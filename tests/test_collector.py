@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from imagenet2017_tfds import collector
+from imagenet2017_tfds.internal import collector
 from tests.conftest import ROOT
 
 
@@ -67,7 +67,7 @@ def _exit_freeze_count(program: str) -> int:
         """
         import atexit, gc
         atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))
-        from imagenet2017_tfds import collector
+        from imagenet2017_tfds.internal import collector
         """
     ) + textwrap.dedent(program)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import tasks, testing
+from imagenet2017_tfds import testing
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
+from imagenet2017_tfds.ilsvrc import tasks
 from tests.conftest import api_build
 from tests.support.mutate import members
 from tests.support.readback import assert_nothing_loads
@@ -101,7 +102,7 @@ def engine_build(manual: Path, config: str, cache: Path) -> Examples:
     import tensorflow_datasets as tfds
 
     from imagenet2017_tfds.engine import local
-    from imagenet2017_tfds.problems import Recorder
+    from imagenet2017_tfds.internal.problems import Recorder
 
     options = local.Options(
         allow_unverified=True, workers=1, skip_space_check=True,
@@ -292,7 +293,7 @@ def test_a_stream_error_is_not_replaced_by_the_digest_it_cancelled(
 ):
     """With the archive's md5 known, the digest is read just behind the stream; the stream
     failing first cancels it, and the stream's error is the one reported, alone."""
-    from imagenet2017_tfds import checksums
+    from imagenet2017_tfds.ilsvrc import checksums
 
     monkeypatch.setattr(checksums.Pace, "AHEAD", 0)  # the digest waits for the stream's end
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))

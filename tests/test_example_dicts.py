@@ -2,8 +2,8 @@
 
 import pytest
 
-from imagenet2017_tfds import classes, example_dicts
-from imagenet2017_tfds.xml_annotations import Annotation, Box
+from imagenet2017_tfds.ilsvrc import classes, example_dicts
+from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation, Box
 
 
 def norm(xmin, ymin, xmax, ymax, width=100, height=50):

@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from imagenet2017_tfds import classes
+from imagenet2017_tfds.ilsvrc import classes
 from tests.conftest import ROOT, TFDS, build_env, cli
 from tests.support import readback
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from imagenet2017_tfds import images
 from imagenet2017_tfds.errors import ImageError, Imagenet2017Error
+from imagenet2017_tfds.ilsvrc import images
 from tests.support.noise import FAST, mutated
 
 

@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import errors, inputs, kaggle, tasks, testing
+from imagenet2017_tfds import errors, testing
 from imagenet2017_tfds.errors import MissingInputError
+from imagenet2017_tfds.ilsvrc import inputs, kaggle, tasks
 from imagenet2017_tfds.sources import Tarball, Tree
 from tests.conftest import api_build
 from tests.support.readback import assert_nothing_loads

@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imagenet2017_tfds import cli
 from imagenet2017_tfds.launch import beam_build as launcher
 from imagenet2017_tfds.launch import flink_watch
-from tests.conftest import ROOT, build_env
+from imagenet2017_tfds.tools import cli
+from tests.conftest import CLI, ROOT, build_env
 from tests.support import readback
 
 
@@ -205,7 +205,8 @@ def test_a_build_past_its_timeout_is_stopped_with_exit_124(tarball_release, tmp_
     build` alone imports TensorFlow and Beam for seconds): the launcher stops the build it
     started, exits 124 and leaves no dataset and no process of it."""
     data = tmp_path / "data"
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "direct"]
+    command = [*CLI, "beam-build"]
+    command += ["--runner", "direct"]
     command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
     command += ["--data_dir", str(data), "--timeout", "2", "--work_dir", str(tmp_path / "w")]
     env = build_env(tarball_release.checksums)
@@ -221,7 +222,8 @@ def test_a_missing_tool_stops_the_launch_with_exit_2_naming_it(tarball_release, 
     """Nothing cached and no Maven on PATH: `beam-build --runner flink` says which tool to
     install and exits 2, before any build starts."""
     data = tmp_path / "data"
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", "flink"]
+    command = [*CLI, "beam-build"]
+    command += ["--runner", "flink"]
     command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
     command += ["--data_dir", str(data), "--work_dir", str(tmp_path / "w")]
     env = dict(build_env(tarball_release.checksums), PATH=str(tmp_path / "no-tools"),

@@ -35,7 +35,7 @@ def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=Tru
     """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes);
     extra: more of the launcher's arguments; env: more environment."""
     runner, _, cluster = runner.partition("-")
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner, "--config", config,
+    command = [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "beam-build", "--runner", runner, "--config", config,
                "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
                "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir), *extra]  # fmt: skip
     if cluster:

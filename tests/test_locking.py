@@ -16,7 +16,7 @@ from tests.support import readback
 
 HOLD = """
 import sys, time, pathlib
-from imagenet2017_tfds import locking
+from imagenet2017_tfds.internal import locking
 config_dir, release = sys.argv[1], pathlib.Path(sys.argv[2])
 with locking.build_lock(config_dir):
     print("acquired", time.time(), flush=True)
@@ -64,7 +64,7 @@ def test_a_second_build_waits_says_so_and_removes_leftovers_under_the_lock(tmp_p
 
 
 def test_a_free_lock_is_taken_at_once_and_says_nothing(tmp_path, capsys):
-    from imagenet2017_tfds import locking
+    from imagenet2017_tfds.internal import locking
 
     config_dir = tmp_path / "imagenet2017" / "det"
     (config_dir / "incomplete.XYZ").mkdir(parents=True)
@@ -84,10 +84,10 @@ import sys
 sys.modules["fcntl"] = None  # `import fcntl` now raises ImportError
 import imagenet2017_tfds
 import tensorflow_datasets as tfds
-assert "imagenet2017_tfds.locking" in sys.modules
+assert "imagenet2017_tfds.internal.locking" in sys.modules
 ds = tfds.load("imagenet2017/det", split="validation", data_dir={str(cli_builds)!r})
 print(sum(1 for _ in ds))
-from imagenet2017_tfds import locking
+from imagenet2017_tfds.internal import locking
 with locking.build_lock({str(tmp_path / "lockdir")!r}):
     print("locked")
 """

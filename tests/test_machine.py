@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import machine
+from imagenet2017_tfds.internal import machine
 from tests.conftest import ROOT
 
 GB, MB = 10**9, 10**6
@@ -207,7 +207,7 @@ def _taskset(cpus: str) -> str:
     taskset = shutil.which("taskset")
     if taskset is None:
         pytest.fail("taskset is not installed (it is in util-linux: apt-get install util-linux)")
-    code = "from imagenet2017_tfds import machine; print(machine.usable_cpus())"
+    code = "from imagenet2017_tfds.internal import machine; print(machine.usable_cpus())"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [taskset, "-c", cpus, sys.executable, "-c", code],

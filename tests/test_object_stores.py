@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import locking
-from tests.conftest import ROOT, TFDS, build_env
+from imagenet2017_tfds.internal import locking
+from tests.conftest import CLI, ROOT, TFDS, build_env
 from tests.support import readback
 
 pytestmark = pytest.mark.stores
@@ -58,7 +58,7 @@ def tfds_build(bed, config, manual_dir, data_dir, checksums, *extra, scratch, en
 
 
 def task_archives(config) -> tuple[str, ...]:
-    from imagenet2017_tfds import tasks
+    from imagenet2017_tfds.ilsvrc import tasks
 
     return tuple(next(iter(archive.files)) for archive in tasks.task(config).parts)
 
@@ -239,7 +239,7 @@ def test_a_missing_client_is_named_with_its_extra(bed, tmp_path):
     env = build_env(None)
     env["PYTHONPATH"] = os.pathsep.join([str(hide), env["PYTHONPATH"]])
     result = bed.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"s3://{BUCKET}/raw"],
+        [*CLI, "verify", f"s3://{BUCKET}/raw"],
         env=env,
         capture_output=True,
         text=True,
@@ -255,7 +255,7 @@ def test_a_missing_client_is_named_with_its_extra(bed, tmp_path):
 def test_the_commands_read_archives_in_a_store(bed, tarball_release, scheme):
     env = build_env(tarball_release.checksums)
     result = bed.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", "verify", f"{scheme}://{BUCKET}/raw"],
+        [*CLI, "verify", f"{scheme}://{BUCKET}/raw"],
         env=env,
         capture_output=True,
         text=True,
@@ -264,7 +264,11 @@ def test_the_commands_read_archives_in_a_store(bed, tarball_release, scheme):
     rows = [line.split() for line in result.stdout.splitlines() if ".tar.gz" in line]
     assert len(rows) == 4 and all(row[-1] == "OK" for row in rows), result.stdout
     written = bed.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", "checksums", f"{scheme}://{BUCKET}/raw"],
+        [
+            *CLI,
+            "checksums",
+            f"{scheme}://{BUCKET}/raw",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -290,9 +294,7 @@ def test_beam_engines_build_from_gs_into_gs(
     # namespace cannot reach: fetched first, outside it.
     fetched = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "imagenet2017_tfds.cli",
+            *CLI,
             "beam-build",
             "--runner",
             runner,
@@ -306,9 +308,7 @@ def test_beam_engines_build_from_gs_into_gs(
     assert fetched.returncode == 0, fetched.stderr[-3000:]
     run = f"gs://{BUCKET}/{runner}-{etils}"
     command = [
-        sys.executable,
-        "-m",
-        "imagenet2017_tfds.cli",
+        *CLI,
         "beam-build",
         "--runner",
         runner,

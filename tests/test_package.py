@@ -50,7 +50,7 @@ def test_wheel_ships_data_entry_point_and_runtime_dependencies(wheel):
     for extra, dep in (("bench", "psutil"), ("show", "matplotlib"), ("grain", "grain")):
         assert f'{dep}; extra == "{extra}"' in requires, (extra, dep)
         assert dep not in requires, dep
-    assert "imagenet2017-tfds = imagenet2017_tfds.cli:main" in entry_points
+    assert "imagenet2017-tfds = imagenet2017_tfds.tools.cli:main" in entry_points
 
 
 def _setup_kwargs() -> dict:
@@ -99,7 +99,7 @@ def test_importing_the_package_registers_the_builder_whichever_comes_first():
 
 def test_command_line_tools_start_without_tfds_or_tensorflow():
     loaded = _python(
-        "import sys, imagenet2017_tfds.cli\n"
+        "import sys, imagenet2017_tfds.tools.cli\n"
         "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))"
     )
     assert loaded == "[]"
@@ -119,7 +119,7 @@ def test_making_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
 
 
 def test_the_tests_version_folder_is_the_builders():
-    from imagenet2017_tfds import builder
+    from imagenet2017_tfds.dataset import builder
     from tests.support import readback
 
     assert str(builder.Imagenet2017.VERSION) == readback.VERSION
@@ -136,7 +136,7 @@ def test_setup_py_allows_exactly_the_beam_releases_beam_builds_accept():
 
 def test_the_package_and_the_dataset_each_have_one_version():
     import imagenet2017_tfds
-    from imagenet2017_tfds import builder
+    from imagenet2017_tfds.dataset import builder
 
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {imagenet2017_tfds.__version__}\n" in changelog

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from imagenet2017_tfds import classes, devkit, kaggle, plans, tasks
-from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
-from imagenet2017_tfds.problems import COLLECT, SKIP, Recorder
+from imagenet2017_tfds.ilsvrc import classes, devkit, kaggle, plans, tasks
+from imagenet2017_tfds.ilsvrc.catalog import Catalog
+from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation, Box
+from imagenet2017_tfds.internal.problems import COLLECT, SKIP, Recorder
 from imagenet2017_tfds.sources import Entry
-from imagenet2017_tfds.xml_annotations import Annotation, Box
 
 CLS, DET = "CLS-LOC", "DET"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagenet2017_tfds import ranges
-from imagenet2017_tfds.example_dicts import Item
+from imagenet2017_tfds.engine import ranges
+from imagenet2017_tfds.ilsvrc.example_dicts import Item
 from imagenet2017_tfds.sources import Entry
 
 MB = 1 << 20

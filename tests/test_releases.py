@@ -212,7 +212,7 @@ def test_train_images_are_decoded_only_when_asked(tmp_path, monkeypatch):
 def check(manual_dir, checksums, *args) -> subprocess.CompletedProcess:
     env = build_env(checksums)
     return subprocess.run(
-        [sys.executable, "-m", "imagenet2017_tfds.cli", "check", str(manual_dir), *args],
+        [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "check", str(manual_dir), *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 
 from imagenet2017_tfds import testing
-from tests.conftest import ROOT, build_env, cli
+from tests.conftest import CLI, ROOT, build_env, cli
 from tests.support.browser import Browser, file_url
 
 CONFIGS = ("clsloc", "det")
@@ -221,8 +220,8 @@ def _pixels(png: bytes) -> np.ndarray:
 def test_numbers_do_not_depend_on_how_examples_are_split_between_workers(cli_builds):
     """One SplitNumbers fed every example, and three fed a part each and merged in another
     order, give the same numbers and the same sample."""
-    from imagenet2017_tfds import reading
     from imagenet2017_tfds.report.numbers import SplitNumbers
+    from imagenet2017_tfds.tools import reading
 
     for config in CONFIGS:
         shards = reading.shards(reading.dataset_folder(str(cli_builds), config))
@@ -243,7 +242,8 @@ def test_records_parse_as_tfds_decodes_them(cli_builds):
     """reading.parse (our own Example class) gives what TFDS's own numpy decoding gives."""
     import tensorflow_datasets as tfds
 
-    from imagenet2017_tfds import reading, tasks
+    from imagenet2017_tfds.ilsvrc import tasks
+    from imagenet2017_tfds.tools import reading
 
     for config in CONFIGS:
         features = tasks.task(config).make_features()
@@ -279,9 +279,7 @@ def test_an_array_record_build_gives_the_same_numbers(reports, array_record_buil
 def test_nothing_built_is_named(tmp_path):
     result = __import__("subprocess").run(
         [
-            sys.executable,
-            "-m",
-            "imagenet2017_tfds.cli",
+            *CLI,
             "report",
             str(tmp_path),
             "--config",
@@ -315,9 +313,7 @@ def test_a_dataset_in_gs(reports, cli_builds, tmp_path):
         page = tmp_path / "gs.html"
         result = bed.run(
             [
-                sys.executable,
-                "-m",
-                "imagenet2017_tfds.cli",
+                *CLI,
                 "report",
                 "gs://i2017-report/data",
                 "--config",
@@ -385,7 +381,7 @@ def test_the_page_is_the_same_whatever_the_workers(reports, cli_builds, tmp_path
 
 
 def test_long_problem_lists_are_collapsed_and_counted_by_split():
-    from imagenet2017_tfds import tasks
+    from imagenet2017_tfds.ilsvrc import tasks
     from imagenet2017_tfds.report import page
     from imagenet2017_tfds.report.numbers import SplitNumbers
 
@@ -408,10 +404,10 @@ def test_the_builds_own_example_dicts_feed_the_numbers():
     """What the engine holds while it writes a shard (example_dicts' feature dicts, the image as
     stored bytes) feeds SplitNumbers as the shards' records do: a build can keep the numbers
     while it writes, with no second read."""
-    from imagenet2017_tfds import example_dicts
+    from imagenet2017_tfds.ilsvrc import example_dicts
+    from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation, Box
     from imagenet2017_tfds.report import shards
     from imagenet2017_tfds.report.numbers import SplitNumbers
-    from imagenet2017_tfds.xml_annotations import Annotation, Box
 
     jpeg = io.BytesIO()
     Image.new("RGB", (40, 20), "gray").save(jpeg, "JPEG")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import beam as beam_lib
+from imagenet2017_tfds.engine import beam as beam_lib
 from imagenet2017_tfds.launch import evict_dead_workers
 from tests.support import procfs, readback
 from tests.test_launch_engines import (

@@ -127,7 +127,7 @@ def test_a_rescan_replaces_the_index_and_still_reads(tmp_path):
 def test_an_interrupted_index_export_keeps_the_old_index_and_leaves_no_temporary_file(tmp_path):
     from etils import epath
 
-    from imagenet2017_tfds import fileio
+    from imagenet2017_tfds.internal import fileio
 
     index = epath.Path(tmp_path / "cache" / "a.gzindex")
     fileio.write_atomic(index, b"old")

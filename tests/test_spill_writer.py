@@ -13,8 +13,8 @@ from tensorflow_datasets.core import naming
 from tensorflow_datasets.core.utils import shard_utils
 
 from imagenet2017_tfds import compat
-from imagenet2017_tfds.beam import Output, read_results, read_spilled, write_split
 from imagenet2017_tfds.engine import plan
+from imagenet2017_tfds.engine.beam import Output, read_results, read_spilled, write_split
 from imagenet2017_tfds.errors import ConsistencyError
 
 KEYS = [f"train/n01440764/n01440764_{i}.JPEG" for i in range(40)]

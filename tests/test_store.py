@@ -12,8 +12,8 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from imagenet2017_tfds import fileio, store
 from imagenet2017_tfds.errors import StorageError
+from imagenet2017_tfds.internal import fileio, store
 
 
 class CountingMemory(MemoryFileSystem):

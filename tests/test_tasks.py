@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2017_tfds import inputs, plans, prepare, tasks, testing
+from imagenet2017_tfds import testing
+from imagenet2017_tfds.engine import prepare
 from imagenet2017_tfds.errors import MissingInputError
+from imagenet2017_tfds.ilsvrc import inputs, plans, tasks
 
 # DET's 2017 test set alone: a config over one of DET's two archives.
 DET_2017_TEST = dataclasses.replace(

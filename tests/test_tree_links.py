@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from imagenet2017_tfds import inputs, tasks, testing
+from imagenet2017_tfds import testing
 from imagenet2017_tfds.errors import Imagenet2017Error, InputError
+from imagenet2017_tfds.ilsvrc import inputs, tasks
 
 IMAGE = "Data/CLS-LOC/train/n01440764/n01440764_10040.JPEG"
 CLASS = "Data/CLS-LOC/train/n01443537"

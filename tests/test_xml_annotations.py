@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagenet2017_tfds import testing, xml_annotations
+from imagenet2017_tfds import testing
 from imagenet2017_tfds.errors import AnnotationError, Imagenet2017Error
+from imagenet2017_tfds.ilsvrc import xml_annotations
 from tests.support.noise import FAST, XMLS, mutated
 
 SAMPLES = testing.annotation_samples()

@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from imagenet2017_tfds import fileio
 from imagenet2017_tfds.engine import buckets
 from imagenet2017_tfds.engine import work as work_lib
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.internal import fileio
+from imagenet2017_tfds.internal.problems import Recorder
 
 
 class BucketGone(Exception):

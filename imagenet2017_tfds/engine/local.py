@@ -19,14 +19,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import catalog, checksums, collector, fileio, prepare, store
-from imagenet2017_tfds.engine import bucket_life, buckets, faults, jobs, pool, stream
+from imagenet2017_tfds.engine import bucket_life, buckets, faults, jobs, pool, prepare, stream
 from imagenet2017_tfds.engine import plan as plan_lib
 from imagenet2017_tfds.engine.work import Shard, Work
 from imagenet2017_tfds.errors import DiskSpaceError
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.ilsvrc import catalog, checksums
+from imagenet2017_tfds.ilsvrc.tasks import Task
+from imagenet2017_tfds.internal import collector, fileio, store
+from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.sources import Source, Tarball
-from imagenet2017_tfds.tasks import Task
 
 
 @dataclass

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import google_crc32c
 
-from imagenet2017_tfds import compat, fileio
+from imagenet2017_tfds import compat
 from imagenet2017_tfds.errors import ConsistencyError
+from imagenet2017_tfds.internal import fileio
 
 # What a serialized example holds beyond its image bytes (labels, boxes, names, framing).
 EXAMPLE_OVERHEAD_BYTES = 200

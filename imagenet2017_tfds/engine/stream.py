@@ -13,12 +13,13 @@ import ctypes
 import functools
 from collections.abc import Callable
 
-from imagenet2017_tfds import catalog, compat, layout
+from imagenet2017_tfds import compat
 from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.engine.buckets import Store
+from imagenet2017_tfds.ilsvrc import catalog, roles
+from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.sources import Entry, Tarball, tar
 from imagenet2017_tfds.sources.base import release_path
-from imagenet2017_tfds.tasks import Task
 
 Progress = Callable[[int], None]  # compressed bytes read so far
 TELL_EVERY = 4 << 20  # decompressed bytes between two reports of the position
@@ -71,7 +72,7 @@ def read_once(
                     trimmed = told
                     release_freed_memory()
             path = release_path(header.name) if header.regular else None
-            role = layout.classify(path) if path is not None else None
+            role = roles.classify(path) if path is not None else None
             if role is None:
                 continue
             if role.kind != "image":

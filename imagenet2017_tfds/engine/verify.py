@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
+from imagenet2017_tfds.engine.prepare import Prepared
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.prepare import Prepared
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.internal.problems import Recorder
 
 
 def shard_files(data_dir: str, name: str, split: str, suffix: str) -> list[str]:

@@ -138,9 +138,18 @@ def check_manual_dir(folder: Path) -> list[Path]:
     return archives
 
 
+# The package's command line, run by this Python.
+CLI = (sys.executable, "-m", "imagenet2017_tfds.tools.cli")
+
+
 def fetch(runner: str) -> None:
     """What the hosts need, into the cache, before they exist."""
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner]
+    command = [
+        *CLI,
+        "beam-build",
+        "--runner",
+        runner,
+    ]
     command += [*ENGINES[runner].fetch, "--fetch_only"]
     say(f"fetching: {' '.join(command)}")
     if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
@@ -174,7 +183,12 @@ def submit_command(
     """The launcher's command on the submitting host (here, the tests' and bench/cluster.py):
     config from manual_dir into run/data, submitting to the runner's cluster at master (None:
     the launcher's own engine on that host), nothing staged (every host sees the package)."""
-    command = [sys.executable, "-m", "imagenet2017_tfds.cli", "beam-build", "--runner", runner]
+    command = [
+        *CLI,
+        "beam-build",
+        "--runner",
+        runner,
+    ]
     if master is not None:
         command += [ENGINES[runner].master_flag, master]
     command += ["--config", config, "--no-setup-file", "--workers", str(workers)]

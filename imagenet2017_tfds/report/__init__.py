@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 
-from imagenet2017_tfds import fileio, reading, tasks
+from imagenet2017_tfds.ilsvrc import tasks
+from imagenet2017_tfds.internal import fileio
+from imagenet2017_tfds.tools import reading
 
 
 def write(data_dir: str, config: str, output: str, workers: int | None = None) -> dict:

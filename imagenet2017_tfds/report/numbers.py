@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import images
+from imagenet2017_tfds.ilsvrc import images
 
 # Fixed bin edges, so that numbers from several workers add up bin by bin.
 AREA_BINS = 20  # a box's area over its image's, in [0, 1]

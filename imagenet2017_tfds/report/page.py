@@ -8,7 +8,7 @@ import base64
 import html
 import io
 
-from imagenet2017_tfds import tasks
+from imagenet2017_tfds.ilsvrc import tasks
 from imagenet2017_tfds.report import published, svg
 from imagenet2017_tfds.report.numbers import SplitNumbers
 

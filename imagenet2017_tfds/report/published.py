@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from imagenet2017_tfds import layout
+from imagenet2017_tfds.ilsvrc import roles
 
 _SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
 def split_of(member: str) -> tuple[str | None, str]:
     """The split a release member (path below ILSVRC/) belongs to, and what it is."""
-    role = layout.classify(member)
+    role = roles.classify(member)
     if role is None or role.kind not in ("image", "annotation"):
         return None, role.kind if role else "other"
     return _SPLITS[role.split_dir], role.kind

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import rapidgzip
 
-from imagenet2017_tfds import fileio, machine, store
 from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
+from imagenet2017_tfds.internal import fileio, machine, store
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import Entry, Source, release_path
 

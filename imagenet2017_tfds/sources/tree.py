@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from imagenet2017_tfds import fileio
 from imagenet2017_tfds.errors import InputError
+from imagenet2017_tfds.internal import fileio
 from imagenet2017_tfds.sources.base import ROOT, Entry, Source
 
 # The top-level folders of the release below ILSVRC/: how a tree root is recognised.

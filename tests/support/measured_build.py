@@ -30,10 +30,10 @@ def _reset_peak() -> None:
 def main(config: str, cache: str, *manuals: str) -> None:
     import tensorflow_datasets as tfds
 
-    from imagenet2017_tfds import tasks
     from imagenet2017_tfds.engine import local
     from imagenet2017_tfds.errors import Imagenet2017Error
-    from imagenet2017_tfds.problems import Recorder
+    from imagenet2017_tfds.ilsvrc import tasks
+    from imagenet2017_tfds.internal.problems import Recorder
 
     options = local.Options(
         allow_unverified=True, workers=1, skip_space_check=True,

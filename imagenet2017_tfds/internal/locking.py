@@ -24,7 +24,7 @@ import uuid
 
 import filelock
 
-from imagenet2017_tfds import fileio
+from imagenet2017_tfds.internal import fileio
 
 LEASE_VAR = "IMAGENET2017_LOCK_LEASE"  # seconds without a heartbeat before a lock is broken
 

@@ -9,8 +9,9 @@ import sys
 
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import checksums, fileio, inputs, problems, tasks
 from imagenet2017_tfds.errors import Imagenet2017Error
+from imagenet2017_tfds.ilsvrc import checksums, inputs, tasks
+from imagenet2017_tfds.internal import fileio, problems
 
 
 def _archives(manual_dir: str) -> list[fileio.Path]:
@@ -88,7 +89,7 @@ def _configs(name: str) -> tuple[tasks.Task, ...]:
 
 
 def cmd_index(args) -> int:
-    from imagenet2017_tfds import prepare
+    from imagenet2017_tfds.engine import prepare
 
     for task in _configs(args.config):
         try:
@@ -112,7 +113,7 @@ def cmd_index(args) -> int:
 
 def cmd_check(args) -> int:
     """One scan, every problem: what a build would stop on, in one table."""
-    from imagenet2017_tfds import check
+    from imagenet2017_tfds.tools import check
 
     status = 0
     for task in _configs(args.config):
@@ -128,7 +129,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from imagenet2017_tfds import stats
+    from imagenet2017_tfds.tools import stats
 
     for config in (t.name for t in _configs(args.config)):
         if not (fileio.path(args.data_dir) / "imagenet2017" / config).exists():
@@ -141,7 +142,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from imagenet2017_tfds import show
+    from imagenet2017_tfds.tools import show
 
     n = show.grid(args.data_dir, args.config, args.split, args.n, args.output)
     print(f"Wrote {args.output} ({n} examples of imagenet2017/{args.config} {args.split})")

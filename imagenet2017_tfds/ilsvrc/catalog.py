@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import codec, fileio, layout, xml_annotations
 from imagenet2017_tfds.errors import AnnotationError
-from imagenet2017_tfds.problems import Problem
+from imagenet2017_tfds.ilsvrc import roles, xml_annotations
+from imagenet2017_tfds.internal import codec, fileio
+from imagenet2017_tfds.internal.problems import Problem
 from imagenet2017_tfds.sources import Entry, Source
 
 FORMAT = 2  # bump when the catalog's content changes
@@ -57,7 +58,7 @@ class Catalog:
         for challenge, split_dir, entries in value["images"]:
             table = cat.images[(challenge, split_dir)] = {}
             for e in map(entry, entries):
-                table[layout.image_id(e.path.split("/", 3)[3])] = e
+                table[roles.image_id(e.path.split("/", 3)[3])] = e
         for challenge, split_dir, table in value["annotations"]:
             cat.annotations[(challenge, split_dir)] = {i: annotation(a) for i, a in table.items()}
         cat.imagesets = {(t, n): text for t, n, text in value["imagesets"]}
@@ -77,9 +78,9 @@ class Cataloguer:
         self._images: dict = defaultdict(dict)
         self._parsed: dict = defaultdict(dict)
 
-    def add(self, entry: Entry, data: bytes | None) -> layout.Role | None:
+    def add(self, entry: Entry, data: bytes | None) -> roles.Role | None:
         """Records `entry` (with its bytes when it is metadata); returns its role."""
-        role = layout.classify(entry.path)
+        role = roles.classify(entry.path)
         if role is None:
             return None
         cat = self.cat
@@ -109,7 +110,7 @@ def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Cata
     """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
     otherwise images are only located."""
     cataloguer = Cataloguer(source.name)
-    want = (lambda path: True) if on_image else layout.is_metadata
+    want = (lambda path: True) if on_image else roles.is_metadata
     for entry, data in source.scan(want):
         if progress:
             progress(entry)

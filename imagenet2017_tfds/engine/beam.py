@@ -26,13 +26,13 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from imagenet2017_tfds import collector, fileio, ranges
-from imagenet2017_tfds.engine import jobs, plan, shards
+from imagenet2017_tfds.engine import jobs, plan, ranges, shards
+from imagenet2017_tfds.engine.prepare import Prepared, prepare
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.prepare import Prepared, prepare
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.ilsvrc.tasks import Task
+from imagenet2017_tfds.internal import collector, fileio
+from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.sources import Tarball
-from imagenet2017_tfds.tasks import Task
 
 
 @dataclass(frozen=True)

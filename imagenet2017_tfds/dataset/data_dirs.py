@@ -10,8 +10,9 @@ import os
 
 import tensorflow_datasets as tfds
 
-from imagenet2017_tfds import fileio, inputs, scratch, store
 from imagenet2017_tfds.errors import MissingInputError, StorageError
+from imagenet2017_tfds.ilsvrc import inputs
+from imagenet2017_tfds.internal import fileio, scratch, store
 
 
 @dataclasses.dataclass

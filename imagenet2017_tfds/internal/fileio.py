@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from etils import epath
 
-from imagenet2017_tfds import store
+from imagenet2017_tfds.internal import store
 
 Path = epath.Path | store.StorePath  # what path() gives
 

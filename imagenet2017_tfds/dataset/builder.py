@@ -17,21 +17,13 @@ import sys
 import tensorflow_datasets as tfds
 from etils import epath
 
-from imagenet2017_tfds import (
-    card,
-    collector,
-    compat,
-    data_dirs,
-    fileio,
-    locking,
-    machine,
-    metadata,
-    scratch,
-    tasks,
-)
+from imagenet2017_tfds import card, compat
+from imagenet2017_tfds.dataset import data_dirs, metadata
 from imagenet2017_tfds.engine import local, verify
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.ilsvrc import tasks
+from imagenet2017_tfds.internal import collector, fileio, locking, machine, scratch
+from imagenet2017_tfds.internal.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
 OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers", "skip_space_check",
@@ -195,7 +187,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
     def _beam_build(self, manual_dir, cache_dir, download_config, recorder: Recorder):
         """The Beam pipeline over ranges of the archives, read through their gzip index, each
         shard written by the engine under TFDS's name (beam.py)."""
-        from imagenet2017_tfds import beam
+        from imagenet2017_tfds.engine import beam
 
         config = self.builder_config
         with compat.beam_fixes(True):

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imagenet2017_tfds import fileio, resources
 from imagenet2017_tfds.errors import ChecksumError
+from imagenet2017_tfds.internal import fileio, resources
 
 ENV_VAR = "IMAGENET2017_CHECKSUMS"
 COLUMNS = ("filename", "size", "md5", "sha256")

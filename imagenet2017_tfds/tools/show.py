@@ -23,7 +23,7 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
     import numpy as np
     from PIL import Image
 
-    from imagenet2017_tfds import tasks
+    from imagenet2017_tfds.ilsvrc import tasks
     from imagenet2017_tfds.report import shards
 
     # Short readable names in label order: "tench" for "tench, Tinca tinca".

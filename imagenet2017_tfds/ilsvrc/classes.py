@@ -11,8 +11,8 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import resources
 from imagenet2017_tfds.errors import AnnotationError
+from imagenet2017_tfds.internal import resources
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from imagenet2017_tfds import classes, resources
 from imagenet2017_tfds.errors import ConsistencyError
+from imagenet2017_tfds.ilsvrc import classes
+from imagenet2017_tfds.internal import resources
 
 CLSLOC_GROUND_TRUTH = "ILSVRC2015_clsloc_validation_ground_truth.txt"
 CLSLOC_BLACKLIST = "ILSVRC2015_clsloc_validation_blacklist.txt"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import fileio, kaggle
 from imagenet2017_tfds.errors import MissingInputError
+from imagenet2017_tfds.ilsvrc import kaggle
+from imagenet2017_tfds.internal import fileio
 from imagenet2017_tfds.sources import Source, Tarball, Tree
 from imagenet2017_tfds.sources.tree import release_root
 

@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imagenet2017_tfds import fileio
 from imagenet2017_tfds.errors import Imagenet2017Error
+from imagenet2017_tfds.internal import fileio
 
 _BATCH = 256  # records read per call from an ArrayRecord shard
 
@@ -134,7 +134,7 @@ def _example_class():
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     f = descriptor_pb2.FieldDescriptorProto
-    package = "imagenet2017_tfds.reading"
+    package = "imagenet2017_tfds.tools.reading"
     proto = descriptor_pb2.FileDescriptorProto(name="imagenet2017_example.proto", package=package)
 
     def message_field(message, name: str, number: int, of: str, repeated=False, **more) -> None:

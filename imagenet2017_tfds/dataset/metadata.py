@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from imagenet2017_tfds import tasks
-from imagenet2017_tfds.prepare import Prepared
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.engine.prepare import Prepared
+from imagenet2017_tfds.ilsvrc import tasks
+from imagenet2017_tfds.internal.problems import Recorder
 
 
 def record(meta: dict, config_name: str, prepared: Prepared, recorder: Recorder) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagenet2017_tfds import classes
-from imagenet2017_tfds.xml_annotations import Annotation, Box
+from imagenet2017_tfds.ilsvrc import classes
+from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation, Box
 
 BBox = tuple[float, float, float, float]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from imagenet2017_tfds import fileio
 from imagenet2017_tfds.errors import StorageError
+from imagenet2017_tfds.internal import fileio
 
 ENV_VAR = "IMAGENET2017_SCRATCH"
 

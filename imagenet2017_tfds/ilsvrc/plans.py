@@ -11,12 +11,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds import classes, devkit, kaggle, layout
-from imagenet2017_tfds.catalog import Catalog
 from imagenet2017_tfds.errors import AnnotationError, ConsistencyError
-from imagenet2017_tfds.example_dicts import Item
-from imagenet2017_tfds.inputs import Archive
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.ilsvrc import classes, devkit, kaggle, roles
+from imagenet2017_tfds.ilsvrc.catalog import Catalog
+from imagenet2017_tfds.ilsvrc.example_dicts import Item
+from imagenet2017_tfds.ilsvrc.inputs import Archive
+from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.sources import Entry
 
 Pair = tuple[Entry, Item]
@@ -97,7 +97,7 @@ def _below_split(entry: Entry) -> str:
 def clsloc_key(split: str, path: str) -> str:
     """A CLS-LOC example's key: its split and ImageSets id. The stream knows it from the member
     path alone, so it can put each image where its shard will look for it."""
-    return f"{split}/{layout.image_id(path.split('/', 3)[3])}"
+    return f"{split}/{roles.image_id(path.split('/', 3)[3])}"
 
 
 def det_key(split: str, path: str) -> str:
@@ -111,7 +111,7 @@ def listed(cat: Catalog, task: str, name: str) -> list[str] | None:
     if text is None:
         return None
     where = f"{cat.source_name}: ImageSets/{task}/{name}.txt"
-    return [image for image, _ in layout.parse_imageset(text, where)]
+    return [image for image, _ in roles.parse_imageset(text, where)]
 
 
 def _missing(rec: Recorder, where: str, image: str) -> None:
@@ -195,14 +195,14 @@ def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
             ),
         )
         return None
-    annotation = ctx.annotation(layout.CLSLOC_CHALLENGE, "train", image)
+    annotation = ctx.annotation(roles.CLSLOC_CHALLENGE, "train", image)
     key = clsloc_key("train", entry.path)
     return entry, Item(key, entry.path, _file_name(entry), lst.index(wnid), annotation)
 
 
 def clsloc_train(ctx: Context) -> SplitPlan:
     part, cat = ctx.holder("train")
-    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "train", "train_cls", ctx.recorder)
+    members = strict_members(cat, roles.CLSLOC_CHALLENGE, "train", "train_cls", ctx.recorder)
     return _planned(ctx, part, clsloc_train_item, members)
 
 
@@ -243,7 +243,7 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
         rec.problem("extra", entry.path,
                     ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
         return None
-    ann = ctx.annotation(layout.CLSLOC_CHALLENGE, "val", image)
+    ann = ctx.annotation(roles.CLSLOC_CHALLENGE, "val", image)
     if ann is None:
         rec.problem("annotation", entry.path, AnnotationError(
             f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
@@ -258,7 +258,7 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
 
 def clsloc_validation(ctx: Context) -> SplitPlan:
     (part, cat), rec = ctx.holder("val"), ctx.recorder
-    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "val", "val", rec)
+    members = strict_members(cat, roles.CLSLOC_CHALLENGE, "val", "val", rec)
     plan = _planned(ctx, part, clsloc_validation_item, members)
     if ctx.val_solution is not None:
         for image in ctx.val_solution.unplanned(set(members)):
@@ -274,7 +274,7 @@ def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 def clsloc_test(ctx: Context) -> SplitPlan:
     part, cat = ctx.holder("test")
-    members = strict_members(cat, layout.CLSLOC_CHALLENGE, "test", "test", ctx.recorder)
+    members = strict_members(cat, roles.CLSLOC_CHALLENGE, "test", "test", ctx.recorder)
     return _planned(ctx, part, clsloc_test_item, members)
 
 
@@ -312,7 +312,7 @@ PER_CLASS_LIST = re.compile(r"train_\d+")
 
 
 def det_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    annotation = ctx.annotation(layout.DET_CHALLENGE, "train", image)
+    annotation = ctx.annotation(roles.DET_CHALLENGE, "train", image)
     item = _det_item(ctx, "train", entry, annotation)
     return (entry, item) if item else None
 
@@ -321,30 +321,30 @@ def det_train(ctx: Context) -> SplitPlan:
     """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
     them) and `train.txt` where it exists (nothing public says it lists every image)."""
     (part, cat), rec = ctx.holder("train"), ctx.recorder
-    names = sorted(n for t, n in cat.imagesets if t == layout.DET_CHALLENGE and
+    names = sorted(n for t, n in cat.imagesets if t == roles.DET_CHALLENGE and
                    (n == "train" or PER_CLASS_LIST.fullmatch(n)))  # fmt: skip
     where = f"{cat.source_name}: ImageSets/DET/train*.txt"
-    found = cat.images.get((layout.DET_CHALLENGE, "train"), {})
+    found = cat.images.get((roles.DET_CHALLENGE, "train"), {})
     if not names:
         rec.fatal("list", where, ConsistencyError(
             f"{cat.source_name}: no DET train list (ImageSets/DET/train_1.txt ... train_200.txt, "
             "train.txt); they prove no train image is lost. The archive is incomplete: "
             "download it again."))  # fmt: skip
         return SplitPlan()
-    ids = {image for name in names for image in listed(cat, layout.DET_CHALLENGE, name)}
+    ids = {image for name in names for image in listed(cat, roles.DET_CHALLENGE, name)}
     reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
     return _planned(ctx, part, det_train_item, dict(sorted(found.items())))
 
 
 def _det_val_numbers(cat: Catalog) -> dict[str, int | None]:
     """ImageSets/DET/val.txt: image id -> its number (which the blacklist names)."""
-    text = cat.imagesets.get((layout.DET_CHALLENGE, "val"), "")
-    return {i: int(v) if v.isdigit() else None for i, v in layout.parse_imageset(text, "val.txt")}
+    text = cat.imagesets.get((roles.DET_CHALLENGE, "val"), "")
+    return {i: int(v) if v.isdigit() else None for i, v in roles.parse_imageset(text, "val.txt")}
 
 
 def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
     _, cat = ctx.holder("val")
-    ann = cat.annotations.get((layout.DET_CHALLENGE, "val"), {}).get(image)
+    ann = cat.annotations.get((roles.DET_CHALLENGE, "val"), {}).get(image)
     if ann is None:
         ctx.recorder.problem("annotation", entry.path, AnnotationError(
             f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
@@ -357,7 +357,7 @@ def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
 
 def det_validation(ctx: Context) -> SplitPlan:
     part, cat = ctx.holder("val")
-    members = strict_members(cat, layout.DET_CHALLENGE, "val", "val", ctx.recorder)
+    members = strict_members(cat, roles.DET_CHALLENGE, "val", "val", ctx.recorder)
     return _planned(ctx, part, det_validation_item, members)
 
 
@@ -378,16 +378,16 @@ def det_test(ctx: Context) -> SplitPlan:
     sources = []
     holding = ctx.holding("test")
     for part, cat in holding:
-        for image, entry in cat.images.get((layout.DET_CHALLENGE, "test"), {}).items():
+        for image, entry in cat.images.get((roles.DET_CHALLENGE, "test"), {}).items():
             found.setdefault(image, (part, entry))
-        ids = listed(cat, layout.DET_CHALLENGE, "test")
+        ids = listed(cat, roles.DET_CHALLENGE, "test")
         if ids is not None:
             lists.update(ids)
             sources.append(cat.source_name)
     _, new = holding[0]
-    if not any(i.startswith(layout.DET_TEST_NEW_PREFIX) for i in found):
+    if not any(i.startswith(roles.DET_TEST_NEW_PREFIX) for i in found):
         rec.fatal("missing", new.source_name, ConsistencyError(
-            f"{new.source_name}: no image of the 2017 DET test set ({layout.DET_TEST_NEW_PREFIX}*). "
+            f"{new.source_name}: no image of the 2017 DET test set ({roles.DET_TEST_NEW_PREFIX}*). "
             "Put ILSVRC2017_DET_test_new.tar.gz (or the tree extracted from it) in the manual folder."))  # fmt: skip
     where = " and ".join(f"{s}: ImageSets/DET/test.txt" for s in dict.fromkeys(sources))
     if not sources:

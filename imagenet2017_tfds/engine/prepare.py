@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 from tqdm import auto as tqdm
 
-from imagenet2017_tfds import catalog, checksums, devkit, fileio, inputs, kaggle, plans, store
 from imagenet2017_tfds.errors import AnnotationError, ChecksumError
-from imagenet2017_tfds.problems import Recorder
+from imagenet2017_tfds.ilsvrc import catalog, checksums, devkit, inputs, kaggle, plans
+from imagenet2017_tfds.ilsvrc.tasks import Task
+from imagenet2017_tfds.internal import fileio, store
+from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.sources import Source
-from imagenet2017_tfds.tasks import Task
 
 
 @dataclass

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagenet2017_tfds import images, layout, prepare
+from imagenet2017_tfds.engine import prepare
 from imagenet2017_tfds.errors import ImageError
-from imagenet2017_tfds.problems import COLLECT, KINDS, Recorder
+from imagenet2017_tfds.ilsvrc import images, roles
+from imagenet2017_tfds.ilsvrc.tasks import Task
+from imagenet2017_tfds.internal.problems import COLLECT, KINDS, Recorder
 from imagenet2017_tfds.sources import Entry
-from imagenet2017_tfds.tasks import Task
 
 
 @dataclass
@@ -52,7 +53,7 @@ def run(manual_dir, task: Task, allow_unverified=False, decode_train=False) -> R
 
     def on_image(entry: Entry, data: bytes) -> None:
         nonlocal count
-        role = layout.classify(entry.path)
+        role = roles.classify(entry.path)
         if role is None or role.challenge != task.challenge:
             return
         count += 1

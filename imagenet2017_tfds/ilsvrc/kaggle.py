@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass
 
 from imagenet2017_tfds.errors import ConsistencyError
-from imagenet2017_tfds.xml_annotations import Annotation
+from imagenet2017_tfds.ilsvrc.xml_annotations import Annotation
 
 TARBALL = "imagenet_object_localization_patched2019.tar.gz"
 VAL_SOLUTION = "LOC_val_solution.csv"

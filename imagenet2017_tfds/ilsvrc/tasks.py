@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imagenet2017_tfds import classes, example_dicts, features, inputs, kaggle, layout, plans
-from imagenet2017_tfds.inputs import IMAGENET, KAGGLE, Archive
+from imagenet2017_tfds.ilsvrc import classes, example_dicts, features, inputs, kaggle, plans, roles
+from imagenet2017_tfds.ilsvrc.inputs import IMAGENET, KAGGLE, Archive
 
 # ---------------------------------------------------------------- the archives
 
@@ -29,7 +29,7 @@ CLSLOC_ARCHIVE = Archive(
     files={"ILSVRC2017_CLS-LOC.tar.gz": IMAGENET, kaggle.TARBALL: KAGGLE},
     tree_marker="Data/CLS-LOC",
     tree_folders=("Annotations/CLS-LOC", "Data/CLS-LOC", "ImageSets/CLS-LOC"),
-    split_dirs=layout.SPLIT_DIRS,
+    split_dirs=roles.SPLIT_DIRS,
 )
 DET_FOLDERS = ("Annotations/DET", "Data/DET", "ImageSets/DET")
 DET_ARCHIVE = Archive(
@@ -37,7 +37,7 @@ DET_ARCHIVE = Archive(
     files={"ILSVRC2017_DET.tar.gz": IMAGENET},
     tree_marker="Data/DET/train",
     tree_folders=DET_FOLDERS,
-    split_dirs=layout.SPLIT_DIRS,
+    split_dirs=roles.SPLIT_DIRS,
 )
 # The 5,500 test images new in 2017, completing the DET archive's own test set.
 DET_TEST_ARCHIVE = Archive(
@@ -80,7 +80,7 @@ class Task:
 
 # Each config on three lines: what it is and reads; its classes and features; its splits.
 CLSLOC = Task(
-    name="clsloc", challenge=layout.CLSLOC_CHALLENGE, parts=(CLSLOC_ARCHIVE,),
+    name="clsloc", challenge=roles.CLSLOC_CHALLENGE, parts=(CLSLOC_ARCHIVE,),
     classes=classes.clsloc, features=features.clsloc, supervised_keys=("image", "label"),
     plan=plans.clsloc, items=plans.CLSLOC_ITEMS, key=plans.clsloc_key,
     example=example_dicts.clsloc_example,
@@ -98,7 +98,7 @@ CLSLOC = Task(
     ),
 )  # fmt: skip
 DET = Task(
-    name="det", challenge=layout.DET_CHALLENGE, parts=(DET_ARCHIVE, DET_TEST_ARCHIVE),
+    name="det", challenge=roles.DET_CHALLENGE, parts=(DET_ARCHIVE, DET_TEST_ARCHIVE),
     classes=classes.det, features=features.det,
     plan=plans.det, items=plans.DET_ITEMS, key=plans.det_key, example=example_dicts.det_example,
     published={
