@@ -33,7 +33,7 @@ from bench.corpus import ORDERS, write_corpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
-DIGEST_THREAD = "i17-digest"  # checksums.Background names its thread so
+DIGEST_THREAD = "i17-digest"  # checksums.DigestThread names its thread so
 
 
 def _parents(pid: int) -> dict[int, int | None]:
@@ -218,7 +218,7 @@ def stream_only(archive: Path) -> dict:
         "me, before = threading.get_native_id(), cpu()\n"
         "t0, c0 = time.perf_counter(), time.thread_time()\n"
         "with tempfile.TemporaryDirectory(dir=sys.argv[2]) as folder:\n"
-        "    store = buckets.Store(folder, ['train', 'validation', 'test'], 6)\n"
+        "    store = buckets.BucketWriter(folder, ['train', 'validation', 'test'], 6)\n"
         "    stream.read_once(Tarball(sys.argv[1]), CLSLOC, store)\n"
         "    store.close()\n"
         "    seconds, mine, after = time.perf_counter() - t0, time.thread_time() - c0, cpu()\n"

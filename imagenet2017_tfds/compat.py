@@ -53,36 +53,60 @@ def _tfds_problems() -> list[str]:
     builder = tfds.core.GeneratorBasedBuilder
     expected = [
         # engine/shards.py lays out every executor's shards with it, as TFDS's Beam writer does.
-        (_params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
-         "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed"),
+        (
+            _params(shuffle, "get_bucket_number") == ["hkey", "num_buckets", "max_hkey"],
+            "shuffle.get_bucket_number(hkey, num_buckets, max_hkey) changed",
+        ),
         # engine/stream.py hashes each key as TFDS's writers do (salted by the split's name).
-        (_params(hashing.Hasher, "__init__") == ["self", "salt"]
-         and _params(hashing.Hasher, "hash_key") == ["self", "key"],
-         "hashing.Hasher(salt).hash_key(key) changed"),
+        (
+            _params(hashing.Hasher, "__init__") == ["self", "salt"]
+            and _params(hashing.Hasher, "hash_key") == ["self", "key"],
+            "hashing.Hasher(salt).hash_key(key) changed",
+        ),
         # engine/jobs.py serializes each example with TFDS's serializer.
-        (_params(example_serializer.ExampleSerializer, "get_tf_example") == ["self", "example"],
-         "ExampleSerializer.get_tf_example(example) changed"),
+        (
+            _params(example_serializer.ExampleSerializer, "get_tf_example") == ["self", "example"],
+            "ExampleSerializer.get_tf_example(example) changed",
+        ),
         # engine/shards.py writes the formats other than TFRecord through TFDS's adapters.
-        (isinstance(getattr(file_adapters, "ADAPTER_FOR_FORMAT", None), dict)
-         and (_params(file_adapters.ADAPTER_FOR_FORMAT.get(tfds.core.FileFormat.TFRECORD),
-                      "write_examples") or [])[:1] == ["path"],
-         "file_adapters.ADAPTER_FOR_FORMAT[format].write_examples(path, ...) changed"),
-        (_params(dataset_info.DatasetInfo, "initialize_from_bucket") == ["self"],
-         "DatasetInfo.initialize_from_bucket() changed"),
-        ((_params(builder, "_download_and_prepare") or [])[:3]
-         == ["self", "dl_manager", "download_config"],
-         "GeneratorBasedBuilder._download_and_prepare(dl_manager, download_config) changed"),
-        (_params(builder, "_get_filename_template") == ["self", "split_name"],
-         "DatasetBuilder._get_filename_template(split_name) changed"),
-        (_params(builder, "_create_builder_config") == ["self", "builder_config", "version"],
-         "DatasetBuilder._create_builder_config(builder_config, version) changed"),
-        (_params(tfds_utils, "incomplete_dir") == ["dirname", "permissions", "overwrite"],
-         "utils.incomplete_dir(dirname, permissions, overwrite) changed"),
-    ]  # fmt: skip
+        (
+            isinstance(getattr(file_adapters, "ADAPTER_FOR_FORMAT", None), dict)
+            and (
+                _params(
+                    file_adapters.ADAPTER_FOR_FORMAT.get(tfds.core.FileFormat.TFRECORD),
+                    "write_examples",
+                )
+                or []
+            )[:1]
+            == ["path"],
+            "file_adapters.ADAPTER_FOR_FORMAT[format].write_examples(path, ...) changed",
+        ),
+        (
+            _params(dataset_info.DatasetInfo, "initialize_from_bucket") == ["self"],
+            "DatasetInfo.initialize_from_bucket() changed",
+        ),
+        (
+            (_params(builder, "_download_and_prepare") or [])[:3]
+            == ["self", "dl_manager", "download_config"],
+            "GeneratorBasedBuilder._download_and_prepare(dl_manager, download_config) changed",
+        ),
+        (
+            _params(builder, "_get_filename_template") == ["self", "split_name"],
+            "DatasetBuilder._get_filename_template(split_name) changed",
+        ),
+        (
+            _params(builder, "_create_builder_config") == ["self", "builder_config", "version"],
+            "DatasetBuilder._create_builder_config(builder_config, version) changed",
+        ),
+        (
+            _params(tfds_utils, "incomplete_dir") == ["dirname", "permissions", "overwrite"],
+            "utils.incomplete_dir(dirname, permissions, overwrite) changed",
+        ),
+    ]
     return [what for ok, what in expected if not ok]
 
 
-def check(problems: list[str], library: str, version: str) -> None:
+def refuse_changed(problems: list[str], library: str, version: str) -> None:
     if problems:
         raise CompatError(
             f"{library} {version} is not a version imagenet2017_tfds supports: "
@@ -92,7 +116,7 @@ def check(problems: list[str], library: str, version: str) -> None:
         )
 
 
-check(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
+refuse_changed(_tfds_problems(), "tensorflow-datasets", tfds.__version__)
 
 # TFDS's own, for the engine (checked above).
 Hasher = hashing.Hasher
@@ -131,7 +155,7 @@ def moved_into_store(data_path: str):
         # dataset_builder reaches it through a lazy proxy of the utils module.
         if getattr(dataset_builder.utils, "incomplete_dir", None) is not _incomplete_dir_in_store:
             problem = "DatasetBuilder no longer takes incomplete_dir from the utils module"
-            check([problem], "tensorflow-datasets", tfds.__version__)
+            refuse_changed([problem], "tensorflow-datasets", tfds.__version__)
         yield
     finally:
         tfds_utils.incomplete_dir = saved
@@ -189,15 +213,26 @@ def _beam_problems(worker_handlers, data_plane) -> list[str]:
         probe = create(None, None, 0) if callable(create) else None  # no thread at 0
     except Exception:  # any failure means the signature changed
         probe = None
-    return [what for ok, what in [
-        (isinstance(getattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", None), int),
-         "fn_api_runner.worker_handlers.DATA_BUFFER_TIME_LIMIT_MS is no longer an int"),
-        ("DATA_BUFFER_TIME_LIMIT_MS" in getattr(getattr(server_init, "__code__", None), "co_names", ()),
-         "fn_api_runner.worker_handlers.GrpcServer.__init__ no longer reads DATA_BUFFER_TIME_LIMIT_MS"),
-        (size_based is not None and isinstance(probe, size_based),
-         "worker.data_plane.ClosableOutputStream.create(close, flush, 0) no longer returns a "
-         "SizeBasedBufferingClosableOutputStream"),
-    ] if not ok]  # fmt: skip
+    return [
+        what
+        for ok, what in [
+            (
+                isinstance(getattr(worker_handlers, "DATA_BUFFER_TIME_LIMIT_MS", None), int),
+                "fn_api_runner.worker_handlers.DATA_BUFFER_TIME_LIMIT_MS is no longer an int",
+            ),
+            (
+                "DATA_BUFFER_TIME_LIMIT_MS"
+                in getattr(getattr(server_init, "__code__", None), "co_names", ()),
+                "fn_api_runner.worker_handlers.GrpcServer.__init__ no longer reads DATA_BUFFER_TIME_LIMIT_MS",
+            ),
+            (
+                size_based is not None and isinstance(probe, size_based),
+                "worker.data_plane.ClosableOutputStream.create(close, flush, 0) no longer returns a "
+                "SizeBasedBufferingClosableOutputStream",
+            ),
+        ]
+        if not ok
+    ]
 
 
 @contextlib.contextmanager
@@ -233,7 +268,7 @@ def beam_fixes(use_beam: bool):
             "project's reproduction of the loss passes on it (see compat.BEAM_VERIFIED in the "
             "source repository)."
         )
-    check(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
+    refuse_changed(_beam_problems(worker_handlers, data_plane), "apache-beam", version)
     saved = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
     try:

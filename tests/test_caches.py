@@ -89,11 +89,11 @@ def test_the_identity_is_path_size_mtime_inode_device_and_ctime(archives):
 def test_an_archive_changed_in_place_behind_its_mtime_is_verified_again(release, archives, capsys):
     manual, cache = archives
     v = verifier(release, manual, cache)
-    assert v.check_known(False) is True
+    assert v.needs_full_read(False) is True
     v.verify()
-    assert v.check_known(False) is False  # the verdict is reused
+    assert v.needs_full_read(False) is False  # the verdict is reused
     change_in_place_keeping_mtime(manual / CLSLOC)
-    assert v.check_known(False) is True  # not reused: read again
+    assert v.needs_full_read(False) is True  # not reused: read again
     assert "ctime differ" in capsys.readouterr().err
     with pytest.raises(ChecksumError, match="md5 mismatch"):
         v.verify()
@@ -168,11 +168,11 @@ def test_a_damaged_verdict_is_discarded_and_the_archive_verified_again(
     v = verifier(release, manual, cache)
     damage(v.cache_file, how, verifier(release, manual, cache, DET).cache_file)
     capsys.readouterr()
-    assert v.check_known(False) is True  # recomputed, not trusted
+    assert v.needs_full_read(False) is True  # recomputed, not trusted
     err = capsys.readouterr().err
     assert str(v.cache_file) in err and err.count("\n") == 1
     v.verify()
-    assert v.check_known(False) is False  # written anew, and good
+    assert v.needs_full_read(False) is False  # written anew, and good
     assert capsys.readouterr().err == ""
 
 
@@ -266,7 +266,7 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_verification(release, 
     v = verifier(release, manual, cache)
     v.verify()  # the archive is good: a cache it cannot keep is no reason to stop
     assert "cannot be written" in capsys.readouterr().err
-    assert v.check_known(False) is True  # nothing was kept: the next build reads it again
+    assert v.needs_full_read(False) is True  # nothing was kept: the next build reads it again
 
 
 # ------------------------------------------------------------------ 3. a build's work folder

@@ -103,11 +103,11 @@ def record(path, **changes):
 
 def test_verify_passes_and_caches_the_verdict(archive, tmp_path):
     v = checksums.Verifier(archive, record(archive), "test", tmp_path / "cache")
-    assert v.check_known(False) is True
+    assert v.needs_full_read(False) is True
     v.verify()
-    assert v.check_known(False) is False  # cached: no second read
+    assert v.needs_full_read(False) is False  # cached: no second read
     os.utime(archive, ns=(1, 1))  # touched: read again
-    assert v.check_known(False) is True
+    assert v.needs_full_read(False) is True
 
 
 @pytest.mark.parametrize("field", ["md5", "sha256"])

@@ -24,7 +24,7 @@ def test_what_is_alive_when_a_build_starts_or_a_phase_ends_is_skipped_until_it_e
         assert not _tracked(before)
         catalog = [object()]  # a phase's long-lived objects
         assert _tracked(catalog)
-        collector.settled()
+        collector.freeze_settled()
         assert not _tracked(catalog)
         fresh = [object()]
         assert _tracked(fresh)
@@ -43,7 +43,7 @@ def test_a_build_inside_a_build_gives_nothing_back_early():
 
 def test_settled_outside_a_build_freezes_nothing():
     loose = [object()]
-    collector.settled()
+    collector.freeze_settled()
     assert _tracked(loose) and gc.get_freeze_count() == 0
 
 
@@ -53,7 +53,7 @@ def test_a_caller_that_froze_objects_keeps_its_own_policy():
         frozen = gc.get_freeze_count()
         mine = [object()]
         with collector.build():
-            collector.settled()
+            collector.freeze_settled()
             assert _tracked(mine)
         assert gc.get_freeze_count() == frozen
     finally:

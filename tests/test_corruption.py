@@ -295,7 +295,7 @@ def test_a_stream_error_is_not_replaced_by_the_digest_it_cancelled(
     failing first cancels it, and the stream's error is the one reported, alone."""
     from imagenet2017_tfds.ilsvrc import checksums
 
-    monkeypatch.setattr(checksums.Pace, "AHEAD", 0)  # the digest waits for the stream's end
+    monkeypatch.setattr(checksums.DigestPace, "AHEAD", 0)  # the digest waits for the stream's end
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
     original = archive(release, "clsloc").read_bytes()
     data = flipped(original, len(original) // 2, 0x55)

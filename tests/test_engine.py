@@ -176,7 +176,7 @@ def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path, mon
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    store = buckets.Store(str(tmp_path), ["train"], 0)
+    store = buckets.BucketWriter(str(tmp_path), ["train"], 0)
     monkeypatch.setattr(buckets.os, "write", full)
     store.add("train", 5, [memoryview(b"abc")], 3, hold=lambda: lambda: None)
     with pytest.raises(OSError) as raised:
@@ -186,13 +186,13 @@ def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path, mon
 
 
 def test_a_bucket_changed_under_a_build_is_named(tmp_path):
-    store = buckets.Store(str(tmp_path), ["train"], 0)
+    store = buckets.BucketWriter(str(tmp_path), ["train"], 0)
     place = store.add("train", 5, [b"abc", memoryview(b"def")], 6)
     store.close()
     (tmp_path / buckets.file_name(0)).write_bytes(b"abc")
     from imagenet2017_tfds.sources import Entry
 
-    reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
+    reader = buckets.BucketReader(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
     with pytest.raises(Imagenet2017Error, match="bucket-000000: Data/x.JPEG of ILSVRC2017"):
         list(reader.read([Entry(place, "Data/x.JPEG", 6)]))
 
@@ -202,11 +202,12 @@ def test_a_bucket_read_is_closed_when_the_read_moves_to_the_next(tmp_path):
     it) must not stay open, or its disk space is not free until the shard is complete."""
     from imagenet2017_tfds.sources import Entry
 
-    store = buckets.Store(str(tmp_path), ["train"], 1)  # 2 buckets: by the top bit of the key
+    # 2 buckets: by the top bit of the key
+    store = buckets.BucketWriter(str(tmp_path), ["train"], 1)
     first = store.add("train", 5, [b"abc"], 3)
     second = store.add("train", 1 << 127, [b"defg"], 4)
     store.close()
-    reader = buckets.Buckets(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
+    reader = buckets.BucketReader(str(tmp_path), "ILSVRC2017_CLS-LOC.tar.gz")
 
     def open_buckets() -> list[str]:
         names = [os.path.basename(path) for path in procfs.open_paths()]

@@ -321,7 +321,7 @@ def test_v1_memory(tmp_path, limit, headroom):
 def test_a_setting_is_taken_as_given(tmp_path, eight_cpus):
     roots = v2(tmp_path, meminfo=meminfo(1000), **{"job/cpu.max": "200000 100000"})
     fit = machine.worker_count(5, 600 * MB, **roots)
-    assert fit == machine.Fit(
+    assert fit == machine.WorkerCount(
         count=5, cpus=2, memory=1000 * 1024, reason="5 asked for (2 CPUs usable)"
     )
 
@@ -335,7 +335,7 @@ def test_one_per_usable_cpu_when_memory_is_plenty(tmp_path, eight_cpus):
 
 def test_the_affinity_named_when_no_quota(tmp_path, eight_cpus):
     fit = machine.worker_count(0, 600 * MB, **tree(tmp_path, "", {}))
-    assert fit == machine.Fit(
+    assert fit == machine.WorkerCount(
         8, 8, None, "8 CPUs usable (affinity 8, cgroup quota none); available memory not known"
     )
 
@@ -343,7 +343,7 @@ def test_the_affinity_named_when_no_quota(tmp_path, eight_cpus):
 def test_memory_caps_the_count(tmp_path, eight_cpus):
     files = {"job/memory.max": str(2 * GB), "job/memory.current": str(100 * MB)}
     fit = machine.worker_count(0, 600 * MB, **v2(tmp_path, meminfo=meminfo(8_000_000), **files))
-    assert fit == machine.Fit(
+    assert fit == machine.WorkerCount(
         3, 8, 1900 * MB, "3 of 8 usable CPUs: 1.9 GB available at 600 MB a worker"
     )
 
@@ -367,7 +367,7 @@ def test_exactly_enough_memory_for_every_cpu(tmp_path, eight_cpus):
 def test_too_little_memory_still_gives_one_worker(tmp_path, eight_cpus):
     files = {"job/memory.max": str(1 * GB), "job/memory.current": str(800 * MB)}
     fit = machine.worker_count(0, 600 * MB, **v2(tmp_path, meminfo=meminfo(8_000_000), **files))
-    assert fit == machine.Fit(
+    assert fit == machine.WorkerCount(
         1, 8, 200 * MB, "1 of 8 usable CPUs: 200 MB available where a worker needs 600 MB"
     )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from imagenet2017_tfds import testing
-from imagenet2017_tfds.engine.work import Checkpoint, Work
+from imagenet2017_tfds.engine.work import Checkpoint, WorkFolder
 from tests.conftest import ROOT, build_env, tfds_build
 from tests.support import readback
 from tests.support.readback import assert_nothing_loads
@@ -45,7 +45,7 @@ def _freed_mid_shard(data: Path) -> tuple[list[Checkpoint], set[str]]:
     """The checkpoints of the shards a killed build left partly written, and the buckets its
     stream wrote that are gone."""
     (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
-    w = Work(str(root))
+    w = WorkFolder(str(root))
     checkpoints = []
     for record in sorted((root / "shards").glob("*.partial.json")):
         split, shard = record.name.split(".")[0].split("-")
@@ -89,7 +89,7 @@ def _shard_files(data: Path) -> dict[int, tuple[str, bytes]]:
     """The shard files a killed build recorded in its work folder, whole or up to a
     checkpoint: inode -> (name, the bytes recorded)."""
     (root,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
-    w, out = Work(str(root)), {}
+    w, out = WorkFolder(str(root)), {}
     for path in (root / "shards").glob("*.tfrecord*"):
         split, shard = path.name.split(".")[0].split("-")
         if path.name.endswith(".partial"):

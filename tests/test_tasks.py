@@ -51,7 +51,7 @@ def test_a_config_defined_outside_the_package_is_located_verified_and_planned(
     release = testing.write_release(tmp_path / "m", form=form, parts=parts)
     if release.checksums:
         monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
-    prepared = prepare.prepare(release.manual_dir, task, tmp_path / "cache")
+    prepared = prepare.run(release.manual_dir, task, tmp_path / "cache")
 
     assert set(prepared.inputs.parts) == set(parts)
     assert not prepared.recorder.problems and not prepared.recorder.notices
@@ -78,7 +78,7 @@ def test_a_config_defined_outside_the_package_is_located_verified_and_planned(
 def test_a_config_defined_outside_the_package_names_its_own_archives_when_missing(tmp_path):
     release = testing.write_release(tmp_path / "m", parts=("devkit", "det"))
     with pytest.raises(MissingInputError) as e:
-        prepare.prepare(release.manual_dir, DET_2017_TEST, tmp_path / "cache")
+        prepare.run(release.manual_dir, DET_2017_TEST, tmp_path / "cache")
     message = str(e.value)
     assert message.startswith(
         "imagenet2017/det_2017_test needs ILSVRC2017_DET_test_new.tar.gz (the devkit "

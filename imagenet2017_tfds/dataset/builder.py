@@ -26,8 +26,14 @@ from imagenet2017_tfds.internal import collector, fileio, locking, machine, scra
 from imagenet2017_tfds.internal.problems import Recorder
 
 # Build options: fields `tfds build --config '{"name": "clsloc", ...}'` may set.
-OPTIONS = ("skip_bad_members", "allow_unverified", "decode_train", "workers", "skip_space_check",
-           "scratch_dir")  # fmt: skip
+OPTIONS = (
+    "skip_bad_members",
+    "allow_unverified",
+    "decode_train",
+    "workers",
+    "skip_space_check",
+    "scratch_dir",
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -114,9 +120,12 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         config_dir = os.fspath(fileio.path(version_dir).parent)
         with locking.build_lock(config_dir), compat.moved_into_store(version_dir):
             download_dir, download_config = data_dirs.for_build(
-                download_dir, download_config, os.fspath(self._data_dir_root),
-                self.builder_config.scratch_dir, version_dir,
-            )  # fmt: skip
+                download_dir,
+                download_config,
+                os.fspath(self._data_dir_root),
+                self.builder_config.scratch_dir,
+                version_dir,
+            )
             return super().download_and_prepare(
                 download_dir=download_dir, download_config=download_config, **kwargs
             )
@@ -134,8 +143,9 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             )
         recorder = Recorder.for_build(config.skip_bad_members)
         cache_dir = data_dirs.cache_dir(dl_manager, download_config)
-        manual_dir = data_dirs.manual_dir(dl_manager, download_config,
-                                          f"imagenet2017/{config.name}", config.task.parts)  # fmt: skip
+        manual_dir = data_dirs.manual_dir(
+            dl_manager, download_config, f"imagenet2017/{config.name}", config.task.parts
+        )
         with collector.build():
             # Beam only when asked for (runner or options given): without them TFDS would
             # warn and may stop to ask a question on the terminal.
@@ -144,19 +154,30 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             else:
                 run = self._local_build
             prepared, written = run(manual_dir, cache_dir, download_config, recorder)
-            self.info.set_splits(tfds.core.SplitDict([
-                tfds.core.SplitInfo(
-                    name=split, shard_lengths=[n for n, _ in shards],
-                    num_bytes=sum(size for _, size in shards),
-                    filename_template=self._get_filename_template(split_name=split),
+            self.info.set_splits(
+                tfds.core.SplitDict(
+                    [
+                        tfds.core.SplitInfo(
+                            name=split,
+                            shard_lengths=[n for n, _ in shards],
+                            num_bytes=sum(size for _, size in shards),
+                            filename_template=self._get_filename_template(split_name=split),
+                        )
+                        for split, shards in written.items()
+                    ]
                 )
-                for split, shards in written.items()
-            ]))  # fmt: skip
+            )
             metadata.record(self.info.metadata, config.name, prepared, recorder)
             counted = {split: info.shard_lengths for split, info in self.info.splits.items()}
-            verify.nothing_lost(f"imagenet2017/{config.name}", os.fspath(self.data_dir), counted,
-                                prepared, recorder, self.info.file_format.value,
-                                self.info.file_format.file_suffix)  # fmt: skip
+            verify.nothing_lost(
+                f"imagenet2017/{config.name}",
+                os.fspath(self.data_dir),
+                counted,
+                prepared,
+                recorder,
+                self.info.file_format.value,
+                self.info.file_format.file_suffix,
+            )
 
     def _decoded_splits(self, splits) -> frozenset[str]:
         """Splits whose images are all decoded once: validation and test always (about
@@ -171,18 +192,28 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
         options = local.Options(
             allow_unverified=config.allow_unverified,
             decode_splits=self._decoded_splits(("train", "validation", "test")),
-            workers=fit.count, file_format=self.info.file_format.value,
+            workers=fit.count,
+            file_format=self.info.file_format.value,
             shard_config=download_config.get_shard_config(),
-            data_dir=os.fspath(self.data_dir), skip_space_check=config.skip_space_check,
-            scratch_dir=scratch.folder(cache_dir, os.fspath(self._data_dir_root),
-                                       config.scratch_dir),
-        )  # fmt: skip
+            data_dir=os.fspath(self.data_dir),
+            skip_space_check=config.skip_space_check,
+            scratch_dir=scratch.folder(
+                cache_dir, os.fspath(self._data_dir_root), config.scratch_dir
+            ),
+        )
         plural = "es" if fit.count != 1 else ""
-        print(f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})", file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(
+            f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})",
+            file=sys.stderr,
+            flush=True,
+        )
         built = local.build(manual_dir, config.task, cache_dir, recorder, options)
-        return built.prepared, local.link_into(built, lambda split, n: self._get_filename_template(
-            split_name=split).sharded_filepaths(num_shards=n))  # fmt: skip
+        return built.prepared, local.link_into(
+            built,
+            lambda split, n: self._get_filename_template(split_name=split).sharded_filepaths(
+                num_shards=n
+            ),
+        )
 
     def _beam_build(self, manual_dir, cache_dir, download_config, recorder: Recorder):
         """The Beam pipeline over ranges of the archives, read through their gzip index, each
@@ -191,10 +222,17 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
 
         config = self.builder_config
         with compat.beam_fixes(True):
-            return beam.build(manual_dir, config.task, cache_dir, recorder,
-                              config.allow_unverified, self._decoded_splits,
-                              lambda split: self._get_filename_template(split_name=split),
-                              self.info.file_format.value, download_config)  # fmt: skip
+            return beam.build(
+                manual_dir,
+                config.task,
+                cache_dir,
+                recorder,
+                config.allow_unverified,
+                self._decoded_splits,
+                lambda split: self._get_filename_template(split_name=split),
+                self.info.file_format.value,
+                download_config,
+            )
 
     # TFDS's generation hooks: never called, the engine writes the shards itself.
     def _split_generators(self, dl_manager):

@@ -40,8 +40,9 @@ def refuse_data_dir(data_dir: str) -> None:
     why = (
         "TensorFlow has no S3 file system since 2.6 (it moved to tensorflow-io, whose last "
         "release does not load into this TensorFlow)"
-        if scheme.startswith("s3") else f"TensorFlow has no file system for {scheme}://"
-    )  # fmt: skip
+        if scheme.startswith("s3")
+        else f"TensorFlow has no file system for {scheme}://"
+    )
     raise StorageError(
         f"data dir {data_dir}: TFDS writes and reads the dataset's records through TensorFlow, "
         f"and {why}. Build into a local or gs:// data dir, then copy the dataset's folder "
@@ -80,16 +81,18 @@ def moved_in_part(version_dir: str) -> bool:
     return True
 
 
-def for_build(download_dir, download_config, data_dir_root: str, scratch_option: str | None,
-              version_dir: str):  # fmt: skip
+def for_build(
+    download_dir, download_config, data_dir_root: str, scratch_option: str | None, version_dir: str
+):
     """(download dir, download config) to hand TFDS: a download dir in a store replaced by a
     local one (the store's kept in the config, with the manual dir TFDS would default to); a
     dataset moved in part into a store rebuilt (TFDS would take the folder for a built
     dataset; told to overwrite it, it builds again: TensorFlow's client caches what it saw of
     the folder, and deleting it behind TFDS's back left TFDS 4.9.7 reusing it)."""
     given = download_config or tfds.download.DownloadConfig()
-    config = DownloadConfig(**{f.name: getattr(given, f.name)
-                               for f in dataclasses.fields(given) if f.init})  # fmt: skip
+    config = DownloadConfig(
+        **{f.name: getattr(given, f.name) for f in dataclasses.fields(given) if f.init}
+    )
     if download_dir is not None and not fileio.is_local(os.fspath(download_dir)):
         config.store_download_dir = os.fspath(download_dir)
         if config.manual_dir is None:  # TFDS's default, in the store

@@ -24,10 +24,15 @@ def record(meta: dict, config_name: str, prepared: Prepared, recorder: Recorder)
     meta["skipped_members"] = [[m, f"{k}: {r}"] for m, k, r in records["problems"]]
     meta["unlisted_members"] = [m for m, k, _ in records["notices"] if k == "unlisted"]
     if recorder.problems:
-        print(f"Skipped {len(records['problems'])} bad members (skip_bad_members); listed "
-              "in metadata.json under skipped_members.", flush=True)  # fmt: skip
+        print(
+            f"Skipped {len(records['problems'])} bad members (skip_bad_members); listed "
+            "in metadata.json under skipped_members.",
+            flush=True,
+        )
     if meta["unlisted_members"]:
         logging.warning(
             "%d images no list names were kept (first: %s); listed in metadata.json "
-            "under unlisted_members.", len(meta["unlisted_members"]), meta["unlisted_members"][0]
-        )  # fmt: skip
+            "under unlisted_members.",
+            len(meta["unlisted_members"]),
+            meta["unlisted_members"][0],
+        )

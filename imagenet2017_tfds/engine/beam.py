@@ -26,8 +26,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from imagenet2017_tfds.engine import jobs, plan, ranges, shards
-from imagenet2017_tfds.engine.prepare import Prepared, prepare
+from imagenet2017_tfds.engine import jobs, plan, prepare, ranges, shards
+from imagenet2017_tfds.engine.prepare import Prepared
 from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.internal import collector, fileio
@@ -60,8 +60,14 @@ def problems_file(job: jobs.Job) -> str:
     return job.items_file + ".problems"
 
 
-def range_jobs(prepared: Prepared, task: Task, work_dir, decode_splits: set[str],
-               the_plan: plan.Plan, min_ranges: int = 2) -> dict:  # fmt: skip
+def range_jobs(
+    prepared: Prepared,
+    task: Task,
+    work_dir,
+    decode_splits: set[str],
+    the_plan: plan.Plan,
+    min_ranges: int = 2,
+) -> dict:
     """split -> [jobs.Job], one a range of the plan's items, each with its range file (the
     items and their hashed keys) in `work_dir` (storage every worker reads)."""
     work = fileio.path(work_dir)
@@ -75,12 +81,21 @@ def range_jobs(prepared: Prepared, task: Task, work_dir, decode_splits: set[str]
                 source = Tarball(source.path, source.index_file, parallelization=1, keep_open=True)
             for k, chunk in enumerate(ranges.cut(items, min_ranges)):
                 path = work / f"{task.name}-{split}-{part}-{k:05d}.json"
-                jobs.write_items(path, tuple((0, e, it) for e, it in chunk),
-                                 tuple(hkeys[first : first + len(chunk)]))  # fmt: skip
+                jobs.write_items(
+                    path,
+                    tuple((0, e, it) for e, it in chunk),
+                    tuple(hkeys[first : first + len(chunk)]),
+                )
                 first += len(chunk)
-                job = jobs.Job(task=task, split=split, sources=(source,), items=(),
-                               mode=prepared.recorder.mode, decode=split in decode_splits,
-                               items_file=str(path))  # fmt: skip
+                job = jobs.Job(
+                    task=task,
+                    split=split,
+                    sources=(source,),
+                    items=(),
+                    mode=prepared.recorder.mode,
+                    decode=split in decode_splits,
+                    items_file=str(path),
+                )
                 fileio.path(problems_file(job)).unlink(missing_ok=True)
                 out[split].append(job)
     return out
@@ -179,8 +194,9 @@ def write_shard(shard_spills, output: Output, shard_ids: list[int]) -> tuple[int
     examples = sorted(read_spilled(spills), key=lambda e: e[0])
     target = output.shard_file(shard_ids.index(shard), len(shard_ids))
     tally = shards.Tally(f"{output.split} shard {target}")
-    records = (tally.take(hkey, data, f"the example of hashed key {hkey}")
-               for hkey, data in examples)  # fmt: skip
+    records = (
+        tally.take(hkey, data, f"the example of hashed key {hkey}") for hkey, data in examples
+    )
     shards.write_whole(target, records, output.file_format)
     return shard, tally.num_examples, tally.num_bytes
 
@@ -229,23 +245,36 @@ def read_results(output: Output) -> list[tuple[int, int]]:
     return [(n, size) for _, n, size in found]
 
 
-def build(manual_dir, task: Task, cache_dir: str, recorder: Recorder, allow_unverified: bool,
-          decoded: Callable[[Iterable[str]], frozenset[str]], template: Callable,
-          file_format: str, download_config) -> tuple[Prepared, dict]:  # fmt: skip
+def build(
+    manual_dir,
+    task: Task,
+    cache_dir: str,
+    recorder: Recorder,
+    allow_unverified: bool,
+    decoded: Callable[[Iterable[str]], frozenset[str]],
+    template: Callable,
+    file_format: str,
+    download_config,
+) -> tuple[Prepared, dict]:
     """A Beam build: the inputs prepared (located, verified, planned), then the pipeline of
     the plan, on the download config's runner and options: each split's ranges read, their
     examples written into the split's shards under TFDS's names (`template(split)`: TFDS's
     ShardedFileTemplate). Returns what was prepared and split -> [(examples, bytes)] of each
     shard written; what the workers recorded goes to `recorder`."""
-    prepared = prepare(manual_dir, task, cache_dir, allow_unverified, recorder)
-    collector.settled()
+    prepared = prepare.run(manual_dir, task, cache_dir, allow_unverified, recorder)
+    collector.freeze_settled()
     the_plan = plan.make(prepared, task, download_config.get_shard_config())
     work_dir = os.path.join(cache_dir, "ranges")
     work = fileio.path(work_dir)
     outputs = {}
     for split in prepared.splits:
-        outputs[split] = Output(split, the_plan.split(split).layout, template(split), file_format,
-                                str(work / f"{task.name}-{split}-shards.json"))  # fmt: skip
+        outputs[split] = Output(
+            split,
+            the_plan.split(split).layout,
+            template(split),
+            file_format,
+            str(work / f"{task.name}-{split}-shards.json"),
+        )
         fileio.path(outputs[split].results).unlink(missing_ok=True)
     tasks = range_jobs(prepared, task, work_dir, decoded(prepared.splits), the_plan)
     options = download_config.beam_options or PipelineOptions()

@@ -30,7 +30,7 @@ class BucketGone(Exception):
     recorded, whose record or file was then damaged (or deleted by another program)."""
 
 
-def with_buckets_again(work: work_lib.Work, recorder: Recorder, build: Callable[[], object]):
+def with_buckets_again(work: work_lib.WorkFolder, recorder: Recorder, build: Callable[[], object]):
     """`build()`, and once more from the archives (the work folder discarded, what it
     recorded forgotten) if a bucket it needs is gone."""
     recorded = list(recorder.problems), list(recorder.notices)
@@ -46,7 +46,7 @@ def with_buckets_again(work: work_lib.Work, recorder: Recorder, build: Callable[
 def item_buckets(entries: Iterable, in_buckets: Iterable[bool]) -> tuple[str | None, ...]:
     """The bucket each item's bytes are in (None: read from its source, a tree)."""
     return tuple(
-        buckets.file_name(buckets.unplace(e.offset)[0]) if bucketed else None
+        buckets.file_name(buckets.unpack_place(e.offset)[0]) if bucketed else None
         for e, bucketed in zip(entries, in_buckets, strict=True)
     )
 
@@ -68,7 +68,7 @@ class Reads:
 class Lifecycle:
     """The buckets of a build's shards still to write (`todo`), counted by reader."""
 
-    def __init__(self, work: work_lib.Work, todo: list[Reads]):
+    def __init__(self, work: work_lib.WorkFolder, todo: list[Reads]):
         self.work = work
         self.users: Counter = Counter()  # bucket -> shards still to write that read it
         for r in todo:
@@ -94,8 +94,11 @@ class Lifecycle:
                 after.setdefault(items, []).append(name)
         if not after:
             return None
-        return work_lib.Frees(self.work.root, r.shard,
-                     tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())))  # fmt: skip
+        return work_lib.Frees(
+            self.work.root,
+            r.shard,
+            tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())),
+        )
 
     def free_unread(self, every: Iterable[Reads]) -> None:
         """Frees the buckets of `every` shard that no shard still to write reads."""

@@ -43,11 +43,11 @@ def bucket_of(hkey: int, bits: int) -> int:
     return hkey >> (HKEY_BITS - bits)
 
 
-def place(bucket_id: int, offset: int) -> int:
+def pack_place(bucket_id: int, offset: int) -> int:
     return (bucket_id << OFFSET_BITS) | offset
 
 
-def unplace(location: int) -> tuple[int, int]:
+def unpack_place(location: int) -> tuple[int, int]:
     return location >> OFFSET_BITS, location & ((1 << OFFSET_BITS) - 1)
 
 
@@ -55,7 +55,7 @@ def file_name(bucket_id: int) -> str:
     return f"bucket-{bucket_id:06d}"
 
 
-class Store:
+class BucketWriter:
     """The writing side, used by the stream: appends an image to its bucket, returns its
     place. The writes run on a thread of their own (os.write releases the GIL), so the
     stream's thread, which every byte passes through, only hands them over."""
@@ -76,8 +76,14 @@ class Store:
     def bucket_id(self, split: str, hkey: int) -> int:
         return self.base[split] + bucket_of(hkey, self.bits)
 
-    def add(self, split: str, hkey: int, chunks: Iterable, size: int,
-            hold: Callable[[], Callable[[], None]] | None = None) -> int:  # fmt: skip
+    def add(
+        self,
+        split: str,
+        hkey: int,
+        chunks: Iterable,
+        size: int,
+        hold: Callable[[], Callable[[], None]] | None = None,
+    ) -> int:
         """Appends an image given as buffers of `size` bytes in all. `hold` keeps each
         buffer from being reused until it is written (the stream's tar.Walker.hold); without
         it each buffer is written before the next is taken."""
@@ -99,7 +105,7 @@ class Store:
                 self._writes.put((fd, view, done.set))
                 done.wait()
         self._sizes[bucket] = offset + size
-        return place(bucket, offset)
+        return pack_place(bucket, offset)
 
     def _write(self) -> None:
         while (write := self._writes.get()) is not None:
@@ -128,7 +134,7 @@ class Store:
         return dict(self._sizes)
 
 
-class Buckets:
+class BucketReader:
     """The reading side, a reader of a job (jobs.Reader): entries whose offsets are places
     in the store."""
 
@@ -142,7 +148,7 @@ class Buckets:
         fds: dict[int, int] = {}
         try:
             for entry in entries:
-                bucket, offset = unplace(entry.offset)
+                bucket, offset = unpack_place(entry.offset)
                 if bucket not in fds:
                     for fd in fds.values():
                         os.close(fd)

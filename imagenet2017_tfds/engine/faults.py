@@ -17,13 +17,13 @@ process the build starts inherits the variable.
 The points (where the engine reaches them, and what they pass as detail):
 
     archive-read        an archive's one read begins (stream.read_once); the source
-    bucket-add          an image is about to be appended to a bucket (buckets.Store.add)
+    bucket-add          an image is about to be appended to a bucket (buckets.BucketWriter.add)
     streams-kept        every archive read now is recorded as streamed (local)
     shard-started       a shard's job begins to be written (jobs.write_shard); the job
     example-serialized  an example is serialized (jobs.run); its key
     checkpoint-kept     a shard's checkpoint is on disk and its buckets freed (jobs)
     shard-reported      a worker's report of a shard arrives (pool.Pool.run); job, Written
-    shard-kept          a written shard is recorded complete (work.Work.keep_shard)
+    shard-kept          a written shard is recorded complete (work.WorkFolder.keep_shard)
     disk-free           the free space of a folder is looked up (local); the folder
     shard-placed        a shard file is placed in the dataset's folder (builder); its path
     object-moved        an object of a finished dataset is copied into place (store); its url

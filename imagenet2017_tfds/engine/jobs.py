@@ -26,7 +26,7 @@ import numpy as np
 
 from imagenet2017_tfds import compat
 from imagenet2017_tfds.engine import bucket_life, faults, shards
-from imagenet2017_tfds.engine.work import Checkpoint, Frees, Work, partial_path
+from imagenet2017_tfds.engine.work import Checkpoint, Frees, WorkFolder, partial_path
 from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.ilsvrc import images
 from imagenet2017_tfds.ilsvrc.example_dicts import Item
@@ -38,7 +38,7 @@ from imagenet2017_tfds.sources import Entry
 
 class Reader(Protocol):
     """What a job reads its items' bytes from: a source (an archive, a tree) or the buckets
-    the stream filled (buckets.Buckets). Picklable: paths only."""
+    the stream filled (buckets.BucketReader). Picklable: paths only."""
 
     name: str  # in messages
 
@@ -117,7 +117,7 @@ def _serializer(task: Task):
     return _FEATURES[task.name]
 
 
-def prepare(task: Task) -> None:
+def load_features(task: Task) -> None:
     """Loads the task's features and serializer (once a process)."""
     _serializer(task)
 
@@ -145,8 +145,11 @@ def _read(job: Job) -> Iterator[tuple[int, int, Entry, Item, bytes]]:
     """Each item still to run (from `job.start`, not excluded) with its place in the job and
     its bytes, in the job's order; consecutive items of one source are read in one call (one
     open reader, one forward pass for a range of a tarball)."""
-    items = [(k, i, e, it) for k, (i, e, it) in enumerate(job.items)
-             if k >= job.start and it.path not in job.exclude]  # fmt: skip
+    items = [
+        (k, i, e, it)
+        for k, (i, e, it) in enumerate(job.items)
+        if k >= job.start and it.path not in job.exclude
+    ]
     start = 0
     while start < len(items):
         source = items[start][1]
@@ -194,8 +197,9 @@ def check_decodes(job: Job, stop: threading.Event | None = None) -> Job:
         except ImageError as e:
             recorder.problem("image", item.path, e)
             bad.add(item.path)
-    return dataclasses.replace(job, decode=False, exclude=job.exclude | bad,
-                               recorded=recorder.to_json())  # fmt: skip
+    return dataclasses.replace(
+        job, decode=False, exclude=job.exclude | bad, recorded=recorder.to_json()
+    )
 
 
 def write_shard(job: Job) -> Written:
@@ -217,9 +221,17 @@ def write_shard(job: Job) -> Written:
     def records():
         for ex in run(job, recorder):
             if names := due.at(ex.index):
-                checkpoints.take(Checkpoint(ex.index, tally.file_bytes, tally.num_examples,
-                                            tally.num_bytes, tally.last_hkey,
-                                            recorder.to_json()), names)  # fmt: skip
+                checkpoints.take(
+                    Checkpoint(
+                        ex.index,
+                        tally.file_bytes,
+                        tally.num_examples,
+                        tally.num_bytes,
+                        tally.last_hkey,
+                        recorder.to_json(),
+                    ),
+                    names,
+                )
             yield tally.take(job.hkeys[ex.index], ex.data, ex.path)
 
     partial = partial_path(job.output)
@@ -244,14 +256,22 @@ class _Checkpoints:
 
     def __init__(self, job: Job):
         self.job, self.partial = job, partial_path(job.output)
-        self.work = Work(job.frees.work)
+        self.work = WorkFolder(job.frees.work)
         self._thread = cf.ThreadPoolExecutor(1, thread_name_prefix="i17-checkpoint")
         self._kept: list[cf.Future] = []
 
     def take(self, checkpoint: Checkpoint, names: list[str]) -> None:
-        self._kept.append(self._thread.submit(keep_checkpoint, self.work, self.job.split,
-                                              self.job.frees.shard, self.partial, checkpoint,
-                                              tuple(names)))  # fmt: skip
+        self._kept.append(
+            self._thread.submit(
+                keep_checkpoint,
+                self.work,
+                self.job.split,
+                self.job.frees.shard,
+                self.partial,
+                checkpoint,
+                tuple(names),
+            )
+        )
 
     def close(self, raise_errors: bool = True) -> int:
         """Waits for the checkpoints; returns how many were recorded. An error is raised,
@@ -262,8 +282,14 @@ class _Checkpoints:
         return sum(not f.exception() and f.result() for f in self._kept)
 
 
-def keep_checkpoint(work: Work, split: str, shard: int, partial: str, checkpoint: Checkpoint,
-                    names: tuple[str, ...]) -> bool:  # fmt: skip
+def keep_checkpoint(
+    work: WorkFolder,
+    split: str,
+    shard: int,
+    partial: str,
+    checkpoint: Checkpoint,
+    names: tuple[str, ...],
+) -> bool:
     """The file on disk, then its checkpoint, then (once it is recorded) the buckets it
     covers freed."""
     fileio.make_durable([partial])

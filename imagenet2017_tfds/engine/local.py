@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from imagenet2017_tfds.engine import bucket_life, buckets, faults, jobs, pool, prepare, stream
 from imagenet2017_tfds.engine import plan as plan_lib
-from imagenet2017_tfds.engine.work import Shard, Work
+from imagenet2017_tfds.engine.work import Shard, WorkFolder
 from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.ilsvrc import catalog, checksums
 from imagenet2017_tfds.ilsvrc.tasks import Task
@@ -43,9 +43,9 @@ class Options:
 
 
 @dataclass
-class Built:
+class LocalBuild:
     prepared: prepare.Prepared
-    work: Work
+    work: WorkFolder
     shards: dict[str, list[Shard]] = field(default_factory=dict)  # split -> non-empty, in order
 
     def shard_file(self, shard: Shard) -> str:
@@ -54,14 +54,15 @@ class Built:
     suffix: str = "tfrecord"
 
 
-def link_into(built: Built, targets) -> dict[str, list[tuple[int, int]]]:
+def link_into(built: LocalBuild, targets) -> dict[str, list[tuple[int, int]]]:
     """Links each split's finished shards to `targets(split, count)` (the dataset's file names),
     then removes the work folder (the dataset holds its own links to the shards now). Returns
     split -> (examples, bytes) of each shard."""
     written = {}
     for split, shards in built.shards.items():
-        for shard, target in zip(shards, targets(split, len(shards)) if shards else [],
-                                 strict=True):  # fmt: skip
+        for shard, target in zip(
+            shards, targets(split, len(shards)) if shards else [], strict=True
+        ):
             fileio.link_or_copy(built.shard_file(shard), target)
             faults.point("shard-placed", target)
         written[split] = [(s.num_examples, s.num_bytes) for s in shards]
@@ -80,9 +81,10 @@ def _identity(found, cats_of_trees: dict[str, catalog.Catalog]) -> dict:
             out[part] = fileio.stat_key(source.path)
         else:  # a tree: what it holds (its files' paths and sizes)
             entries = sorted(
-                (e.path, e.size) for table in cats_of_trees[part].images.values()
+                (e.path, e.size)
+                for table in cats_of_trees[part].images.values()
                 for e in table.values()
-            )  # fmt: skip
+            )
             out[part] = {"tree": source.name, "entries": fileio.digest_json(entries)}
     return out
 
@@ -91,20 +93,31 @@ def _bucket_bits(found) -> int:
     return buckets.choose_bits(sum(p.stat().length for p in found.tarballs.values()))
 
 
-def _streams(found, task: Task, work: Work, verifiers: dict, bits: int,
-             recorder: Recorder) -> tuple[dict[str, catalog.Catalog], dict]:  # fmt: skip
+def _streams(
+    found, task: Task, work: WorkFolder, verifiers: dict, bits: int, recorder: Recorder
+) -> tuple[dict[str, catalog.Catalog], dict]:
     """The catalog of every tarball part: reused from an earlier run of this build, or read
     once now (its digest beside it; a mismatch stops the build before anything is written).
     Also, for each part read now, its buckets' sizes by name (for _keep_streams)."""
     tarballs = sorted(found.tarballs)
-    paces = {part: checksums.Pace() for part in verifiers}
+    paces = {part: checksums.DigestPace() for part in verifiers}
     with contextlib.ExitStack() as stack:
         # An archive in a store: its digest and its stream share the blocks fetched, so one
         # pass fetches it once (a local one is served twice by the page cache).
-        shared = {part: stack.enter_context(store.shared_pass(found.tarballs.get(part)))
-                  for part in paces}  # fmt: skip
-        return _stream_all(found, task, work, bits, recorder, tarballs, paces, shared,
-                           prepare.Verification(verifiers, paces))  # fmt: skip
+        shared = {
+            part: stack.enter_context(store.shared_pass(found.tarballs.get(part))) for part in paces
+        }
+        return _stream_all(
+            found,
+            task,
+            work,
+            bits,
+            recorder,
+            tarballs,
+            paces,
+            shared,
+            prepare.Verification(verifiers, paces),
+        )
 
 
 def _stream_all(found, task, work, bits, recorder, tarballs, paces, shared, verification):
@@ -121,13 +134,18 @@ def _stream_all(found, task, work, bits, recorder, tarballs, paces, shared, veri
                     paces[part].release()
                 continue
             splits = [split for split, _ in task.items.values()]
-            into = buckets.Store(work.buckets, splits, bits, part_index=index)
+            into = buckets.BucketWriter(work.buckets, splits, bits, part_index=index)
             pace = paces.get(part)
             size = source.path.stat().length
             with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
                 try:
-                    cat = stream.read_once(source, task, into, lambda far, bar=bar: bar.update(
-                        far - bar.n), pace.advance if pace else None)  # fmt: skip
+                    cat = stream.read_once(
+                        source,
+                        task,
+                        into,
+                        lambda far, bar=bar: bar.update(far - bar.n),
+                        pace.advance if pace else None,
+                    )
                 except BaseException:
                     if pace:
                         pace.cancel()
@@ -145,7 +163,7 @@ def _stream_all(found, task, work, bits, recorder, tarballs, paces, shared, veri
     return cats, fresh
 
 
-def _keep_streams(work: Work, cats: dict[str, catalog.Catalog], fresh: dict) -> None:
+def _keep_streams(work: WorkFolder, cats: dict[str, catalog.Catalog], fresh: dict) -> None:
     for part, sizes in fresh.items():  # complete: the stream and its digest are done
         fileio.make_durable(os.path.join(work.buckets, name) for name in sizes)
         work.keep_stream(part, cats[part], sizes)
@@ -172,7 +190,7 @@ def _free(folder: str) -> tuple[str, int]:
     return path, st.f_bavail * st.f_frsize
 
 
-def check_space(found, work: Work, options: Options, tree_bytes: int) -> None:
+def check_space(found, work: WorkFolder, options: Options, tree_bytes: int) -> None:
     """Stops before the first byte is read when a folder the build writes to cannot hold
     what it will write: the work folder (buckets, shards) and, on another file system, the
     dataset's folder (the shards, linked there when both are on one)."""
@@ -191,8 +209,9 @@ def check_space(found, work: Work, options: Options, tree_bytes: int) -> None:
     for folder, wanted in need.items():
         at, free = _free(folder)
         if free < wanted:
-            short.append(f"{folder} needs about {wanted / 1e9:.1f} GB, {at} has "
-                         f"{free / 1e9:.1f} GB free")  # fmt: skip
+            short.append(
+                f"{folder} needs about {wanted / 1e9:.1f} GB, {at} has {free / 1e9:.1f} GB free"
+            )
     if short:
         raise DiskSpaceError(
             f"imagenet2017: not enough disk space for this build ({'; '.join(short)}). Free "
@@ -202,7 +221,7 @@ def check_space(found, work: Work, options: Options, tree_bytes: int) -> None:
 
 
 @contextlib.contextmanager
-def _out_of_space(work: Work):
+def _out_of_space(work: WorkFolder):
     """A disk that fills mid-build all the same (another program): the package's error, the
     folder named; what is complete stays for the rerun."""
     try:
@@ -217,7 +236,7 @@ def _out_of_space(work: Work):
         ) from None
 
 
-def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> Built:
+def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Options) -> LocalBuild:
     found = prepare.locate(manual_dir, task, cache_dir)
     scanned: dict[str, catalog.Catalog] = {}  # source name -> catalog: a tree serving
     tree_cats = {}  # several parts is walked once
@@ -227,14 +246,23 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
                 scanned[source.name] = catalog.scan(source)
             tree_cats[part] = scanned[source.name]
     settings = {
-        "task": task.name, "mode": recorder.mode, "decode": sorted(options.decode_splits),
-        "format": options.file_format, "shards": repr(options.shard_config),
-    }  # fmt: skip
-    work = Work.for_build(options.scratch_dir or cache_dir, task.name,
-                          _identity(found, tree_cats), settings)  # fmt: skip
+        "task": task.name,
+        "mode": recorder.mode,
+        "decode": sorted(options.decode_splits),
+        "format": options.file_format,
+        "shards": repr(options.shard_config),
+    }
+    work = WorkFolder.for_build(
+        options.scratch_dir or cache_dir, task.name, _identity(found, tree_cats), settings
+    )
     if not options.skip_space_check:
-        tree_bytes = sum(e.size for part, c in tree_cats.items() if found.archives[part].split_dirs
-                         for table in c.images.values() for e in table.values())  # fmt: skip
+        tree_bytes = sum(
+            e.size
+            for part, c in tree_cats.items()
+            if found.archives[part].split_dirs
+            for table in c.images.values()
+            for e in table.values()
+        )
         check_space(found, work, options, tree_bytes)
     with _out_of_space(work):
         return bucket_life.with_buckets_again(
@@ -244,21 +272,23 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
         )
 
 
-def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> Built:
+def _build(found, task, cache_dir, recorder, options, work, tree_cats) -> LocalBuild:
     # The workers start now, so they are ready when the archives have been read.
     executor = pool.Pool(options.workers, (task.name,)) if options.workers > 1 else None
     try:
         if executor is not None:
             executor.start()
-        return _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
-                                executor)  # fmt: skip
+        return _read_plan_write(
+            found, task, cache_dir, recorder, options, work, tree_cats, executor
+        )
     finally:
         if executor is not None:
             executor.close()
 
 
-def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
-                     executor: pool.Pool | None) -> Built:  # fmt: skip
+def _read_plan_write(
+    found, task, cache_dir, recorder, options, work, tree_cats, executor: pool.Pool | None
+) -> LocalBuild:
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
     streamed, fresh = _streams(found, task, work, todo, _bucket_bits(found), recorder)
@@ -269,22 +299,22 @@ def _read_plan_write(found, task, cache_dir, recorder, options, work, tree_cats,
     try:
         streams_kept = keeper.submit(_keep_streams, work, streamed, fresh)
         cats = {**tree_cats, **streamed}
-        collector.settled()
+        collector.freeze_settled()
         prepare.record_catalog_problems(cats, found, recorder)
-        prepared = prepare.plan(found, task, cats, verified, recorder,
-                                once=tuple(found.tarballs))  # fmt: skip
+        prepared = prepare.plan(found, task, cats, verified, recorder, once=tuple(found.tarballs))
         the_plan = work.plan()
         if the_plan is None or not the_plan.fits(prepared):
             the_plan = plan_lib.make(prepared, task, options.shard_config)
             keeper.submit(work.keep_plan, the_plan)
         sources = {
-            part: buckets.Buckets(work.buckets, source.name)
-            if isinstance(source, Tarball) else source
+            part: buckets.BucketReader(work.buckets, source.name)
+            if isinstance(source, Tarball)
+            else source
             for part, source in found.parts.items()
-        }  # fmt: skip
+        }
         per_split = _shard_jobs(the_plan, prepared, task, sources, work, recorder, options)
-        collector.settled()
-        built = Built(prepared, work, suffix=options.file_format)
+        collector.freeze_settled()
+        built = LocalBuild(prepared, work, suffix=options.file_format)
         _write_shards(built, per_split, recorder, options, executor, keeper, streams_kept)
         return built
     finally:
@@ -297,37 +327,58 @@ class _Planned:
     reads: bucket_life.Reads
 
 
-def _shard_jobs(the_plan: plan_lib.Plan, prepared, task: Task, sources: dict[str, Source],
-                work: Work, recorder, options: Options) -> dict[str, list[_Planned]]:  # fmt: skip
+def _shard_jobs(
+    the_plan: plan_lib.Plan,
+    prepared,
+    task: Task,
+    sources: dict[str, Source],
+    work: WorkFolder,
+    recorder,
+    options: Options,
+) -> dict[str, list[_Planned]]:
     """split -> its shards' jobs, in the plan's order."""
     parts = sorted(sources)
     index = {part: k for k, part in enumerate(parts)}
     out = {}
     for split_shards in the_plan.splits:
         split = split_shards.split
-        items = [(part, e, it) for part, pairs in sorted(prepared.splits[split].parts.items())
-                 for e, it in pairs]  # fmt: skip
+        items = [
+            (part, e, it)
+            for part, pairs in sorted(prepared.splits[split].parts.items())
+            for e, it in pairs
+        ]
         planned = []
         for sp in split_shards.shards:
             chosen = [items[k] for k in sp.items]
             job = jobs.Job(
-                task=task, split=split, sources=tuple(sources[p] for p in parts),
-                items=tuple((index[p], e, it) for p, e, it in chosen), mode=recorder.mode,
-                decode=split in options.decode_splits, hkeys=sp.hkeys,
+                task=task,
+                split=split,
+                sources=tuple(sources[p] for p in parts),
+                items=tuple((index[p], e, it) for p, e, it in chosen),
+                mode=recorder.mode,
+                decode=split in options.decode_splits,
+                hkeys=sp.hkeys,
                 output=work.shard_file(split, sp.shard, options.file_format),
                 file_format=options.file_format,
-            )  # fmt: skip
-            in_buckets = [isinstance(sources[p], buckets.Buckets) for p, _, _ in chosen]
-            reads = bucket_life.Reads(split, sp.shard, bucket_life.item_buckets(
-                (e for _, e, _ in chosen), in_buckets))  # fmt: skip
+            )
+            in_buckets = [isinstance(sources[p], buckets.BucketReader) for p, _, _ in chosen]
+            reads = bucket_life.Reads(
+                split, sp.shard, bucket_life.item_buckets((e for _, e, _ in chosen), in_buckets)
+            )
             planned.append(_Planned(job, reads))
         out[split] = planned
     return out
 
 
-def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: Recorder,
-                  options: Options, executor: pool.Pool | None, keeper: cf.Executor,
-                  streams_kept: cf.Future):  # fmt: skip
+def _write_shards(
+    built: LocalBuild,
+    per_split: dict[str, list[_Planned]],
+    recorder: Recorder,
+    options: Options,
+    executor: pool.Pool | None,
+    keeper: cf.Executor,
+    streams_kept: cf.Future,
+):
     """The shards no earlier run wrote, on the workers, once `streams_kept` is done (the
     streams on disk and recorded); `keeper` then flushes and records each one and frees the
     buckets it was the last to read (bucket_life). The full decodes of the splits that ask
@@ -350,8 +401,10 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     if done:
         _say(f"{len(done)} shards written by an earlier run of this build: reusing them.")
     if resumed:
-        _say(f"{len(resumed)} shards partly written by an earlier run of this build: going on "
-             f"from their {sum(p.job.resume.num_examples for p in resumed)} examples written.")  # fmt: skip
+        _say(
+            f"{len(resumed)} shards partly written by an earlier run of this build: going on "
+            f"from their {sum(p.job.resume.num_examples for p in resumed)} examples written."
+        )
     life.check_present([p.reads for p in todo])
     if suffix == "tfrecord":  # a file that can be continued: its buckets freed on its way
         for p in todo:
@@ -359,32 +412,36 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
     threads = cf.ThreadPoolExecutor(options.workers)  # full decodes (TensorFlow's, GIL-free)
     stop = threading.Event()
     checks = {
-        p.job.output: threads.submit(jobs.check_decodes, p.job, stop)
-        for p in todo if p.job.decode
-    }  # fmt: skip
+        p.job.output: threads.submit(jobs.check_decodes, p.job, stop) for p in todo if p.job.decode
+    }
     kept: list[cf.Future] = []  # each shard flushed, recorded, its buckets freed: a worker
     # goes on to its next shard at once
     bars = {}
     try:
         streams_kept.result()  # the stream is on disk and recorded before any shard is written
         life.free_unread(p.reads for planned in per_split.values() for p in planned)
-        bars.update({
-            split: prepare._progress_bar(f"Generating {split} examples", len(built.prepared.splits[split]), " examples")
-            for split in per_split
-        })  # fmt: skip
+        bars.update(
+            {
+                split: prepare._progress_bar(
+                    f"Generating {split} examples", len(built.prepared.splits[split]), " examples"
+                )
+                for split in per_split
+            }
+        )
         for (split, _), earlier in done.items():
             bars[split].update(earlier.num_examples)
         for p in resumed:
             bars[p.job.split].update(p.job.resume.num_examples)
         ordered = _checked_first([p.job for p in todo], checks)
-        results = executor.run(ordered) if executor else (
-            (job, jobs.write_shard(job)) for job in ordered
-        )  # fmt: skip
+        results = (
+            executor.run(ordered) if executor else ((job, jobs.write_shard(job)) for job in ordered)
+        )
         planned_by_output = {p.job.output: p for p in todo}
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
-            shard = Shard(job.split, p.reads.shard, written.num_examples, written.num_bytes,
-                          written.recorded)  # fmt: skip
+            shard = Shard(
+                job.split, p.reads.shard, written.num_examples, written.num_bytes, written.recorded
+            )
             done[(job.split, shard.shard)] = shard
             before = job.resume.num_examples if job.resume else 0
             bars[job.split].update(written.num_examples - before)
@@ -404,7 +461,7 @@ def _write_shards(built: Built, per_split: dict[str, list[_Planned]], recorder: 
         built.shards.setdefault(split, [])
 
 
-def _keep_shard(work: Work, shard: Shard, suffix: str, freed: list[str]) -> None:
+def _keep_shard(work: WorkFolder, shard: Shard, suffix: str, freed: list[str]) -> None:
     if work.keep_shard(shard, suffix):
         for name in freed:  # no shard still to write reads them
             work.free_bucket(name)

@@ -3,7 +3,7 @@ largest hashed key) and each shard's items in hashed-key order. Every executor r
 build's own process and the local pool (engine/local.py) write one shard a job, and every
 Beam runner (beam.py) cuts its ranges from the same items and writes the same shards, so all
 write the same bytes. A local build keeps it in its work folder with the streams' records
-(work.Work.keep_plan): a resumed build reads it instead of hashing and laying out again.
+(work.WorkFolder.keep_plan): a resumed build reads it instead of hashing and laying out again.
 
 The plan names items by their place in the split's planned items (plans.SplitPlan.items:
 part by part, each in the order its bytes lie in), which the same inputs always give.
@@ -55,8 +55,9 @@ class Plan:
         )
 
 
-def split_layout(hasher, keys: list[str], sizes: list[int],
-                 shard_config) -> tuple[list[int], shards.Layout | None]:  # fmt: skip
+def split_layout(
+    hasher, keys: list[str], sizes: list[int], shard_config
+) -> tuple[list[int], shards.Layout | None]:
     """The hashed key of each of a split's planned examples (`keys`, their images `sizes`
     bytes), and the split's layout (None: nothing planned, no shard)."""
     hkeys = [hasher.hash_key(key) for key in keys]
@@ -71,13 +72,23 @@ def make(prepared, task, shard_config) -> Plan:
     out = []
     for split in sorted(prepared.splits, key=lambda s: (len(prepared.splits[s]), s)):
         items = prepared.splits[split].items
-        hkeys, layout = split_layout(hasher[split], [it.key for _, it in items],
-                                     [e.size for e, _ in items], shard_config)  # fmt: skip
+        hkeys, layout = split_layout(
+            hasher[split], [it.key for _, it in items], [e.size for e, _ in items], shard_config
+        )
         per_shard: dict[int, list[tuple[int, int]]] = {}
         for hkey, k in sorted(zip(hkeys, range(len(items)), strict=True)):
             per_shard.setdefault(layout.shard_of(hkey), []).append((k, hkey))
-        out.append(SplitShards(split, len(items), layout, tuple(
-            ShardPlan(split, shard, tuple(k for k, _ in chosen), tuple(h for _, h in chosen))
-            for shard, chosen in sorted(per_shard.items())
-        )))  # fmt: skip
+        out.append(
+            SplitShards(
+                split,
+                len(items),
+                layout,
+                tuple(
+                    ShardPlan(
+                        split, shard, tuple(k for k, _ in chosen), tuple(h for _, h in chosen)
+                    )
+                    for shard, chosen in sorted(per_shard.items())
+                ),
+            )
+        )
     return Plan(tuple(out))

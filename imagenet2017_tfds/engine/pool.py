@@ -79,7 +79,7 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     for name in sys.argv[2:]:  # ready before the first job: started while the stream runs
-        jobs_lib.prepare(tasks.task(name))
+        jobs_lib.load_features(tasks.task(name))
     while True:
         try:
             job = _receive(jobs)
@@ -131,8 +131,13 @@ class Pool:
 
     def start(self) -> list[subprocess.Popen]:
         if not self._procs:
-            command = [sys.executable, "-m", "imagenet2017_tfds.engine.pool", str(os.getpid()),
-                       *self.task_names]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "imagenet2017_tfds.engine.pool",
+                str(os.getpid()),
+                *self.task_names,
+            ]
             path = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")])
             env = dict(os.environ, PYTHONPATH=path)  # the package as this process found it
             self._procs = [
@@ -212,8 +217,9 @@ class Pool:
         procs = self.start()
         done: queue.SimpleQueue = queue.SimpleQueue()
         if not self._drains:
-            self._drains = [threading.Thread(target=self._drain, args=(p, done), daemon=True)
-                            for p in procs]  # fmt: skip
+            self._drains = [
+                threading.Thread(target=self._drain, args=(p, done), daemon=True) for p in procs
+            ]
             self._done = done
             for drain in self._drains:
                 drain.start()

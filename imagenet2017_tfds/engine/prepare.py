@@ -29,9 +29,12 @@ class Prepared:
 
 
 def verifiers(
-    found: inputs.Inputs, cache_dir, allow_unverified: bool, recorder: Recorder,
+    found: inputs.Inputs,
+    cache_dir,
+    allow_unverified: bool,
+    recorder: Recorder,
     verified: dict[str, str],
-) -> dict[str, checksums.Verifier]:  # fmt: skip
+) -> dict[str, checksums.Verifier]:
     """The archives that still need a full read; a known-size mismatch or a missing digest
     goes to `recorder` at once. `verified` receives how each archive is vouched for."""
     records, origin = checksums.load()
@@ -45,15 +48,17 @@ def verifiers(
         v = checksums.Verifier(path, record, origin, cache_dir)
         by_content = archive.by_content(path.name) and (record is None or not record.digests())
         try:
-            if v.check_known(allow_unverified or by_content):
+            if v.needs_full_read(allow_unverified or by_content):
                 todo[part] = v
         except ChecksumError as e:
             recorder.problem("checksum", path.name, e)
         verified[part] = (
-            ", ".join(record.digests()) if record and record.digests() and not by_content
-            else "content: validation labels and boxes" if by_content
+            ", ".join(record.digests())
+            if record and record.digests() and not by_content
+            else "content: validation labels and boxes"
+            if by_content
             else "none (allow_unverified)"
-        )  # fmt: skip
+        )
     for part in found.parts:
         verified.setdefault(part, "content: validation labels (an extracted tree has no digest)")
     return todo
@@ -67,7 +72,7 @@ def _progress_bar(desc: str, total: int | None, unit: str):
 
 class Verification:
     """The full reads of the archives that need one, each in a thread beside the scan (both
-    read the same file); a Pace keeps a digest just behind a stream that generates too."""
+    read the same file); a DigestPace keeps a digest just behind a stream that generates too."""
 
     def __init__(self, todo: dict[str, checksums.Verifier], paces: dict | None = None):
         self._stack = contextlib.ExitStack()
@@ -78,7 +83,7 @@ class Verification:
             )
             pace = (paces or {}).get(part)
             run = lambda v=v, bar=bar, pace=pace: v.verify(bar.update, pace)  # noqa: E731
-            self._jobs.append((v, checksums.Background(run)))
+            self._jobs.append((v, checksums.DigestThread(run)))
 
     def join(self, recorder: Recorder) -> None:
         """Waits for every digest; a mismatch goes to `recorder` (a build stops on it)."""
@@ -150,7 +155,7 @@ def record_catalog_problems(cats: dict[str, catalog.Catalog], found, recorder: R
         for p in cat.problems:
             recorder.problem(p.kind, p.member, AnnotationError(p.reason))
     for part in _by_package_copies(found, cats):
-        devkit.check(cats[part].devkit, found.parts[part].name, recorder)
+        devkit.cross_check(cats[part].devkit, found.parts[part].name, recorder)
 
 
 def _by_package_copies(found: inputs.Inputs, parts) -> list[str]:
@@ -177,7 +182,7 @@ def plan(found, task: Task, cats, verified, recorder: Recorder, once=()) -> Prep
     return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats, once))
 
 
-def prepare(
+def run(
     manual_dir,
     task: Task,
     cache_dir=None,

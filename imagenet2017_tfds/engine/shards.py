@@ -70,7 +70,7 @@ def write(path: str, records: Iterable[bytes], file_format: str, at: int | None 
     """Writes a shard file of `records` in order (TFRecord here; other formats by TFDS's
     own adapter, none of which needs TensorFlow). A TFRecord file is continued from its
     first `at` bytes when given, and each record reaches the OS before the next is asked
-    for (a checkpoint may flush it from another thread). Work.keep_shard flushes the whole
+    for (a checkpoint may flush it from another thread). WorkFolder.keep_shard flushes the whole
     file to disk, off the worker's path."""
     if file_format == "tfrecord":
         with open(path, "r+b" if at is not None else "wb", buffering=0) as f:

@@ -4,7 +4,7 @@ here, each image's bytes written from the decompressor's buffer into its bucket,
 This thread is what every byte passes through (the serial part of a build), so it does no
 more per member than a header and a hash of the key: the image's bytes go from rapidgzip's
 output into the walker's buffers and from there to the bucket writer's thread. The archive's md5 is taken
-beside it by a reader paced just behind (checksums.Pace), so the disk serves one pass.
+beside it by a reader paced just behind (checksums.DigestPace), so the disk serves one pass.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from imagenet2017_tfds import compat
 from imagenet2017_tfds.engine import faults
-from imagenet2017_tfds.engine.buckets import Store
+from imagenet2017_tfds.engine.buckets import BucketWriter
 from imagenet2017_tfds.ilsvrc import catalog, roles
 from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.sources import Entry, Tarball, tar
@@ -47,9 +47,12 @@ def hashers(task: Task) -> dict[str, compat.Hasher]:
 
 
 def read_once(
-    source: Tarball, task: Task, store: Store, progress: Progress | None = None,
+    source: Tarball,
+    task: Task,
+    store: BucketWriter,
+    progress: Progress | None = None,
     on_position: Callable[[int], None] | None = None,
-) -> catalog.Catalog:  # fmt: skip
+) -> catalog.Catalog:
     """Every member of `source` once: images of `task` into `store` (their entries' offsets
     are their places there), everything else a catalog keeps parsed. `on_position` gets the
     compressed bytes read so far (the paced digest follows it)."""

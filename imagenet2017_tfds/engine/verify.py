@@ -33,9 +33,15 @@ def written_file_names(files: list[str], file_format: str) -> set[str] | None:
     return names
 
 
-def nothing_lost(dataset: str, data_dir: str, counted: dict[str, list[int]],
-                 prepared: Prepared, recorder: Recorder, file_format: str,
-                 suffix: str) -> None:  # fmt: skip
+def nothing_lost(
+    dataset: str,
+    data_dir: str,
+    counted: dict[str, list[int]],
+    prepared: Prepared,
+    recorder: Recorder,
+    file_format: str,
+    suffix: str,
+) -> None:
     """`dataset`: name/config, in messages; `counted`: split -> TFDS's shard lengths."""
     name = dataset.split("/")[0]
     skipped = recorder.problem_members()
@@ -54,10 +60,13 @@ def nothing_lost(dataset: str, data_dir: str, counted: dict[str, list[int]],
             continue
         names = written_file_names(files, file_format)
         missing = next(
-            (item.path for _, item in plan.items
-             if item.path not in skipped and names is not None and item.file_name not in names),
+            (
+                item.path
+                for _, item in plan.items
+                if item.path not in skipped and names is not None and item.file_name not in names
+            ),
             "(not identified)",
-        )  # fmt: skip
+        )
         raise ConsistencyError(
             f"{dataset} {split}: {written} examples written, {expected} planned from the "
             "release's lists; first missing member: "

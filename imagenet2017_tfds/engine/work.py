@@ -79,19 +79,19 @@ class Frees:
     that reads it: (items, bucket names) pairs, `items` ascending. No other shard still to
     write reads them."""
 
-    work: str  # the Work's root
+    work: str  # the WorkFolder's root
     shard: int
     after: tuple[tuple[int, tuple[str, ...]], ...]
 
 
-class Work:
+class WorkFolder:
     def __init__(self, root: str):
         self.root = root
         self.buckets = os.path.join(root, "buckets")
         self.shards = os.path.join(root, "shards")
 
     @classmethod
-    def for_build(cls, cache_dir, name: str, inputs: dict, settings: dict) -> Work:
+    def for_build(cls, cache_dir, name: str, inputs: dict, settings: dict) -> WorkFolder:
         return cls(
             os.path.join(os.fspath(cache_dir), "work", f"{name}-{identity(inputs, settings)}")
         )
@@ -109,8 +109,12 @@ class Work:
 
     def _write(self, path: fileio.Path, value) -> bool:
         """A record, on disk when this returns True (what it records may then be freed)."""
-        return fileio.write_cache(path, json.dumps(value, sort_keys=True).encode(),
-                                  {"work": os.path.basename(self.root)}, durable=True)  # fmt: skip
+        return fileio.write_cache(
+            path,
+            json.dumps(value, sort_keys=True).encode(),
+            {"work": os.path.basename(self.root)},
+            durable=True,
+        )
 
     def streamed(self, part: str) -> catalog.Catalog | None:
         value = self._read(self._stream_file(part))
@@ -169,8 +173,11 @@ class Work:
         if not os.path.exists(path) and os.path.exists(whole):
             os.replace(whole, path)
         if (found := _size(path)) is None or found < value["file_bytes"]:
-            fileio.notice(path, f"{_bytes(found)}, {value['file_bytes']} recorded as written",
-                          "the shard is written again")  # fmt: skip
+            fileio.notice(
+                path,
+                f"{_bytes(found)}, {value['file_bytes']} recorded as written",
+                "the shard is written again",
+            )
             return None
         return Checkpoint(**value)
 
@@ -196,10 +203,15 @@ class Work:
         be recorded, and what it read may not be freed."""
         path = self.shard_file(shard.split, shard.shard, suffix)
         fileio.make_durable([path])
-        if not self._write(self._record_file(shard.split, shard.shard), {
-            "num_examples": shard.num_examples, "num_bytes": shard.num_bytes,
-            "recorded": shard.recorded, "file_bytes": os.path.getsize(path),
-        }):  # fmt: skip
+        if not self._write(
+            self._record_file(shard.split, shard.shard),
+            {
+                "num_examples": shard.num_examples,
+                "num_bytes": shard.num_bytes,
+                "recorded": shard.recorded,
+                "file_bytes": os.path.getsize(path),
+            },
+        ):
             return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._checkpoint_file(shard.split, shard.shard))

@@ -130,7 +130,7 @@ def format_records(records: list[Record]) -> str:
 Progress = Callable[[int], None]
 
 
-class Pace:
+class DigestPace:
     """How far into a file a reader may go: a digest that shares one read of an archive with
     its decompression stays just behind it, so the disk serves both from one pass (the page
     cache holds the gap)."""
@@ -185,7 +185,7 @@ def _file_chunks(path: fileio.Path):
             yield buffer[:n]
 
 
-def _chunks(path: fileio.Path, pace: Pace | None = None):
+def _chunks(path: fileio.Path, pace: DigestPace | None = None):
     """The file's chunks; with `pace`, each read only once the pace allows it."""
     if pace is None:
         yield from _file_chunks(path)
@@ -204,7 +204,7 @@ def hash_file(
     path: fileio.Path,
     algorithms=DIGESTS,
     progress: Progress | None = None,
-    pace: Pace | None = None,
+    pace: DigestPace | None = None,
 ) -> Record:
     """Read `path` once; hashlib releases the GIL, so this runs well in its own thread."""
     hashers = {name: hashlib.new(name) for name in algorithms}
@@ -229,7 +229,7 @@ class Verifier:
             fileio.path(cache_dir) / f"verdict-{self.path.name}.json" if cache_dir else None
         )
 
-    def check_known(self, allow_unverified: bool) -> bool:
+    def needs_full_read(self, allow_unverified: bool) -> bool:
         """Cheap checks (known digest, size); True when a full read is still needed."""
         name = self.path.name
         actual = self.path.stat().length
@@ -263,7 +263,7 @@ class Verifier:
             return None
         return self.record.digests()
 
-    def verify(self, progress: Progress | None = None, pace: Pace | None = None) -> None:
+    def verify(self, progress: Progress | None = None, pace: DigestPace | None = None) -> None:
         """Full read: every known digest must match."""
         key = self._cache_key()  # taken before: a change during the read is not vouched for
         actual = hash_file(self.path, tuple(self.record.digests()), progress, pace)
@@ -291,7 +291,7 @@ def _name_thread(name: bytes) -> None:
         pass
 
 
-class Background:
+class DigestThread:
     """Runs a verification in a thread so it overlaps the archive scan (both read the file)."""
 
     def __init__(self, fn: Callable[[], None]):

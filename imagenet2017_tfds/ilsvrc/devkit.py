@@ -19,7 +19,7 @@ def _lines(data: str) -> list[str]:
     return [" ".join(line.split()) for line in data.splitlines() if line.strip()]
 
 
-def check(files: dict[str, bytes], source_name: str, recorder) -> None:
+def cross_check(files: dict[str, bytes], source_name: str, recorder) -> None:
     """Every checked file the devkit holds must equal the package's, entry for entry; a
     difference goes to `recorder` (problems.Recorder)."""
     for name in CHECKED:

@@ -134,8 +134,9 @@ def locate(
     hint = (
         f" {', '.join(zips)}: unzip it there first (`unzip FILE -d {folder}`): Kaggle's zip "
         f"holds {kaggle.TARBALL}, which is read as it is."
-        if zips and any(kaggle.TARBALL in p.files for p in missing) else ""
-    )  # fmt: skip
+        if zips and any(kaggle.TARBALL in p.files for p in missing)
+        else ""
+    )
     also = " and ".join(f"the {p.name} {archive_names(p)}" for p in optional)
     also = f" ({also} {'is' if len(optional) == 1 else 'are'} optional)" if optional else ""
     if missing:

@@ -240,13 +240,21 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
     match = re.fullmatch(r"ILSVRC2012_val_(\d{8})", image)
     number = int(match.group(1)) if match else 0
     if not 1 <= number <= len(devkit.clsloc_ground_truth()):
-        rec.problem("extra", entry.path,
-                    ConsistencyError(f"{entry.path}: not a validation image name of the release."))  # fmt: skip
+        rec.problem(
+            "extra",
+            entry.path,
+            ConsistencyError(f"{entry.path}: not a validation image name of the release."),
+        )
         return None
     ann = ctx.annotation(roles.CLSLOC_CHALLENGE, "val", image)
     if ann is None:
-        rec.problem("annotation", entry.path, AnnotationError(
-            f"{entry.path}: every validation image has an annotation XML, this one has none."))  # fmt: skip
+        rec.problem(
+            "annotation",
+            entry.path,
+            AnnotationError(
+                f"{entry.path}: every validation image has an annotation XML, this one has none."
+            ),
+        )
         return None
     label = _validation_label(ctx, image, entry, ann, number)
     if label is None:
@@ -262,9 +270,14 @@ def clsloc_validation(ctx: Context) -> SplitPlan:
     plan = _planned(ctx, part, clsloc_validation_item, members)
     if ctx.val_solution is not None:
         for image in ctx.val_solution.unplanned(set(members)):
-            rec.problem("missing", image, ConsistencyError(
-                f"{ctx.val_solution.source} names {image}, but the archive holds no such "
-                "validation image. The archive is incomplete: download it again."))  # fmt: skip
+            rec.problem(
+                "missing",
+                image,
+                ConsistencyError(
+                    f"{ctx.val_solution.source} names {image}, but the archive holds no such "
+                    "validation image. The archive is incomplete: download it again."
+                ),
+            )
     return plan
 
 
@@ -321,15 +334,23 @@ def det_train(ctx: Context) -> SplitPlan:
     """The reference is the union of the per-class lists `train_N.txt` (the devkit documents
     them) and `train.txt` where it exists (nothing public says it lists every image)."""
     (part, cat), rec = ctx.holder("train"), ctx.recorder
-    names = sorted(n for t, n in cat.imagesets if t == roles.DET_CHALLENGE and
-                   (n == "train" or PER_CLASS_LIST.fullmatch(n)))  # fmt: skip
+    names = sorted(
+        n
+        for t, n in cat.imagesets
+        if t == roles.DET_CHALLENGE and (n == "train" or PER_CLASS_LIST.fullmatch(n))
+    )
     where = f"{cat.source_name}: ImageSets/DET/train*.txt"
     found = cat.images.get((roles.DET_CHALLENGE, "train"), {})
     if not names:
-        rec.fatal("list", where, ConsistencyError(
-            f"{cat.source_name}: no DET train list (ImageSets/DET/train_1.txt ... train_200.txt, "
-            "train.txt); they prove no train image is lost. The archive is incomplete: "
-            "download it again."))  # fmt: skip
+        rec.fatal(
+            "list",
+            where,
+            ConsistencyError(
+                f"{cat.source_name}: no DET train list (ImageSets/DET/train_1.txt ... train_200.txt, "
+                "train.txt); they prove no train image is lost. The archive is incomplete: "
+                "download it again."
+            ),
+        )
         return SplitPlan()
     ids = {image for name in names for image in listed(cat, roles.DET_CHALLENGE, name)}
     reference_members({i: e.path for i, e in found.items()}, ids, where, rec, "train")
@@ -346,8 +367,13 @@ def det_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
     _, cat = ctx.holder("val")
     ann = cat.annotations.get((roles.DET_CHALLENGE, "val"), {}).get(image)
     if ann is None:
-        ctx.recorder.problem("annotation", entry.path, AnnotationError(
-            f"{entry.path}: every DET validation image has an annotation XML, this one has none."))  # fmt: skip
+        ctx.recorder.problem(
+            "annotation",
+            entry.path,
+            AnnotationError(
+                f"{entry.path}: every DET validation image has an annotation XML, this one has none."
+            ),
+        )
         return None
     numbers = ctx.memo("det_val_numbers", lambda: _det_val_numbers(cat))
     black = devkit.det_blacklist().get(numbers.get(image), frozenset())
@@ -386,14 +412,24 @@ def det_test(ctx: Context) -> SplitPlan:
             sources.append(cat.source_name)
     _, new = holding[0]
     if not any(i.startswith(roles.DET_TEST_NEW_PREFIX) for i in found):
-        rec.fatal("missing", new.source_name, ConsistencyError(
-            f"{new.source_name}: no image of the 2017 DET test set ({roles.DET_TEST_NEW_PREFIX}*). "
-            "Put ILSVRC2017_DET_test_new.tar.gz (or the tree extracted from it) in the manual folder."))  # fmt: skip
+        rec.fatal(
+            "missing",
+            new.source_name,
+            ConsistencyError(
+                f"{new.source_name}: no image of the 2017 DET test set ({roles.DET_TEST_NEW_PREFIX}*). "
+                "Put ILSVRC2017_DET_test_new.tar.gz (or the tree extracted from it) in the manual folder."
+            ),
+        )
     where = " and ".join(f"{s}: ImageSets/DET/test.txt" for s in dict.fromkeys(sources))
     if not sources:
-        rec.fatal("list", new.source_name, ConsistencyError(
-            f"{new.source_name}: no ImageSets/DET/test.txt in either DET archive; it proves no "
-            "test image is lost. The archives are incomplete: download them again."))  # fmt: skip
+        rec.fatal(
+            "list",
+            new.source_name,
+            ConsistencyError(
+                f"{new.source_name}: no ImageSets/DET/test.txt in either DET archive; it proves no "
+                "test image is lost. The archives are incomplete: download them again."
+            ),
+        )
         lists = set(found)
     reference_members({i: e.path for i, (_, e) in found.items()}, lists, where, rec, "test")
     plan = SplitPlan()

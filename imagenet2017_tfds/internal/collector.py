@@ -24,7 +24,7 @@ _exit_registered = False
 
 @contextlib.contextmanager
 def build():
-    """Within: the objects alive at entry, and at each `settled()`, are skipped by the
+    """Within: the objects alive at entry, and at each `freeze_settled()`, are skipped by the
     collector's passes. A caller that froze objects itself (or a build already running in
     this process) keeps its own policy."""
     global _building, _exit_registered
@@ -43,7 +43,7 @@ def build():
                 _exit_registered = True
 
 
-def settled() -> None:
+def freeze_settled() -> None:
     """The objects alive now live as long as the build (a phase's catalog, its plan)."""
     if _building:
         gc.freeze()

@@ -92,16 +92,23 @@ class _StoreLock:
                 seen, since = (version, beat), time.monotonic()
             quiet = time.monotonic() - since
             if quiet > _lease() or _dead_here(holder):
-                why = ("its process is gone" if _dead_here(holder)
-                       else f"no heartbeat for {quiet:.0f} s")  # fmt: skip
-                _say(f"{self.lock}: held by {holder}, a build that is not running any more "
-                     f"({why}); taking it over.")  # fmt: skip
+                why = (
+                    "its process is gone"
+                    if _dead_here(holder)
+                    else f"no heartbeat for {quiet:.0f} s"
+                )
+                _say(
+                    f"{self.lock}: held by {holder}, a build that is not running any more "
+                    f"({why}); taking it over."
+                )
                 self.lock.delete_version(version)
                 self._beat_file(holder).unlink(missing_ok=True)
                 continue
             if not said:
-                _say(f"Waiting: another build of this dataset ({holder}) holds {self.lock}; "
-                     f"a lock with no heartbeat for {_lease():.0f} s is taken over.")  # fmt: skip
+                _say(
+                    f"Waiting: another build of this dataset ({holder}) holds {self.lock}; "
+                    f"a lock with no heartbeat for {_lease():.0f} s is taken over."
+                )
                 said = True
             time.sleep(min(2.0, _lease() / 6))
         self._beat()

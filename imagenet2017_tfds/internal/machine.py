@@ -39,7 +39,7 @@ class CpuLimits:
 
 
 @dataclass(frozen=True)
-class Fit:
+class WorkerCount:
     """Worker processes for a build, and why that many: `reason` is for the build's log."""
 
     count: int
@@ -224,7 +224,7 @@ def worker_count(
     *,
     proc_root: str = PROC_ROOT,
     cgroup_root: str = CGROUP_ROOT,
-) -> Fit:
+) -> WorkerCount:
     """Workers for a `workers` setting: a positive one as asked; 0 one per usable CPU, as many
     as fit `count * per_worker_bytes + reserve_bytes` in the available memory, at least 1."""
     if setting < 0:
@@ -241,18 +241,18 @@ def worker_count(
     memory = available_memory(proc_root, cgroup_root)
     usable = cpus.usable
     if setting > 0:
-        return Fit(setting, usable, memory, f"{setting} asked for ({_cpus(usable)} usable)")
+        return WorkerCount(setting, usable, memory, f"{setting} asked for ({_cpus(usable)} usable)")
     reason = (
         f"{_cpus(usable)} usable (affinity {cpus.affinity}, cgroup quota {cpus.quota or 'none'})"
     )
     if memory is None:
-        return Fit(usable, usable, None, f"{reason}; available memory not known")
+        return WorkerCount(usable, usable, None, f"{reason}; available memory not known")
     fits = max(0, memory - reserve_bytes) // per_worker_bytes
     if fits >= usable:
-        return Fit(usable, usable, memory, reason)
+        return WorkerCount(usable, usable, memory, reason)
     kept = f", {_size(reserve_bytes)} kept back," if reserve_bytes else ""
     if fits == 0:  # one worker still: the build runs, slowly or swapping, rather than not
         why = f"{_size(memory)} available{kept} where a worker needs {_size(per_worker_bytes)}"
-        return Fit(1, usable, memory, f"1 of {usable} usable CPUs: {why}")
+        return WorkerCount(1, usable, memory, f"1 of {usable} usable CPUs: {why}")
     why = f"{_size(memory)} available{kept} at {_size(per_worker_bytes)} a worker"
-    return Fit(fits, usable, memory, f"{fits} of {usable} usable CPUs: {why}")
+    return WorkerCount(fits, usable, memory, f"{fits} of {usable} usable CPUs: {why}")

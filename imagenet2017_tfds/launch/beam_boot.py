@@ -80,8 +80,14 @@ def fail(message: str) -> NoReturn:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name in ("id", "provision_endpoint", "logging_endpoint", "artifact_endpoint",
-                 "control_endpoint", "semi_persist_dir"):  # fmt: skip
+    for name in (
+        "id",
+        "provision_endpoint",
+        "logging_endpoint",
+        "artifact_endpoint",
+        "control_endpoint",
+        "semi_persist_dir",
+    ):
         parser.add_argument("--" + name, default="")
     parser.add_argument("--harness_of", type=int, help="run the SDK harness for this boot")
     args, _ = parser.parse_known_args(argv)
@@ -173,8 +179,19 @@ def install(packages: list[str], cache: str) -> str | None:
         start = time.monotonic()
         partial = tempfile.mkdtemp(dir=cache, prefix=".partial-")
         # No build isolation and no index: build with the venv's setuptools, offline.
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                   "--no-build-isolation", "--no-index", "--target", partial, *packages]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            partial,
+            *packages,
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(partial, ignore_errors=True)
@@ -192,8 +209,9 @@ def main(argv=None) -> None:
     info = provision_info(args.provision_endpoint, args.id)
     semi_persistent = args.semi_persist_dir or tempfile.mkdtemp(prefix="beam-sdk-")
     artifact_endpoint = info.artifact_endpoint.url or args.artifact_endpoint
-    files = fetch_staged(artifact_endpoint, args.id, info.dependencies,
-                         os.path.join(semi_persistent, "staged"))  # fmt: skip
+    files = fetch_staged(
+        artifact_endpoint, args.id, info.dependencies, os.path.join(semi_persistent, "staged")
+    )
     cache = os.environ.get("BEAM_BOOT_CACHE") or os.path.join(
         tempfile.gettempdir(), f"beam-boot-{os.getuid()}"
     )

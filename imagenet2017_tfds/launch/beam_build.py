@@ -91,25 +91,44 @@ JVM_HEAP = "1g"
 # The job server does little but schedule: a C2 JIT compiler and a parallel GC would take the
 # cores the SDK workers need (with these flags, 5.1-5.6 CPU s of a 1 GB Flink build:
 # bench/results-2026-11-25-oneread.json).
-JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-               "-Dorg.slf4j.simpleLogger.showDateTime=true",
-               "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX"]  # fmt: skip
+JVM_OPTIONS = [
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+]
 READY_SECONDS = 180  # a cold JVM on a loaded machine
 # Spark 3.5 on Java 17 needs the JDK's internals opened to it (what spark-submit adds: Spark's
 # launcher.JavaModuleOptions); without them the job fails at its first RDD with
 # `IllegalAccessError: ... cannot access class sun.nio.ch.DirectBuffer`.
-SPARK_OPENS = ["java.lang", "java.lang.invoke", "java.lang.reflect", "java.io", "java.net",
-               "java.nio", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
-               "jdk.internal.ref", "sun.nio.ch", "sun.nio.cs", "sun.security.action",
-               "sun.util.calendar"]  # fmt: skip
+SPARK_OPENS = [
+    "java.lang",
+    "java.lang.invoke",
+    "java.lang.reflect",
+    "java.io",
+    "java.net",
+    "java.nio",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "jdk.internal.ref",
+    "sun.nio.ch",
+    "sun.nio.cs",
+    "sun.security.action",
+    "sun.util.calendar",
+]
 SPARK_JAVA = [
     "-XX:+IgnoreUnrecognizedVMOptions",
     *[f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in SPARK_OPENS],
 ]
 # Spark reads its configuration from the JVM's spark.* properties: no web UI (it would listen
 # on 0.0.0.0:4040), the driver on loopback.
-SPARK_OPTIONS = [*SPARK_JAVA, "-Dspark.ui.enabled=false", "-Dspark.driver.host=localhost",
-                 "-Dspark.driver.bindAddress=127.0.0.1"]  # fmt: skip
+SPARK_OPTIONS = [
+    *SPARK_JAVA,
+    "-Dspark.ui.enabled=false",
+    "-Dspark.driver.host=localhost",
+    "-Dspark.driver.bindAddress=127.0.0.1",
+]
 SPARK_SCALA = "2.12"  # of the job server's Spark (spark-pom.xml): a cluster's must match
 SPARK_UI_PORT = 8080  # a Spark master's web UI (spark.master.ui.port), where /json answers
 
@@ -123,12 +142,14 @@ SPARK_UI_PORT = 8080  # a Spark master's web UI (spark.master.ui.port), where /j
 # other, the count reset after 10 quiet minutes. Spark in local mode retries only with
 # local[N,F]: F attempts of a task.
 RESTARTS = 5
-FLINK_RESTARTS = {"restart-strategy.type": "exponential-delay",
-                  "restart-strategy.exponential-delay.initial-backoff": "1 s",
-                  "restart-strategy.exponential-delay.max-backoff": "30 s",
-                  "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
-                  "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
-                  "restart-strategy.exponential-delay.attempts-before-reset-backoff": RESTARTS}  # fmt: skip
+FLINK_RESTARTS = {
+    "restart-strategy.type": "exponential-delay",
+    "restart-strategy.exponential-delay.initial-backoff": "1 s",
+    "restart-strategy.exponential-delay.max-backoff": "30 s",
+    "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+    "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff": RESTARTS,
+}
 
 # The standalone Flink cluster: Flink 1.19 as the 2.62 job server's runner (built on 1.19.0;
 # PyPI has 1.19.3, the same minor release). Its settings go on the scripts' command lines as
@@ -141,12 +162,15 @@ FLINK_RESTARTS = {"restart-strategy.type": "exponential-delay",
 # `Insufficient number of network buffers: required 512, but only 372 available`). With
 # Flink's default TaskManager (1728m) a job hangs, out of heap, in a gRPC thread.
 FLINK_DIST = "1.19.3"
-FLINK_CLUSTER = {"jobmanager.memory.process.size": "1g",
-                 "taskmanager.memory.process.size": "3g",
-                 "taskmanager.memory.managed.fraction": "0.1",
-                 "taskmanager.memory.task.off-heap.size": "256m",
-                 "taskmanager.memory.network.min": "512m",
-                 "taskmanager.memory.network.max": "512m", **FLINK_RESTARTS}  # fmt: skip
+FLINK_CLUSTER = {
+    "jobmanager.memory.process.size": "1g",
+    "taskmanager.memory.process.size": "3g",
+    "taskmanager.memory.managed.fraction": "0.1",
+    "taskmanager.memory.task.off-heap.size": "256m",
+    "taskmanager.memory.network.min": "512m",
+    "taskmanager.memory.network.max": "512m",
+    **FLINK_RESTARTS,
+}
 
 
 @dataclass(frozen=True)
@@ -305,8 +329,16 @@ def job_server_jars(server: JobServer) -> Path:
     runner = server.pom.stem.removesuffix("-pom")
 
     def fetch(folder: Path) -> None:
-        command = ["mvn", "-B", "-q", "-f", str(server.pom), "dependency:copy-dependencies",
-                   f"-DoutputDirectory={folder}", "-DincludeScope=runtime"]  # fmt: skip
+        command = [
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(server.pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={folder}",
+            "-DincludeScope=runtime",
+        ]
         run_tool(command, f"fetching Beam's {server.name} from Maven Central", 900)
 
     return cached(f"{runner}-job-server-{digest}", fetch)
@@ -320,8 +352,10 @@ def job_server_classpath(server: JobServer) -> str:
     runner = server.pom.stem.removesuffix("-pom")
     fix = Path(evict_dead_workers.__file__)
     digest = hashlib.sha256(server.pom.read_bytes() + fix.read_bytes()).hexdigest()[:12]
-    fixed = cached(f"{runner}-lost-worker-fix-{digest}",
-                   lambda folder: evict_dead_workers.build(jars, folder, run_tool))  # fmt: skip
+    fixed = cached(
+        f"{runner}-lost-worker-fix-{digest}",
+        lambda folder: evict_dead_workers.build(jars, folder, run_tool),
+    )
     return os.pathsep.join([str(fixed / evict_dead_workers.JAR), f"{jars}/*"])
 
 
@@ -333,12 +367,26 @@ def flink_distribution() -> Path:
     def fetch(folder: Path) -> None:
         download = folder / "download"
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download)]
-        run_tool([*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
-                 "fetching Flink's jars (apache-flink-libraries) from PyPI", 1800)  # fmt: skip
+        run_tool(
+            [*pip, "--no-binary", ":all:", f"apache-flink-libraries=={FLINK_DIST}"],
+            "fetching Flink's jars (apache-flink-libraries) from PyPI",
+            1800,
+        )
         # The scripts are the same in every wheel: one named platform, whatever this one is.
-        run_tool([*pip, "--only-binary", ":all:", "--python-version", "3.11", "--platform",
-                  "manylinux2014_x86_64", f"apache-flink=={FLINK_DIST}"],
-                 "fetching Flink's scripts (apache-flink) from PyPI", 600)  # fmt: skip
+        run_tool(
+            [
+                *pip,
+                "--only-binary",
+                ":all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux2014_x86_64",
+                f"apache-flink=={FLINK_DIST}",
+            ],
+            "fetching Flink's scripts (apache-flink) from PyPI",
+            600,
+        )
         (sdist,) = download.glob("apache*flink*libraries*.tar.gz")
         with tarfile.open(sdist) as archive:
             for member in archive.getmembers():
@@ -359,8 +407,16 @@ def flink_distribution() -> Path:
                     target.write_bytes(archive.read(name))
                     target.chmod(0o755 if parts[1] == "bin" else 0o644)
         shutil.rmtree(download)
-        missing = [p for p in ["bin/jobmanager.sh", "bin/bash-java-utils.jar", "conf/config.yaml",
-                               f"lib/flink-dist-{FLINK_DIST}.jar"] if not (folder / p).exists()]  # fmt: skip
+        missing = [
+            p
+            for p in [
+                "bin/jobmanager.sh",
+                "bin/bash-java-utils.jar",
+                "conf/config.yaml",
+                f"lib/flink-dist-{FLINK_DIST}.jar",
+            ]
+            if not (folder / p).exists()
+        ]
         if missing:
             raise LaunchError(f"PyPI's Flink {FLINK_DIST} packages lacked {missing}")
 
@@ -374,18 +430,31 @@ def start_flink_cluster(
     of the JobManager's REST endpoint, where the job server submits."""
     dist = flink_distribution()
     rest = free_port()
-    settings = {**FLINK_CLUSTER, "jobmanager.rpc.port": free_port(), "rest.port": rest,
-                "taskmanager.numberOfTaskSlots": workers, "parallelism.default": workers,
-                "io.tmp.dirs": tmp, "classloader.resolve-order": "parent-first"}  # fmt: skip
+    settings = {
+        **FLINK_CLUSTER,
+        "jobmanager.rpc.port": free_port(),
+        "rest.port": rest,
+        "taskmanager.numberOfTaskSlots": workers,
+        "parallelism.default": workers,
+        "io.tmp.dirs": tmp,
+        "classloader.resolve-order": "parent-first",
+    }
     dynamic = [arg for key, value in settings.items() for arg in ("-D", f"{key}={value}")]
     # Beam's classes on the cluster's own classpath (after Flink's: the scripts append
     # HADOOP_CLASSPATH), loaded parent-first. Loaded from the job's jars instead, Beam ends
     # its SDK workers whenever no task of the job runs for a moment (it must not keep a job's
     # class loader alive), and the next tasks start new ones, importing TensorFlow again.
-    env = dict(env, FLINK_CONF_DIR=str(dist / "conf"), FLINK_LOG_DIR=str(services.work),
-               FLINK_PID_DIR=str(tmp), HADOOP_CLASSPATH=beam_classpath)  # fmt: skip
-    for name, ready in [("jobmanager", "Rest endpoint listening at"),
-                        ("taskmanager", "Successful registration at resource manager")]:  # fmt: skip
+    env = dict(
+        env,
+        FLINK_CONF_DIR=str(dist / "conf"),
+        FLINK_LOG_DIR=str(services.work),
+        FLINK_PID_DIR=str(tmp),
+        HADOOP_CLASSPATH=beam_classpath,
+    )
+    for name, ready in [
+        ("jobmanager", "Rest endpoint listening at"),
+        ("taskmanager", "Successful registration at resource manager"),
+    ]:
         command = ["bash", str(dist / "bin" / f"{name}.sh"), "start-foreground", *dynamic]
         process = services.start(name, command, env)
         services.cluster.append(
@@ -471,14 +540,19 @@ class Services:
     def start(self, name: str, command: list[str], env: dict, log: bool = True):
         """Starts a command logging to WORK/name.log, or with this process's output."""
         if not log:
-            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         else:
             with open(self.work / f"{name}.log", "wb") as out:
                 process = subprocess.Popen(
-                    command, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
+                    command,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         self.started.append(process)
         return process
 
@@ -682,10 +756,14 @@ def staged_setup(work: Path) -> Path:
     stage = work / "stage"
     shutil.rmtree(stage, ignore_errors=True)
     package = BEAM.parent
-    shutil.copytree(package, stage / package.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
-    data = sorted(str(p.relative_to(stage / package.name)) for p in (stage / package.name).rglob("*")
-                  if p.is_file() and p.suffix != ".py")  # fmt: skip
+    shutil.copytree(
+        package, stage / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    data = sorted(
+        str(p.relative_to(stage / package.name))
+        for p in (stage / package.name).rglob("*")
+        if p.is_file() and p.suffix != ".py"
+    )
     version = re.search(r'__version__ = "([^"]+)"', (package / "__init__.py").read_text())
     (stage / "setup.py").write_text(
         "from setuptools import find_packages, setup\n\n"
@@ -701,8 +779,9 @@ def worker_env(env: dict, setup_file: bool) -> dict:
     repository on PYTHONPATH (what else is there stays, e.g. another TFDS)."""
     if not setup_file:
         return env
-    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-            if p and Path(p).resolve() != ROOT]  # fmt: skip
+    keep = [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != ROOT
+    ]
     return dict(env, PYTHONPATH=os.pathsep.join(keep))
 
 
@@ -719,8 +798,9 @@ class Engine:
             self.ready_after = time.monotonic() - since
         status = exit_status(self.process, 0)
         if status is not None:
-            raise LaunchError(f"the {self.name} exited with {status} during the build:\n"
-                              f"{tail(self.log)}")  # fmt: skip
+            raise LaunchError(
+                f"the {self.name} exited with {status} during the build:\n{tail(self.log)}"
+            )
 
 
 def start_engine(
@@ -731,15 +811,21 @@ def start_engine(
     --spark_master), the job server submits to that cluster, whose TaskManagers or executors
     start the SDK workers."""
     if args.runner == "direct":
-        return ["runner=DirectRunner", f"direct_num_workers={args.workers}",
-                "direct_running_mode=multi_processing"], None  # fmt: skip
+        return [
+            "runner=DirectRunner",
+            f"direct_num_workers={args.workers}",
+            "direct_running_mode=multi_processing",
+        ], None
     # The engine's and the workers' temporary files go into the work folder; the packages
     # the workers install, into the cache (by content, so once).
     tmp = services.work / "tmp"
     tmp.mkdir(exist_ok=True)
-    wenv = dict(worker_env(env, args.setup_file), TMPDIR=str(tmp),
-                BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
-                BEAM_BOOT_CACHE=str(CACHE / "beam-boot"))  # fmt: skip
+    wenv = dict(
+        worker_env(env, args.setup_file),
+        TMPDIR=str(tmp),
+        BEAM_BOOT_LOG=str(services.work / "beam_boot.log"),
+        BEAM_BOOT_CACHE=str(CACHE / "beam-boot"),
+    )
     port = free_port()
     if args.runner in JOB_SERVERS:
         server = JOB_SERVERS[args.runner]
@@ -763,11 +849,23 @@ def start_engine(
         job_host = "localhost" if master is None else master.job_host
         # Java takes its home from the password file, not HOME (a cluster host's own).
         home = [] if master is None else [f"-Duser.home={Path.home()}"]
-        command = ["java", f"-Xmx{args.jvm_heap}", *JVM_OPTIONS, *java_options, *home,
-                   f"-Djava.io.tmpdir={tmp}", "-cp", classpath, server.main,
-                   *engine_args, f"--job-host={job_host}", f"--job-port={port}",
-                   f"--artifact-port={free_port()}", "--expansion-port=-1",
-                   f"--artifacts-dir={services.work / 'artifacts'}"]  # fmt: skip
+        command = [
+            "java",
+            f"-Xmx{args.jvm_heap}",
+            *JVM_OPTIONS,
+            *java_options,
+            *home,
+            f"-Djava.io.tmpdir={tmp}",
+            "-cp",
+            classpath,
+            server.main,
+            *engine_args,
+            f"--job-host={job_host}",
+            f"--job-port={port}",
+            f"--artifact-port={free_port()}",
+            "--expansion-port=-1",
+            f"--artifacts-dir={services.work / 'artifacts'}",
+        ]
         ready, engine = "JobService started on", server.pipeline_options(args.workers)
         if master is not None:
             engine = cluster_pipeline_options(args.workers, master)
@@ -776,8 +874,12 @@ def start_engine(
             wenv["SPARK_LOCAL_IP"] = master.job_host
     else:
         name = "Prism job server"
-        command = [str(prism_binary()), f"--job_port={port}", "--serve_http=false",
-                   "--log_kind=text"]  # fmt: skip
+        command = [
+            str(prism_binary()),
+            f"--job_port={port}",
+            "--serve_http=false",
+            "--log_kind=text",
+        ]
         ready, engine = "Serving JobManagement", []
     process = services.start("job-server", command, wenv)
     # On a cluster, the workers' hosts cannot see this host's work folder.
@@ -785,9 +887,14 @@ def start_engine(
     config = json.dumps({"command": str(boot)})
     job_host = "localhost" if master is None else master.job_host
     # job_server_timeout: how long the build waits for the job server to answer.
-    options = ["runner=PortableRunner", f"job_endpoint={job_host}:{port}",
-               f"job_server_timeout={READY_SECONDS}", "environment_type=PROCESS",
-               f"environment_config={config}", *engine]  # fmt: skip
+    options = [
+        "runner=PortableRunner",
+        f"job_endpoint={job_host}:{port}",
+        f"job_server_timeout={READY_SECONDS}",
+        "environment_type=PROCESS",
+        f"environment_config={config}",
+        *engine,
+    ]
     if args.setup_file:
         options.append(f"setup_file={staged_setup(services.work)}")
     return options, Engine(name, process, services.work / "job-server.log", ready)
@@ -828,7 +935,11 @@ def interrupt(signum, frame):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="imagenet2017-tfds beam-build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="imagenet2017-tfds beam-build",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--runner", choices=["flink", "spark", "prism", "direct"], default="flink")
     parser.add_argument("--config", default="clsloc", help="clsloc, det, or a JSON config")
     parser.add_argument("--manual_dir")
@@ -839,11 +950,19 @@ def parse_args(argv):
         help="fetch and cache what the runner needs (the job server's jars, Prism), then exit",
     )
     parser.add_argument("--download_dir", help="default DATA_DIR/downloads")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="SDK worker processes, Flink slots, Spark local[N] threads")  # fmt: skip
-    parser.add_argument("--flink_cluster", choices=["embedded", "standalone"], default="embedded",
-                        help="flink: the job server's own Flink, or a JobManager and a "
-                        "TaskManager started beside it")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="SDK worker processes, Flink slots, Spark local[N] threads",
+    )
+    parser.add_argument(
+        "--flink_cluster",
+        choices=["embedded", "standalone"],
+        default="embedded",
+        help="flink: the job server's own Flink, or a JobManager and a "
+        "TaskManager started beside it",
+    )
     parser.add_argument(
         "--flink_master",
         metavar="HOST:PORT",
@@ -862,12 +981,20 @@ def parse_args(argv):
         help=f"spark: the master's web UI, asked for its free cores (default HOST:{SPARK_UI_PORT})",
     )
     parser.add_argument("--jvm_heap", default=JVM_HEAP, help=f"Java job server -Xmx ({JVM_HEAP})")
-    parser.add_argument("--no-setup-file", dest="setup_file", action="store_false",
-                        help="workers import the package from its folder, not a staged sdist")  # fmt: skip
-    parser.add_argument("--timeout", type=float, help="stop everything after this many "
-                        "seconds (fetches included)")  # fmt: skip
-    parser.add_argument("--work_dir", help="logs, staged files, timeline.json (default: a "
-                        "temporary folder, removed after a build that succeeded)")  # fmt: skip
+    parser.add_argument(
+        "--no-setup-file",
+        dest="setup_file",
+        action="store_false",
+        help="workers import the package from its folder, not a staged sdist",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="stop everything after this many seconds (fetches included)"
+    )
+    parser.add_argument(
+        "--work_dir",
+        help="logs, staged files, timeline.json (default: a "
+        "temporary folder, removed after a build that succeeded)",
+    )
     parser.add_argument("--timeline", help="also write timeline.json to this file")
     parser.add_argument("tfds_args", nargs="*", help="after --: more `tfds build` arguments")
     args = parser.parse_args(argv)
@@ -932,9 +1059,9 @@ def check_spark_master_args(parser, args) -> None:
 
 
 def tfds_command(args, options: list[str]) -> list[str]:
-    command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-               "--config", args.config, "--manual_dir", args.manual_dir,
-               "--data_dir", args.data_dir, "--beam_pipeline_options=" + ",".join(options)]  # fmt: skip
+    command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds"]
+    command += ["--config", args.config, "--manual_dir", args.manual_dir]
+    command += ["--data_dir", args.data_dir, "--beam_pipeline_options=" + ",".join(options)]
     if args.download_dir:
         command += ["--download_dir", args.download_dir]
     return command + args.tfds_args
@@ -1052,13 +1179,19 @@ def main(argv=None) -> int:
         if cluster_error:
             print(cluster_error, file=sys.stderr)
         if lost:
-            print("beam_build: the build failed after SDK workers died (the engine could not "
-                  "run their tasks again):\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
+            print(
+                "beam_build: the build failed after SDK workers died (the engine could not "
+                "run their tasks again):\n  " + "\n  ".join(lost),
+                file=sys.stderr,
+            )
     elif not keep:
         shutil.rmtree(work, ignore_errors=True)
     if status == 0 and lost:
-        print("beam_build: SDK workers died during the build; the engine ran their tasks again "
-              "on new workers:\n  " + "\n  ".join(lost), file=sys.stderr)  # fmt: skip
+        print(
+            "beam_build: SDK workers died during the build; the engine ran their tasks again "
+            "on new workers:\n  " + "\n  ".join(lost),
+            file=sys.stderr,
+        )
     print(f"beam_build: exit {status} after {seconds:.1f} s", file=sys.stderr)
     return status
 

@@ -105,9 +105,18 @@ def build(jars: Path, out: Path, run) -> Path:
     `run(command, what, seconds)` runs a tool."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        run(["mvn", "-B", "-q", "dependency:copy", f"-Dartifact={ARTIFACT}",
-             f"-DoutputDirectory={work}"],
-            f"fetching the source of {ARTIFACT} from Maven Central", 600)  # fmt: skip
+        run(
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "dependency:copy",
+                f"-Dartifact={ARTIFACT}",
+                f"-DoutputDirectory={work}",
+            ],
+            f"fetching the source of {ARTIFACT} from Maven Central",
+            600,
+        )
         (jar,) = work.glob("*-sources.jar")
         with zipfile.ZipFile(jar) as archive:
             text = archive.read(SOURCE).decode()
@@ -115,9 +124,24 @@ def build(jars: Path, out: Path, run) -> Path:
         source.parent.mkdir(parents=True)
         source.write_text(patched_source(text))
         classes = work / "classes"
-        run(["javac", "-nowarn", "-proc:none", "-encoding", "UTF-8", "--release", "11",
-             "-cp", f"{jars}/*", "-d", str(classes), str(source)],
-            "compiling Beam's DefaultJobBundleFactory with the lost-worker fix", 600)  # fmt: skip
+        run(
+            [
+                "javac",
+                "-nowarn",
+                "-proc:none",
+                "-encoding",
+                "UTF-8",
+                "--release",
+                "11",
+                "-cp",
+                f"{jars}/*",
+                "-d",
+                str(classes),
+                str(source),
+            ],
+            "compiling Beam's DefaultJobBundleFactory with the lost-worker fix",
+            600,
+        )
         out.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out / JAR, "w") as jar:
             for path in sorted(classes.rglob("*.class")):

@@ -466,8 +466,11 @@ def _problems(report: dict) -> str:
     parts = ['<section id="problems"><h2>Problems</h2>']
     for what, rows in (
         ("Members skipped (skip_bad_members)", [[m, r] for m, r in skipped]),
-        ("Images kept though no list names them", [[m, "named by no ImageSets list"] for m in unlisted]),
-    ):  # fmt: skip
+        (
+            "Images kept though no list names them",
+            [[m, "named by no ImageSets list"] for m in unlisted],
+        ),
+    ):
         if not rows:
             parts.append(f'<p class="ok">{what}: none.</p>')
             continue

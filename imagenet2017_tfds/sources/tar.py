@@ -298,8 +298,9 @@ class Walker:
             check_header(block, pos, self.label)
             size = data_size(block, pos, self.label)
             kind = block[156:157]
-            header = Header(name if name is not None else _name(block), pos + BLOCK, size,
-                            kind in REGULAR)  # fmt: skip
+            header = Header(
+                name if name is not None else _name(block), pos + BLOCK, size, kind in REGULAR
+            )
             self._member, self._left = header, -(-size // BLOCK) * BLOCK
             if kind in META:
                 name = long_name(kind, self.read(header), pos, self.label) or name

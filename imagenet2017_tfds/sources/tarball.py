@@ -74,8 +74,11 @@ class Tarball(Source):
 
     def _kept(self):
         # The archive's identity too: a long-lived Beam worker may outlive an archive.
-        key = (*fileio.stat_key(self.path).values(), os.fspath(self.index_file or ""),
-               self.parallelization)  # fmt: skip
+        key = (
+            *fileio.stat_key(self.path).values(),
+            os.fspath(self.index_file or ""),
+            self.parallelization,
+        )
         if key not in _KEPT.open:
             stack = contextlib.ExitStack()
             _ALL_KEPT.append(stack)
@@ -135,8 +138,11 @@ class Tarball(Source):
         for p in (self.index_file, self.check_file):
             with contextlib.suppress(OSError):
                 p.unlink(missing_ok=True)
-        fileio.notice(self.index_file, f"gzip index of {self.name} discarded: {why}",
-                      "the archive is read without it; the next scan writes a new one")  # fmt: skip
+        fileio.notice(
+            self.index_file,
+            f"gzip index of {self.name} discarded: {why}",
+            "the archive is read without it; the next scan writes a new one",
+        )
 
     def _keep_index(self, f) -> None:
         """Exports the index of a whole scan, then its check file."""
@@ -145,8 +151,11 @@ class Tarball(Source):
                 f.export_index(out)
             length, sha256 = fileio.file_digest(self.index_file)
         except Exception as e:  # a full disk, or rapidgzip's own failure: no index, no error
-            fileio.notice(self.index_file, f"cannot be written ({e})",
-                          "the archive is read without it; the next scan writes it")  # fmt: skip
+            fileio.notice(
+                self.index_file,
+                f"cannot be written ({e})",
+                "the archive is read without it; the next scan writes it",
+            )
             return
         record = json.dumps({"length": length, "sha256": sha256}).encode()
         fileio.write_cache(self.check_file, record, fileio.stat_key(self.path))

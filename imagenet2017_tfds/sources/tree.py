@@ -105,9 +105,10 @@ class Tree(Source):
         for path in self._walk():
             data = self._read(path, bound) if want(path) else None
             size = (
-                len(data) if data is not None
+                len(data)
+                if data is not None
                 else self._sizes.get(path) or (self.root / path).stat().length
-            )  # fmt: skip
+            )
             yield Entry(0, path, size), data
         self._sizes = {}  # a Beam worker is sent the source, not the listing
 

@@ -45,11 +45,28 @@ from imagenet2017_tfds.testing.tarballs import (
 )
 
 __all__ = [
-    "ARCHIVES", "CLSLOC", "DET", "DET_TEST", "DEVKIT", "KAGGLE", "KAGGLE_VAL_SOLUTION", "ORDERS",
-    "Expected", "ExpectedObject", "Release", "annotation_samples", "clsloc_xml", "det_xml",
-    "expected_box", "member_order", "tar_gz", "tar_order", "tarball_bytes", "write_checksums",
+    "ARCHIVES",
+    "CLSLOC",
+    "DET",
+    "DET_TEST",
+    "DEVKIT",
+    "KAGGLE",
+    "KAGGLE_VAL_SOLUTION",
+    "ORDERS",
+    "Expected",
+    "ExpectedObject",
+    "Release",
+    "annotation_samples",
+    "clsloc_xml",
+    "det_xml",
+    "expected_box",
+    "member_order",
+    "tar_gz",
+    "tar_order",
+    "tarball_bytes",
+    "write_checksums",
     "write_release",
-]  # fmt: skip
+]
 
 
 def annotation_samples() -> dict[str, bytes]:

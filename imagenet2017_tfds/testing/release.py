@@ -371,11 +371,17 @@ def _det(b: _Contents, train_txt: bool = True, test_list: str = "own") -> None:
     # Validation: the real DET samples, with their real index in the full val list chosen so
     # that blacklist pairs (46 n00007846, 211 n00007846) apply.
     indices = {
-        "ILSVRC2012_val_00000006": 3, "ILSVRC2012_val_00000018": 9, "ILSVRC2012_val_00000022": 46,
-        "ILSVRC2012_val_00000166": 90, "ILSVRC2012_val_00000204": 120, "ILSVRC2012_val_00000347": 211,
-        "ILSVRC2012_val_00003082": 1500, "ILSVRC2013_val_00000001": 15523,
-        "ILSVRC2013_val_00000006": 15528, "ILSVRC2013_val_00000015": 15537,
-    }  # fmt: skip
+        "ILSVRC2012_val_00000006": 3,
+        "ILSVRC2012_val_00000018": 9,
+        "ILSVRC2012_val_00000022": 46,
+        "ILSVRC2012_val_00000166": 90,
+        "ILSVRC2012_val_00000204": 120,
+        "ILSVRC2012_val_00000347": 211,
+        "ILSVRC2012_val_00003082": 1500,
+        "ILSVRC2013_val_00000001": 15523,
+        "ILSVRC2013_val_00000006": 15528,
+        "ILSVRC2013_val_00000015": 15537,
+    }
     for name, index in indices.items():
         data, size = b.image("det", f"Data/DET/val/{name}.JPEG")
         text, xml_size, raw = read_sample(f"det_val__{name}.xml")

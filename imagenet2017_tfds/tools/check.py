@@ -32,9 +32,10 @@ class Report:
     def table(self) -> str:
         rec = self.recorder
         verdict = (
-            f"{len(rec.problems)} problems: a build would stop (or skip them with "
-            "skip_bad_members)" if rec.problems else "no problem: a build would succeed"
-        )  # fmt: skip
+            f"{len(rec.problems)} problems: a build would stop (or skip them with skip_bad_members)"
+            if rec.problems
+            else "no problem: a build would succeed"
+        )
         lines = [f"imagenet2017/{self.task.name}: {self.images} images checked; {verdict}."]
         rows = [("kind", "count", "meaning", "first members")]
         for kind, count, first in rec.summary():
@@ -64,5 +65,5 @@ def run(manual_dir, task: Task, allow_unverified=False, decode_train=False) -> R
         except ImageError as e:
             recorder.problem("image", entry.path, e)
 
-    prepare.prepare(manual_dir, task, None, allow_unverified, recorder, on_image)
+    prepare.run(manual_dir, task, None, allow_unverified, recorder, on_image)
     return Report(task, recorder, count)

@@ -106,8 +106,10 @@ def cmd_index(args) -> int:
         for part, cat in cats.items():
             images = sum(len(v) for v in cat.images.values())
             print(f"{task.name}: {found.parts[part].name}: {images} images indexed")
-    print(f"Index, catalog and verdicts in {args.cache_dir}; `tfds build` reuses them when its "
-          f"--download_dir is {fileio.path(args.cache_dir).parent}.")  # fmt: skip
+    print(
+        f"Index, catalog and verdicts in {args.cache_dir}; `tfds build` reuses them when its "
+        f"--download_dir is {fileio.path(args.cache_dir).parent}."
+    )
     return 0
 
 

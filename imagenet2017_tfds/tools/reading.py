@@ -139,8 +139,14 @@ def _example_class():
 
     def message_field(message, name: str, number: int, of: str, repeated=False, **more) -> None:
         label = f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL
-        message.field.add(name=name, number=number, type=f.TYPE_MESSAGE, label=label,
-                          type_name=f".{package}.{of}", **more)  # fmt: skip
+        message.field.add(
+            name=name,
+            number=number,
+            type=f.TYPE_MESSAGE,
+            label=label,
+            type_name=f".{package}.{of}",
+            **more,
+        )
 
     lists = {"bytes_list": "BytesList", "float_list": "FloatList", "int64_list": "Int64List"}
     for kind, name in zip((f.TYPE_BYTES, f.TYPE_FLOAT, f.TYPE_INT64), lists.values(), strict=True):

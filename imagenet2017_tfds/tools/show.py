@@ -42,10 +42,25 @@ def grid(data_dir: str, config: str, split: str, count: int, output: str) -> int
         for (ymin, xmin, ymax, xmax), label in zip(
             ex["objects"]["bbox"], ex["objects"]["label"], strict=True
         ):
-            ax.add_patch(plt.Rectangle((xmin * width, ymin * height), (xmax - xmin) * width,
-                                       (ymax - ymin) * height, fill=False, color="yellow", lw=1.5))  # fmt: skip
-            ax.text(xmin * width, ymin * height, names[label], color="black", fontsize=7,
-                    backgroundcolor="yellow", va="bottom")  # fmt: skip
+            ax.add_patch(
+                plt.Rectangle(
+                    (xmin * width, ymin * height),
+                    (xmax - xmin) * width,
+                    (ymax - ymin) * height,
+                    fill=False,
+                    color="yellow",
+                    lw=1.5,
+                )
+            )
+            ax.text(
+                xmin * width,
+                ymin * height,
+                names[label],
+                color="black",
+                fontsize=7,
+                backgroundcolor="yellow",
+                va="bottom",
+            )
         title = ex["file_name"].decode()
         if "label" in ex and ex["label"] >= 0:  # a config with an image label
             title += "\n" + names[ex["label"]]

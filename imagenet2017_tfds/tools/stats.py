@@ -21,13 +21,27 @@ class SplitStats:
         counts = sorted(self.classes.values()) if self.classes else [0]
         per_image = self.boxes / self.examples if self.examples else 0.0
         return [
-            self.split, str(self.examples), f"{per_image:.2f}", str(self.without_boxes),
-            str(self.annotated), str(self.blacklisted), str(len(self.classes or ())),
+            self.split,
+            str(self.examples),
+            f"{per_image:.2f}",
+            str(self.without_boxes),
+            str(self.annotated),
+            str(self.blacklisted),
+            str(len(self.classes or ())),
             f"{counts[0]}/{counts[len(counts) // 2]}/{counts[-1]}",
-        ]  # fmt: skip
+        ]
 
 
-HEADER = ["split", "examples", "boxes/image", "no boxes", "annotated", "blacklisted", "classes", "min/median/max per class"]  # fmt: skip
+HEADER = [
+    "split",
+    "examples",
+    "boxes/image",
+    "no boxes",
+    "annotated",
+    "blacklisted",
+    "classes",
+    "min/median/max per class",
+]
 
 
 def collect(data_dir: str, config: str) -> list[SplitStats]:
