@@ -102,8 +102,8 @@ def test_the_table_of_configs():
 
 
 # Where a string equal to a part's name is not one: the release's devkit/ folder, which
-# layout.classify names a member's Role kind after, and the catalog's field of its files.
-NOT_A_PART = {("layout.py", "devkit"), ("catalog.py", "devkit")}
+# roles.classify names a member's Role kind after, and the catalog's field of its files.
+NOT_A_PART = {("roles.py", "devkit"), ("catalog.py", "devkit")}
 
 
 def _compared_strings(tree: ast.AST):
