@@ -105,7 +105,7 @@ def test_a_java_job_server_gives_the_same_examples(
     pids = worker_pids(work)
     assert len(pids) == 2, (work / "beam_boot.log").read_text()
     site = re.search(r"packages from (\S+)", (work / "beam_boot.log").read_text()).group(1)
-    assert (Path(site) / "imagenet2017_tfds" / "builder.py").is_file()
+    assert (Path(site) / "imagenet2017_tfds" / "dataset" / "builder.py").is_file()
     server_log = (work / "job-server.log").read_text()
     assert re.search(launcher.JOB_SERVERS[runner].events["job_submitted"], server_log)
     if runner == "spark":  # Spark itself ran the job, in the job server, on 2 threads
