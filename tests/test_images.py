@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from imagenet2017_tfds.errors import ImageError, Imagenet2017Error
+from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.ilsvrc import images
 from tests.support.noise import FAST, mutated
 
@@ -104,8 +104,9 @@ def test_image_handling_raises_only_its_own_errors(data):
 
     try:
         out = images.storable_jpeg(data, "member.JPEG")
-    except Imagenet2017Error:
+    except ImageError as e:
         assert data not in JPEGS
+        assert str(e).startswith("member.JPEG"), str(e)
         return
     assert out[:3] == b"\xff\xd8\xff"
     if out is data:
@@ -115,3 +116,48 @@ def test_image_handling_raises_only_its_own_errors(data):
     with Image.open(io.BytesIO(out)) as kept, Image.open(io.BytesIO(data)) as member:
         kept.load()
         assert (kept.format, kept.mode, kept.size) == ("JPEG", "RGB", member.size)
+
+
+def _sample(mode: str, fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, (16, 12), {"RGB": (200, 30, 30), "L": 90, "CMYK": (0, 50, 100, 0)}[mode]).save(
+        out, fmt
+    )
+    return out.getvalue()
+
+
+# One of each kind the release holds: stored as it is (RGB, grey) or re-encoded (CMYK, PNG).
+KINDS = [
+    _sample("RGB", "JPEG"),
+    _sample("L", "JPEG"),
+    _sample("CMYK", "JPEG"),
+    _sample("RGB", "PNG"),
+]
+COMPONENTS = {"L": 1, "RGB": 3, "CMYK": 4}
+
+
+def _pillow_reads(data: bytes) -> tuple[str, int, tuple[int, int]] | None:
+    """Format, components and size as Pillow reads them in the header; None where it cannot."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.format, COMPONENTS.get(im.mode, -1), im.size
+    except Exception:  # Pillow raises many types for damaged data
+        return None
+
+
+@FAST
+@given(st.one_of(st.sampled_from(KINDS), st.binary(max_size=500), mutated(KINDS)))
+def test_sniffed_kind_is_what_pillow_reads(data):
+    """Where the sniff finds a JPEG frame or a PNG header, Pillow (when it reads the bytes at
+    all) finds that format, size and number of components; what Pillow reads as a PNG or a
+    JPEG the sniff names so; each intact kind is sniffed whole."""
+    sniffed, pillow = images.sniff(data), _pillow_reads(data)
+    found = {"png": "PNG", "jpeg": "JPEG"}.get(sniffed.format)
+    if pillow is not None and pillow[0] in ("PNG", "JPEG"):
+        assert found == pillow[0]
+    if pillow is not None and (sniffed.components or sniffed.format == "png"):
+        components = sniffed.components if sniffed.format == "jpeg" else pillow[1]
+        assert (found, components, (sniffed.width, sniffed.height)) == pillow
+    if data in KINDS:
+        assert pillow is not None and (sniffed.components or sniffed.format == "png")
+        assert sniffed.stored_as_is == (pillow[:2] in (("JPEG", 1), ("JPEG", 3)))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagenet2017_tfds.errors import ArchiveError, Imagenet2017Error
+from imagenet2017_tfds.errors import ArchiveError
 from imagenet2017_tfds.sources import tar
 from imagenet2017_tfds.sources.base import release_path
 from tests.support.mutate import with_size_field
@@ -164,7 +164,7 @@ def test_a_long_name_header_is_read_whole_only_up_to_its_limit():
 def _walk(data: bytes) -> list[tuple[str, bytes]]:
     """The regular members the walker reads, up to its error if it raises one."""
     walker, out = tar.Walker(io.BytesIO(data), "t"), []
-    with contextlib.suppress(Imagenet2017Error):
+    with contextlib.suppress(ArchiveError):
         for header in walker.headers():
             if header.regular:
                 out.append((header.name, walker.read(header)))
@@ -185,10 +185,31 @@ def _intact(original: bytes, data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+@st.composite
+def intact_then_noise(draw) -> tuple[bytes, bytes]:
+    """One of TARS and a copy of its first bytes (none, a few headers, all of it) followed
+    by random bytes: an archive cut anywhere, noise where the rest was."""
+    original = draw(st.sampled_from(TARS))
+    cut = draw(st.one_of(st.integers(0, len(original)), st.sampled_from([0, len(original)])))
+    return original, original[:cut] + draw(st.binary(max_size=3000))
+
+
 @FAST
-@given(st.binary(max_size=3000))
-def test_tar_reader_raises_only_its_own_errors_on_noise(data):
-    _walk(data)
+@given(intact_then_noise())
+def test_tar_reader_reads_the_intact_part_as_tarfile_does_and_stops_at_the_noise(pair):
+    """Every member tarfile reads wholly before the noise is read, in order, with its bytes;
+    after them at most the member the noise starts in (its header intact, so the walker
+    cannot know), then the walker ends or raises its own error, never another kind."""
+    original, data = pair
+    intact = _intact(original, data)
+    with tarfile.open(fileobj=io.BytesIO(original)) as t:
+        names = [m.name for m in t.getmembers() if m.isfile()]
+    got = _walk(data)
+    assert got[: len(intact)] == intact
+    assert len(got) <= len(intact) + 1
+    assert [name for name, _ in got] == names[: len(got)]
+    if data == original:  # the archive as written: every member, and no error
+        assert [(name, d) for name, regular, d in walk(data) if regular] == intact
 
 
 @FAST
