@@ -161,7 +161,7 @@ def _package_files(folder: Path) -> dict[str, bytes]:
 
 def test_the_staged_package_is_the_imported_one_from_a_clone_or_an_install(wheel, tmp_path):
     clone = _package_files(ROOT / "imagenet2017_tfds")
-    assert {"builder.py", "data/map_clsloc.txt", "launch/flink-pom.xml", "launch/beam_boot.py"} <= set(clone)  # fmt: skip
+    assert {"dataset/builder.py", "data/map_clsloc.txt", "launch/flink-pom.xml", "launch/beam_boot.py"} <= set(clone)  # fmt: skip
     staged = _sdist_files(launcher.staged_setup(tmp_path / "clone"), tmp_path / "clone")
     assert staged == clone
     # Installed from the wheel, with no setup.py anywhere: the same files are staged.
