@@ -4,6 +4,7 @@ Python API, every example checked against what the release holds."""
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -142,3 +143,22 @@ def test_max_examples_per_split_is_refused_before_anything_is_read(tmp_path, mon
         "quickly, `make demo` builds a miniature release in a minute."
     )
     assert_nothing_loads(tmp_path / "data")
+
+
+def test_nothing_loads_tells_no_dataset_from_a_dataset_or_its_leftovers(cli_builds, tmp_path):
+    """The check the failure tests end with refuses a built dataset, its shards left in a
+    folder TFDS would not load (as an incomplete one), and any error of tfds.load other than
+    TFDS's for a dataset never prepared (here: a config the builder has not)."""
+    data = tmp_path / "data"
+    config_dir = data / "imagenet2017" / "clsloc"
+    shutil.copytree(cli_builds / "imagenet2017" / "clsloc", config_dir)
+    assert tfds.builder("imagenet2017/clsloc", data_dir=str(data)).info.splits["train"]
+    with pytest.raises(AssertionError, match=f"{readback.VERSION} is there"):
+        assert_nothing_loads(data)
+    (config_dir / readback.VERSION).rename(config_dir / f"incomplete.x.{readback.VERSION}")
+    with pytest.raises(AssertionError, match=r"imagenet2017-train\.tfrecord-00000-of-"):
+        assert_nothing_loads(data)
+    shutil.rmtree(config_dir)
+    assert_nothing_loads(data)  # what a failed build leaves
+    with pytest.raises(ValueError, match="BuilderConfig no_such_config not found"):
+        assert_nothing_loads(data, "no_such_config")

@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import rapidgzip
 import tensorflow_datasets as tfds
 
 import imagenet2017_tfds
 from imagenet2017_tfds import testing
-from imagenet2017_tfds.engine import buckets, faults, jobs, pool, shards
+from imagenet2017_tfds.engine import buckets, faults, jobs, local, pool, shards
 from imagenet2017_tfds.errors import DiskSpaceError, Imagenet2017Error
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 from tests.support import procfs, readback
@@ -38,11 +39,31 @@ def test_any_number_of_workers_writes_the_same_bytes(
 def test_each_archive_is_read_once_whatever_the_order_of_its_members(
     order, cli_builds, tmp_path, monkeypatch
 ):
+    """Every archive the config reads, the devkit too, is read once: counted where its bytes
+    are read (every decompressing reader this process opens, rapidgzip's, whatever part of the
+    build opens it; the workers read buckets, not archives) and where the engine streams it
+    (its `archive-read` point); the metadata's `passes` says the same."""
     release = testing.write_release(tmp_path / "manual", order=order)
+    opened: list[str] = []
+    reader = rapidgzip.RapidgzipFile
+
+    def counted(target, *args, **kwargs):
+        opened.append(os.path.basename(getattr(target, "name", target)))
+        return reader(target, *args, **kwargs)
+
+    monkeypatch.setattr(rapidgzip, "RapidgzipFile", counted)
+    streamed: list[str] = []
     for config in ("clsloc", "det"):
-        api_build(release.manual_dir, tmp_path / "data", config, release.checksums, monkeypatch)
+        opened.clear()
+        streamed.clear()
+        with faults.armed("archive-read", lambda source: streamed.append(source.name)):
+            api_build(release.manual_dir, tmp_path / "data", config, release.checksums,
+                      monkeypatch)  # fmt: skip
         data = tmp_path / "data"
         assert readback.shard_bytes(data, config) == readback.shard_bytes(cli_builds, config)
+        once = [testing.CLSLOC] if config == "clsloc" else [testing.DET, testing.DET_TEST]
+        once.append(testing.ARCHIVES["devkit"])
+        assert sorted(opened) == sorted(streamed) == sorted(once), (opened, streamed)
         meta = json.loads((data / "imagenet2017" / config / readback.VERSION / "metadata.json")
                           .read_text())  # fmt: skip
         assert {p: v["passes"] for p, v in meta["inputs"].items() if "passes" in v} == (
@@ -231,36 +252,53 @@ def test_tfds_build_cli_from_annotations_last_equals_the_default(cli_builds, tmp
     assert Path(tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("file_format, needed", [("tfrecord", "11.0"), ("array_record", "11.5")])
+class _Reached(Exception):
+    """The build went past its space check to its first read of an archive."""
+
+
+def _reached(source):
+    raise _Reached(source.name)
+
+
+@pytest.mark.parametrize("file_format", ["tfrecord", "array_record"])
 def test_the_space_a_build_needs_is_reckoned_from_its_archives(
-    file_format, needed, tarball_release, tmp_path, monkeypatch
+    file_format, tarball_release, tmp_path
 ):
-    """The release's CLS-LOC archive made 10 GB (sparse: nothing is read before the check):
-    the build writes 1.1 times its inputs in TFRecord, 1.15 in ArrayRecord, at its peak."""
+    """The release's CLS-LOC archive and devkit made 6.0 and 2.3 GB (sparse: nothing is read
+    before the check): the build needs their sum times DISK_PER_INPUT_BYTE of its format. With
+    a byte less free it stops before the first read, naming that number; with exactly that
+    much it goes on to read the archives."""
     manual = tmp_path / "manual"
     shutil.copytree(tarball_release.manual_dir, manual)
-    devkit = (manual / testing.ARCHIVES["devkit"]).stat().st_size
-    os.truncate(manual / testing.CLSLOC, 10**10 - devkit)  # with the devkit: 10**10 bytes
-    config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", allow_unverified=True)
-    builder = tfds.builder(
-        "imagenet2017", config=config, data_dir=str(tmp_path / "data"), file_format=file_format
-    )
-    with (
-        faults.armed("disk-free", lambda folder: (str(tmp_path), 3 * 10**9)),
-        faults.armed("archive-read", _refuse_to_read),
-        pytest.raises(DiskSpaceError) as e,
-    ):
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
-        )
+    os.truncate(manual / testing.CLSLOC, 6_000_000_000)
+    os.truncate(manual / testing.ARCHIVES["devkit"], 2_345_678_901)
+    inputs = 6_000_000_000 + 2_345_678_901  # the two archives clsloc reads, the devkit counted
+    need = int(inputs * local.DISK_PER_INPUT_BYTE[file_format])
+    assert round(need / 1e9, 1) == {"tfrecord": 9.2, "array_record": 9.6}[file_format]
     work = tmp_path / "data" / "downloads" / "imagenet2017" / "work"
+
+    def build(free: int):
+        config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", allow_unverified=True)
+        builder = tfds.builder(
+            "imagenet2017", config=config, data_dir=str(tmp_path / "data"), file_format=file_format
+        )
+        with faults.armed("disk-free", lambda folder: (str(tmp_path), free)):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
+            )
+
+    with faults.armed("archive-read", _refuse_to_read), pytest.raises(DiskSpaceError) as e:
+        build(need - 1)
     assert re.fullmatch(
         rf"imagenet2017: not enough disk space for this build \({re.escape(str(work))}/\S+ "
-        rf"needs about {needed} GB, {re.escape(str(tmp_path))} has 3\.0 GB free\)\. Free some, or point --data_dir / "
+        rf"needs about {need / 1e9:.1f} GB, {re.escape(str(tmp_path))} has "
+        rf"{(need - 1) / 1e9:.1f} GB free\)\. Free some, or point --data_dir / "
         r"--download_dir elsewhere; to go on anyway, build with --config "
         r"'\{\"name\": \"\.\.\.\", \"skip_space_check\": true\}'\.",
         str(e.value),
     ), str(e.value)
+    with faults.armed("archive-read", _reached), pytest.raises(_Reached):
+        build(need)
 
 
 def _refuse_to_read(source):

@@ -143,11 +143,18 @@ def test_a_changed_archive_never_reuses_a_killed_builds_work(tarball_release, tm
     assert _killed(release.manual_dir, data, release.checksums, "streams-kept:kill").returncode < 0
     archive = release.manual_dir / "ILSVRC2017_CLS-LOC.tar.gz"
     archive.write_bytes(archive.read_bytes())  # same bytes, a new file: another identity
-    work = list((data / "downloads" / "imagenet2017" / "work").iterdir())
+    (killed,) = (data / "downloads" / "imagenet2017" / "work").iterdir()
+    kept = {p: p.read_bytes() for p in killed.rglob("*") if p.is_file()}
+    # The rerun goes to read the archive again: armed to refuse that read, it stops there.
+    refused = _killed(release.manual_dir, data, release.checksums, NO_READ)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert "FaultInjected: IMAGENET2017_FAULTS: archive-read reached 1" in refused.stderr
     again = _killed(release.manual_dir, data, release.checksums, "")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reusing" not in again.stderr
-    assert work[0].exists()  # the other build's folder is not this one
+    # The killed build's folder is not this one's, and nothing in it was used or changed.
+    assert {p: p.read_bytes() for p in killed.rglob("*") if p.is_file()} == kept
+    assert again.stdout.split()[-2:] == ["built", "14"]
 
 
 def test_a_build_killed_through_tfds_build_leaves_nothing_and_the_rerun_gives_the_same_bytes(

@@ -27,9 +27,11 @@ def examples(data_dir, config: str, split: str) -> dict[str, dict]:
 
 
 def assert_nothing_loads(data_dir, config="clsloc"):
-    """A failed build left no dataset: no info, no shard, and tfds.load refuses it with the
-    error TFDS raises for a dataset never prepared in `data_dir` (an AssertionError, from
-    4.9.7 to 4.9.10), not any other."""
+    """A failed build left no dataset: no version folder (what TFDS looks for), no
+    dataset_info and no shard of any format anywhere under the config's folder (TFDS's
+    incomplete folders included), and tfds.load refuses it with the error TFDS's
+    `as_dataset` raises for a dataset never prepared in `data_dir` (an AssertionError, its
+    message naming the dataset and `data_dir`, in TFDS 4.9.7 to 4.9.10), not any other."""
     import re
 
     import pytest
@@ -37,12 +39,18 @@ def assert_nothing_loads(data_dir, config="clsloc"):
 
     import imagenet2017_tfds  # noqa: F401  (registers the builder)
 
-    version_dir = Path(data_dir) / "imagenet2017" / config / VERSION
-    assert not (version_dir / "dataset_info.json").exists()
-    assert not list(version_dir.glob("*.tfrecord*"))
-    not_prepared = rf"^Dataset imagenet2017: could not find data in {re.escape(str(data_dir))}\."
+    config_dir = Path(data_dir) / "imagenet2017" / config
+    assert not (config_dir / VERSION).exists(), f"{config_dir / VERSION} is there"
+    left = [p for p in config_dir.rglob("*") if p.name == "dataset_info.json" or _is_shard(p)]
+    assert not left, left
+    not_prepared = rf"^Dataset imagenet2017: could not find data in {re.escape(str(data_dir))}\. "
     with pytest.raises(AssertionError, match=not_prepared):
         tfds.load(f"imagenet2017/{config}", data_dir=str(data_dir), download=False)
+
+
+def _is_shard(path: Path) -> bool:
+    """A shard file of any format TFDS writes, whole or in the making."""
+    return any(f".{fmt}-" in path.name for fmt in ("tfrecord", "array_record", "riegeli"))
 
 
 def shard_bytes(data_dir, config: str) -> dict[str, bytes]:
