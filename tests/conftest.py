@@ -28,8 +28,9 @@ def build_env(checksums: Path | None) -> dict:
     return env
 
 
-def tfds_build(config, manual_dir, data_dir, checksums, *extra, imports=True, cwd=ROOT, check=True,
-               env=None):  # fmt: skip
+def tfds_build(
+    config, manual_dir, data_dir, checksums, *extra, imports=True, cwd=ROOT, check=True, env=None
+):
     """The real `tfds build` command, in its own process, as a user runs it (`env`: more
     environment, such as IMAGENET2017_FAULTS)."""
     command = [TFDS, "build", "imagenet2017", "--config", config]
@@ -71,12 +72,22 @@ def api_build(manual_dir, data_dir, config="clsloc", checksums=None, monkeypatch
 CLI = (sys.executable, "-m", "imagenet2017_tfds.tools.cli")
 
 
+def pip_install(*args) -> None:
+    """`pip install -q ARGS` into this Python's reach (a --target), quietly; raises on failure."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", *args], check=True, capture_output=True
+    )
+
+
 def cli(*args, env=None):
     """`imagenet2017-tfds <args>` in its own process; its output."""
     result = subprocess.run(
         [*CLI, *map(str, args)],
-        env=env or build_env(None), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=env or build_env(None),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -165,8 +176,14 @@ def array_record_builds(tarball_release, tmp_path_factory):
     """Both configs built from the tarballs with `--file_format array_record`."""
     data_dir = tmp_path_factory.mktemp("array-record-data")
     for config in ("clsloc", "det"):
-        tfds_build(config, tarball_release.manual_dir, data_dir, tarball_release.checksums,
-                   "--file_format", "array_record")  # fmt: skip
+        tfds_build(
+            config,
+            tarball_release.manual_dir,
+            data_dir,
+            tarball_release.checksums,
+            "--file_format",
+            "array_record",
+        )
     return data_dir
 
 
@@ -185,9 +202,21 @@ def wheel(tmp_path_factory):
         )
         copy(ROOT / name, source / name, **kwargs)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(source)],
-        check=True, capture_output=True, cwd=out,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
     (path,) = out.glob("imagenet2017_tfds-*.whl")
     return path

@@ -29,8 +29,13 @@ def range_files(data_dir, config):
 def test_direct_runner_two_workers_gives_the_same_examples(
     cli_builds, tarball_release, tmp_path, config
 ):
-    tfds_build(config, tarball_release.manual_dir, tmp_path, tarball_release.checksums,
-               f"--beam_pipeline_options={DIRECT}")  # fmt: skip
+    tfds_build(
+        config,
+        tarball_release.manual_dir,
+        tmp_path,
+        tarball_release.checksums,
+        f"--beam_pipeline_options={DIRECT}",
+    )
     assert readback.records(tmp_path, config) == readback.records(cli_builds, config)
     assert readback.splits(tmp_path, config) == readback.splits(cli_builds, config)
     # Every split with more than one example was cut into ranges for separate workers.
@@ -71,8 +76,14 @@ def portable_services(tmp_path):
     env = build_env(None)
     commands = [
         [sys.executable, "-c", JOB_SERVICE, "--port", str(job_port)],
-        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool_port)],
-    ]  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.worker.worker_pool_main",
+            "--service_port",
+            str(pool_port),
+        ],
+    ]
     logs = [open(tmp_path / f"service{i}.log", "w") for i in range(2)]  # noqa: SIM115
     processes = [
         subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -100,15 +111,26 @@ def test_portable_runner_with_external_worker_pool(
         f"environment_type=EXTERNAL,environment_config=localhost:{pool_port}"
     )
     data = tmp_path / "data"
-    tfds_build("clsloc", tarball_release.manual_dir, data, tarball_release.checksums,
-               f"--beam_pipeline_options={options}")  # fmt: skip
+    tfds_build(
+        "clsloc",
+        tarball_release.manual_dir,
+        data,
+        tarball_release.checksums,
+        f"--beam_pipeline_options={options}",
+    )
     assert readback.records(data, "clsloc") == readback.records(cli_builds, "clsloc")
 
 
 def test_beam_build_verifies_before_any_shard(tarball_release, tmp_path):
     bad, _ = wrong_md5(tarball_release.checksums, "ILSVRC2017_DET.tar.gz", tmp_path)
-    result = tfds_build("det", tarball_release.manual_dir, tmp_path / "data", bad,
-                        f"--beam_pipeline_options={DIRECT}", check=False)  # fmt: skip
+    result = tfds_build(
+        "det",
+        tarball_release.manual_dir,
+        tmp_path / "data",
+        bad,
+        f"--beam_pipeline_options={DIRECT}",
+        check=False,
+    )
     assert result.returncode != 0
     assert f"ILSVRC2017_DET.tar.gz: md5 mismatch: expected {'0' * 32}" in result.stderr
     assert not list((tmp_path / "data").rglob("*.tfrecord*"))

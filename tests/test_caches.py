@@ -279,8 +279,11 @@ def _engine_build(manual, cache):
     from imagenet2017_tfds.ilsvrc import tasks
     from imagenet2017_tfds.internal.problems import Recorder
 
-    options = local.Options(workers=1, skip_space_check=True,
-                            shard_config=tfds.download.DownloadConfig().get_shard_config())  # fmt: skip
+    options = local.Options(
+        workers=1,
+        skip_space_check=True,
+        shard_config=tfds.download.DownloadConfig().get_shard_config(),
+    )
     built = local.build(manual, tasks.CLSLOC, cache, Recorder.for_build(False), options)
     shards = {
         s.split: Path(built.shard_file(s)).read_bytes() for v in built.shards.values() for s in v
@@ -301,10 +304,15 @@ def test_each_file_of_a_builds_work_folder_cut_is_discarded_and_the_same_shards_
     shutil.copytree(root, kept)
     files = sorted(p.relative_to(kept) for p in kept.rglob("*") if p.is_file())
     assert [f.name for f in files] == [
-        "plan.json", "test-00000.json", "test-00000.tfrecord", "train-00000.json",
-        "train-00000.tfrecord", "validation-00000.json", "validation-00000.tfrecord",
+        "plan.json",
+        "test-00000.json",
+        "test-00000.tfrecord",
+        "train-00000.json",
+        "train-00000.tfrecord",
+        "validation-00000.json",
+        "validation-00000.tfrecord",
         "stream-clsloc.json",
-    ]  # fmt: skip
+    ]
     for name in files:
         shutil.rmtree(root)
         shutil.copytree(kept, root)

@@ -93,8 +93,15 @@ def test_a_cached_catalog_is_reused_while_the_key_holds(tmp_path):
 
 
 def test_one_codec_serves_every_record():
-    item = Item("k", "p", "f", 3, Annotation(1.0, 2.0, (Box("n", 1, 2, 3, 4, "s"),)), True,
-                frozenset({"b", "a"}))  # fmt: skip
+    item = Item(
+        "k",
+        "p",
+        "f",
+        3,
+        Annotation(1.0, 2.0, (Box("n", 1, 2, 3, 4, "s"),)),
+        True,
+        frozenset({"b", "a"}),
+    )
     pairs = [(Entry(1, "p", 2), item)]
     encoded = codec.encode(pairs)
     assert encoded[0][1][-1] == ["a", "b"]  # sets sorted: the same input, the same bytes

@@ -118,8 +118,9 @@ def test_every_build_publishes_class_names_aligned_with_its_labels(
         assert all(w.startswith("n") and w in by_wnid for w in wnids)
         assert published == [by_wnid[w] for w in wnids]
     # What a JAX / PyTorch reader sees, without the package's builder class.
-    source = tfds.data_source(f"imagenet2017/{config}", split="validation",
-                              data_dir=str(array_record_builds))  # fmt: skip
+    source = tfds.data_source(
+        f"imagenet2017/{config}", split="validation", data_dir=str(array_record_builds)
+    )
     assert source.dataset_info.metadata["class_names"] == published
 
 

@@ -60,8 +60,14 @@ def test_index_ahead_of_time_is_reused_by_the_build(tarball_release, tmp_path):
     index = cache / "ILSVRC2017_CLS-LOC.tar.gz.gzindex"
     verdict = cache / "verdict-ILSVRC2017_CLS-LOC.tar.gz.json"
     stamps = (index.stat().st_mtime_ns, verdict.stat().st_mtime_ns)
-    tfds_build("clsloc", tarball_release.manual_dir, tmp_path / "data", tarball_release.checksums,
-               "--download_dir", tmp_path / "downloads")  # fmt: skip
+    tfds_build(
+        "clsloc",
+        tarball_release.manual_dir,
+        tmp_path / "data",
+        tarball_release.checksums,
+        "--download_dir",
+        tmp_path / "downloads",
+    )
     assert (index.stat().st_mtime_ns, verdict.stat().st_mtime_ns) == stamps  # nothing redone
 
 
@@ -72,8 +78,14 @@ def test_show_without_matplotlib_says_which_extra_to_install(tmp_path):
         "from imagenet2017_tfds.tools import cli\n"
         f"sys.exit(cli.main(['show', {str(tmp_path)!r}]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=build_env(None), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=build_env(None),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 2, result.stderr
     assert "matplotlib" in result.stderr
     assert "pip install 'imagenet2017-tfds[show]'" in result.stderr

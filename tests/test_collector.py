@@ -70,8 +70,9 @@ def _exit_freeze_count(program: str) -> int:
         from imagenet2017_tfds.internal import collector
         """
     ) + textwrap.dedent(program)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "frozen at exit:" in out, out
     return int("frozen at exit: True" in out)
 

@@ -163,8 +163,9 @@ def _import_with(tfds_folder: Path) -> subprocess.CompletedProcess:
     env = dict(build_env(None), PYTHONDONTWRITEBYTECODE="1")
     env["PYTHONPATH"] = os.pathsep.join([str(tfds_folder), env["PYTHONPATH"]])
     code = "import tensorflow_datasets as t, imagenet2017_tfds\nprint(t.__file__, t.__version__)"
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_a_tfds_whose_internals_changed_is_refused_at_import_naming_what_changed(tmp_path):

@@ -105,9 +105,11 @@ def engine_build(manual: Path, config: str, cache: Path) -> Examples:
     from imagenet2017_tfds.internal.problems import Recorder
 
     options = local.Options(
-        allow_unverified=True, workers=1, skip_space_check=True,
+        allow_unverified=True,
+        workers=1,
+        skip_space_check=True,
         shard_config=tfds.download.DownloadConfig().get_shard_config(),
-    )  # fmt: skip
+    )
     built = local.build(manual, tasks.task(config), cache, Recorder.for_build(False), options)
     out: Examples = {}
     for split, shards in built.shards.items():

@@ -72,8 +72,13 @@ def test_a_damaged_validation_image_stops_the_build_before_train_starts(
         faults.armed("shard-started", lambda job: started.append(job.split)),
         pytest.raises(errors.ImageError, match=VAL.replace(".", r"\.")),
     ):
-        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch,
-                  workers=1)  # fmt: skip
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=sums,
+            monkeypatch=monkeypatch,
+            workers=1,
+        )
     # Its full decode runs before any shard of its split or of train is written.
     assert "train" not in started and "validation" not in started
 
@@ -82,8 +87,13 @@ def test_a_damaged_validation_image_stops_the_build_before_train_starts(
 def test_skip_bad_members_records_every_skip(release, case, tmp_path, monkeypatch, caplog):
     _, _, member, (train, val) = CASES[case]
     sums = damage(release, case)
-    builder = api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch,
-                        skip_bad_members=True)  # fmt: skip
+    builder = api_build(
+        release.manual_dir,
+        tmp_path / "data",
+        checksums=sums,
+        monkeypatch=monkeypatch,
+        skip_bad_members=True,
+    )
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
     assert (splits["train"], splits["validation"]) == (train, val)
     version_dir = tmp_path / "data" / "imagenet2017" / "clsloc" / readback.VERSION
@@ -144,8 +154,13 @@ def test_damaged_archive_is_named_and_nothing_loads(release, case, tmp_path, mon
     empty = tmp_path / "none.tsv"
     empty.write_text("filename\tsize\tmd5\tsha256\n")
     with pytest.raises(errors.ArchiveError, match=match):
-        api_build(release.manual_dir, tmp_path / "data", checksums=empty, monkeypatch=monkeypatch,
-                  allow_unverified=True)  # fmt: skip
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=empty,
+            monkeypatch=monkeypatch,
+            allow_unverified=True,
+        )
     assert_nothing_loads(tmp_path / "data")
 
 

@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 import imagenet2017_tfds
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pip_install
 from tests.support import dummy_data
 
 FOLDER = ROOT / "imagenet2017"
@@ -69,8 +69,10 @@ def test_get_metadata_reads_the_card_from_the_package(tmp_path):
     for cls in (Imagenet2017, imagenet2017_dataset_builder.Builder):
         metadata = cls.get_metadata()
         assert (metadata.description, metadata.citation, metadata.tags) == (
-            description, citation, tags,
-        )  # fmt: skip
+            description,
+            citation,
+            tags,
+        )
     info = Imagenet2017(data_dir=tmp_path, config="det").info  # DatasetInfo strips them
     assert (info.description, info.citation) == (description.strip(), citation.strip())
 
@@ -86,20 +88,19 @@ def test_the_wheel_ships_the_card_and_the_installed_builder_reads_it(wheel, tmp_
         "imagenet2017_tfds"
     }
     site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
-         str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    pip_install("--no-deps", "--target", str(site), str(wheel))
     code = (
         "import imagenet2017_tfds, tensorflow_datasets as tfds\n"
         "print(imagenet2017_tfds.Imagenet2017.pkg_dir_path)\n"
         "print(imagenet2017_tfds.Imagenet2017.get_metadata().citation)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folder, citation = result.stdout.split("\n", 1)
     assert folder == str(site / "imagenet2017_tfds" / "card")

@@ -30,8 +30,14 @@ from tests.support import procfs, readback
 def test_any_number_of_workers_writes_the_same_bytes(
     config, count, cli_builds, tarball_release, tmp_path, monkeypatch
 ):
-    api_build(tarball_release.manual_dir, tmp_path, config, tarball_release.checksums,
-              monkeypatch, workers=count)  # fmt: skip
+    api_build(
+        tarball_release.manual_dir,
+        tmp_path,
+        config,
+        tarball_release.checksums,
+        monkeypatch,
+        workers=count,
+    )
     assert readback.shard_bytes(tmp_path, config) == readback.shard_bytes(cli_builds, config)
 
 
@@ -57,15 +63,15 @@ def test_each_archive_is_read_once_whatever_the_order_of_its_members(
         opened.clear()
         streamed.clear()
         with faults.armed("archive-read", lambda source: streamed.append(source.name)):
-            api_build(release.manual_dir, tmp_path / "data", config, release.checksums,
-                      monkeypatch)  # fmt: skip
+            api_build(release.manual_dir, tmp_path / "data", config, release.checksums, monkeypatch)
         data = tmp_path / "data"
         assert readback.shard_bytes(data, config) == readback.shard_bytes(cli_builds, config)
         once = [testing.CLSLOC] if config == "clsloc" else [testing.DET, testing.DET_TEST]
         once.append(testing.ARCHIVES["devkit"])
         assert sorted(opened) == sorted(streamed) == sorted(once), (opened, streamed)
-        meta = json.loads((data / "imagenet2017" / config / readback.VERSION / "metadata.json")
-                          .read_text())  # fmt: skip
+        meta = json.loads(
+            (data / "imagenet2017" / config / readback.VERSION / "metadata.json").read_text()
+        )
         assert {p: v["passes"] for p, v in meta["inputs"].items() if "passes" in v} == (
             {"clsloc": 1} if config == "clsloc" else {"det": 1, "det_test": 1}
         )
@@ -313,13 +319,20 @@ def test_a_data_dir_too_small_is_refused_before_anything_is_read(
         faults.armed("archive-read", _refuse_to_read),
         pytest.raises(DiskSpaceError, match=r"not enough disk space .*skip_space_check"),
     ):
-        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
-                  monkeypatch)  # fmt: skip
+        api_build(
+            tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums, monkeypatch
+        )
     assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
     # The option goes on anyway (the check's estimate is not the disk's last word).
     with faults.armed("disk-free", lambda folder: ("/", 50_000)):
-        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
-                  monkeypatch, skip_space_check=True)  # fmt: skip
+        api_build(
+            tarball_release.manual_dir,
+            tmp_path,
+            "clsloc",
+            tarball_release.checksums,
+            monkeypatch,
+            skip_space_check=True,
+        )
     assert readback.splits(tmp_path, "clsloc")["train"] == 14
 
 
@@ -330,6 +343,8 @@ def test_a_disk_that_fills_mid_build_is_named_and_the_rerun_continues(
     import os
 
     count = [0]
+    release = (tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums)
+    release += (monkeypatch,)
 
     def full():  # the 20th image appended to a bucket finds the disk full
         count[0] += 1
@@ -340,11 +355,9 @@ def test_a_disk_that_fills_mid_build_is_named_and_the_rerun_continues(
         faults.armed("bucket-add", full),
         pytest.raises(Imagenet2017Error, match=r"/some/bucket-000002: no space left .* same"),
     ):
-        api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
-                  monkeypatch, workers=1)  # fmt: skip
+        api_build(*release, workers=1)
     assert not list((tmp_path / "imagenet2017" / "clsloc").glob("*/dataset_info.json"))
-    api_build(tarball_release.manual_dir, tmp_path, "clsloc", tarball_release.checksums,
-              monkeypatch, workers=1)  # fmt: skip
+    api_build(*release, workers=1)
     assert readback.shard_bytes(tmp_path, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
 
@@ -377,7 +390,12 @@ print(before, anon_mb())
 
 def test_memory_freed_in_a_threads_arena_goes_back_to_the_os():
     """What the stream calls every TRIM_EVERY bytes returns what glibc's arenas keep freed."""
-    out = subprocess.run([sys.executable, "-c", FREED_IN_AN_ARENA], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FREED_IN_AN_ARENA],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     before, after = int(out[0]), int(out[1])
     assert before - after > 80, (before, after)

@@ -78,8 +78,12 @@ print(json.dumps({"labels": result["labels"], "shape": list(result["shape"]),
 def _run_grain_example(data_dir, steps: int, workers: int) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", GRAIN, str(data_dir), str(steps), str(workers)],
-        env=build_env(None), cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=build_env(None),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TensorFlow imported: False" in result.stdout
     run = json.loads(result.stdout.strip().splitlines()[-1])
@@ -114,10 +118,19 @@ def test_tfds_convert_format_makes_a_tfrecord_build_readable_by_the_grain_exampl
     data_dir = tmp_path / "data"
     shutil.copytree(cli_builds / "imagenet2017" / "clsloc", data_dir / "imagenet2017" / "clsloc")
     result = subprocess.run(
-        [TFDS, "convert_format", "--root_data_dir", str(data_dir),
-         "--out_file_format", "array_record"],
-        env=build_env(None), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            TFDS,
+            "convert_format",
+            "--root_data_dir",
+            str(data_dir),
+            "--out_file_format",
+            "array_record",
+        ],
+        env=build_env(None),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folder = data_dir / "imagenet2017" / "clsloc" / readback.VERSION
     info = json.loads((folder / "dataset_info.json").read_text())

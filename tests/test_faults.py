@@ -33,11 +33,14 @@ def test_the_environments_grammar():
     "spec, message",
     [
         ("shard-kep:kill", "no fault point 'shard-kep'; the points are archive-read, "),
-        ("shard-kept:explode", "'shard-kept:explode' is not NAME:ACTION[@N] with ACTION one of kill, fail"),
+        (
+            "shard-kept:explode",
+            "'shard-kept:explode' is not NAME:ACTION[@N] with ACTION one of kill, fail",
+        ),
         ("shard-kept:kill@0", "'shard-kept:kill@0' is not NAME:ACTION[@N]"),
         ("shard-kept", "'shard-kept' is not NAME:ACTION[@N]"),
     ],
-)  # fmt: skip
+)
 def test_a_wrong_spec_is_refused_naming_it(spec, message):
     with pytest.raises(ValueError) as e:
         faults.parse(spec)
@@ -46,8 +49,14 @@ def test_a_wrong_spec_is_refused_naming_it(spec, message):
 
 def _reach(spec: str) -> subprocess.CompletedProcess:
     env = dict(build_env(None), IMAGENET2017_FAULTS=spec)
-    return subprocess.run([sys.executable, "-c", REACH_THREE_TIMES], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", REACH_THREE_TIMES],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_point_armed_by_the_environment_acts_the_nth_time_its_process_reaches_it():

@@ -49,10 +49,12 @@ def cases(clean: bytes) -> dict[str, tuple[list, str]]:
         "base-256 size of 2**88": (b"\x80" + (1 << 80).to_bytes(11, "big"), 1 << 80),
     }
     out = {
-        name: ([before, with_size_field(tar_header(IMAGE, 0), field), after],
-               rf"at byte {at} of the tar stream: the tar header of '{IMAGE}' declares {size} bytes")
+        name: (
+            [before, with_size_field(tar_header(IMAGE, 0), field), after],
+            rf"at byte {at} of the tar stream: the tar header of '{IMAGE}' declares {size} bytes",
+        )
         for name, (field, size) in absurd.items()
-    }  # fmt: skip
+    }
     out["negative base-256 size"] = (
         [before, with_size_field(tar_header(IMAGE, 0), b"\xff" * 12), after],
         rf"at byte {at} of the tar stream: damaged tar header \(a negative size\)",
@@ -71,10 +73,13 @@ def cases(clean: bytes) -> dict[str, tuple[list, str]]:
         rf"{GiB + len(record) + 1} bytes",
     )
     out["GNU long name of a GiB"] = (
-        [before + tar_header("././@LongLink", GiB + 1, b"L"), (b"a" * MiB, 1024),
-         b"\0" + pad(1) + after],
+        [
+            before + tar_header("././@LongLink", GiB + 1, b"L"),
+            (b"a" * MiB, 1024),
+            b"\0" + pad(1) + after,
+        ],
         rf"at byte {at} of the tar stream: a pax or GNU long-name header declares {GiB + 1}",
-    )  # fmt: skip
+    )
     return out
 
 
@@ -118,10 +123,20 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[dict, str | None]]:
     empty = root / "none.tsv"
     empty.write_text("filename\tsize\tmd5\tsha256\n")
     result = subprocess.run(
-        [sys.executable, "-m", "tests.support.measured_build", "clsloc", str(root / "cache"),
-         *map(str, folders.values())],
-        env=build_env(empty), cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tests.support.measured_build",
+            "clsloc",
+            str(root / "cache"),
+            *map(str, folders.values()),
+        ],
+        env=build_env(empty),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return {name: (line, expected.get(name)) for name, line in zip(folders, lines, strict=True)}

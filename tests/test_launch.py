@@ -18,7 +18,7 @@ import pytest
 from imagenet2017_tfds.launch import beam_build as launcher
 from imagenet2017_tfds.launch import flink_watch
 from imagenet2017_tfds.tools import cli
-from tests.conftest import CLI, ROOT, build_env
+from tests.conftest import CLI, ROOT, build_env, pip_install
 from tests.support import readback
 
 
@@ -42,12 +42,25 @@ def test_the_subcommand_parses_the_launchers_own_arguments(capsys):
         assert option in out
     refusals = [
         ([], "--manual_dir and --data_dir are needed (unless --fetch_only)"),
-        (["--manual_dir", "D", "--data_dir", "O", "--workers", "0"],
-         "--workers must be 1 or more, not 0"),
-        (["--manual_dir", "D", "--data_dir", "O", "--runner", "spark", "--flink_cluster",
-          "standalone"], "--flink_cluster standalone needs --runner flink, not spark"),
+        (
+            ["--manual_dir", "D", "--data_dir", "O", "--workers", "0"],
+            "--workers must be 1 or more, not 0",
+        ),
+        (
+            [
+                "--manual_dir",
+                "D",
+                "--data_dir",
+                "O",
+                "--runner",
+                "spark",
+                "--flink_cluster",
+                "standalone",
+            ],
+            "--flink_cluster standalone needs --runner flink, not spark",
+        ),
         (["--runner", "samza", "--fetch_only"], "argument --runner: invalid choice: 'samza'"),
-    ]  # fmt: skip
+    ]
     for argv, message in refusals:
         with pytest.raises(SystemExit) as exited:
             cli.main(["beam-build", *argv])
@@ -57,16 +70,35 @@ def test_the_subcommand_parses_the_launchers_own_arguments(capsys):
 
 def test_the_defaults_and_what_goes_to_tfds_build():
     args = _args()
-    assert (args.runner, args.config, args.workers, args.flink_cluster) == ("flink", "clsloc", 2, "embedded")  # fmt: skip
+    assert (args.runner, args.config, args.workers, args.flink_cluster) == (
+        "flink",
+        "clsloc",
+        2,
+        "embedded",
+    )
     assert (args.jvm_heap, args.setup_file, args.timeout, args.work_dir) == ("1g", True, None, None)
     assert launcher.parse_args(["--fetch_only", "--runner", "prism"]).fetch_only
-    args = _args("--config", "det", "--download_dir", "X", "--", "--overwrite", "--file_format=tfrecord")  # fmt: skip
+    args = _args(
+        "--config", "det", "--download_dir", "X", "--", "--overwrite", "--file_format=tfrecord"
+    )
     assert launcher.tfds_command(args, ["runner=PortableRunner", "job_endpoint=localhost:1"]) == [
-        str(Path(sys.executable).parent / "tfds"), "build", "imagenet2017",
-        "--imports", "imagenet2017_tfds", "--config", "det", "--manual_dir", "D",
-        "--data_dir", "O", "--beam_pipeline_options=runner=PortableRunner,job_endpoint=localhost:1",
-        "--download_dir", "X", "--overwrite", "--file_format=tfrecord",
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "tfds"),
+        "build",
+        "imagenet2017",
+        "--imports",
+        "imagenet2017_tfds",
+        "--config",
+        "det",
+        "--manual_dir",
+        "D",
+        "--data_dir",
+        "O",
+        "--beam_pipeline_options=runner=PortableRunner,job_endpoint=localhost:1",
+        "--download_dir",
+        "X",
+        "--overwrite",
+        "--file_format=tfrecord",
+    ]
 
 
 def test_the_pipeline_options_of_each_engine(tmp_path):
@@ -74,13 +106,22 @@ def test_the_pipeline_options_of_each_engine(tmp_path):
         _args("--runner", "direct", "--workers", "3"), launcher.Services(tmp_path), {}
     )
     assert engine is None
-    assert options == ["runner=DirectRunner", "direct_num_workers=3",
-                       "direct_running_mode=multi_processing"]  # fmt: skip
+    assert options == [
+        "runner=DirectRunner",
+        "direct_num_workers=3",
+        "direct_running_mode=multi_processing",
+    ]
     flink, spark = launcher.JOB_SERVERS["flink"], launcher.JOB_SERVERS["spark"]
     # One SDK worker process a slot (or Spark thread), kept for the whole job.
-    assert flink.pipeline_options(2) == ["parallelism=2", "sdk_worker_parallelism=2",
-                                         "environment_cache_millis=3600000"]  # fmt: skip
-    assert spark.pipeline_options(3) == ["sdk_worker_parallelism=3", "environment_cache_millis=3600000"]  # fmt: skip
+    assert flink.pipeline_options(2) == [
+        "parallelism=2",
+        "sdk_worker_parallelism=2",
+        "environment_cache_millis=3600000",
+    ]
+    assert spark.pipeline_options(3) == [
+        "sdk_worker_parallelism=3",
+        "environment_cache_millis=3600000",
+    ]
     assert flink.engine_args(4) == ["--flink-master=[local]"]
     assert spark.engine_args(4) == ["--spark-master-url=local[4,6]"]  # a failed task: 6 tries
     for server in (flink, spark):  # the poms ship with the package
@@ -107,9 +148,9 @@ def test_a_cache_entry_is_made_once_and_a_failed_one_leaves_nothing(tmp_path, mo
 
     with pytest.raises(launcher.LaunchError, match="the fetch failed"):
         launcher.cached("flink-1.19.3", fail)
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")) == [
-        "prism-2.77.0"
-    ]  # fmt: skip
+    assert sorted(
+        p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")
+    ) == ["prism-2.77.0"]
 
 
 def test_the_job_servers_jars_are_cached_by_their_poms_content(tmp_path, monkeypatch):
@@ -146,33 +187,50 @@ def test_the_boot_wrapper_runs_the_shipped_boot_with_this_python(tmp_path):
 
 def _sdist_files(setup_py: Path, out: Path) -> dict[str, bytes]:
     """What pip installs from the sdist Beam's stager builds (setup.py sdist, as without `build`)."""
-    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(out / "dist")],
-                   cwd=setup_py.parent, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(out / "dist")],
+        cwd=setup_py.parent,
+        check=True,
+        capture_output=True,
+    )
     (sdist,) = (out / "dist").glob("*.tar.gz")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(out / "site"), str(sdist)], check=True, capture_output=True)  # fmt: skip
+    pip_install("--no-deps", "--no-build-isolation", "--target", str(out / "site"), str(sdist))
     return _package_files(out / "site" / "imagenet2017_tfds")
 
 
 def _package_files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def test_the_staged_package_is_the_imported_one_from_a_clone_or_an_install(wheel, tmp_path):
     clone = _package_files(ROOT / "imagenet2017_tfds")
-    assert {"dataset/builder.py", "data/map_clsloc.txt", "launch/flink-pom.xml", "launch/beam_boot.py"} <= set(clone)  # fmt: skip
+    assert {
+        "dataset/builder.py",
+        "data/map_clsloc.txt",
+        "launch/flink-pom.xml",
+        "launch/beam_boot.py",
+    } <= set(clone)
     staged = _sdist_files(launcher.staged_setup(tmp_path / "clone"), tmp_path / "clone")
     assert staged == clone
     # Installed from the wheel, with no setup.py anywhere: the same files are staged.
     site = tmp_path / "installed"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True)  # fmt: skip
-    code = ("import sys; from pathlib import Path; from imagenet2017_tfds.launch import beam_build\n"
-            "print(beam_build.staged_setup(Path(sys.argv[1])))")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "work")], cwd=tmp_path,
-                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    pip_install("--no-deps", "--target", str(site), str(wheel))
+    code = (
+        "import sys; from pathlib import Path; from imagenet2017_tfds.launch import beam_build\n"
+        "print(beam_build.staged_setup(Path(sys.argv[1])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "work")],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(tmp_path / "work" / "stage" / "setup.py")
     installed = _package_files(site / "imagenet2017_tfds")
@@ -226,8 +284,11 @@ def test_a_missing_tool_stops_the_launch_with_exit_2_naming_it(tarball_release, 
     command += ["--runner", "flink"]
     command += ["--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir)]
     command += ["--data_dir", str(data), "--work_dir", str(tmp_path / "w")]
-    env = dict(build_env(tarball_release.checksums), PATH=str(tmp_path / "no-tools"),
-               IMAGENET2017_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    env = dict(
+        build_env(tarball_release.checksums),
+        PATH=str(tmp_path / "no-tools"),
+        IMAGENET2017_CACHE=str(tmp_path / "cache"),
+    )
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
     assert (

@@ -30,20 +30,40 @@ pytestmark = pytest.mark.engines  # each test starts a job server (Java, Maven) 
 TIMEOUT = 900  # the launcher's own limit: it stops what it started, then exits 124
 
 
-def launch(runner, config, release, data_dir, work_dir, checksums=None, wait=True, *extra,
-           env=None):  # fmt: skip
+def launch(
+    runner, config, release, data_dir, work_dir, checksums=None, wait=True, *extra, env=None
+):
     """runner: flink, spark, prism, or flink-standalone (a Flink cluster of its own processes);
     extra: more of the launcher's arguments; env: more environment."""
     runner, _, cluster = runner.partition("-")
-    command = [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "beam-build", "--runner", runner, "--config", config,
-               "--manual_dir", str(release.manual_dir), "--data_dir", str(data_dir),
-               "--workers", "2", "--timeout", str(TIMEOUT), "--work_dir", str(work_dir), *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet2017_tfds.tools.cli",
+        "beam-build",
+        "--runner",
+        runner,
+        "--config",
+        config,
+        "--manual_dir",
+        str(release.manual_dir),
+        "--data_dir",
+        str(data_dir),
+        "--workers",
+        "2",
+        "--timeout",
+        str(TIMEOUT),
+        "--work_dir",
+        str(work_dir),
+        *extra,
+    ]
     if cluster:
         command += ["--flink_cluster", cluster]
     env = {**build_env(checksums or release.checksums), **(env or {})}
     if not wait:
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     # The margin covers a first run's fetch of the job server or Prism (the launcher's limit
     # counts only the build).
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT + 600)
@@ -71,10 +91,12 @@ def assert_steps_in_order(work: Path) -> None:
     order = ["engine_ready", "job_submitted", "workers_up", "job_finished", "build_done"]
     seconds = [steps[name] for name in order]
     if not (seconds[0] > 0 and seconds == sorted(seconds) and len(set(seconds)) == 5):
-        lines = [line for log in ("job-server.log", "beam_boot.log")
-                 for line in (work / log).read_text(errors="replace").splitlines()
-                 if re.search(r"Submitting job|Running job|finished|beam_boot\[\d+\]: worker",
-                              line)]  # fmt: skip
+        lines = [
+            line
+            for log in ("job-server.log", "beam_boot.log")
+            for line in (work / log).read_text(errors="replace").splitlines()
+            if re.search(r"Submitting job|Running job|finished|beam_boot\[\d+\]: worker", line)
+        ]
         raise AssertionError(f"steps out of order: {steps}\n" + "\n".join(lines[:40]))
 
 
@@ -126,8 +148,9 @@ def test_a_standalone_flink_cluster_gives_the_same_examples(cli_builds, tarball_
     assert re.search(r"RestClusterClient - Submitting job 'BeamApp-", server_log)
     jobmanager_log = (work / "jobmanager.log").read_text()
     assert "Registering TaskManager" in jobmanager_log
-    assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to FINISHED",
-                     jobmanager_log)  # fmt: skip
+    assert re.search(
+        r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to FINISHED", jobmanager_log
+    )
     assert "Pipeline_options" in (work / "taskmanager.log").read_text()
     assert "Pipeline_options" not in server_log
     # Two for the whole job, as on the embedded cluster (Beam on the cluster's classpath).
@@ -191,8 +214,9 @@ def test_a_job_server_that_exits_at_its_start_stops_the_launch_with_exit_2(
     launcher names the server and its exit status, shows its log's end (Java's own words),
     stops the build it started and exits 2; nothing is built, nothing it started is left."""
     work = tmp_path / "work"
-    result = launch("flink", "clsloc", tarball_release, tmp_path / "data", work, None, True,
-                    "--jvm_heap", "1k")  # fmt: skip
+    result = launch(
+        "flink", "clsloc", tarball_release, tmp_path / "data", work, None, True, "--jvm_heap", "1k"
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "beam_build: the Flink job server exited with 1 during the build:" in result.stderr
     assert "Too small maximum heap" in result.stderr
@@ -206,10 +230,22 @@ def test_an_engine_that_cannot_be_built_stops_the_launch_with_exit_2(tarball_rel
     install` fails; the launcher names the step and its exit status, shows Go's own words,
     caches nothing and exits 2 without starting a build."""
     cache = tmp_path / "cache"
-    env = {"IMAGENET2017_CACHE": str(cache), "GOPROXY": "off",
-           "GOMODCACHE": str(tmp_path / "gomod"), "GOFLAGS": ""}  # fmt: skip
-    result = launch("prism", "clsloc", tarball_release, tmp_path / "data", tmp_path / "work",
-                    None, True, env=env)  # fmt: skip
+    env = {
+        "IMAGENET2017_CACHE": str(cache),
+        "GOPROXY": "off",
+        "GOMODCACHE": str(tmp_path / "gomod"),
+        "GOFLAGS": "",
+    }
+    result = launch(
+        "prism",
+        "clsloc",
+        tarball_release,
+        tmp_path / "data",
+        tmp_path / "work",
+        None,
+        True,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "beam_build: building Prism with go install failed (exit 1):" in result.stderr
     assert "GOPROXY=off" in result.stderr  # Go's reason, shown

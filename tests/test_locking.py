@@ -29,8 +29,11 @@ print("released", time.time(), flush=True)
 def _holder(config_dir, release):
     return subprocess.Popen(
         [sys.executable, "-c", HOLD, str(config_dir), str(release)],
-        env=build_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=build_env(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(predicate, what: str, timeout: float = 60) -> None:
@@ -92,9 +95,13 @@ with locking.build_lock({str(tmp_path / "lockdir")!r}):
     print("locked")
 """
     result = subprocess.run(
-        [sys.executable, "-c", code], env=dict(build_env(None), TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        env=dict(build_env(None), TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["10", "locked"]
     assert os.path.exists(tmp_path / "lockdir")
@@ -102,8 +109,8 @@ with locking.build_lock({str(tmp_path / "lockdir")!r}):
 
 def test_concurrent_builds_on_one_data_dir_do_not_corrupt_each_other(tarball_release, tmp_path):
     data = tmp_path / "data"
-    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-               "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(data)]  # fmt: skip
+    command = [TFDS, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config"]
+    command += ["clsloc", "--manual_dir", str(tarball_release.manual_dir), "--data_dir", str(data)]
     env = build_env(tarball_release.checksums)
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

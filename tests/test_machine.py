@@ -275,10 +275,13 @@ def test_v2_max_is_no_limit(tmp_path):
 
 def test_v2_nested_memory_takes_the_smallest_headroom(tmp_path):
     files = {
-        "a/memory.max": str(10 * GB), "a/memory.current": str(9 * GB),  # 1 GB left up here
-        "a/b/memory.max": str(4 * GB), "a/b/memory.current": str(1 * GB),  # 3 GB in here
-        "a/b/c/memory.max": "max\n", "a/b/c/memory.current": str(1 * GB),
-    }  # fmt: skip
+        "a/memory.max": str(10 * GB),
+        "a/memory.current": str(9 * GB),  # 1 GB left up here
+        "a/b/memory.max": str(4 * GB),
+        "a/b/memory.current": str(1 * GB),  # 3 GB in here
+        "a/b/c/memory.max": "max\n",
+        "a/b/c/memory.current": str(1 * GB),
+    }
     assert machine.available_memory(**v2(tmp_path, "/a/b/c", **files)) == 1 * GB
 
 

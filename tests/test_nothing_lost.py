@@ -22,9 +22,12 @@ def release(tmp_path):
 def build_fails_keeping_nothing(release, tmp_path, monkeypatch, match: str, **options) -> None:
     with pytest.raises(errors.ConsistencyError, match=match):
         api_build(
-            release.manual_dir, tmp_path / "data", checksums=release.checksums,
-            monkeypatch=monkeypatch, **options,
-        )  # fmt: skip
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=release.checksums,
+            monkeypatch=monkeypatch,
+            **options,
+        )
     assert_nothing_loads(tmp_path / "data")
 
 
@@ -44,8 +47,13 @@ def test_an_example_lost_on_the_way_fails_the_build_naming_it(
 
         point = "shard-reported"
     with faults.armed(point, lose):
-        build_fails_keeping_nothing(release, tmp_path, monkeypatch,
-                                    "train: 13 examples written, 14 planned", workers=workers)  # fmt: skip
+        build_fails_keeping_nothing(
+            release,
+            tmp_path,
+            monkeypatch,
+            "train: 13 examples written, 14 planned",
+            workers=workers,
+        )
 
 
 def test_a_shard_missing_from_disk_fails_the_build(release, tmp_path, monkeypatch):

@@ -23,10 +23,14 @@ def test_wheel_ships_data_entry_point_and_runtime_dependencies(wheel):
         metadata = z.read(meta).decode()
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
         shipped_checksums = z.read("imagenet2017_tfds/data/checksums.tsv")
-    for data in ("map_clsloc.txt", "map_det.txt", "LOC_synset_mapping.txt",
-                 "ILSVRC2015_clsloc_validation_ground_truth.txt",
-                 "ILSVRC2015_clsloc_validation_blacklist.txt",
-                 "ILSVRC2015_det_validation_blacklist.txt"):  # fmt: skip
+    for data in (
+        "map_clsloc.txt",
+        "map_det.txt",
+        "LOC_synset_mapping.txt",
+        "ILSVRC2015_clsloc_validation_ground_truth.txt",
+        "ILSVRC2015_clsloc_validation_blacklist.txt",
+        "ILSVRC2015_det_validation_blacklist.txt",
+    ):
         assert f"imagenet2017_tfds/data/{data}" in names
     assert shipped_checksums == (ROOT / "checksums.tsv").read_bytes()
     assert not any(n.startswith("tests/") for n in names)  # imagenet2017/: test_dataset_folder
@@ -55,9 +59,10 @@ def test_wheel_ships_data_entry_point_and_runtime_dependencies(wheel):
 
 def _setup_kwargs() -> dict:
     call = next(
-        node for node in ast.walk(ast.parse((ROOT / "setup.py").read_text()))
+        node
+        for node in ast.walk(ast.parse((ROOT / "setup.py").read_text()))
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
-    )  # fmt: skip
+    )
     return {k.arg: k.value for k in call.keywords}
 
 
@@ -83,18 +88,31 @@ def test_dataset_folder_for_tfds_build_without_imports_exists():
 
 def _python(code: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip()
 
 
 def test_importing_the_package_registers_the_builder_whichever_comes_first():
     registered = "print('imagenet2017' in tfds.list_builders(with_community_datasets=False))"
-    assert _python(f"import imagenet2017_tfds\nimport tensorflow_datasets as tfds\n{registered}") == "True"  # fmt: skip
-    assert _python(f"import tensorflow_datasets as tfds\nimport imagenet2017_tfds\n{registered}") == "True"  # fmt: skip
-    assert _python("from imagenet2017_tfds import Imagenet2017\nprint(Imagenet2017.name)") == "imagenet2017"  # fmt: skip
+    assert (
+        _python(f"import imagenet2017_tfds\nimport tensorflow_datasets as tfds\n{registered}")
+        == "True"
+    )
+    assert (
+        _python(f"import tensorflow_datasets as tfds\nimport imagenet2017_tfds\n{registered}")
+        == "True"
+    )
+    assert (
+        _python("from imagenet2017_tfds import Imagenet2017\nprint(Imagenet2017.name)")
+        == "imagenet2017"
+    )
 
 
 def test_command_line_tools_start_without_tfds_or_tensorflow():
@@ -128,7 +146,11 @@ def test_the_tests_version_folder_is_the_builders():
 def test_setup_py_allows_exactly_the_beam_releases_beam_builds_accept():
     from imagenet2017_tfds import compat
 
-    (beam,) = [d for d in ast.literal_eval(_setup_kwargs()["install_requires"]) if d.startswith("apache-beam")]  # fmt: skip
+    (beam,) = [
+        d
+        for d in ast.literal_eval(_setup_kwargs()["install_requires"])
+        if d.startswith("apache-beam")
+    ]
     allowed = SpecifierSet(beam.removeprefix("apache-beam"))
     assert all(spec.operator == "==" for spec in allowed), beam
     assert {spec.version for spec in allowed} == set(compat.BEAM_VERIFIED)
@@ -154,8 +176,12 @@ def test_a_user_installs_the_wheel_builds_and_loads(wheel, tarball_release, tmp_
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # This venv's packages after the new venv's own (its .pth files processed too).
     Path(site, "dev-venv.pth").write_text(
         f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
@@ -164,32 +190,69 @@ def test_a_user_installs_the_wheel_builds_and_loads(wheel, tarball_release, tmp_
     user.mkdir()
     # Nothing of the repository: not on the path, not the current folder.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", TF_CPP_MIN_LOG_LEVEL="2",
-               IMAGENET2017_CHECKSUMS=str(tarball_release.checksums))  # fmt: skip
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                    "--no-deps", "--no-index", str(wheel)], cwd=user, env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        IMAGENET2017_CHECKSUMS=str(tarball_release.checksums),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        cwd=user,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     def run(*command):
-        result = subprocess.run(command, cwd=user, env=env, capture_output=True, text=True,
-                                timeout=900, check=False)  # fmt: skip
+        result = subprocess.run(
+            command, cwd=user, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         return result.stdout
 
-    where = run(python, "-c", "import imagenet2017_tfds, importlib.util; "
-                "print(imagenet2017_tfds.__file__, importlib.util.find_spec('imagenet2017'))")  # fmt: skip
+    where = run(
+        python,
+        "-c",
+        "import imagenet2017_tfds, importlib.util; "
+        "print(imagenet2017_tfds.__file__, importlib.util.find_spec('imagenet2017'))",
+    )
     assert where.split() == [f"{site}/imagenet2017_tfds/__init__.py", "None"]
     # The launcher's subcommand is there too (its --help needs neither TensorFlow nor Java).
     assert "--runner" in run(venv / "bin" / "imagenet2017-tfds", "beam-build", "--help")
     tfds = "from tensorflow_datasets.scripts.cli.main import launch_cli; launch_cli()"
-    run(python, "-c", tfds, "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-        "--config", "clsloc", "--manual_dir", str(tarball_release.manual_dir),
-        "--data_dir", str(user / "data"))  # fmt: skip
-    counts = run(python, "-c", (
-        "import json, sys, tensorflow_datasets as tfds, imagenet2017_tfds\n"
-        "splits = tfds.builder('imagenet2017/clsloc', data_dir=sys.argv[1]).info.splits\n"
-        "print(json.dumps({s: sum(1 for _ in tfds.load('imagenet2017/clsloc', split=s, "
-        "data_dir=sys.argv[1])) for s in splits}))"), str(user / "data"))  # fmt: skip
+    build = ["build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc"]
+    run(
+        python,
+        "-c",
+        tfds,
+        *build,
+        "--manual_dir",
+        tarball_release.manual_dir,
+        "--data_dir",
+        user / "data",
+    )
+    counts = run(
+        python,
+        "-c",
+        (
+            "import json, sys, tensorflow_datasets as tfds, imagenet2017_tfds\n"
+            "splits = tfds.builder('imagenet2017/clsloc', data_dir=sys.argv[1]).info.splits\n"
+            "print(json.dumps({s: sum(1 for _ in tfds.load('imagenet2017/clsloc', split=s, "
+            "data_dir=sys.argv[1])) for s in splits}))"
+        ),
+        str(user / "data"),
+    )
     expected = {
         split: len(examples) for split, examples in tarball_release.expected["clsloc"].items()
     }

@@ -55,11 +55,18 @@ VAL = {f"ILSVRC2012_val_{n:08d}": TRUTH[n - 1] for n in (1, 2, 3)}
 
 def clsloc_catalog(train=TRAIN, train_list=TRAIN, val=VAL, val_list=None, val_ann=None):
     return catalog(
-        images={(CLS, "train"): train, (CLS, "val"): list(val), (CLS, "test"): ["ILSVRC2012_test_00000001"]},
-        lists={(CLS, "train_cls"): train_list, (CLS, "val"): val_list or list(val),
-               (CLS, "test"): ["ILSVRC2012_test_00000001"]},
+        images={
+            (CLS, "train"): train,
+            (CLS, "val"): list(val),
+            (CLS, "test"): ["ILSVRC2012_test_00000001"],
+        },
+        lists={
+            (CLS, "train_cls"): train_list,
+            (CLS, "val"): val_list or list(val),
+            (CLS, "test"): ["ILSVRC2012_test_00000001"],
+        },
         annotations={(CLS, "val"): val_ann or {i: ann(box(w)) for i, w in val.items()}},
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- CLS-LOC
@@ -179,8 +186,11 @@ def test_kaggle_solution_that_is_not_one_is_refused():
 
 # ---------------------------------------------------------------- DET
 
-DET_TRAIN = ["ILSVRC2013_train/n02691156/n02691156_1", "ILSVRC2013_train_extra0/ILSVRC2013_train_00000005",
-             "ILSVRC2014_train_0000/ILSVRC2014_train_00000001"]  # fmt: skip
+DET_TRAIN = [
+    "ILSVRC2013_train/n02691156/n02691156_1",
+    "ILSVRC2013_train_extra0/ILSVRC2013_train_00000005",
+    "ILSVRC2014_train_0000/ILSVRC2014_train_00000001",
+]
 OLD = [f"ILSVRC2016_test_{n:08d}" for n in (1, 2, 3)]
 NEW = [f"ILSVRC2017_test_{n:08d}" for n in (1, 2)]
 
@@ -189,16 +199,25 @@ def det_catalogs(train=DET_TRAIN, train_lists=None, old_list=OLD, new_list=NEW, 
     train_lists = (
         {"train_1": DET_TRAIN[:1], "train_2": DET_TRAIN[1:]} if train_lists is None else train_lists
     )
-    det = catalog("det.tar.gz",
-                  images={(DET, "train"): train, (DET, "val"): [], (DET, "test"): OLD + (NEW if same else [])},
-                  lists={**{(DET, n): ids for n, ids in train_lists.items()}, (DET, "val"): []})  # fmt: skip
+    det = catalog(
+        "det.tar.gz",
+        images={
+            (DET, "train"): train,
+            (DET, "val"): [],
+            (DET, "test"): OLD + (NEW if same else []),
+        },
+        lists={**{(DET, n): ids for n, ids in train_lists.items()}, (DET, "val"): []},
+    )
     if same:  # one tree: one test.txt survived
         det.imagesets[(DET, "test")] = "".join(f"{i} 1\n" for i in new_list)
         return {"det": det, "det_test": det}
     if old_list is not None:
         det.imagesets[(DET, "test")] = "".join(f"{i} 1\n" for i in old_list)
-    new = catalog("new.tar.gz", images={(DET, "test"): NEW},
-                  lists={} if new_list is None else {(DET, "test"): new_list})  # fmt: skip
+    new = catalog(
+        "new.tar.gz",
+        images={(DET, "test"): NEW},
+        lists={} if new_list is None else {(DET, "test"): new_list},
+    )
     return {"det": det, "det_test": new}
 
 

@@ -51,8 +51,9 @@ def put(release, part: str, changes: dict, kaggle: bool = False):
 def test_kaggle_release_builds_clsloc_verified_by_content(form, cli_builds, tmp_path, monkeypatch):
     release = testing.write_release(tmp_path / "m", form=form, parts=("clsloc",), kaggle=True)
     # The checksums file does not list Kaggle's tarball (no digest is published).
-    api_build(release.manual_dir, tmp_path / "data", checksums=release.checksums,
-              monkeypatch=monkeypatch)  # fmt: skip
+    api_build(
+        release.manual_dir, tmp_path / "data", checksums=release.checksums, monkeypatch=monkeypatch
+    )
     check_examples(tmp_path / "data", release, "clsloc")
     # The same examples, byte for byte, as the image-net.org archive gives.
     assert readback.shard_bytes(tmp_path / "data", "clsloc") == readback.shard_bytes(
@@ -75,8 +76,9 @@ def test_kaggle_validation_disagreeing_with_its_solution_file_is_refused(
     lines[1] = f"{image},{wnid} {float(xmin) + 5:g} {' '.join(rest)}"
     csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(errors.ConsistencyError, match=f"{image}.*LOC_val_solution.csv says"):
-        api_build(release.manual_dir, tmp_path / "d", checksums=release.checksums,
-                  monkeypatch=monkeypatch)  # fmt: skip
+        api_build(
+            release.manual_dir, tmp_path / "d", checksums=release.checksums, monkeypatch=monkeypatch
+        )
     assert_nothing_loads(tmp_path / "d")
 
 
@@ -189,8 +191,13 @@ def test_a_validation_image_training_could_not_decode_stops_the_build(form, tmp_
     with pytest.raises(errors.ImageError, match=f"{VAL}: TensorFlow cannot decode this image"):
         api_build(release.manual_dir, tmp_path / "d", checksums=checksums, monkeypatch=monkeypatch)
     assert_nothing_loads(tmp_path / "d")
-    api_build(release.manual_dir, tmp_path / "s", checksums=checksums, monkeypatch=monkeypatch,
-              skip_bad_members=True)  # fmt: skip
+    api_build(
+        release.manual_dir,
+        tmp_path / "s",
+        checksums=checksums,
+        monkeypatch=monkeypatch,
+        skip_bad_members=True,
+    )
     assert [m for m, _ in metadata(tmp_path / "s", "clsloc")["skipped_members"]] == [VAL]
 
 
@@ -202,8 +209,13 @@ def test_train_images_are_decoded_only_when_asked(tmp_path, monkeypatch):
     )
     assert builder.info.splits["train"].num_examples == 14
     with pytest.raises(errors.ImageError, match=TRAIN):
-        api_build(release.manual_dir, tmp_path / "e", checksums=checksums, monkeypatch=monkeypatch,
-                  decode_train=True)  # fmt: skip
+        api_build(
+            release.manual_dir,
+            tmp_path / "e",
+            checksums=checksums,
+            monkeypatch=monkeypatch,
+            decode_train=True,
+        )
 
 
 # ---------------------------------------------------------------- one scan, every problem
@@ -213,21 +225,28 @@ def check(manual_dir, checksums, *args) -> subprocess.CompletedProcess:
     env = build_env(checksums)
     return subprocess.run(
         [sys.executable, "-m", "imagenet2017_tfds.tools.cli", "check", str(manual_dir), *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_check_reports_every_problem_in_one_table_and_fails(tmp_path):
     release = testing.write_release(tmp_path / "m", parts=("clsloc",))
     m = release.members["clsloc"]
     xml = "Annotations/CLS-LOC/train/n02105855/n02105855_2934.xml"
-    checksums = put(release, "clsloc", {
-        TRAIN: None,  # listed, missing
-        "Data/CLS-LOC/train/n01440764/n01440764_55555.JPEG": m[VAL],  # present, unlisted
-        xml: b"<annotation><size>",  # not well-formed
-        VAL: undecodable(m[VAL]),  # only a full decode finds it
-        "Data/CLS-LOC/test/ILSVRC2012_test_00000002.JPEG": m[VAL][:200],  # truncated
-    })  # fmt: skip
+    checksums = put(
+        release,
+        "clsloc",
+        {
+            TRAIN: None,  # listed, missing
+            "Data/CLS-LOC/train/n01440764/n01440764_55555.JPEG": m[VAL],  # present, unlisted
+            xml: b"<annotation><size>",  # not well-formed
+            VAL: undecodable(m[VAL]),  # only a full decode finds it
+            "Data/CLS-LOC/test/ILSVRC2012_test_00000002.JPEG": m[VAL][:200],  # truncated
+        },
+    )
     result = check(release.manual_dir, checksums, "--config", "clsloc")
     assert result.returncode == 1, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}

@@ -347,10 +347,14 @@ def test_a_difference_is_named_with_its_skipped_members(tmp_path):
     image = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
     xml = "Annotations/CLS-LOC/train/n02105855/n02105855_2934.xml"
     m = release.members["clsloc"]
-    sums = rewrite(release, "clsloc", {
-        image: b"\xff\xd8\xff\xe0 not really a jpeg",
-        xml: m[xml].replace(b"<xmin>5</xmin>", b"<xmin>five</xmin>"),
-    })  # fmt: skip
+    sums = rewrite(
+        release,
+        "clsloc",
+        {
+            image: b"\xff\xd8\xff\xe0 not really a jpeg",
+            xml: m[xml].replace(b"<xmin>5</xmin>", b"<xmin>five</xmin>"),
+        },
+    )
     options = json.dumps({"name": "clsloc", "skip_bad_members": True})
     tfds_build(options, release.manual_dir, tmp_path / "data", sums)
     page = tmp_path / "r.html"
@@ -386,8 +390,10 @@ def test_long_problem_lists_are_collapsed_and_counted_by_split():
     from imagenet2017_tfds.report.numbers import SplitNumbers
 
     names = tasks.class_names("clsloc")
-    skipped = [[f"Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG", "image: not decodable"]
-               for i in range(11)]  # fmt: skip
+    skipped = [
+        [f"Data/CLS-LOC/train/n01440764/n01440764_{i}.JPEG", "image: not decodable"]
+        for i in range(11)
+    ]
     metadata = {"skipped_members": skipped, "unlisted_members": ["Data/CLS-LOC/val/x.JPEG"]}
     splits = {s: SplitNumbers(s, len(names)) for s in ("train", "validation")}
     report = page.numbers_json("clsloc", splits, metadata, {}, names, "0")
@@ -412,12 +418,21 @@ def test_the_builds_own_example_dicts_feed_the_numbers():
     jpeg = io.BytesIO()
     Image.new("RGB", (40, 20), "gray").save(jpeg, "JPEG")
     boxes = (Box("n01751748", 0, 0, 20, 10), Box("n01751748", 10, 5, 40, 20))
-    item = example_dicts.Item(key="k", path="Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG",
-                              file_name="ILSVRC2012_val_00000001.JPEG", label=65,
-                              annotation=Annotation(40, 20, boxes))  # fmt: skip
+    item = example_dicts.Item(
+        key="k",
+        path="Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG",
+        file_name="ILSVRC2012_val_00000001.JPEG",
+        label=65,
+        annotation=Annotation(40, 20, boxes),
+    )
     numbers = SplitNumbers("validation", 1000)
     numbers.add(example_dicts.clsloc_example(item, jpeg.getvalue()), shards.ground_truth())
     got = numbers.to_json()
-    assert (got["examples"], got["boxes"], got["per_class"][65], got["sizes"]) == (1, 2, 1, [[40, 20, 1]])  # fmt: skip
+    assert (got["examples"], got["boxes"], got["per_class"][65], got["sizes"]) == (
+        1,
+        2,
+        1,
+        [[40, 20, 1]],
+    )
     assert got["area_histogram"]["counts"][5] == 1 and got["area_histogram"]["counts"][11] == 1
     assert numbers.devkit_checked == 1 and numbers.devkit_disagrees == []  # image 1: sea snake

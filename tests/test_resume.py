@@ -30,15 +30,26 @@ KILLED_AT = {
 NO_READ = "archive-read:fail"  # a rerun that must not read the archive again
 
 
-def _killed(manual, data, checksums, faults: str, workers: int = 2,
-            *options: str) -> subprocess.CompletedProcess:  # fmt: skip
+def _killed(
+    manual, data, checksums, faults: str, workers: int = 2, *options: str
+) -> subprocess.CompletedProcess:
     """tests/support/killed_build.py, its faults armed by the environment."""
     return subprocess.run(
-        [sys.executable, "-m", "tests.support.killed_build", str(manual), str(data), str(workers),
-         *options],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.killed_build",
+            str(manual),
+            str(data),
+            str(workers),
+            *options,
+        ],
         env={**build_env(checksums), "IMAGENET2017_FAULTS": faults},
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _freed_mid_shard(data: Path) -> tuple[list[Checkpoint], set[str]]:
@@ -79,8 +90,10 @@ def test_a_build_killed_anywhere_resumes_to_the_same_bytes(
     if point == "shards":
         assert "1 shards written by an earlier run of this build: reusing them" in again.stderr
     if point == "checkpoint":
-        assert (f"1 shards partly written by an earlier run of this build: going on from their "
-                f"{checkpoint.num_examples} examples written") in again.stderr  # fmt: skip
+        assert (
+            f"1 shards partly written by an earlier run of this build: going on from their "
+            f"{checkpoint.num_examples} examples written"
+        ) in again.stderr
     assert_kept_in_the_dataset(left, data)
     assert readback.shard_bytes(data, "clsloc") == readback.shard_bytes(cli_builds, "clsloc")
 
@@ -121,8 +134,9 @@ def test_a_worker_killed_in_a_shard_it_checkpointed_leaves_it_to_continue(
     reading the archive, to the same bytes."""
     manual, data = tarball_release.manual_dir, tmp_path / "data"
     # Each worker killed once the shard it writes has its first checkpoint on disk.
-    first = _killed(manual, data, tarball_release.checksums, "checkpoint-kept:kill", 2,
-                    "small_buckets")  # fmt: skip
+    first = _killed(
+        manual, data, tarball_release.checksums, "checkpoint-kept:kill", 2, "small_buckets"
+    )
     assert first.returncode != 0
     assert "was killed by signal SIGKILL" in first.stderr, first.stderr[-3000:]
     checkpoints, freed = _freed_mid_shard(data)
@@ -163,8 +177,14 @@ def test_a_build_killed_through_tfds_build_leaves_nothing_and_the_rerun_gives_th
     """`tfds build` killed (SIGKILL) once a shard is written: nothing loads, and the same
     command again finishes the build, leaving no incomplete folder, to a clean build's bytes."""
     sums, data = tarball_release.checksums, tmp_path / "data"
-    killed = tfds_build("clsloc", tarball_release.manual_dir, data, sums, check=False,
-                        env={"IMAGENET2017_FAULTS": "shard-kept:kill"})  # fmt: skip
+    killed = tfds_build(
+        "clsloc",
+        tarball_release.manual_dir,
+        data,
+        sums,
+        check=False,
+        env={"IMAGENET2017_FAULTS": "shard-kept:kill"},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert_nothing_loads(data)
     tfds_build("clsloc", tarball_release.manual_dir, data, sums)

@@ -129,11 +129,13 @@ def test_a_build_survives_an_sdk_worker_killed_mid_bundle(
     server_log = (work / "job-server.log").read_text()
     assert "closed its control connection (its process ended); starting another" in server_log
     if runner == "flink":
-        assert re.search(r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to RESTARTING",
-                         server_log)  # fmt: skip
+        assert re.search(
+            r"Job BeamApp-\S+ \(\w+\) switched from state RUNNING to RESTARTING", server_log
+        )
     else:
-        assert re.search(r"WARN org\.apache\.spark\.scheduler\.TaskSetManager - Lost task",
-                         server_log)  # fmt: skip
+        assert re.search(
+            r"WARN org\.apache\.spark\.scheduler\.TaskSetManager - Lost task", server_log
+        )
     assert killed in harness_pids(work) and len(harness_pids(work)) > 2
     assert f"the SDK harness (pid {killed}) died: killed by signal 9 (SIGKILL)" in err
     assert "the engine ran their tasks again on new workers" in err
@@ -156,8 +158,10 @@ def test_a_lost_worker_the_engine_cannot_replace_is_named(tarball_release, tmp_p
     err = launcher.wait()
     assert launcher.process.returncode == 1, err[-6000:]
     assert "the build failed after SDK workers died" in err
-    named = re.findall(r"the SDK harness \(pid (\d+)\) died: killed by signal 9 \(SIGKILL\)",
-                       err.split("the build failed after SDK workers died")[1])  # fmt: skip
+    named = re.findall(
+        r"the SDK harness \(pid (\d+)\) died: killed by signal 9 \(SIGKILL\)",
+        err.split("the build failed after SDK workers died")[1],
+    )
     assert named and {int(pid) for pid in named} <= killed
     assert not list(data.rglob("dataset_info.json"))
     assert not left_running(work)
@@ -165,6 +169,9 @@ def test_a_lost_worker_the_engine_cannot_replace_is_named(tarball_release, tmp_p
 
 def test_the_fix_refuses_a_beam_source_it_was_not_written_for():
     fix = evict_dead_workers
-    with pytest.raises(fix.PatchError, match=r"DefaultJobBundleFactory\.java .* expected 2 "
-                       r"occurrence\(s\) of 'client = currentCache.*, found 0; the fix in "):  # fmt: skip
+    with pytest.raises(
+        fix.PatchError,
+        match=r"DefaultJobBundleFactory\.java .* expected 2 "
+        r"occurrence\(s\) of 'client = currentCache.*, found 0; the fix in ",
+    ):
         fix.patched_source("public class DefaultJobBundleFactory {}")

@@ -153,8 +153,9 @@ def test_a_kept_reader_serves_every_range_with_one_index_import(tmp_path, monkey
     entries = [e for e, _ in scan_all(Tarball(path, index_file=index))]
     opened = []  # each opening imports the index
     real = tarball.Tarball._open
-    monkeypatch.setattr(tarball.Tarball, "_open",
-                        lambda self, *a: (opened.append(1), real(self, *a))[1])  # fmt: skip
+    monkeypatch.setattr(
+        tarball.Tarball, "_open", lambda self, *a: (opened.append(1), real(self, *a))[1]
+    )
     ranges = [entries[i : i + 7] for i in range(0, len(entries), 7)][::-1]  # out of order
     for chunk in ranges:  # a fresh Tarball each time, as each unpickled job brings one
         source = Tarball(path, index_file=index, parallelization=1, keep_open=True)
@@ -175,8 +176,13 @@ def test_a_process_exits_cleanly_with_a_reader_kept_open(tmp_path):
         "entries = [e for e, _ in t.scan(lambda p: False)]\n"
         "print(len(list(t.read(entries[:3]))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
     assert (result.returncode, result.stdout) == (0, "3\n"), result.stderr[-2000:]
 
 

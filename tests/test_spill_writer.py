@@ -26,8 +26,12 @@ def make_output(data_dir, split: str = "train") -> Output:
     template = naming.ShardedFileTemplate(
         data_dir=data_dir, dataset_name="imagenet2017", split=split, filetype_suffix="tfrecord"
     )
-    hkeys, layout = plan.split_layout(compat.Hasher(split), KEYS, [PLANNED_BYTES // len(KEYS)]
-                                      * len(KEYS), shard_utils.ShardConfig())  # fmt: skip
+    hkeys, layout = plan.split_layout(
+        compat.Hasher(split),
+        KEYS,
+        [PLANNED_BYTES // len(KEYS)] * len(KEYS),
+        shard_utils.ShardConfig(),
+    )
     return Output(split, layout, template, "tfrecord", str(data_dir / f"{split}-shards.json"))
 
 
@@ -62,8 +66,10 @@ def test_spilled_examples_make_consecutive_shards_of_every_example(tmp_path):
     files = sorted(tmp_path.glob("imagenet2017-train.tfrecord-*"))
     assert [f.name[-14:] for f in files] == [f"{k:05d}-of-00003" for k in range(3)]
     records = [r.numpy() for f in files for r in tf.data.TFRecordDataset(str(f))]
-    indices = [tf.train.Example.FromString(r).features.feature["index"].int64_list.value[0]
-               for r in records]  # fmt: skip
+    indices = [
+        tf.train.Example.FromString(r).features.feature["index"].int64_list.value[0]
+        for r in records
+    ]
     assert sorted(indices) == [i for i, _ in kept]
     # Within and across shards, in the order of the hashed keys, as TFDS writes them.
     order = [hashed(KEYS[i]) for i in indices]

@@ -143,8 +143,11 @@ def test_what_follows_the_end_of_archive_marker_must_be_zeros_and_little():
     data = make_tar({"ILSVRC/a": b"1"})  # tarfile pads to a 10 KB record
     assert walk(data)[-1][0] == "ILSVRC/a"
     marker = len(data) - 10240 + 1536  # three blocks: the directory, a's header and data
-    with pytest.raises(ArchiveError, match=rf"t at byte {len(data) + 3} .* after the end-of-"
-                       rf"archive marker \(at byte {marker}\)"):  # fmt: skip
+    with pytest.raises(
+        ArchiveError,
+        match=rf"t at byte {len(data) + 3} .* after the end-of-"
+        rf"archive marker \(at byte {marker}\)",
+    ):
         walk(data + b"\0\0\0x")  # another archive's first bytes, say
     with pytest.raises(ArchiveError, match=rf"at byte {marker} .*more than \d+ bytes follow"):
         walk(data + bytes(tar.MAX_PADDING_BYTES))

@@ -62,10 +62,12 @@ def test_a_config_defined_outside_the_package_is_located_verified_and_planned(
         assert prepared.verified["devkit"] == "content: the package's copies of its data files"
     lst = task.classes()
     got = {
-        split: {item.file_name: lst.wnids[item.label] if item.label >= 0 else None
-                for _, item in plan.items}
+        split: {
+            item.file_name: lst.wnids[item.label] if item.label >= 0 else None
+            for _, item in plan.items
+        }
         for split, plan in prepared.splits.items()
-    }  # fmt: skip
+    }
     assert got == expected_files(release, task)
     for split, plan in prepared.splits.items():
         assert set(plan.parts) == {archive.name}

@@ -14,17 +14,17 @@ from tests.conftest import ROOT
 
 def test_a_user_builds_and_loads_the_miniature_release(tmp_path, monkeypatch):
     release = testing.write_release(tmp_path / "manual", parts=("clsloc",))
-    assert sorted(p.name for p in release.manual_dir.iterdir()) == [
-        testing.CLSLOC, "checksums.tsv"
-    ]  # fmt: skip
+    assert sorted(p.name for p in release.manual_dir.iterdir()) == [testing.CLSLOC, "checksums.tsv"]
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
     import imagenet2017_tfds  # noqa: F401  (registers the builder)
 
     config = tfds.download.DownloadConfig(manual_dir=str(release.manual_dir))
     ds = tfds.load(
-        "imagenet2017/clsloc", split="validation", data_dir=str(tmp_path / "data"),
+        "imagenet2017/clsloc",
+        split="validation",
+        data_dir=str(tmp_path / "data"),
         download_and_prepare_kwargs={"download_config": config},
-    )  # fmt: skip
+    )
     names = (
         tfds.builder("imagenet2017/clsloc", data_dir=str(tmp_path / "data"))
         .info.features["label"]
@@ -77,7 +77,10 @@ def test_importing_it_loads_neither_tensorflow_nor_pytest():
         " if m in sys.modules))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert result.stdout.strip() == "[]"

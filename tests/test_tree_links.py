@@ -122,8 +122,11 @@ def test_links_whose_target_lies_inside_the_folder_are_followed(release):
     move_and_link(base / CLASS, manual / "store" / "n01443537", relative=True)
     move_and_link(base / VAL, base / "Data/CLS-LOC/val-kept", relative=True)
     found = scanned(tree(manual))
-    kept = {p.replace("/val/", "/val-kept/"): d for p, d in expected(release).items()
-            if p.startswith(VAL + "/")}  # fmt: skip
+    kept = {
+        p.replace("/val/", "/val-kept/"): d
+        for p, d in expected(release).items()
+        if p.startswith(VAL + "/")
+    }
     assert found == {**expected(release), **kept}
     source = tree(manual)
     entries = [entry for entry, _ in source.scan(lambda path: False)]

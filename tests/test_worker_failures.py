@@ -26,8 +26,15 @@ from tests.support.readback import assert_nothing_loads
 
 TRAIN = "Data/CLS-LOC/train/n01440764/n01440764_9999.JPEG"
 VAL = "Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG"
-FOREIGN = ("BrokenPipeError", "KeyError", "RuntimeError", "EOFError", "ConnectionResetError",
-           "UnpicklingError", "Cancelled")  # fmt: skip
+FOREIGN = (
+    "BrokenPipeError",
+    "KeyError",
+    "RuntimeError",
+    "EOFError",
+    "ConnectionResetError",
+    "UnpicklingError",
+    "Cancelled",
+)
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -67,8 +74,13 @@ def test_the_build_failing_while_its_workers_are_busy_is_the_only_traceback(
     at = image.index(b"\xff\xc4")
     sums = rewrite(release, "clsloc", {VAL: image[: at + 5] + b"\xff" * 16 + image[at + 21 :]})
     with pytest.raises(errors.ImageError, match=VAL) as e:
-        api_build(release.manual_dir, tmp_path / "data", checksums=sums, monkeypatch=monkeypatch,
-                  workers=2)  # fmt: skip
+        api_build(
+            release.manual_dir,
+            tmp_path / "data",
+            checksums=sums,
+            monkeypatch=monkeypatch,
+            workers=2,
+        )
     printed = "".join(traceback.format_exception(e.value))
     workers = capfd.readouterr().err  # the workers' stderr is this process's
     assert_only_ours(workers + printed, "ImageError", VAL)
@@ -80,8 +92,11 @@ def _killed(manual, data, faults: str, checksums) -> subprocess.CompletedProcess
     return subprocess.run(
         [sys.executable, "-m", "tests.support.killed_build", str(manual), str(data), "2"],
         env={**build_env(checksums), "IMAGENET2017_FAULTS": faults},
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_worker_killed_mid_range_is_named_and_the_rerun_gives_the_same_bytes(
@@ -169,8 +184,12 @@ def test_a_builds_workers_end_when_the_build_is_killed(tmp_path):
         "import time\n\nclass Job:\n    def __init__(self):\n        self.seconds = 120\n\n"
         "    def __setstate__(self, state):\n        time.sleep(state['seconds'])\n"
     )
-    build = subprocess.Popen([sys.executable, "-c", BUILD_KILLED_WHILE_ITS_WORKER_IS_BUSY,
-                              str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    build = subprocess.Popen(
+        [sys.executable, "-c", BUILD_KILLED_WHILE_ITS_WORKER_IS_BUSY, str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     worker = int(build.stdout.readline())
     assert build.wait(timeout=120) == -signal.SIGKILL
 

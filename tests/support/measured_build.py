@@ -36,16 +36,23 @@ def main(config: str, cache: str, *manuals: str) -> None:
     from imagenet2017_tfds.internal.problems import Recorder
 
     options = local.Options(
-        allow_unverified=True, workers=1, skip_space_check=True,
+        allow_unverified=True,
+        workers=1,
+        skip_space_check=True,
         shard_config=tfds.download.DownloadConfig().get_shard_config(),
-    )  # fmt: skip
+    )
     for k, manual in enumerate(manuals):
         _reset_peak()
         before = _status("VmRSS")
         outcome: dict = {"manual": manual}
         try:
-            built = local.build(manual, tasks.task(config), os.path.join(cache, str(k)),
-                                Recorder.for_build(False), options)  # fmt: skip
+            built = local.build(
+                manual,
+                tasks.task(config),
+                os.path.join(cache, str(k)),
+                Recorder.for_build(False),
+                options,
+            )
             outcome["built"] = {s: sum(x.num_examples for x in v) for s, v in built.shards.items()}
         except Imagenet2017Error as e:
             outcome["error"] = [type(e).__name__, str(e)]

@@ -25,8 +25,10 @@ def shoot(page_file: str, output: str) -> None:
     with Browser() as browser:
         page = browser.open(file_url(page_file), width=WIDTH)
         parts = []
-        for top_id, bottom_id in (("provenance", "plot-classes-train"),
-                                  ("grid-validation", "grid-validation")):  # fmt: skip
+        for top_id, bottom_id in (
+            ("provenance", "plot-classes-train"),
+            ("grid-validation", "grid-validation"),
+        ):
             box = page.evaluate(
                 f"(() => {{ const a = document.getElementById({top_id!r}).getBoundingClientRect(),"
                 f" b = document.getElementById({bottom_id!r}).getBoundingClientRect();"
