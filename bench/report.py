@@ -80,12 +80,16 @@ def main(argv=None) -> int:
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-report-"))
     archive = corpus.write_corpus(work / "corpus", args.mb)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
-               IMAGENET2017_CHECKSUMS=str(work / "corpus" / "checksums.tsv"))  # fmt: skip
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        IMAGENET2017_CHECKSUMS=str(work / "corpus" / "checksums.tsv"),
+    )
     data = work / "data"
     tfds = str(Path(sys.executable).parent / "tfds")
-    build = [tfds, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config",
-             "clsloc", "--manual_dir", str(work / "corpus"), "--data_dir", str(data)]  # fmt: skip
+    build = [tfds, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config"]
+    build += ["clsloc", "--manual_dir", str(work / "corpus"), "--data_dir", str(data)]
     print("building", archive, flush=True)
     built = timed(build, env)
     cli = [sys.executable, "-m", "imagenet2017_tfds.tools.cli"]
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
         "shards": len(shards),
         "shard_mb": round(
             sum(p.stat().st_size for p in data.glob("imagenet2017/clsloc/*/*.tfrecord-*")) / 1e6, 1
-        ),  # fmt: skip
+        ),
         "build": built,
         "runs": runs,
         "median_wall": median,
@@ -122,8 +126,12 @@ def main(argv=None) -> int:
     }
     out = Path(args.out or ROOT / "bench" / f"results-report-{result['date']}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("median_wall", "report_over_stats",
-                                             "report_over_stats_tfdata")}), f"-> {out}")  # fmt: skip
+    print(
+        json.dumps(
+            {k: result[k] for k in ("median_wall", "report_over_stats", "report_over_stats_tfdata")}
+        ),
+        f"-> {out}",
+    )
     return 0
 
 

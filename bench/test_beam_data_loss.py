@@ -15,13 +15,15 @@ from tests.conftest import ROOT, build_env
 SIZE_BASED = "SizeBasedBufferingClosableOutputStream"
 
 
+def reproduction(out, *args: str) -> subprocess.CompletedProcess:
+    """bench/beam_data_loss.py with `args`, its runs' summary written to `out`."""
+    command = [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), *args, "--json", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, env=build_env(None), timeout=300)
+
+
 def test_the_reproduction_delivers_every_byte_with_the_workaround(tmp_path):
     out = tmp_path / "runs.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), "--mb", "50", "--runs", "3",
-         "--fix", "time-limit-0", "--json", str(out)],
-        capture_output=True, text=True, env=build_env(None), timeout=300,
-    )  # fmt: skip
+    result = reproduction(out, "--mb", "50", "--runs", "3", "--fix", "time-limit-0")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())
     assert summary["stream_class"] == SIZE_BASED
@@ -33,11 +35,9 @@ def test_the_reproduction_delivers_every_byte_with_the_workaround(tmp_path):
 def test_the_package_workaround_makes_the_reproduction_lossless(tmp_path):
     # The stream compat.beam_fixes selects, driven the way the runner drives it.
     out = tmp_path / "runs.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "beam_data_loss.py"), "--mb", "50", "--chunk-mb", "5",
-         "--queue-mb", "20", "--fix", "package", "--json", str(out)],
-        capture_output=True, text=True, env=build_env(None), timeout=300,
-    )  # fmt: skip
+    result = reproduction(
+        out, "--mb", "50", "--chunk-mb", "5", "--queue-mb", "20", "--fix", "package"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (run,) = json.loads(out.read_text())["each"]
     assert run["stream_class"] == SIZE_BASED

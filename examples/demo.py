@@ -19,9 +19,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build(config: str, manual_dir: Path, data_dir: Path, env: dict) -> None:
     command = [
-        "tfds", "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", config,
-        "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
-    ]  # fmt: skip
+        "tfds",
+        "build",
+        "imagenet2017",
+        "--imports",
+        "imagenet2017_tfds",
+        "--config",
+        config,
+        "--manual_dir",
+        str(manual_dir),
+        "--data_dir",
+        str(data_dir),
+    ]
     print("$", " ".join(command), flush=True)
     log = data_dir / f"build-{config}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +91,10 @@ def main() -> int:
     for config in ("clsloc", "det"):
         page = work / f"report-{config}.html"
         report.write(str(work / "data"), config, str(page))
-        print(f"Report of imagenet2017/{config}: {page} (open it in a browser; its numbers: "
-              f"{report.json_path(page)})")  # fmt: skip
+        print(
+            f"Report of imagenet2017/{config}: {page} (open it in a browser; its numbers: "
+            f"{report.json_path(page)})"
+        )
     return 0
 
 

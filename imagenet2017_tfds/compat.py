@@ -196,9 +196,7 @@ def skip_metadata_bucket(info: tfds.core.DatasetInfo) -> tfds.core.DatasetInfo:
 # The Beam releases the workaround was verified on: with it, `bench/beam_data_loss.py` delivers
 # every byte and `bench/beam_proof.py`'s DirectRunner builds of the 1 GB corpus lose nothing
 # (bench/beam-proof.md). To support another release, run both on it and add one line here.
-BEAM_VERIFIED = (
-    "2.77.0",
-)  # fmt: skip
+BEAM_VERIFIED = ("2.77.0",)
 
 
 def _beam_problems(worker_handlers, data_plane) -> list[str]:

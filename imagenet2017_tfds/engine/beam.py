@@ -264,8 +264,7 @@ def build(
     prepared = prepare.run(manual_dir, task, cache_dir, allow_unverified, recorder)
     collector.freeze_settled()
     the_plan = plan.make(prepared, task, download_config.get_shard_config())
-    work_dir = os.path.join(cache_dir, "ranges")
-    work = fileio.path(work_dir)
+    work = fileio.path(cache_dir) / "ranges"  # in a store too: every worker reads it
     outputs = {}
     for split in prepared.splits:
         outputs[split] = Output(
@@ -276,7 +275,7 @@ def build(
             str(work / f"{task.name}-{split}-shards.json"),
         )
         fileio.path(outputs[split].results).unlink(missing_ok=True)
-    tasks = range_jobs(prepared, task, work_dir, decoded(prepared.splits), the_plan)
+    tasks = range_jobs(prepared, task, work, decoded(prepared.splits), the_plan)
     options = download_config.beam_options or PipelineOptions()
     # Beam's type checks cannot follow a DoFn that yields windowed values (as TFDS says too).
     options.view_as(TypeOptions).pipeline_type_check = False

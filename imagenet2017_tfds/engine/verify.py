@@ -12,6 +12,8 @@ from imagenet2017_tfds.internal.problems import Recorder
 
 
 def shard_files(data_dir: str, name: str, split: str, suffix: str) -> list[str]:
+    """The split's shard files as TFDS will read them: listed through TensorFlow's file
+    systems, the client TFDS made the folder with and reads the dataset through."""
     import tensorflow as tf
 
     n = "[0-9]" * 5

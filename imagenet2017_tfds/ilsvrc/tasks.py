@@ -80,9 +80,15 @@ class Task:
 
 # Each config on three lines: what it is and reads; its classes and features; its splits.
 CLSLOC = Task(
-    name="clsloc", challenge=roles.CLSLOC_CHALLENGE, parts=(CLSLOC_ARCHIVE,),
-    classes=classes.clsloc, features=features.clsloc, supervised_keys=("image", "label"),
-    plan=plans.clsloc, items=plans.CLSLOC_ITEMS, key=plans.clsloc_key,
+    name="clsloc",
+    challenge=roles.CLSLOC_CHALLENGE,
+    parts=(CLSLOC_ARCHIVE,),
+    classes=classes.clsloc,
+    features=features.clsloc,
+    supervised_keys=("image", "label"),
+    plan=plans.clsloc,
+    items=plans.CLSLOC_ITEMS,
+    key=plans.clsloc_key,
     example=example_dicts.clsloc_example,
     published={
         "train": (1_281_167, "devkit readme (ILSVRC2015), table of images per split"),
@@ -96,16 +102,25 @@ CLSLOC = Task(
         "imagenet2012 and Keras); `annotated` tells images with an annotation XML; "
         "`blacklisted` marks the 1,762 validation images excluded from localization scoring."
     ),
-)  # fmt: skip
+)
 DET = Task(
-    name="det", challenge=roles.DET_CHALLENGE, parts=(DET_ARCHIVE, DET_TEST_ARCHIVE),
-    classes=classes.det, features=features.det,
-    plan=plans.det, items=plans.DET_ITEMS, key=plans.det_key, example=example_dicts.det_example,
+    name="det",
+    challenge=roles.DET_CHALLENGE,
+    parts=(DET_ARCHIVE, DET_TEST_ARCHIVE),
+    classes=classes.det,
+    features=features.det,
+    plan=plans.det,
+    items=plans.DET_ITEMS,
+    key=plans.det_key,
+    example=example_dicts.det_example,
     published={
         "train": (456_567, "devkit readme (ILSVRC2015), table of images per split"),
         "validation": (20_121, "devkit readme"),
-        "test": (65_500, "the DET archive's test images and the 5,500 of "
-                 "ILSVRC2017_DET_test_new (image-net.org, 2017); Liu et al., IJCV 2020"),
+        "test": (
+            65_500,
+            "the DET archive's test images and the 5,500 of "
+            "ILSVRC2017_DET_test_new (image-net.org, 2017); Liu et al., IJCV 2020",
+        ),
     },
     description=(
         "ILSVRC2017 object detection (DET): 456,567 train images (negatives without "
@@ -115,7 +130,7 @@ DET = Task(
         "200 classes (WNIDs in sorted order). `objects/blacklisted` marks the image/class "
         "pairs excluded from scoring."
     ),
-)  # fmt: skip
+)
 TASKS = {t.name: t for t in (CLSLOC, DET)}
 DEFAULT = CLSLOC  # TFDS's DEFAULT_CONFIG_NAME
 
