@@ -91,8 +91,15 @@ def apply_fix(fix: str, worker_handlers, data_plane) -> None:
         cls.write = write
 
 
-def one_run(total_mb: int, chunk_mb: float, drain_mb_s: float, queue_mb: int, pause_s: float,
-            worker_handlers, data_plane) -> Run:  # fmt: skip
+def one_run(
+    total_mb: int,
+    chunk_mb: float,
+    drain_mb_s: float,
+    queue_mb: int,
+    pause_s: float,
+    worker_handlers,
+    data_plane,
+) -> Run:
     chunk_size = int(chunk_mb * (1 << 20))
     n_chunks = max(1, (total_mb << 20) // chunk_size)
     sent = ByteBoundedQueue(queue_mb << 20)
@@ -132,17 +139,33 @@ def one_run(total_mb: int, chunk_mb: float, drain_mb_s: float, queue_mb: int, pa
     consumer.join()
     seconds = time.perf_counter() - start
     missing = sorted(set(range(n_chunks)) - set(seen))
-    return Run(type(stream).__name__, n_chunks * chunk_size, delivered[0], missing, seconds,
-               len(sizes), max(sizes, default=0))  # fmt: skip
+    return Run(
+        stream_class=type(stream).__name__,
+        written=n_chunks * chunk_size,
+        delivered=delivered[0],
+        missing_chunks=missing,
+        seconds=seconds,
+        flushes=len(sizes),
+        largest_flush=max(sizes, default=0),
+    )
 
 
 def run_and_report(k: int, args, worker_handlers, data_plane) -> Run:
-    run = one_run(args.mb, args.chunk_mb, args.drain_mb_s, args.queue_mb,
-                  args.pause_ms / 1000, worker_handlers, data_plane)  # fmt: skip
+    run = one_run(
+        args.mb,
+        args.chunk_mb,
+        args.drain_mb_s,
+        args.queue_mb,
+        args.pause_ms / 1000,
+        worker_handlers,
+        data_plane,
+    )
     lost = f", chunks missing: {run.missing_chunks[:10]}" if run.missing_chunks else ""
-    print(f"run {k + 1}: {run.stream_class}: written {run.written} bytes, delivered "
-          f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s; "
-          f"{run.flushes} messages, largest {run.largest_flush >> 20} MB")  # fmt: skip
+    print(
+        f"run {k + 1}: {run.stream_class}: written {run.written} bytes, delivered "
+        f"{run.delivered}, lost {run.lost}{lost}; {run.written / run.seconds / 1e6:.0f} MB/s; "
+        f"{run.flushes} messages, largest {run.largest_flush >> 20} MB"
+    )
     return run
 
 
@@ -171,8 +194,10 @@ def main(argv=None) -> int:
         )
     limit = worker_handlers.DATA_BUFFER_TIME_LIMIT_MS
     apply_fix(args.fix, worker_handlers, data_plane)
-    print(f"apache-beam {apache_beam.__version__}; worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = "
-          f"{limit}; fix: {args.fix}")  # fmt: skip
+    print(
+        f"apache-beam {apache_beam.__version__}; worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = "
+        f"{limit}; fix: {args.fix}"
+    )
     runs = []
     with contextlib.ExitStack() as stack:
         if args.fix == "package":
@@ -183,17 +208,25 @@ def main(argv=None) -> int:
     lossy = [r for r in runs if r.lost]
     seconds = statistics.median(r.seconds for r in runs)
     summary = {
-        "beam": apache_beam.__version__, "fix": args.fix, "time_limit_ms": limit,
-        "stream_class": runs[0].stream_class, "runs": len(runs), "runs_with_loss": len(lossy),
-        "bytes_written": sum(r.written for r in runs), "bytes_lost": sum(r.lost for r in runs),
+        "beam": apache_beam.__version__,
+        "fix": args.fix,
+        "time_limit_ms": limit,
+        "stream_class": runs[0].stream_class,
+        "runs": len(runs),
+        "runs_with_loss": len(lossy),
+        "bytes_written": sum(r.written for r in runs),
+        "bytes_lost": sum(r.lost for r in runs),
         "median_mb_s": runs[0].written / seconds / 1e6,
         "largest_message_mb": max(r.largest_flush for r in runs) / (1 << 20),
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "options": vars(args), "each": [asdict(r) | {"lost": r.lost} for r in runs],
-    }  # fmt: skip
-    print(f"{len(lossy)} of {len(runs)} runs lost data ({summary['bytes_lost']} of "
-          f"{summary['bytes_written']} bytes); median {summary['median_mb_s']:.0f} MB/s; largest "
-          f"message {summary['largest_message_mb']:.0f} MB; peak RSS {summary['max_rss_mb']:.0f} MB")  # fmt: skip
+        "options": vars(args),
+        "each": [asdict(r) | {"lost": r.lost} for r in runs],
+    }
+    print(
+        f"{len(lossy)} of {len(runs)} runs lost data ({summary['bytes_lost']} of "
+        f"{summary['bytes_written']} bytes); median {summary['median_mb_s']:.0f} MB/s; largest "
+        f"message {summary['largest_message_mb']:.0f} MB; peak RSS {summary['max_rss_mb']:.0f} MB"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

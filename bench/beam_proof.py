@@ -70,8 +70,15 @@ def child(variant: str, trace_file: str, argv: list[str]) -> int:
 
     from imagenet2017_tfds import compat
 
-    trace = {"variant": variant, "streams": Counter(), "servicer_time_limit_ms": [],
-             "bytes_written": 0, "bytes_sent": 0, "streams_short": 0, "largest_message": 0}  # fmt: skip
+    trace = {
+        "variant": variant,
+        "streams": Counter(),
+        "servicer_time_limit_ms": [],
+        "bytes_written": 0,
+        "bytes_sent": 0,
+        "streams_short": 0,
+        "largest_message": 0,
+    }
     create = data_plane.ClosableOutputStream.create
 
     def traced_create(close_callback, flush_callback, data_buffer_time_limit_ms):
@@ -135,10 +142,10 @@ def build(variant: str, corpus: Path, data_dir: Path, cache: Path, log: Path, en
     from bench.bench import _sample_tree
 
     trace_file = log.with_suffix(".trace.json")
-    command = [sys.executable, __file__, "child", variant, str(trace_file), "--",
-               "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-               "--manual_dir", str(corpus), "--data_dir", str(data_dir),
-               "--download_dir", str(cache), f"--beam_pipeline_options={DIRECT}"]  # fmt: skip
+    command = [sys.executable, __file__, "child", variant, str(trace_file), "--", "build"]
+    command += ["imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc"]
+    command += ["--manual_dir", str(corpus), "--data_dir", str(data_dir)]
+    command += ["--download_dir", str(cache), f"--beam_pipeline_options={DIRECT}"]
     load = os.getloadavg()[0]
     peak, cpu, done = [0], {}, threading.Event()
     start = time.perf_counter()
@@ -165,21 +172,33 @@ def build(variant: str, corpus: Path, data_dir: Path, cache: Path, log: Path, en
     for info in data_dir.glob("imagenet2017/clsloc/*/dataset_info.json"):
         for split in json.loads(info.read_text()).get("splits", []):
             splits[split["name"]] = sum(int(n) for n in split["shardLengths"])
-    return {"variant": variant, "exit_status": status, "seconds": round(seconds, 2),
-            "peak_rss_mb": round(peak[0] / 1e6), "load_1min_at_start": load,
-            "loss_lines": lost[:3], "examples": splits, "log": str(log),
-            "streams": trace.get("streams"),
-            "servicer_time_limit_ms": trace.get("servicer_time_limit_ms"),
-            "time_limit_ms_after": trace.get("time_limit_ms_after"),
-            "runner_bytes_written": trace.get("bytes_written"), "runner_bytes_sent": trace.get("bytes_sent"),
-            "runner_streams_short": trace.get("streams_short"),
-            "largest_message_mb": round(trace.get("largest_message", 0) / 2**20)}  # fmt: skip
+    return {
+        "variant": variant,
+        "exit_status": status,
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak[0] / 1e6),
+        "load_1min_at_start": load,
+        "loss_lines": lost[:3],
+        "examples": splits,
+        "log": str(log),
+        "streams": trace.get("streams"),
+        "servicer_time_limit_ms": trace.get("servicer_time_limit_ms"),
+        "time_limit_ms_after": trace.get("time_limit_ms_after"),
+        "runner_bytes_written": trace.get("bytes_written"),
+        "runner_bytes_sent": trace.get("bytes_sent"),
+        "runner_streams_short": trace.get("streams_short"),
+        "largest_message_mb": round(trace.get("largest_message", 0) / 2**20),
+    }
 
 
 def schedule(runs: int, unpatched: int, locked_write: int = 0) -> list[str]:
     """`runs` patched builds with the other variants spread evenly among them."""
-    extra = [v for k in range(max(unpatched, locked_write))
-             for v, n in (("unpatched", unpatched), ("locked-write", locked_write)) if k < n]  # fmt: skip
+    extra = [
+        v
+        for k in range(max(unpatched, locked_write))
+        for v, n in (("unpatched", unpatched), ("locked-write", locked_write))
+        if k < n
+    ]
     total = runs + len(extra)
     slots = {int((k + 0.5) * total / len(extra)): v for k, v in enumerate(extra)} if extra else {}
     return [slots.get(i, "patched") for i in range(total)]
@@ -193,15 +212,21 @@ def summarize(results: list[dict], command: str) -> tuple[dict, str]:
             continue
         ok = [r for r in rows if r["exit_status"] == 0]
         by[variant] = {
-            "builds": len(rows), "passed": len(ok), "failed": len(rows) - len(ok),
+            "builds": len(rows),
+            "passed": len(ok),
+            "failed": len(rows) - len(ok),
             "lost_examples": sum(1 for r in rows if r["loss_lines"]),
             "dropped_by_stream": sum(1 for r in rows if r["runner_streams_short"]),
-            "bytes_dropped": sum((r["runner_bytes_written"] or 0) - (r["runner_bytes_sent"] or 0) for r in rows),
+            "bytes_dropped": sum(
+                (r["runner_bytes_written"] or 0) - (r["runner_bytes_sent"] or 0) for r in rows
+            ),
             "median_seconds_passed": statistics.median(r["seconds"] for r in ok) if ok else None,
             "median_peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rows),
             "stream_classes": sorted({c for r in rows for c in (r["streams"] or {})}),
-            "servicer_time_limit_ms": sorted({t for r in rows for t in r["servicer_time_limit_ms"] or []}),
-        }  # fmt: skip
+            "servicer_time_limit_ms": sorted(
+                {t for r in rows for t in r["servicer_time_limit_ms"] or []}
+            ),
+        }
     lines = [
         f"Command (each build): `{command}`", "",
         "| variant | builds | passed | failed | failed with lost examples | builds whose runner "
@@ -221,10 +246,12 @@ def summarize(results: list[dict], command: str) -> tuple[dict, str]:
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for i, r in enumerate(results, 1):
         what = r["loss_lines"][0][-160:] if r["loss_lines"] else json.dumps(r["examples"])
-        lines.append(f"| {i} | {r['variant']} | {r['exit_status']} | {r['seconds']:.1f} "
-                     f"| {r['peak_rss_mb']} | {r['load_1min_at_start']:.1f} "
-                     f"| {r['runner_bytes_written']} / {r['runner_bytes_sent']} "
-                     f"| {r['largest_message_mb']} | {what} |")  # fmt: skip
+        lines.append(
+            f"| {i} | {r['variant']} | {r['exit_status']} | {r['seconds']:.1f} "
+            f"| {r['peak_rss_mb']} | {r['load_1min_at_start']:.1f} "
+            f"| {r['runner_bytes_written']} / {r['runner_bytes_sent']} "
+            f"| {r['largest_message_mb']} | {what} |"
+        )
     return by, "\n".join(lines) + "\n"
 
 
@@ -244,8 +271,12 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", help="a corpus from bench/corpus.py (written if absent)")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "beam-proof"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "beam-proof.json"))
-    parser.add_argument("--load", type=int, default=0,
-                        help="busy processes beside the builds (the machine's own load counts too)")  # fmt: skip
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        help="busy processes beside the builds (the machine's own load counts too)",
+    )
     args = parser.parse_args(argv)
 
     from bench.corpus import write_corpus
@@ -256,18 +287,25 @@ def main(argv=None) -> int:
     if not (corpus / "checksums.tsv").exists():
         write_corpus(corpus, args.size_mb)
     cache = work / "cache"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"),
-               TF_CPP_MIN_LOG_LEVEL="2", PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))  # fmt: skip
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        IMAGENET2017_CHECKSUMS=str(corpus / "checksums.tsv"),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    )
     tfds = str(Path(sys.executable).parent / "tfds")
     # Warm the shared cache (verdict, gzip index, catalog): every build then starts at the
     # pipeline, as the benchmark's Beam rows do.
-    subprocess.run([tfds, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc",
-                    "--manual_dir", str(corpus), "--data_dir", str(work / "warm"), "--download_dir", str(cache)],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    warm = [tfds, "build", "imagenet2017", "--imports", "imagenet2017_tfds", "--config", "clsloc"]
+    warm += ["--manual_dir", str(corpus), "--data_dir", str(work / "warm")]
+    subprocess.run([*warm, "--download_dir", str(cache)], env=env, check=True, capture_output=True)
     shutil.rmtree(work / "warm", ignore_errors=True)
-    command = (f"IMAGENET2017_CHECKSUMS=CORPUS/checksums.tsv PYTHONPATH=REPO tfds build imagenet2017 "
-               f"--imports imagenet2017_tfds --config clsloc --manual_dir CORPUS --data_dir D "
-               f"--download_dir CACHE --beam_pipeline_options={DIRECT}")  # fmt: skip
+    command = (
+        f"IMAGENET2017_CHECKSUMS=CORPUS/checksums.tsv PYTHONPATH=REPO tfds build imagenet2017 "
+        f"--imports imagenet2017_tfds --config clsloc --manual_dir CORPUS --data_dir D "
+        f"--download_dir CACHE --beam_pipeline_options={DIRECT}"
+    )
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     try:
         results = run_builds(args, corpus, cache, work, env, command)
@@ -289,13 +327,26 @@ def run_builds(args, corpus: Path, cache: Path, work: Path, env: dict, command: 
         result = build(variant, corpus, data_dir, cache, work / f"build{i:02d}.log", env)
         shutil.rmtree(data_dir, ignore_errors=True)
         results.append(result)
-        print(f"{i}/{len(order)} {variant}: exit {result['exit_status']}, {result['seconds']:.1f} s, "
-              f"streams {result['streams']}, {result['loss_lines'][:1] or result['examples']}", flush=True)  # fmt: skip
+        print(
+            f"{i}/{len(order)} {variant}: exit {result['exit_status']}, {result['seconds']:.1f} s, "
+            f"streams {result['streams']}, {result['loss_lines'][:1] or result['examples']}",
+            flush=True,
+        )
         by, markdown = summarize(results, command)
         out = Path(args.out)
-        out.write_text(json.dumps({"corpus_mb": sum(f.stat().st_size for f in corpus.glob("*.tar.gz")) / 1e6,
-                                   "cores": os.cpu_count(), "busy_processes": args.load,
-                                   "summary": by, "builds": results}, indent=2) + "\n")  # fmt: skip
+        out.write_text(
+            json.dumps(
+                {
+                    "corpus_mb": sum(f.stat().st_size for f in corpus.glob("*.tar.gz")) / 1e6,
+                    "cores": os.cpu_count(),
+                    "busy_processes": args.load,
+                    "summary": by,
+                    "builds": results,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         out.with_suffix(".md").write_text(markdown)
     return results
 

@@ -25,8 +25,10 @@ from pathlib import Path
 try:
     import psutil
 except ImportError:
-    sys.exit("bench/bench.py measures memory and CPU with psutil, which is not installed: "
-             "pip install 'imagenet2017-tfds[bench]'")  # fmt: skip
+    sys.exit(
+        "bench/bench.py measures memory and CPU with psutil, which is not installed: "
+        "pip install 'imagenet2017-tfds[bench]'"
+    )
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -160,9 +162,15 @@ def run(command, env=None, disk=None, shell=False) -> dict:
     root = cpu.pop(proc.pid, 0.0)
     # The machine is shared: what other processes took meanwhile (all of its CPU less ours).
     others = max(0.0, _machine_cpu() - machine_cpu - root - sum(cpu.values()))
-    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"], "cpu_root": root,
-            "cpu_children": sum(cpu.values()), "by_kind": by_kind(each),
-            "cpu_others": others}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "rss": peak["rss"],
+        "disk": peak["disk"],
+        "cpu_root": root,
+        "cpu_children": sum(cpu.values()),
+        "by_kind": by_kind(each),
+        "cpu_others": others,
+    }
 
 
 def _kinds(runs: list[dict]) -> dict:
@@ -196,10 +204,12 @@ def workers_speedup(one: dict, workers: dict, start_up: dict | None) -> dict:
     p1, pn = _phase(one, start_up), _phase(workers, start_up)
     if p1["seconds"] > 0 and pn["seconds"] > 0 and pn["cpu_s"] > 0:
         out.update(
-            one_worker_phase=p1, workers_phase=pn, phase_speedup=p1["seconds"] / pn["seconds"],
+            one_worker_phase=p1,
+            workers_phase=pn,
+            phase_speedup=p1["seconds"] / pn["seconds"],
             # No schedule beats the workers' CPU spread over every core.
             phase_bound=p1["seconds"] / (pn["cpu_s"] / os.cpu_count()),
-        )  # fmt: skip
+        )
     return out
 
 
@@ -213,14 +223,17 @@ def measure(name: str, make, reps: int, env, work: Path, corpus: Path, mb: float
             shutil.rmtree(scratch, ignore_errors=True)
     seconds = statistics.median(r["seconds"] for r in runs)
     return {
-        "name": name, "seconds": seconds, "all_seconds": [r["seconds"] for r in runs],
-        "mb_per_s": mb / seconds, "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
+        "name": name,
+        "seconds": seconds,
+        "all_seconds": [r["seconds"] for r in runs],
+        "mb_per_s": mb / seconds,
+        "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
         "peak_disk_mb": max(r["disk"] for r in runs) / 1e6,
         "cpu_s_main_process": statistics.median(r["cpu_root"] for r in runs),
         "cpu_s_child_processes": statistics.median(r["cpu_children"] for r in runs),
         "by_kind": _kinds(runs),
         "cpu_s_other_processes": statistics.median(r["cpu_others"] for r in runs),
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -242,23 +255,28 @@ class Corpus:
         archive = write_corpus(folder, size_mb)
         annotations_first = work / "corpus-annotations-first"
         write_corpus(annotations_first, size_mb, order="annotations_first")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"),
-                   TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(work / "tmp"))  # fmt: skip
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            IMAGENET2017_CHECKSUMS=str(folder / "checksums.tsv"),
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TMPDIR=str(work / "tmp"),
+        )
         (work / "tmp").mkdir()
         mb = archive.stat().st_size / 1e6
         return cls(work, folder, annotations_first, archive, mb, env, work / "cached-downloads")
 
     def tfds_build(self, data_dir, *extra, cached=False, manual_dir=None, config="clsloc") -> list:
-        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds",
-                   "--config", config, "--manual_dir", str(manual_dir or self.folder),
-                   "--data_dir", str(data_dir), *extra]  # fmt: skip
+        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds"]
+        command += ["--config", config, "--manual_dir", str(manual_dir or self.folder)]
+        command += ["--data_dir", str(data_dir), *extra]
         return command + ["--download_dir", str(self.cached)] if cached else command
 
     def flink_build(self, data_dir: Path, workers: int, manual_dir=None, download_dir=None) -> list:
-        return [sys.executable, str(LAUNCHER), "--runner", "flink", "--workers", str(workers),
-                "--manual_dir", str(manual_dir or self.folder), "--data_dir", str(data_dir),
-                "--download_dir", str(download_dir or self.cached), "--timeout", "3600",
-                "--timeline", f"{data_dir}.timeline.json"]  # fmt: skip
+        command = [sys.executable, str(LAUNCHER), "--runner", "flink", "--workers", str(workers)]
+        command += ["--manual_dir", str(manual_dir or self.folder), "--data_dir", str(data_dir)]
+        command += ["--download_dir", str(download_dir or self.cached), "--timeout", "3600"]
+        return command + ["--timeline", f"{data_dir}.timeline.json"]
 
 
 # ------------------------------------------------------------------ the measurements
@@ -295,8 +313,8 @@ def start_up(c: Corpus, i: int):
 
 
 def peer(c: Corpus, i: int):
-    return [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(c.folder),
-            "--data_dir", str(c.work / f"peer{i}")], False  # fmt: skip
+    command = [sys.executable, str(ROOT / "bench" / "peer.py"), "--manual_dir", str(c.folder)]
+    return command + ["--data_dir", str(c.work / f"peer{i}")], False
 
 
 def first_build(c: Corpus, i: int):
@@ -402,9 +420,15 @@ def first_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]
                 runs.append(run(command, env=env, disk=(c.work, folder)))
                 passes = read_passes(c.work / f"scale{i}")
                 shutil.rmtree(c.work / f"scale{i}", ignore_errors=True)
-            scaling.append({"order": order, "corpus_mb": mb, "passes": passes,
-                            "seconds": statistics.median(r["seconds"] for r in runs),
-                            "peak_rss_mb": max(r["rss"] for r in runs) / 1e6})  # fmt: skip
+            scaling.append(
+                {
+                    "order": order,
+                    "corpus_mb": mb,
+                    "passes": passes,
+                    "seconds": statistics.median(r["seconds"] for r in runs),
+                    "peak_rss_mb": max(r["rss"] for r in runs) / 1e6,
+                }
+            )
             shutil.rmtree(folder, ignore_errors=True)
     return scaling
 
@@ -417,8 +441,9 @@ def flink_builds_by_size(c: Corpus, sizes: list[float], reps: int) -> list[dict]
         folder, downloads = c.work / f"flink-scale-{size:g}", c.work / "flink-scale-downloads"
         env, mb = write_scaled(c, folder, size)
         warm = c.tfds_build(c.work / "flink-scale-warm", manual_dir=folder)
-        subprocess.run([*warm, "--download_dir", str(downloads)], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*warm, "--download_dir", str(downloads)], env=env, check=True, capture_output=True
+        )
         for workers in (1, 2):
             runs = []
             for i in range(reps):
@@ -457,9 +482,10 @@ def flink_speedup(by_name: dict) -> dict | None:
     out = {
         "speedup_2_vs_1": f1["seconds"] / f2["seconds"],
         "one_worker_vs_default_path": f1["seconds"] / cached_s if cached_s else None,
-        "largest_process_rss_mb": max(k["peak_rss_mb"] for r in (f1, f2)
-                                      for k in r["by_kind"].values()),
-    }  # fmt: skip
+        "largest_process_rss_mb": max(
+            k["peak_rss_mb"] for r in (f1, f2) for k in r["by_kind"].values()
+        ),
+    }
     steps = f1.get("timeline") or {}
     if steps.get("workers_up") and steps.get("job_finished"):
         # Amdahl with the 1-worker timeline: at best a second worker halves the time the
@@ -501,8 +527,11 @@ def flink_marginal(by_size: list[dict]) -> dict | None:
         rates[workers] = (large["corpus_mb"] - small["corpus_mb"]) / (
             large["seconds"] - small["seconds"]
         )
-    return {"mb_per_s_1_worker": rates[1], "mb_per_s_2_workers": rates[2],
-            "speedup_2_vs_1": rates[2] / rates[1]}  # fmt: skip
+    return {
+        "mb_per_s_1_worker": rates[1],
+        "mb_per_s_2_workers": rates[2],
+        "speedup_2_vs_1": rates[2] / rates[1],
+    }
 
 
 def steady_states(scaling: list[dict], gzip_rate: float | None) -> dict:
@@ -516,10 +545,11 @@ def steady_states(scaling: list[dict], gzip_rate: float | None) -> dict:
         small, large = sizes[0], sizes[-1]
         steady = (large["corpus_mb"] - small["corpus_mb"]) / (large["seconds"] - small["seconds"])
         out[steady_state_key(order)] = {
-            "mb_per_s": steady, "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
+            "mb_per_s": steady,
+            "ratio_to_gzip": steady / gzip_rate if gzip_rate else None,
             "fixed_seconds": small["seconds"] - small["corpus_mb"] / steady,
             "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
-        }  # fmt: skip
+        }
     return out
 
 
@@ -541,23 +571,30 @@ def results(
     flink_timelines(by_name, c.work)
     b1, b2 = by_name.get(BEAM_1), by_name.get(BEAM_2)
     machine = {
-        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "platform": platform.platform(),
-    }  # fmt: skip
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     result = {
-        "corpus_mb": c.mb, "reps": reps, "machine": machine, "rows": rows,
+        "corpus_mb": c.mb,
+        "reps": reps,
+        "machine": machine,
+        "rows": rows,
         "beam_speedup_2_vs_1": b1["seconds"] / b2["seconds"] if b1 and b2 else None,
-        "scaling": scaling, "flink_by_size": flink_sizes,
-    }  # fmt: skip
+        "scaling": scaling,
+        "flink_by_size": flink_sizes,
+    }
     cached, one = by_name.get(VERDICT_CACHED), by_name.get(ONE_WORKER)
     derived = {
         "flink": flink_speedup(by_name),
         "decode_train": decode_train_cost(by_name, c.folder),
         "workers_speedup": workers_speedup(one, cached, by_name.get(START_UP))
-        if cached and one and cached["seconds"] and one["seconds"] else None,
+        if cached and one and cached["seconds"] and one["seconds"]
+        else None,
         "bound": bound(by_name),
         "flink_marginal": flink_marginal(flink_sizes),
-    }  # fmt: skip
+    }
     result.update({k: v for k, v in derived.items() if v is not None})
     result.update(steady_states(scaling, gzip_rate))
     return result
@@ -568,39 +605,53 @@ def results(
 
 def print_table(result: dict) -> None:
     machine = result["machine"]
-    print(f"corpus {result['corpus_mb']:.0f} MB compressed; {machine['cores']} cores, "
-          f"{machine['memory_gb']} GiB; median of {result['reps']}")  # fmt: skip
-    print(f"| {'measurement':32s} | {'s':>7s} | {'MB/s':>7s} | {'× gzip -dc':>10s} | "
-          f"{'peak RSS MB':>11s} | {'peak disk MB':>16s} |")  # fmt: skip
+    print(
+        f"corpus {result['corpus_mb']:.0f} MB compressed; {machine['cores']} cores, "
+        f"{machine['memory_gb']} GiB; median of {result['reps']}"
+    )
+    print(
+        f"| {'measurement':32s} | {'s':>7s} | {'MB/s':>7s} | {'× gzip -dc':>10s} | "
+        f"{'peak RSS MB':>11s} | {'peak disk MB':>16s} |"
+    )
     print(f"|{'-' * 34}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 18}|")
     for r in result["rows"]:
         ratio = f"{r['ratio_to_gzip']:.2f}" if r["ratio_to_gzip"] else "-"
-        print(f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | "
-              f"{r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |")  # fmt: skip
+        print(
+            f"| {r['name']:32s} | {r['seconds']:7.2f} | {r['mb_per_s']:7.1f} | {ratio:>10s} | "
+            f"{r['peak_rss_mb']:11.0f} | {r['peak_disk_mb']:16.0f} |"
+        )
     for r in result["rows"]:
         if r["cpu_s_child_processes"] > 1:
-            print(f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
-                  f"in child processes {r['cpu_s_child_processes']:.1f}")  # fmt: skip
+            print(
+                f"{r['name']}: CPU s in the main process {r['cpu_s_main_process']:.1f}, "
+                f"in child processes {r['cpu_s_child_processes']:.1f}"
+            )
 
 
 def print_derived(result: dict) -> None:
     if "bound" in result:
         b = result["bound"]
-        print(f"bound for any `tfds build` of this corpus (start-up + floor): {b['seconds']:.2f} s "
-              f"= {b['ratio_to_gzip']:.2f}x gzip -dc")  # fmt: skip
+        print(
+            f"bound for any `tfds build` of this corpus (start-up + floor): {b['seconds']:.2f} s "
+            f"= {b['ratio_to_gzip']:.2f}x gzip -dc"
+        )
     if "workers_speedup" in result:
         w = result["workers_speedup"]
         print(f"generation with {w['workers']} worker processes vs 1: {w['speedup']:.2f}x")
         if "phase_speedup" in w:
             p1, pn = w["one_worker_phase"], w["workers_phase"]
-            print(f"  after start-up: 1 worker {p1['seconds']:.2f} s, {p1['cpu_s']:.1f} CPU s "
-                  f"({p1['cores_used']:.2f} cores); {w['workers']} workers {pn['seconds']:.2f} s, "
-                  f"{pn['cpu_s']:.1f} CPU s ({pn['cores_used']:.2f} cores); speed-up "
-                  f"{w['phase_speedup']:.2f}x, at most {w['phase_bound']:.2f}x on these cores")  # fmt: skip
+            print(
+                f"  after start-up: 1 worker {p1['seconds']:.2f} s, {p1['cpu_s']:.1f} CPU s "
+                f"({p1['cores_used']:.2f} cores); {w['workers']} workers {pn['seconds']:.2f} s, "
+                f"{pn['cpu_s']:.1f} CPU s ({pn['cores_used']:.2f} cores); speed-up "
+                f"{w['phase_speedup']:.2f}x, at most {w['phase_bound']:.2f}x on these cores"
+            )
     if "decode_train" in result:
         d = result["decode_train"]
-        print(f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "
-              f"{d['ms_per_image']:.2f} ms an image")  # fmt: skip
+        print(
+            f"decode_train: +{d['extra_seconds']:.2f} s for {d['images']} train images, "
+            f"{d['ms_per_image']:.2f} ms an image"
+        )
     if result["beam_speedup_2_vs_1"]:
         print(f"Beam speed-up, 2 workers vs 1: {result['beam_speedup_2_vs_1']:.2f}x")
 
@@ -617,35 +668,45 @@ def print_flink(result: dict) -> None:
                 steps = ", ".join(f"{k} {v:.1f}" for k, v in r["timeline"].items())
                 print(f"{r['name']}: seconds from the launch (median): {steps}")
             busy = r["cpu_s_other_processes"] / r["seconds"]
-            print(f"{r['name']}: other processes of the machine meanwhile: "
-                  f"{r['cpu_s_other_processes']:.1f} CPU s, {busy:.1f} of its cores")  # fmt: skip
+            print(
+                f"{r['name']}: other processes of the machine meanwhile: "
+                f"{r['cpu_s_other_processes']:.1f} CPU s, {busy:.1f} of its cores"
+            )
     if "flink" in result:
         f = result["flink"]
         vs = f"{f['one_worker_vs_default_path']:.2f}x" if f["one_worker_vs_default_path"] else "-"
         most = f"{f['speedup_bound']:.2f}x" if f.get("speedup_bound") else "-"
-        print(f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {most} "
-              f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
-              f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB")  # fmt: skip
+        print(
+            f"Flink speed-up, 2 workers vs 1: {f['speedup_2_vs_1']:.2f}x (at most {most} "
+            f"from the 1-worker timeline); 1 worker vs the default path (verdict cached): "
+            f"{vs} its time; largest process: {f['largest_process_rss_mb']:.0f} MB"
+        )
     if "flink_marginal" in result:
         m = result["flink_marginal"]
         sizes = sorted({b["corpus_mb"] for b in result["flink_by_size"]})
-        print(f"Flink between {sizes[0]:.0f} and {sizes[-1]:.0f} MB: 1 worker "
-              f"{m['mb_per_s_1_worker']:.1f} MB/s, 2 workers {m['mb_per_s_2_workers']:.1f} MB/s, "
-              f"speed-up {m['speedup_2_vs_1']:.2f}x")  # fmt: skip
+        print(
+            f"Flink between {sizes[0]:.0f} and {sizes[-1]:.0f} MB: 1 worker "
+            f"{m['mb_per_s_1_worker']:.1f} MB/s, 2 workers {m['mb_per_s_2_workers']:.1f} MB/s, "
+            f"speed-up {m['speedup_2_vs_1']:.2f}x"
+        )
 
 
 def print_scaling(result: dict) -> None:
     for sc in result["scaling"]:
         ratio = f"{sc['ratio_to_gzip']:.2f}x gzip -dc" if sc["ratio_to_gzip"] else "-"
-        print(f"ours: first build, {sc['order']}, {sc['corpus_mb']:.0f} MB corpus: "
-              f"{sc['seconds']:.2f} s ({ratio}), archive read {sc['passes']}x, "
-              f"peak RSS {sc['peak_rss_mb']:.0f} MB")  # fmt: skip
+        print(
+            f"ours: first build, {sc['order']}, {sc['corpus_mb']:.0f} MB corpus: "
+            f"{sc['seconds']:.2f} s ({ratio}), archive read {sc['passes']}x, "
+            f"peak RSS {sc['peak_rss_mb']:.0f} MB"
+        )
     for order in ORDERS:
         if (st := result.get(steady_state_key(order))) is not None:
             ratio = f"{st['ratio_to_gzip']:.2f}" if st["ratio_to_gzip"] else "-"
-            print(f"steady state, {order} (between those sizes): {st['mb_per_s']:.1f} MB/s = "
-                  f"{ratio}x gzip -dc; fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth "
-                  f"{st['rss_growth'] * 100:+.1f} %")  # fmt: skip
+            print(
+                f"steady state, {order} (between those sizes): {st['mb_per_s']:.1f} MB/s = "
+                f"{ratio}x gzip -dc; fixed cost {st['fixed_seconds']:.1f} s; peak RSS growth "
+                f"{st['rss_growth'] * 100:+.1f} %"
+            )
 
 
 def sizes_mb(text: str) -> list[float]:
@@ -662,18 +723,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "results.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny corpus, one repetition")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=list(MEASUREMENTS), metavar="NAME",
+        "--skip",
+        action="append",
+        default=[],
+        choices=list(MEASUREMENTS),
+        metavar="NAME",
         help="a row of the table not to measure (repeatable; names hold commas, so one a flag)",
-    )  # fmt: skip
+    )
     parser.add_argument("--skip-rows", action="store_true", help="no row of the table")
     parser.add_argument(
-        "--scaling", type=sizes_mb, default="512,1600,2048",
+        "--scaling",
+        type=sizes_mb,
+        default="512,1600,2048",
         help="corpus sizes (MB) for peak RSS against size and the steady-state rate; '' skips",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--flink-scaling", type=sizes_mb, default="512,2048",
+        "--flink-scaling",
+        type=sizes_mb,
+        default="512,2048",
         help="corpus sizes (MB) for Flink's marginal rate with 1 and 2 workers; '' skips",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.size_mb, args.reps, args.scaling, args.flink_scaling = 3, 1, [2, 4], [2, 4]

@@ -127,8 +127,9 @@ def _disk(folder: Path, pids=()) -> dict[str, int]:
 def run(command: list[str], env: dict, disk: Path | None = None, kill_after: float | None = None):
     """Runs a build: wall seconds, per-process per-thread CPU, peak summed RSS, peak disk."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     seen: dict[int, dict] = {}  # pid -> {"cmd", "threads": {tid: (name, cpu)}}
     peak = {"rss": 0, "disk": 0, "disk_kinds": {}}
     done = threading.Event()
@@ -174,9 +175,15 @@ def run(command: list[str], env: dict, disk: Path | None = None, kill_after: flo
     sampler.join()
     if kill_after is None and proc.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{err.decode(errors='replace')[-4000:]}")
-    return {"seconds": seconds, "seen": seen, "rss": peak["rss"], "disk": peak["disk"],
-            "build_process_rss": seen.get(proc.pid, {}).get("rss", 0),
-            "disk_at_peak": peak["disk_kinds"], "killed": proc.returncode == -signal.SIGKILL}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "seen": seen,
+        "rss": peak["rss"],
+        "disk": peak["disk"],
+        "build_process_rss": seen.get(proc.pid, {}).get("rss", 0),
+        "disk_at_peak": peak["disk_kinds"],
+        "killed": proc.returncode == -signal.SIGKILL,
+    }
 
 
 def cpu_profile(result: dict, root_pid_cmd: str = "tfds build") -> dict:
@@ -191,10 +198,11 @@ def cpu_profile(result: dict, root_pid_cmd: str = "tfds build") -> dict:
     serial = max((c for n, c in threads if n != DIGEST_THREAD), default=0.0)
     return {
         "main_threads": [{"name": n, "cpu_s": round(c, 2)} for n, c in threads if c >= 0.05],
-        "main_cpu_s": sum(c for _, c in threads), "workers_cpu_s": workers,
+        "main_cpu_s": sum(c for _, c in threads),
+        "workers_cpu_s": workers,
         "serial_cpu_s": serial,
         "digest_cpu_s": sum(c for n, c in threads if n == DIGEST_THREAD),
-    }  # fmt: skip
+    }
 
 
 def _median(values: list[float]) -> float:
@@ -227,8 +235,13 @@ def stream_only(archive: Path) -> dict:
         "                  'other_threads_cpu_s': [round(c, 3) for c in others if c > 0]}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code, str(archive), str(archive.parent)],
-                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(archive), str(archive.parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout.splitlines()[-1])
     gb = archive.stat().st_size / 1e9
     result["stream_thread_cpu_s_per_gb"] = result["stream_thread_cpu_s"] / gb
@@ -238,8 +251,10 @@ def stream_only(archive: Path) -> dict:
 
 def _rss_row(result: dict) -> dict:
     """Peak RSS summed over the build's processes, and the build's own process's peak."""
-    return {"peak_rss_gb": result["rss"] / 1e9,
-            "build_process_peak_rss_gb": result["build_process_rss"] / 1e9}  # fmt: skip
+    return {
+        "peak_rss_gb": result["rss"] / 1e9,
+        "build_process_peak_rss_gb": result["build_process_rss"] / 1e9,
+    }
 
 
 def scaling(work: Path, sizes_mb: str, reps: int, env: dict, gb: float, first: dict) -> list:
@@ -250,14 +265,20 @@ def scaling(work: Path, sizes_mb: str, reps: int, env: dict, gb: float, first: d
         archive = write_corpus(work / f"corpus-{mb:g}", mb)
         sums = {**env, "IMAGENET2017_CHECKSUMS": str(archive.parent / "checksums.tsv")}
         runs = []
+        command = [str(BIN / "tfds"), "build", "imagenet2017", "--imports", "imagenet2017_tfds"]
+        command += ["--config", "clsloc", "--manual_dir", str(archive.parent)]
+        command += ["--data_dir", str(work / "scaling")]
         for _ in range(reps):
-            runs.append(run([str(BIN / "tfds"), "build", "imagenet2017", "--imports",
-                             "imagenet2017_tfds", "--config", "clsloc", "--manual_dir",
-                             str(archive.parent), "--data_dir", str(work / "scaling")], sums))  # fmt: skip
+            runs.append(run(command, sums))
             shutil.rmtree(work / "scaling", ignore_errors=True)
         middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-        rows.append({"corpus_gb": archive.stat().st_size / 1e9, "seconds": middle["seconds"],
-                     **_rss_row(middle)})  # fmt: skip
+        rows.append(
+            {
+                "corpus_gb": archive.stat().st_size / 1e9,
+                "seconds": middle["seconds"],
+                **_rss_row(middle),
+            }
+        )
         shutil.rmtree(archive.parent, ignore_errors=True)
     return sorted(rows, key=lambda r: r["corpus_gb"])
 
@@ -270,17 +291,22 @@ def steady_state(rows: list, gzip_mb_per_s: float) -> dict:
         (large["corpus_gb"] - small["corpus_gb"]) * 1000 / (large["seconds"] - small["seconds"])
     )
     rss = [r["peak_rss_gb"] for r in rows]
-    return {"mb_per_s": mb_per_s, "ratio_to_gzip": mb_per_s / gzip_mb_per_s,
-            "fixed_seconds": small["seconds"] - small["corpus_gb"] * 1000 / mb_per_s,
-            "rss_spread": (max(rss) - min(rss)) / min(rss)}  # fmt: skip
+    return {
+        "mb_per_s": mb_per_s,
+        "ratio_to_gzip": mb_per_s / gzip_mb_per_s,
+        "fixed_seconds": small["seconds"] - small["corpus_gb"] * 1000 / mb_per_s,
+        "rss_spread": (max(rss) - min(rss)) / min(rss),
+    }
 
 
 def _left_by_kill(data_dir: Path) -> dict:
     """What a killed build left for its rerun (engine/work.py's names): whether its stream's
     record was kept (else the rerun reads the archive again) and how many shards."""
     work = data_dir / "downloads" / "imagenet2017" / "work"
-    return {"stream_kept": any(work.glob("*/stream-*.json")),
-            "shards_kept": len(list(work.glob("*/shards/*.json")))}  # fmt: skip
+    return {
+        "stream_kept": any(work.glob("*/stream-*.json")),
+        "shards_kept": len(list(work.glob("*/shards/*.json"))),
+    }
 
 
 def _train_shard_bytes(data_dir: Path) -> int:
@@ -308,24 +334,45 @@ def targets(out: dict, workers: int) -> list[dict]:
     # No build is faster than the CLI's start-up plus the corpus at the rate that all the
     # CPU beyond start-up allows on 2 cores (bound_mb_per_s).
     fastest = start_up + gb * 1000 / out["bound_mb_per_s"][2] if "bound_mb_per_s" in out else None
-    floor_why = (f"the `tfds build` start-up ({start_up:.1f} s, one core) plus "
-                 f"{out['per_gb_cpu_s']['all_beyond_start_up']:.1f} CPU s per GB on 2 cores")  # fmt: skip
+    floor_why = (
+        f"the `tfds build` start-up ({start_up:.1f} s, one core) plus "
+        f"{out['per_gb_cpu_s']['all_beyond_start_up']:.1f} CPU s per GB on 2 cores"
+    )
     for key in [k for k in out if k.startswith("first")]:
-        row(f"{key}: at least 0.6x gzip -dc", out[key]["ratio_to_gzip"], 0.6,
-            bound=fastest and gzip / fastest, why=floor_why)  # fmt: skip
+        row(
+            f"{key}: at least 0.6x gzip -dc",
+            out[key]["ratio_to_gzip"],
+            0.6,
+            bound=fastest and gzip / fastest,
+            why=floor_why,
+        )
     if "steady_state" in out:
-        row("steady state: at least 0.8x gzip -dc", out["steady_state"]["ratio_to_gzip"], 0.8,
-            bound=out.get("bound_vs_gzip", {}).get(2), why="all the CPU beyond start-up, "
-            f"{out['per_gb_cpu_s']['all_beyond_start_up']:.1f} s per GB, on 2 cores")  # fmt: skip
+        row(
+            "steady state: at least 0.8x gzip -dc",
+            out["steady_state"]["ratio_to_gzip"],
+            0.8,
+            bound=out.get("bound_vs_gzip", {}).get(2),
+            why="all the CPU beyond start-up, "
+            f"{out['per_gb_cpu_s']['all_beyond_start_up']:.1f} s per GB, on 2 cores",
+        )
     if "imagenet2012_peer" in out:
         peer = out["imagenet2012_peer"]["seconds"]
-        row("at least 1.5x TFDS's imagenet2012", out["imagenet2012_peer"]["ours_vs_peer"], 1.5,
-            bound=fastest and peer / fastest, why=floor_why)  # fmt: skip
+        row(
+            "at least 1.5x TFDS's imagenet2012",
+            out["imagenet2012_peer"]["ours_vs_peer"],
+            1.5,
+            bound=fastest and peer / fastest,
+            why=floor_why,
+        )
     if "pinned" in out:
         one = out["pinned"]["one_core_s"]  # the start-up runs on one core however many
-        row("2 cores against 1: at least 1.7x", out["pinned"]["speedup"], 1.7,
+        row(
+            "2 cores against 1: at least 1.7x",
+            out["pinned"]["speedup"],
+            1.7,
             bound=one / (start_up + (one - start_up) / 2),
-            why=f"the start-up, {start_up:.1f} s of the {one:.1f} s on one core, is serial")  # fmt: skip
+            why=f"the start-up, {start_up:.1f} s of the {one:.1f} s on one core, is serial",
+        )
     if "serial" in out["per_gb_cpu_s"]:
         row("serial part: at most 1.5 CPU s per GB", out["per_gb_cpu_s"]["serial"], 1.5, True)
     if "eight_workers" in out:
@@ -336,24 +383,39 @@ def targets(out: dict, workers: int) -> list[dict]:
         def gbs(key):
             return "/".join(f"{r[key]:.2f}" for r in sizes)
 
-        row("peak RSS flat from 0.5 to 2 GB: at most 10 % apart",
-            out["steady_state"]["rss_spread"], 0.10, True,
+        row(
+            "peak RSS flat from 0.5 to 2 GB: at most 10 % apart",
+            out["steady_state"]["rss_spread"],
+            0.10,
+            True,
             why=f"peak RSS summed, {gbs('peak_rss_gb')} GB for corpora of "
             f"{gbs('corpus_gb')} GB; of it the build's process alone "
-            f"{gbs('build_process_peak_rss_gb')} GB")  # fmt: skip
+            f"{gbs('build_process_peak_rss_gb')} GB",
+        )
     shard, peak = out["first"]["largest_train_shard_gb"], out["first"]["disk_at_peak_vs_archive"]
-    row("peak disk: at most 1.1x the archive", out["first"]["peak_disk_vs_archive"], 1.1, True,
-        why="at the peak: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}x" for k, v in peak.items())
+    row(
+        "peak disk: at most 1.1x the archive",
+        out["first"]["peak_disk_vs_archive"],
+        1.1,
+        True,
+        why="at the peak: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.3f}x" for k, v in peak.items())
         + f"; each of {workers} workers writes a train shard (the largest {shard * 1000:.0f} MB, "
-        "TFDS's shard count), and frees the buckets behind it at each checkpoint")  # fmt: skip
+        "TFDS's shard count), and frees the buckets behind it at each checkpoint",
+    )
     if "resume" in out:
         r, full = out["resume"], out["first"]["seconds"]
-        row("rerun after SIGKILL at 70 %: at most 0.5x a full build", r["vs_full_build"], 0.5,
-            True, bound=(start_up + full - r["killed_at_s"]) / full,
+        row(
+            "rerun after SIGKILL at 70 %: at most 0.5x a full build",
+            r["vs_full_build"],
+            0.5,
+            True,
+            bound=(start_up + full - r["killed_at_s"]) / full,
             why=f"killed at {r['killed_at_s']:.1f} s of {full:.1f} s, the stream's record "
             f"{'kept' if r['stream_kept'] else 'not yet kept (the rerun reads the archive again)'}"
             f", {r['shards_kept']} shards kept; a rerun does at least the start-up "
-            f"({start_up:.1f} s) and all that came after the kill")  # fmt: skip
+            f"({start_up:.1f} s) and all that came after the kill",
+        )
     return rows
 
 
@@ -363,14 +425,18 @@ def imagenet2012_peer(archive: Path, work: Path, env: dict, reps: int) -> dict:
     runs = []
     for i in range(reps):
         data = work / f"imagenet2012-{i}"
-        runs.append(run([str(BIN / "tfds"), "build", "imagenet2012", "--manual_dir",
-                         str(manual), "--data_dir", str(data)], env))  # fmt: skip
+        command = [str(BIN / "tfds"), "build", "imagenet2012"]
+        runs.append(run([*command, "--manual_dir", str(manual), "--data_dir", str(data)], env))
         shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(manual, ignore_errors=True)
     seconds = [r["seconds"] for r in runs]
-    return {"seconds": _median(seconds), "all_seconds": seconds,
-            "cpu_s": _median([sum(c for e in r["seen"].values() for _, c in e["threads"].values())
-                              for r in runs])}  # fmt: skip
+    return {
+        "seconds": _median(seconds),
+        "all_seconds": seconds,
+        "cpu_s": _median(
+            [sum(c for e in r["seen"].values() for _, c in e["threads"].values()) for r in runs]
+        ),
+    }
 
 
 def main(argv=None) -> int:
@@ -384,8 +450,9 @@ def main(argv=None) -> int:
         default="500,2000",
         help="corpus sizes built beside --size-mb for the steady state and RSS",
     )
-    parser.add_argument("--skip", default="",
-                        help="comma-separated: orders,stream,scaling,peer,pinned,eight,resume")  # fmt: skip
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: orders,stream,scaling,peer,pinned,eight,resume"
+    )
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work)
@@ -396,13 +463,22 @@ def main(argv=None) -> int:
     }
     archive = corpora[ORDERS[0]]
     gb = archive.stat().st_size / 1e9
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
-               IMAGENET2017_CHECKSUMS=str(archive.parent / "checksums.tsv"))  # fmt: skip
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        IMAGENET2017_CHECKSUMS=str(archive.parent / "checksums.tsv"),
+    )
 
     def build(name: str, *prefix: str, config: str = "clsloc", order=ORDERS[0]) -> list[str]:
-        return [*prefix, str(BIN / "tfds"), "build", "imagenet2017", "--imports",
-                "imagenet2017_tfds", "--config", config, "--manual_dir",
-                str(corpora[order].parent), "--data_dir", str(work / name)]  # fmt: skip
+        command = [*prefix, str(BIN / "tfds"), "build", "imagenet2017"]
+        command += ["--imports", "imagenet2017_tfds", "--config", config]
+        return command + [
+            "--manual_dir",
+            str(corpora[order].parent),
+            "--data_dir",
+            str(work / name),
+        ]
 
     def fresh(name: str) -> None:
         shutil.rmtree(work / name, ignore_errors=True)
@@ -422,27 +498,40 @@ def main(argv=None) -> int:
         shard = max(shard, _train_shard_bytes(work / "first"))
         fresh("first")
     first = sorted(firsts, key=lambda r: r["seconds"])[len(firsts) // 2]
-    out["first"] = {"seconds": first["seconds"], "all_seconds": [r["seconds"] for r in firsts],
-                    "ratio_to_gzip": gzip / first["seconds"],
-                    "peak_rss_gb": first["rss"] / 1e9,
-                    "peak_disk_vs_archive": first["disk"] / archive.stat().st_size,
-                    "disk_at_peak_vs_archive": {k: v / archive.stat().st_size
-                                                for k, v in first["disk_at_peak"].items()},
-                    "largest_train_shard_gb": shard / 1e9,
-                    **cpu_profile(first)}  # fmt: skip
+    out["first"] = {
+        "seconds": first["seconds"],
+        "all_seconds": [r["seconds"] for r in firsts],
+        "ratio_to_gzip": gzip / first["seconds"],
+        "peak_rss_gb": first["rss"] / 1e9,
+        "peak_disk_vs_archive": first["disk"] / archive.stat().st_size,
+        "disk_at_peak_vs_archive": {
+            k: v / archive.stat().st_size for k, v in first["disk_at_peak"].items()
+        },
+        "largest_train_shard_gb": shard / 1e9,
+        **cpu_profile(first),
+    }
     for order in list(corpora)[1:]:
         runs = []
         for _ in range(args.reps):
             sums = str(corpora[order].parent / "checksums.tsv")
-            runs.append(run(build(f"first-{order}", order=order),
-                            {**env, "IMAGENET2017_CHECKSUMS": sums})["seconds"])  # fmt: skip
+            runs.append(
+                run(build(f"first-{order}", order=order), {**env, "IMAGENET2017_CHECKSUMS": sums})[
+                    "seconds"
+                ]
+            )
             fresh(f"first-{order}")
-        out[f"first_{order}"] = {"seconds": _median(runs), "all_seconds": runs,
-                                 "ratio_to_gzip": gzip / _median(runs)}  # fmt: skip
+        out[f"first_{order}"] = {
+            "seconds": _median(runs),
+            "all_seconds": runs,
+            "ratio_to_gzip": gzip / _median(runs),
+        }
     p = out["first"]
     total = p["main_cpu_s"] + sum(p["workers_cpu_s"])
-    per_gb = {"all": total / gb, "all_beyond_start_up": (total - start_up_cpu) / gb,
-              "digest": p["digest_cpu_s"] / gb}  # fmt: skip
+    per_gb = {
+        "all": total / gb,
+        "all_beyond_start_up": (total - start_up_cpu) / gb,
+        "digest": p["digest_cpu_s"] / gb,
+    }
     if "stream" not in skip:
         out["stream"] = stream_only(archive)
         per_gb["serial"] = out["stream"]["stream_thread_cpu_s_per_gb"]
@@ -478,9 +567,13 @@ def main(argv=None) -> int:
         left = _left_by_kill(work / "resume")
         rerun = run(build("resume"), env)
         fresh("resume")
-        out["resume"] = {"killed": killed["killed"], "killed_at_s": kill_at, **left,
-                         "rerun_s": rerun["seconds"],
-                         "vs_full_build": rerun["seconds"] / first["seconds"]}  # fmt: skip
+        out["resume"] = {
+            "killed": killed["killed"],
+            "killed_at_s": kill_at,
+            **left,
+            "rerun_s": rerun["seconds"],
+            "vs_full_build": rerun["seconds"] / first["seconds"],
+        }
     out["targets"] = targets(out, workers=len(out["first"]["workers_cpu_s"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -21,10 +21,9 @@ NAMES = {
 @pytest.mark.engines  # its Flink rows start Beam's Flink job server
 def test_benchmark_smoke_run_measures_everything(tmp_path):
     out = tmp_path / "results.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke", "--workdir", str(tmp_path / "w"), "--out", str(out)],
-        check=True, capture_output=True, env=build_env(None), timeout=900,
-    )  # fmt: skip
+    command = [sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke"]
+    command += ["--workdir", str(tmp_path / "w"), "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env=build_env(None), timeout=900)
     result = json.loads(out.read_text())
     rows = {r["name"]: r for r in result["rows"]}
     assert set(rows) == NAMES
@@ -82,11 +81,9 @@ def test_benchmark_smoke_run_measures_everything(tmp_path):
 
 def test_the_engine_benchmark_measures_threads_cores_memory_and_resume(tmp_path):
     out = tmp_path / "engine.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "engine.py"), "--size-mb", "3", "--reps", "1", "--scaling-mb", "6",
-         "--work", str(tmp_path / "w"), "--out", str(out)],
-        check=True, capture_output=True, env=build_env(None), timeout=900,
-    )  # fmt: skip
+    command = [sys.executable, str(ROOT / "bench" / "engine.py"), "--size-mb", "3", "--reps", "1"]
+    command += ["--scaling-mb", "6", "--work", str(tmp_path / "w"), "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env=build_env(None), timeout=900)
     result = json.loads(out.read_text())
     first = result["first"]
     # The build's own threads (the stream's among them) and both worker processes were seen.
@@ -137,8 +134,8 @@ def test_bench_without_psutil_says_which_extra_to_install():
         "sys.modules['psutil'] = None  # as if not installed\n"
         "runpy.run_path('bench/bench.py', run_name='__main__')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=build_env(None), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    command, env = [sys.executable, "-c", code], build_env(None)
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert "pip install 'imagenet2017-tfds[bench]'" in result.stderr
 

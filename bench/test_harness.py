@@ -26,9 +26,12 @@ def test_a_failed_beam_run_fails_the_benchmark_at_once(tmp_path):
     # Beam runs once were retried and their failures only counted (the DirectRunner lost
     # examples now and then); since compat.beam_fixes, a failed run fails like any other.
     attempts = tmp_path / "attempts"
-    command = [sys.executable, "-c",
-               f"open({str(attempts)!r}, 'a').write('x'); "
-               "raise SystemExit('train: 10000 examples written, 10583 planned')"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        f"open({str(attempts)!r}, 'a').write('x'); "
+        "raise SystemExit('train: 10000 examples written, 10583 planned')",
+    ]
     work, corpus = tmp_path / "work", tmp_path / "work" / "corpus"
     corpus.mkdir(parents=True)
     try:

@@ -96,9 +96,9 @@ def file_name(record: bytes) -> str:
 Examples = dict[str, dict[str, bytes]]  # split -> file name -> serialized example
 
 
-def engine_build(manual: Path, config: str, cache: Path) -> Examples:
-    """The local engine on `manual`, as the builder runs it, with one worker: every split's
-    examples by file name."""
+def engine_build(manual: Path, config: str, cache: Path, **tuning) -> Examples:
+    """The local engine on `manual`, as the builder runs it, with one worker (and `tuning`,
+    fields of local.Options): every split's examples by file name."""
     import tensorflow_datasets as tfds
 
     from imagenet2017_tfds.engine import local
@@ -109,6 +109,7 @@ def engine_build(manual: Path, config: str, cache: Path) -> Examples:
         workers=1,
         skip_space_check=True,
         shard_config=tfds.download.DownloadConfig().get_shard_config(),
+        **tuning,
     )
     built = local.build(manual, tasks.task(config), cache, Recorder.for_build(False), options)
     out: Examples = {}
@@ -295,13 +296,15 @@ def test_a_stream_error_is_not_replaced_by_the_digest_it_cancelled(
 ):
     """With the archive's md5 known, the digest is read just behind the stream; the stream
     failing first cancels it, and the stream's error is the one reported, alone."""
-    from imagenet2017_tfds.ilsvrc import checksums
-
-    monkeypatch.setattr(checksums.DigestPace, "AHEAD", 0)  # the digest waits for the stream's end
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(release.checksums))
     original = archive(release, "clsloc").read_bytes()
     data = flipped(original, len(original) // 2, 0x55)
     case = Case("clsloc", data, tars["clsloc"], lenient_gunzip(data))
     with pytest.raises(ArchiveError, match="the gzip data is corrupt") as e:
-        engine_build(manual_with(release, case, tmp_path / "manual"), "clsloc", tmp_path / "c")
+        engine_build(
+            manual_with(release, case, tmp_path / "manual"),
+            "clsloc",
+            tmp_path / "c",
+            digest_ahead=0,  # the digest no further than the stream
+        )
     assert_ours(e.value, case, {})

@@ -84,24 +84,33 @@ def test_many_shards_and_buckets_give_the_same_examples_for_any_workers(
 ):
     """Shards are ranges of hashed keys, buckets the top bits of the same keys: with many of
     both (and buckets that straddle shards) the layout and bytes do not depend on either."""
-    monkeypatch.setattr(buckets, "BUCKET_BYTES", 2_000)  # 2**5 buckets a split here
+    from imagenet2017_tfds.ilsvrc import tasks
+    from imagenet2017_tfds.internal.problems import Recorder
+
+    manual = tarball_release.manual_dir
+    read = sum(os.path.getsize(manual / n) for n in (testing.CLSLOC, testing.ARCHIVES["devkit"]))
+    assert buckets.choose_bits(read, 2_000) == 7  # 2**7 buckets a split, against 3 shards
     monkeypatch.setenv("IMAGENET2017_CHECKSUMS", str(tarball_release.checksums))
     out = {}
     for count in (1, 2):
-        data = tmp_path / f"w{count}"
-        builder = tfds.builder("imagenet2017/clsloc", data_dir=str(data))
-        config = tfds.download.DownloadConfig(
-            manual_dir=str(tarball_release.manual_dir),
-            num_shards=3,
+        options = local.Options(
+            workers=count,
+            shard_config=tfds.download.DownloadConfig(num_shards=3).get_shard_config(),
+            bucket_bytes=2_000,
         )
-        monkeypatch.setattr(builder.builder_config, "workers", count)
-        builder.download_and_prepare(download_config=config)
-        out[count] = readback.shard_bytes(data, "clsloc")
-        assert builder.info.splits["train"].num_shards == 3
-        assert sum(builder.info.splits["train"].shard_lengths) == 14
+        cache = tmp_path / f"w{count}"
+        built = local.build(manual, tasks.CLSLOC, cache, Recorder.for_build(False), options)
+        assert {split: len(s) for split, s in built.shards.items()} == dict.fromkeys(
+            ("train", "validation", "test"), 3
+        )
+        assert sum(s.num_examples for s in built.shards["train"]) == 14
+        out[count] = {
+            (s.split, s.shard): Path(built.shard_file(s)).read_bytes()
+            for shards in built.shards.values()
+            for s in shards
+        }
+        built.work.remove()
     assert out[1] == out[2]
-    names = sorted(out[1])
-    assert names[-1] == "imagenet2017-validation.tfrecord-00002-of-00003"
 
 
 def test_a_tfrecord_written_without_tensorflow_is_tensorflows_own(tmp_path):
@@ -197,19 +206,21 @@ def test_the_worker_count_fits_the_cpus_the_build_may_use(tarball_release, tmp_p
     assert len([c for c in started if "imagenet2017_tfds.engine.pool" in c]) == 2, started
 
 
-def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path, monkeypatch):
+def test_a_bucket_write_that_fails_is_raised_in_the_streams_thread(tmp_path):
+    """The disk fills under the writer's thread: the stream's thread raises its error."""
     import errno
 
-    def full(fd, data):
+    def full():
         raise OSError(errno.ENOSPC, "No space left on device")
 
     store = buckets.BucketWriter(str(tmp_path), ["train"], 0)
-    monkeypatch.setattr(buckets.os, "write", full)
-    store.add("train", 5, [memoryview(b"abc")], 3, hold=lambda: lambda: None)
-    with pytest.raises(OSError) as raised:
-        store.add("train", 6, [b"def"], 3)  # the writer's failure, once it is known
-        store.close()
+    with faults.armed("bucket-write", full):
+        store.add("train", 5, [memoryview(b"abc")], 3, hold=lambda: lambda: None)
+        with pytest.raises(OSError) as raised:
+            store.add("train", 6, [b"def"], 3)  # the writer's failure, once it is known
+            store.close()
     assert raised.value.errno == errno.ENOSPC
+    assert (tmp_path / buckets.file_name(0)).read_bytes() == b""  # nothing was written
 
 
 def test_a_bucket_changed_under_a_build_is_named(tmp_path):

@@ -12,6 +12,7 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
+from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import StorageError
 from imagenet2017_tfds.internal import fileio, store
 
@@ -34,11 +35,13 @@ class CountingMemory(MemoryFileSystem):
 fsspec.register_implementation("countmem", CountingMemory, clobber=True)
 
 
+BLOCK = 1 << 16  # the blocks these tests read in: an object of several
+
+
 @pytest.fixture
-def blob(monkeypatch):
-    monkeypatch.setattr(store, "BLOCK", 1 << 16)
+def blob():
     CountingMemory.fetched.clear()
-    data = os.urandom(5 * (1 << 16) + 123)
+    data = os.urandom(5 * BLOCK + 123)
     path = store.StorePath("countmem://bucket/raw/archive.tar.gz")
     path.write_bytes(data)
     yield path, data
@@ -57,13 +60,13 @@ def test_path_parts_of_a_url():
 
 def test_reads_and_seeks_return_the_objects_bytes(blob):
     path, data = blob
-    with path.open("rb") as f:
+    with path.open("rb", block=BLOCK) as f:
         assert f.seek(70000) == 70000  # the position, as rapidgzip needs (TensorFlow's: None)
         assert f.read(100) == data[70000:70100]
         assert f.seek(-50, io.SEEK_END) == len(data) - 50
         assert f.read() == data[-50:]
         assert f.seek(3) == 3 and f.read(10) == data[3:13]
-    with path.open("rb") as f:
+    with path.open("rb", block=BLOCK) as f:
         assert f.read() == data
     assert path.stat().length == len(data)
     assert path.identity()["size"] == len(data) and path.identity()["ukey"]
@@ -71,7 +74,7 @@ def test_reads_and_seeks_return_the_objects_bytes(blob):
 
 def test_a_forward_read_fetches_each_block_once(blob):
     path, data = blob
-    with path.open("rb") as f:
+    with path.open("rb", block=BLOCK) as f:
         while f.read(1000):
             pass
     assert sum(n for _, _, n in CountingMemory.fetched) == len(data)
@@ -82,7 +85,7 @@ def test_two_readers_sharing_a_pass_fetch_the_object_once(blob):
     got = {}
 
     def read(name):
-        with path.open("rb") as f:
+        with path.open("rb", block=BLOCK) as f:
             got[name] = b"".join(iter(lambda: f.read(777), b""))
 
     with store.shared_pass(path, readers=2):
@@ -95,16 +98,15 @@ def test_two_readers_sharing_a_pass_fetch_the_object_once(blob):
     assert sum(n for _, _, n in CountingMemory.fetched) == len(data)
 
 
-def test_a_reader_left_alone_does_not_wait_for_the_other(blob, monkeypatch):
-    """The leading reader waits once it holds AHEAD blocks the other has not taken; when the
+def test_a_reader_left_alone_does_not_wait_for_the_other(blob):
+    """The leading reader waits once it holds `ahead` blocks the other has not taken; when the
     other will not read (its stream reused, or failed), alone() frees it."""
     path, data = blob
-    monkeypatch.setattr(store._Pass, "AHEAD", 2)
     done = threading.Event()
-    with store.shared_pass(path, readers=2) as shared:
+    with store.shared_pass(path, readers=2, ahead=2) as shared:
 
         def read():
-            with path.open("rb") as f:
+            with path.open("rb", block=BLOCK) as f:
                 f.read()
             done.set()
 
@@ -135,22 +137,23 @@ def test_a_missing_object_is_a_file_not_found_error_and_a_failing_client_ours(bl
         store.StorePath("hdfs://x/y").exists()  # no Hadoop here: the client fails to load
 
 
-def test_a_folder_is_moved_with_the_named_object_last(blob, monkeypatch):
-    """What a reader of the target can trust: once `last` is there, every object is."""
+def test_a_folder_is_moved_with_the_named_object_last(blob):
+    """What a reader of the target can trust: once `last` is there, every object is (each
+    copy in place is seen at its `object-moved` point, the object there already)."""
     path, _ = blob
     source, target = path.parent / "incomplete.x_1.0", path.parent / "1.0"
     names = ["dataset_info.json", "LICENSE", "train.tfrecord-00000-of-00001", "sub/z"]
     for name in names:
         (source / name).write_text(name)
     copied = []
-    real_copy = store.StorePath.copy
-    monkeypatch.setattr(
-        store.StorePath, "copy", lambda self, t: (copied.append(t.name), real_copy(self, t))
-    )
-    store.move_folder(source, target, last="dataset_info.json")
-    assert copied[-1] == "dataset_info.json" and sorted(copied) == sorted(
-        p.split("/")[-1] for p in names
-    )
+
+    def moved(url):
+        assert store.StorePath(url).read_text() == url.split("/1.0/")[1]
+        copied.append(url.split("/1.0/")[1])
+
+    with faults.armed("object-moved", moved):
+        store.move_folder(source, target, last="dataset_info.json")
+    assert copied[-1] == "dataset_info.json" and sorted(copied) == sorted(names)
     assert sorted(target.files()) == sorted(names)
     assert all((target / n).read_text() == n for n in names)
     assert not source.exists()

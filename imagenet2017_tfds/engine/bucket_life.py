@@ -95,9 +95,9 @@ class Lifecycle:
         if not after:
             return None
         return work_lib.Frees(
-            self.work.root,
-            r.shard,
-            tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())),
+            work=self.work.root,
+            shard=r.shard,
+            after=tuple((k, tuple(sorted(names))) for k, names in sorted(after.items())),
         )
 
     def free_unread(self, every: Iterable[Reads]) -> None:

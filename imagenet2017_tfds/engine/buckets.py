@@ -26,10 +26,10 @@ BUCKET_BYTES = 32 << 20  # the size aimed at: a few a shard, few enough to keep 
 MAX_BITS = 10
 
 
-def choose_bits(archive_bytes: int) -> int:
-    """Buckets a split for archives of this total size: about BUCKET_BYTES each for the
+def choose_bits(archive_bytes: int, bucket_bytes: int = BUCKET_BYTES) -> int:
+    """Buckets a split for archives of this total size: about `bucket_bytes` each for the
     largest split, at most 2**MAX_BITS, and no more than the open-files limit allows."""
-    wanted = max(0, math.ceil(math.log2(max(1, archive_bytes / BUCKET_BYTES))))
+    wanted = max(0, math.ceil(math.log2(max(1, archive_bytes / bucket_bytes))))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     if soft != resource.RLIM_INFINITY and soft < limit:
@@ -112,6 +112,7 @@ class BucketWriter:
             fd, view, release = write
             try:
                 while view and self._failed is None:
+                    faults.point("bucket-write")
                     view = view[os.write(fd, view) :]
             except OSError as e:  # a full disk: raised in the stream's thread
                 self._failed = e

@@ -1,11 +1,13 @@
 """Named fault points: the places where the tests stop, fail or alter a build on purpose, as a
-power cut, a full disk or a broken executor would. Unarmed (always, outside the tests) a point
+power cut, a full disk or a broken executor would, or as a release many times the size of the
+miniature one would (more buckets than one a split). Unarmed (always, outside the tests) a point
 is one dictionary lookup and does nothing.
 
 A test arms a point in its own process with `armed(name, action)`: `action(*detail)` runs each
 time the point is reached, and what it returns is the point's value (most points ignore it;
 `example-serialized` leaves the example out on a true value, `disk-free` reports its value as
-the free space). For a build in a process of its own, the environment arms it:
+the free space, `bucket-bytes` as the size of bucket aimed at). For a build in a process of its
+own, the environment arms it:
 
     IMAGENET2017_FAULTS="NAME:ACTION[@N][,NAME:ACTION[@N]...]"
 
@@ -17,7 +19,9 @@ process the build starts inherits the variable.
 The points (where the engine reaches them, and what they pass as detail):
 
     archive-read        an archive's one read begins (stream.read_once); the source
+    bucket-bytes        the number of buckets a split is chosen from the archives' size (local)
     bucket-add          an image is about to be appended to a bucket (buckets.BucketWriter.add)
+    bucket-write        bytes are about to be written to a bucket, on the writer's thread
     streams-kept        every archive read now is recorded as streamed (local)
     shard-started       a shard's job begins to be written (jobs.write_shard); the job
     example-serialized  an example is serialized (jobs.run); its key
@@ -39,9 +43,9 @@ from collections.abc import Callable, Iterator
 ENV = "IMAGENET2017_FAULTS"
 
 POINTS = frozenset({
-    "archive-read", "bucket-add", "streams-kept", "shard-started", "example-serialized",
-    "checkpoint-kept", "shard-reported", "shard-kept", "disk-free", "shard-placed",
-    "object-moved",
+    "archive-read", "bucket-bytes", "bucket-add", "bucket-write", "streams-kept",
+    "shard-started", "example-serialized", "checkpoint-kept", "shard-reported", "shard-kept",
+    "disk-free", "shard-placed", "object-moved",
 })  # fmt: skip
 
 ACTIONS = ("kill", "fail")

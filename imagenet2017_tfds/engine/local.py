@@ -40,6 +40,8 @@ class Options:
     data_dir: str | None = None  # where the dataset goes (its free space is checked)
     skip_space_check: bool = False
     scratch_dir: str | None = None  # local: the work folder's parent (else the cache dir)
+    bucket_bytes: int = buckets.BUCKET_BYTES  # the size of bucket aimed at (buckets.choose_bits)
+    digest_ahead: int = checksums.DIGEST_AHEAD  # how far a digest may read before its stream
 
 
 @dataclass
@@ -89,18 +91,26 @@ def _identity(found, cats_of_trees: dict[str, catalog.Catalog]) -> dict:
     return out
 
 
-def _bucket_bits(found) -> int:
-    return buckets.choose_bits(sum(p.stat().length for p in found.tarballs.values()))
+def _bucket_bits(found, bucket_bytes: int) -> int:
+    # A test's smaller buckets, for a build it runs as a user does (faults.py).
+    bucket_bytes = faults.point("bucket-bytes") or bucket_bytes
+    return buckets.choose_bits(sum(p.stat().length for p in found.tarballs.values()), bucket_bytes)
 
 
 def _streams(
-    found, task: Task, work: WorkFolder, verifiers: dict, bits: int, recorder: Recorder
+    found,
+    task: Task,
+    work: WorkFolder,
+    verifiers: dict,
+    bits: int,
+    recorder: Recorder,
+    digest_ahead: int,
 ) -> tuple[dict[str, catalog.Catalog], dict]:
     """The catalog of every tarball part: reused from an earlier run of this build, or read
     once now (its digest beside it; a mismatch stops the build before anything is written).
     Also, for each part read now, its buckets' sizes by name (for _keep_streams)."""
     tarballs = sorted(found.tarballs)
-    paces = {part: checksums.DigestPace() for part in verifiers}
+    paces = {part: checksums.DigestPace(digest_ahead) for part in verifiers}
     with contextlib.ExitStack() as stack:
         # An archive in a store: its digest and its stream share the blocks fetched, so one
         # pass fetches it once (a local one is served twice by the page cache).
@@ -291,7 +301,8 @@ def _read_plan_write(
 ) -> LocalBuild:
     verified: dict[str, str] = {}
     todo = prepare.verifiers(found, cache_dir, options.allow_unverified, recorder, verified)
-    streamed, fresh = _streams(found, task, work, todo, _bucket_bits(found), recorder)
+    bits = _bucket_bits(found, options.bucket_bytes)
+    streamed, fresh = _streams(found, task, work, todo, bits, recorder, options.digest_ahead)
     # What reaches the disk and is recorded, in order, on a thread beside the build: the
     # streams' buckets and records (beside the plan: at the end of the stream the page cache
     # may hold all the buckets of a small archive, a second's flush), then each shard.

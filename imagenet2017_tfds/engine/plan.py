@@ -80,12 +80,15 @@ def make(prepared, task, shard_config) -> Plan:
             per_shard.setdefault(layout.shard_of(hkey), []).append((k, hkey))
         out.append(
             SplitShards(
-                split,
-                len(items),
-                layout,
-                tuple(
+                split=split,
+                num_items=len(items),
+                layout=layout,
+                shards=tuple(
                     ShardPlan(
-                        split, shard, tuple(k for k, _ in chosen), tuple(h for _, h in chosen)
+                        split=split,
+                        shard=shard,
+                        items=tuple(k for k, _ in chosen),
+                        hkeys=tuple(h for _, h in chosen),
                     )
                     for shard, chosen in sorted(per_shard.items())
                 ),

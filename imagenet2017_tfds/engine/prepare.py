@@ -179,7 +179,13 @@ def context(found, task: Task, cats, verified, recorder: Recorder) -> plans.Cont
 def plan(found, task: Task, cats, verified, recorder: Recorder, once=()) -> Prepared:
     """The splits' plans from the whole catalogs (what the scans found already recorded)."""
     ctx = context(found, task, cats, verified, recorder)
-    return Prepared(found, task.plan(ctx), recorder, verified, passes(found, cats, once))
+    return Prepared(
+        inputs=found,
+        splits=task.plan(ctx),
+        recorder=recorder,
+        verified=verified,
+        passes=passes(found, cats, once),
+    )
 
 
 def run(

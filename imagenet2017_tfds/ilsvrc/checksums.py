@@ -130,24 +130,26 @@ def format_records(records: list[Record]) -> str:
 Progress = Callable[[int], None]
 
 
+DIGEST_AHEAD = 256 << 20  # bytes a paced digest may run ahead of the stream
+
+
 class DigestPace:
     """How far into a file a reader may go: a digest that shares one read of an archive with
-    its decompression stays just behind it, so the disk serves both from one pass (the page
-    cache holds the gap)."""
+    its decompression stays at most `ahead` bytes before it, so the disk serves both from one
+    pass (the page cache holds the gap)."""
 
-    AHEAD = 256 << 20  # bytes the digest may run ahead of the stream
-
-    def __init__(self):
-        self._limit = self.AHEAD
+    def __init__(self, ahead: int = DIGEST_AHEAD):
+        self.ahead = ahead
+        self._limit = ahead
         self._moved = threading.Condition()
 
     def advance(self, position: int) -> None:
         """Called for every member: the reader is woken only once a chunk more is allowed."""
-        if position + self.AHEAD < self._limit + CHUNK:
+        if position + self.ahead < self._limit + CHUNK:
             return
         with self._moved:
-            if position + self.AHEAD > self._limit:
-                self._limit = position + self.AHEAD
+            if position + self.ahead > self._limit:
+                self._limit = position + self.ahead
                 self._moved.notify_all()
 
     def release(self) -> None:

@@ -34,7 +34,9 @@ class Sniffed:
 def sniff(data: bytes) -> Sniffed:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return Sniffed(
-            "png", 0, int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            "png",
+            width=int.from_bytes(data[16:20], "big"),
+            height=int.from_bytes(data[20:24], "big"),
         )
     if data[:3] != b"\xff\xd8\xff":
         return Sniffed("other")
@@ -53,7 +55,9 @@ def sniff(data: bytes) -> Sniffed:
         if marker in _SOF and pos + 10 <= n:
             height = int.from_bytes(data[pos + 5 : pos + 7], "big")
             width = int.from_bytes(data[pos + 7 : pos + 9], "big")
-            return Sniffed("jpeg", data[pos + 9], width, height, pos)
+            return Sniffed(
+                "jpeg", components=data[pos + 9], width=width, height=height, frame_at=pos
+            )
         if marker in (0xDA, 0xD9) or length < 2:
             break
         pos += 2 + length

@@ -197,7 +197,14 @@ def clsloc_train_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
         return None
     annotation = ctx.annotation(roles.CLSLOC_CHALLENGE, "train", image)
     key = clsloc_key("train", entry.path)
-    return entry, Item(key, entry.path, _file_name(entry), lst.index(wnid), annotation)
+    item = Item(
+        key=key,
+        path=entry.path,
+        file_name=_file_name(entry),
+        label=lst.index(wnid),
+        annotation=annotation,
+    )
+    return entry, item
 
 
 def clsloc_train(ctx: Context) -> SplitPlan:
@@ -261,7 +268,15 @@ def clsloc_validation_item(ctx: Context, image: str, entry: Entry) -> Pair | Non
         return None
     blacklisted = number in devkit.clsloc_blacklist()
     key = clsloc_key("validation", entry.path)
-    return entry, Item(key, entry.path, _file_name(entry), label, ann, blacklisted)
+    item = Item(
+        key=key,
+        path=entry.path,
+        file_name=_file_name(entry),
+        label=label,
+        annotation=ann,
+        blacklisted=blacklisted,
+    )
+    return entry, item
 
 
 def clsloc_validation(ctx: Context) -> SplitPlan:
@@ -282,7 +297,8 @@ def clsloc_validation(ctx: Context) -> SplitPlan:
 
 
 def clsloc_test_item(ctx: Context, image: str, entry: Entry) -> Pair | None:
-    return entry, Item(clsloc_key("test", entry.path), entry.path, _file_name(entry))
+    key = clsloc_key("test", entry.path)
+    return entry, Item(key=key, path=entry.path, file_name=_file_name(entry))
 
 
 def clsloc_test(ctx: Context) -> SplitPlan:
@@ -317,8 +333,13 @@ def _det_item(ctx: Context, split: str, entry: Entry, ann=None, black=frozenset(
             except AnnotationError as e:
                 ctx.recorder.problem("label", entry.path, e)
                 return None
-    name = _below_split(entry)
-    return Item(det_key(split, entry.path), entry.path, name, -1, ann, False, black)
+    return Item(
+        key=det_key(split, entry.path),
+        path=entry.path,
+        file_name=_below_split(entry),
+        annotation=ann,
+        blacklisted_wnids=black,
+    )
 
 
 PER_CLASS_LIST = re.compile(r"train_\d+")

@@ -240,19 +240,23 @@ def worker_count(
     cpus = cpu_limits(proc_root, cgroup_root)
     memory = available_memory(proc_root, cgroup_root)
     usable = cpus.usable
+
+    def fit(count: int, reason: str) -> WorkerCount:
+        return WorkerCount(count=count, cpus=usable, memory=memory, reason=reason)
+
     if setting > 0:
-        return WorkerCount(setting, usable, memory, f"{setting} asked for ({_cpus(usable)} usable)")
+        return fit(setting, f"{setting} asked for ({_cpus(usable)} usable)")
     reason = (
         f"{_cpus(usable)} usable (affinity {cpus.affinity}, cgroup quota {cpus.quota or 'none'})"
     )
     if memory is None:
-        return WorkerCount(usable, usable, None, f"{reason}; available memory not known")
+        return fit(usable, f"{reason}; available memory not known")
     fits = max(0, memory - reserve_bytes) // per_worker_bytes
     if fits >= usable:
-        return WorkerCount(usable, usable, memory, reason)
+        return fit(usable, reason)
     kept = f", {_size(reserve_bytes)} kept back," if reserve_bytes else ""
     if fits == 0:  # one worker still: the build runs, slowly or swapping, rather than not
         why = f"{_size(memory)} available{kept} where a worker needs {_size(per_worker_bytes)}"
-        return WorkerCount(1, usable, memory, f"1 of {usable} usable CPUs: {why}")
+        return fit(1, f"1 of {usable} usable CPUs: {why}")
     why = f"{_size(memory)} available{kept} at {_size(per_worker_bytes)} a worker"
-    return WorkerCount(fits, usable, memory, f"{fits} of {usable} usable CPUs: {why}")
+    return fit(fits, f"{fits} of {usable} usable CPUs: {why}")

@@ -147,7 +147,7 @@ class StorePath:
 
     def stat(self) -> Stat:
         info = self._info()
-        return Stat(int(info.get("size") or 0), 0.0, _identity(self, info))
+        return Stat(length=int(info.get("size") or 0), mtime=0.0, identity=_identity(self, info))
 
     def identity(self) -> dict:
         """This version of the object, as the store names it: its generation (GCS), its ETag
@@ -333,15 +333,17 @@ class _Upload(io.RawIOBase):
 # ---------------------------------------------------------------------- one pass, two readers
 
 
+# Blocks a reader of a shared pass may hold that the others have not taken (256 MB of BLOCKs).
+AHEAD = 16
+
+
 class _Pass:
     """The blocks of one object that several readers share: each fetched once, dropped once
-    every reader has taken it. A reader that holds `AHEAD` blocks the others have not taken
+    every reader has taken it. A reader that holds `ahead` blocks the others have not taken
     yet waits for them: the readers' distance, and the memory it costs, stay bounded."""
 
-    AHEAD = 16  # blocks: 256 MB
-
-    def __init__(self, readers: int):
-        self.readers = readers
+    def __init__(self, readers: int, ahead: int = AHEAD):
+        self.readers, self.ahead = readers, ahead
         self.blocks: dict[int, tuple[bytes, set[int]]] = {}
         self.fetching: set[int] = set()
         self.changed = threading.Condition()
@@ -364,8 +366,8 @@ class _Pass:
                         del self.blocks[index]
                         self.changed.notify_all()
                     return data
-                ahead = sum(1 for _, takers in self.blocks.values() if reader in takers)
-                if index not in self.fetching and (self.readers == 1 or ahead < self.AHEAD):
+                held = sum(1 for _, takers in self.blocks.values() if reader in takers)
+                if index not in self.fetching and (self.readers == 1 or held < self.ahead):
                     self.fetching.add(index)
                     break
                 self.changed.wait()
@@ -385,15 +387,15 @@ _PASSES: dict[str, _Pass] = {}
 
 
 @contextlib.contextmanager
-def shared_pass(path, readers: int = 2):
+def shared_pass(path, readers: int = 2, ahead: int = AHEAD):
     """While this holds, `readers` readers of `path` in this process share the blocks they
-    fetch (an archive's decompression and its digest); it gives the pass, whose `alone()` a
-    caller calls when one of them will not read (None for a local file, which the page cache
-    serves twice)."""
+    fetch (an archive's decompression and its digest), none more than `ahead` blocks before
+    the others; it gives the pass, whose `alone()` a caller calls when one of them will not
+    read (None for a local file, which the page cache serves twice)."""
     if not isinstance(path, StorePath):
         yield None
         return
-    _PASSES[path.url] = shared = _Pass(readers)
+    _PASSES[path.url] = shared = _Pass(readers, ahead)
     try:
         yield shared
     finally:

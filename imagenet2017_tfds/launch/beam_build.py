@@ -703,7 +703,9 @@ def check_flink_master(rest: str, workers: int) -> FlinkMaster:
     host, _, port = rest.rpartition(":")
     slots = max(m.get("slotsNumber", 1) for m in managers)
     job_host = address_towards(host.strip("[]"), int(port))
-    return FlinkMaster(rest, slots, job_host, tuple(managers))
+    return FlinkMaster(
+        rest=rest, slots_per_taskmanager=slots, job_host=job_host, taskmanagers=tuple(managers)
+    )
 
 
 def spark_master_status(url: str, ui: str) -> dict:
@@ -738,7 +740,8 @@ def check_spark_master(url: str, ui: str, workers: int) -> SparkMaster:
     counted = f"cores ({len(alive)} workers alive)"
     check_free(free, workers, f"the Spark master {url}", counted, "workers", "applications")
     host, _, port = url.removeprefix("spark://").rpartition(":")
-    return SparkMaster(url, address_towards(host.strip("[]"), int(port)), ui, tuple(alive))
+    job_host = address_towards(host.strip("[]"), int(port))
+    return SparkMaster(url=url, job_host=job_host, ui=ui, workers=tuple(alive))
 
 
 def address_towards(host: str, port: int) -> str:

@@ -157,9 +157,13 @@ class ClusterBed(stores.Bed):
         base = self.subnet.network_address
         for i, name in enumerate(self.host_names):
             address = str(base + FIRST_HOST_INDEX + i)
-            self.hosts[name] = Host(name, address, f"{self.name}-{name}", f"p{i}")
+            self.hosts[name] = Host(
+                name=name, address=address, namespace=f"{self.name}-{name}", port=f"p{i}"
+            )
         if self.with_store:  # its namespace is the store bed's, named when it starts
-            self.store_host = Host(STORE, str(base + STORE_INDEX), "", "p-store")
+            self.store_host = Host(
+                name=STORE, address=str(base + STORE_INDEX), namespace="", port="p-store"
+            )
         self._make_switch()
         for host in self.hosts.values():
             self._make_host(host)

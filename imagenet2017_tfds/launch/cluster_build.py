@@ -67,9 +67,17 @@ class Engine:
 
 ENGINES = {
     "flink": Engine(
-        "jobmanager", ("--flink_cluster", "standalone"), "--flink_master", "the TaskManager"
+        head="jobmanager",
+        fetch=("--flink_cluster", "standalone"),
+        master_flag="--flink_master",
+        on_worker="the TaskManager",
     ),
-    "spark": Engine("master", (), "--spark_master", "the Spark worker, its executor"),
+    "spark": Engine(
+        head="master",
+        fetch=(),
+        master_flag="--spark_master",
+        on_worker="the Spark worker, its executor",
+    ),
 }
 
 

@@ -118,7 +118,7 @@ class FlinkWatch(Watch):
         now = {m["id"]: address_of(m) for m in self.get("/taskmanagers")["taskmanagers"]}
         self.known.update(now)
         for id_ in sorted(self.present - now.keys()):
-            lost = Lost(id_, self.known[id_], self.seconds())
+            lost = Lost(id=id_, address=self.known[id_], seconds=self.seconds())
             self.lost.append(lost)
             self.say(f"beam_build: {self._lost_line(lost)}; {self._done_so_far()}")
         for id_ in sorted(now.keys() - self.present):

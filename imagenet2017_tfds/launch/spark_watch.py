@@ -128,7 +128,7 @@ class SparkWatch(Watch):
             if state == "ALIVE":
                 continue
             self.alive.discard(id_)
-            lost = Lost(id_, self.known[id_], state, self.seconds())
+            lost = Lost(id=id_, host=self.known[id_], state=state, seconds=self.seconds())
             self.lost.append(lost)
             self.say(f"beam_build: {self._lost_line(lost)}")
         for id_, worker in sorted(now.items()):

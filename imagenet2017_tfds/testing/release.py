@@ -207,6 +207,20 @@ class _Contents:
         return data, size
 
 
+def _test_image(file_name: str, data: bytes, size: tuple[int, int]) -> Expected:
+    """What a test image's example holds: its bytes alone, no label, no object."""
+    return Expected(
+        file_name=file_name,
+        label=None,
+        annotated=False,
+        blacklisted=False,
+        objects=[],
+        data=data,
+        kind="jpeg_rgb",
+        size=size,
+    )
+
+
 def _clsloc(b: _Contents) -> None:
     exp = b.expected["clsloc"]
     truth = _ground_truth()
@@ -235,7 +249,14 @@ def _clsloc(b: _Contents) -> None:
         train_cls.append(image_id)
         file_name = f"{wnid}_{n}.JPEG"
         exp["train"][file_name] = Expected(
-            file_name, wnid, annotated, False, objects, data, kind, size
+            file_name=file_name,
+            label=wnid,
+            annotated=annotated,
+            blacklisted=False,
+            objects=objects,
+            data=data,
+            kind=kind,
+            size=size,
         )
 
     for n in (10040, 10427, 12308):
@@ -288,15 +309,20 @@ def _clsloc(b: _Contents) -> None:
         objects = [ExpectedObject(n, box) for n, *c in objs if (box := expected_box(*c, *xml_size))]
         b.val_solution[name] = [(wnid, *c) for _, *c in objs]  # Kaggle names the image's class
         exp["validation"][f"{name}.JPEG"] = Expected(
-            f"{name}.JPEG", wnid, True, number in blacklist, objects, data, kind, size
+            file_name=f"{name}.JPEG",
+            label=wnid,
+            annotated=True,
+            blacklisted=number in blacklist,
+            objects=objects,
+            data=data,
+            kind=kind,
+            size=size,
         )
 
     for number in range(1, 6):
         name = f"ILSVRC2012_test_{number:08d}"
         data, size = b.image("clsloc", f"Data/CLS-LOC/test/{name}.JPEG")
-        exp["test"][f"{name}.JPEG"] = Expected(
-            f"{name}.JPEG", None, False, False, [], data, "jpeg_rgb", size
-        )
+        exp["test"][f"{name}.JPEG"] = _test_image(f"{name}.JPEG", data, size)
 
     lists = b.members["clsloc"]
     lists["ImageSets/CLS-LOC/train_cls.txt"] = _lines(sorted(train_cls))
@@ -334,7 +360,14 @@ def _det(b: _Contents, train_txt: bool = True, test_list: str = "own") -> None:
                     objects.append(ExpectedObject(name, box, sub))
         train_ids.append(image_id)
         exp["train"][f"{image_id}.JPEG"] = Expected(
-            f"{image_id}.JPEG", None, objs is not None, False, objects, data, "jpeg_rgb", size
+            file_name=f"{image_id}.JPEG",
+            label=None,
+            annotated=objs is not None,
+            blacklisted=False,
+            objects=objects,
+            data=data,
+            kind="jpeg_rgb",
+            size=size,
         )
 
     train("ILSVRC2013_train/n02691156/n02691156_1", [("n02691156", None, 2, 3, 20, 18)])
@@ -387,12 +420,19 @@ def _det(b: _Contents, train_txt: bool = True, test_list: str = "own") -> None:
         text, xml_size, raw = read_sample(f"det_val__{name}.xml")
         b.members["det"][f"Annotations/DET/val/{name}.xml"] = text
         objects = [
-            ExpectedObject(n, box, sub, (index, n) in blacklist)
+            ExpectedObject(n, box, sub, blacklisted=(index, n) in blacklist)
             for n, sub, *c in raw
             if (box := expected_box(*c, *xml_size))
         ]
         exp["validation"][f"{name}.JPEG"] = Expected(
-            f"{name}.JPEG", None, True, False, objects, data, "jpeg_rgb", size
+            file_name=f"{name}.JPEG",
+            label=None,
+            annotated=True,
+            blacklisted=False,
+            objects=objects,
+            data=data,
+            kind="jpeg_rgb",
+            size=size,
         )
     lists["ImageSets/DET/val.txt"] = "".join(
         f"{n} {i}\n" for n, i in sorted(indices.items())
@@ -407,9 +447,7 @@ def _det(b: _Contents, train_txt: bool = True, test_list: str = "own") -> None:
         every += names
         for name in names:
             data, size = b.image(part, f"Data/DET/test/{name}.JPEG")
-            exp[split][f"{name}.JPEG"] = Expected(
-                f"{name}.JPEG", None, False, False, [], data, "jpeg_rgb", size
-            )
+            exp[split][f"{name}.JPEG"] = _test_image(f"{name}.JPEG", data, size)
         b.members[part]["ImageSets/DET/test.txt"] = _lines(
             every if test_list == "all" and part == "det_test" else names
         )
@@ -475,7 +513,13 @@ def write_release(
     _clsloc(b)
     _det(b, det_train_txt, det_test_list)
     _devkit(b)
-    release = Release(root, None, form, b.expected, {p: b.members[p] for p in parts})
+    release = Release(
+        manual_dir=root,
+        checksums=None,
+        form=form,
+        expected=b.expected,
+        members={p: b.members[p] for p in parts},
+    )
     names = {**ARCHIVES, "clsloc": KAGGLE} if kaggle else ARCHIVES
     if kaggle:
         write_kaggle_files(root, b.val_solution)

@@ -66,4 +66,4 @@ def run(manual_dir, task: Task, allow_unverified=False, decode_train=False) -> R
             recorder.problem("image", entry.path, e)
 
     prepare.run(manual_dir, task, None, allow_unverified, recorder, on_image)
-    return Report(task, recorder, count)
+    return Report(task=task, recorder=recorder, images=count)

@@ -53,13 +53,13 @@ def shards(folder: fileio.Path) -> dict[str, list[Shard]]:
         lengths = [int(n) for n in split.get("shardLengths", ())]
         out[split["name"]] = [
             Shard(
-                split["name"],
-                str(
+                split=split["name"],
+                path=str(
                     folder / f"imagenet2017-{split['name']}.{file_format}-"
                     f"{i:05d}-of-{len(lengths):05d}"
                 ),
-                file_format,
-                n,
+                file_format=file_format,
+                examples=n,
             )
             for i, n in enumerate(lengths)
         ]

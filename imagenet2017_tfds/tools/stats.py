@@ -50,13 +50,13 @@ def collect(data_dir: str, config: str) -> list[SplitStats]:
 
     return [
         SplitStats(
-            split,
-            n.examples,
-            n.boxes,
-            n.without_boxes,
-            n.annotated,
-            n.blacklisted,
-            Counter({i: c for i, c in enumerate(n.per_class) if c}),
+            split=split,
+            examples=n.examples,
+            boxes=n.boxes,
+            without_boxes=n.without_boxes,
+            annotated=n.annotated,
+            blacklisted=n.blacklisted,
+            classes=Counter({i: c for i, c in enumerate(n.per_class) if c}),
         )
         for split, n in shards.read(data_dir, config).items()
     ]

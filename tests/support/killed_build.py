@@ -6,8 +6,9 @@ with `archive-read:fail`, which must finish without reading the archive again.
     IMAGENET2017_FAULTS=checkpoint-kept:kill python -m tests.support.killed_build \\
         MANUAL DATA [WORKERS] [small_buckets]
 
-WORKERS (default 2): 1 writes the shards in the build's process. `small_buckets`: 2**5
-buckets a split of the miniature release, so that a shard frees some on its way.
+WORKERS (default 2): 1 writes the shards in the build's process. `small_buckets`: 2**7
+buckets a split of the miniature release (its `bucket-bytes` point armed), so that a shard
+frees some on its way.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ import sys
 
 
 def main(manual: str, data: str, workers: str = "2", *options: str) -> None:
+    import contextlib
+
     import tensorflow_datasets as tfds
 
     import imagenet2017_tfds
-    from imagenet2017_tfds.engine import buckets
+    from imagenet2017_tfds.engine import faults
 
-    if "small_buckets" in options:
-        buckets.BUCKET_BYTES = 2_000
     config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=int(workers))
     builder = tfds.builder("imagenet2017", config=config, data_dir=data)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    small = "small_buckets" in options
+    with faults.armed("bucket-bytes", lambda: 2_000) if small else contextlib.nullcontext():
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual)
+        )
     print("built", builder.info.splits["train"].num_examples)
 
 
