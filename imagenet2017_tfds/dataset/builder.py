@@ -17,7 +17,7 @@ import sys
 import tensorflow_datasets as tfds
 from etils import epath
 
-from imagenet2017_tfds import card, compat
+from imagenet2017_tfds import card, compat, report
 from imagenet2017_tfds.dataset import data_dirs, metadata
 from imagenet2017_tfds.engine import local, verify
 from imagenet2017_tfds.errors import ConsistencyError
@@ -33,6 +33,7 @@ OPTIONS = (
     "workers",
     "skip_space_check",
     "scratch_dir",
+    "report",
 )
 
 
@@ -47,6 +48,7 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
     skip_space_check: bool = False  # build even where the disk seems too small for it
     scratch_dir: str | None = None  # local folder for the work when the data is in a store
+    report: bool = True  # write report.html and report.json beside dataset_info.json
 
 
 # Memory a worker process needs (TFDS's features, one image at a time) and the build's own
@@ -153,7 +155,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 run = self._beam_build
             else:
                 run = self._local_build
-            prepared, written = run(manual_dir, cache_dir, download_config, recorder)
+            prepared, written, numbers = run(manual_dir, cache_dir, download_config, recorder)
             self.info.set_splits(
                 tfds.core.SplitDict(
                     [
@@ -178,6 +180,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 self.info.file_format.value,
                 self.info.file_format.file_suffix,
             )
+            report.of_build(os.fspath(self.data_dir), config.name, numbers, self.info)
 
     def _decoded_splits(self, splits) -> frozenset[str]:
         """Splits whose images are all decoded once: validation and test always (about
@@ -200,6 +203,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             scratch_dir=scratch.folder(
                 cache_dir, os.fspath(self._data_dir_root), config.scratch_dir
             ),
+            numbers=config.report,
         )
         plural = "es" if fit.count != 1 else ""
         print(
@@ -208,11 +212,15 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             flush=True,
         )
         built = local.build(manual_dir, config.task, cache_dir, recorder, options)
-        return built.prepared, local.link_into(
-            built,
-            lambda split, n: self._get_filename_template(split_name=split).sharded_filepaths(
-                num_shards=n
+        return (
+            built.prepared,
+            local.link_into(
+                built,
+                lambda split, n: self._get_filename_template(split_name=split).sharded_filepaths(
+                    num_shards=n
+                ),
             ),
+            built.numbers,
         )
 
     def _beam_build(self, manual_dir, cache_dir, download_config, recorder: Recorder):
@@ -232,6 +240,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 lambda split: self._get_filename_template(split_name=split),
                 self.info.file_format.value,
                 download_config,
+                numbers=config.report,
             )
 
     # TFDS's generation hooks: never called, the engine writes the shards itself.

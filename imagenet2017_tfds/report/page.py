@@ -162,7 +162,8 @@ def html_page(report: dict, splits: dict[str, SplitNumbers], names: list[str]) -
         "build report</h1>",
         f'<p class="muted">{len(splits)} splits, {sum(s.examples for s in splits.values()):,} '
         f"examples, {report['file_format']} shards. Every number here is in the JSON file "
-        "written beside this page.</p>",
+        f"written beside this page; they were computed {html.escape(report.get('made', ''))}."
+        "</p>",
         _provenance(report["provenance"]),
         _splits(report),
         _classes(report, short),
@@ -436,15 +437,35 @@ def _figure(sample, short: list[str]) -> str:
     caption = html.escape(sample.file_name)
     if sample.label >= 0:
         caption += f"<br><b>{html.escape(short[sample.label])}</b>"
+    try:
+        src = _thumbnail(sample.image)
+    except (OSError, SyntaxError, ValueError):  # Pillow's ways of refusing an image
+        # A train image is stored undecoded unless decode_train: the page says so instead
+        # of failing the build (or the command) that writes it.
+        src = _thumbnail(_grey(sample.width, sample.height))
+        caption += '<br><span class="bad">Pillow cannot decode this image</span>'
     return (
         f'<figure><div class="picture"><img alt="{html.escape(sample.file_name)}" '
-        f'src="{_thumbnail(sample.image)}">'
+        f'src="{src}">'
         '<svg viewBox="0 0 1 1" preserveAspectRatio="none">'
         + "".join(rects)
         + "</svg>"
         + "".join(tags)
         + f"</div><figcaption>{caption}</figcaption></figure>"
     )
+
+
+def _grey(width: int, height: int) -> bytes:
+    """A grey JPEG of the image's proportions (1:1 when its header gave no size)."""
+    from PIL import Image
+
+    side = max(width, height, 1)
+    size = (
+        (max(1, THUMB * width // side), max(1, THUMB * height // side)) if width else (THUMB,) * 2
+    )
+    out = io.BytesIO()
+    Image.new("RGB", size, "#999").save(out, "JPEG")
+    return out.getvalue()
 
 
 def _thumbnail(data: bytes) -> str:
