@@ -70,9 +70,23 @@ def test_the_pools_report_is_the_commands(cli_builds, tmp_path, config):
     assert "report" not in json.dumps(info["splits"])
 
 
-def _the_pools_numbers(data, cli_builds, config: str, out: Path) -> None:
+def _the_pools_numbers(data, cli_builds, config: str, out: Path, passes: bool = True) -> None:
+    """The build's report is the command's, its numbers the pool build's, byte for byte; its
+    metadata.json too but for when and how long, the worker count asked for and (`passes`
+    false: a Beam build, which verifies an archive in a read of its own) the passes."""
     built = assert_the_commands_report(data, config, out)
     assert _numbers(built) == _numbers(_built(cli_builds, config)[0])
+    assert _metadata(data, config, passes) == _metadata(cli_builds, config, passes)
+
+
+def _metadata(data, config: str, passes: bool) -> dict:
+    meta = json.loads((_folder(data, config) / "metadata.json").read_text())
+    assert isinstance(meta.pop("built_at"), str) and meta.pop("duration_seconds") > 0
+    assert meta["options"].pop("workers") in (0, 1, 2)
+    if not passes:
+        for value in meta["inputs"].values():
+            value.pop("passes", None)
+    return meta
 
 
 def test_the_in_process_builds_report_is_the_pools(cli_builds, tarball_release, tmp_path):
@@ -123,7 +137,7 @@ def test_the_direct_runners_report_is_the_pools(cli_builds, tarball_release, tmp
         tarball_release.checksums,
         f"--beam_pipeline_options={DIRECT}",
     )
-    _the_pools_numbers(tmp_path / "data", cli_builds, config, tmp_path)
+    _the_pools_numbers(tmp_path / "data", cli_builds, config, tmp_path, passes=False)
     ranges = tmp_path / "data" / "downloads" / "imagenet2017" / "ranges"
     assert not list(ranges.glob("*.numbers")), "a range's numbers were left behind"
 

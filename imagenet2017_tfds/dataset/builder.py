@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 
 import tensorflow_datasets as tfds
 from etils import epath
 
-from imagenet2017_tfds import card, compat, report
+from imagenet2017_tfds import card, compat
 from imagenet2017_tfds.dataset import data_dirs, metadata
 from imagenet2017_tfds.engine import local, verify
 from imagenet2017_tfds.errors import ConsistencyError
@@ -133,7 +134,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             )
 
     def _download_and_prepare(self, dl_manager, download_config, **kwargs):
-        config = self.builder_config
+        started, config = time.time(), self.builder_config
         if download_config.max_examples_per_split is not None:
             # Every split is checked against the release's lists, and a first build may
             # verify the archive only as it reads it to the end: a cut build proves nothing.
@@ -180,7 +181,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 self.info.file_format.value,
                 self.info.file_format.file_suffix,
             )
-            report.of_build(os.fspath(self.data_dir), config.name, numbers, self.info)
+            metadata.ended(self, OPTIONS, started, numbers)
 
     def _decoded_splits(self, splits) -> frozenset[str]:
         """Splits whose images are all decoded once: validation and test always (about

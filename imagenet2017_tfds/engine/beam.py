@@ -57,7 +57,8 @@ class Output:
 
 
 def problems_file(job: jobs.Job) -> str:
-    """What a Beam job recorded (a member skipped), read back after the pipeline."""
+    """What a Beam job recorded (a member skipped, an image re-encoded), read back after the
+    pipeline."""
     return job.items_file + ".problems"
 
 
@@ -122,7 +123,7 @@ def process(job: jobs.Job):
         if feeding is not None:
             feeding[0].add(ex.fields, feeding[1])
         yield ready.hkeys[ex.index], ex.data
-    if recorder.problems:  # read back by the launcher after the pipeline
+    if recorder.problems or recorder.notices:  # read back by the launcher after the pipeline
         fileio.write_json(fileio.path(problems_file(job)), recorder.to_json())
     if feeding is not None:  # its sample's images with it: a range's place in a shard is
         # not known here

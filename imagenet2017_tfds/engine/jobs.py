@@ -180,6 +180,8 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
         except ImageError as e:
             recorder.problem("image", item.path, e)
             continue
+        if ex["image"] is not data:  # re-encoded (images.storable_jpeg): metadata.json lists it
+            recorder.notice("reencoded", item.path, images.stored_from(data))
         if faults.point("example-serialized", item.key):
             continue
         yield Example(item.key, item.path, serialize(job.task, ex), k, ex if job.numbers else None)

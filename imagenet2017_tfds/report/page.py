@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 
 from imagenet2017_tfds.ilsvrc import tasks
 from imagenet2017_tfds.report import published, svg
@@ -44,7 +45,7 @@ def numbers_json(
         "file_format": info.get("fileFormat", "tfrecord"),
         "provenance": provenance(metadata, package_version),
         "splits": {},
-        "reencoded_images": NOT_RECORDED,
+        "reencoded_images": metadata.get("reencoded_members", NOT_RECORDED),
         "problems": {
             "skipped_members": metadata.get("skipped_members", []),
             "unlisted_members": metadata.get("unlisted_members", []),
@@ -208,17 +209,33 @@ def _provenance(p: dict) -> str:
             _e(v["release"]),
             _e(v["verified"]),
             _e(v["passes"]),
-            _e(v["size"]),
-            _e(v["digest"]),
+            _e(v["size"]) if isinstance(v["size"], str) else f"{v['size']:,} bytes",
+            _e(v["digest"])
+            if isinstance(v["digest"], str)
+            else "<br>".join(
+                f"{html.escape(k)} <code>{html.escape(d)}</code>" for k, d in v["digest"].items()
+            ),
         ]
         for part, v in p["inputs"].items()
     ]
     facts = [
-        ["options", _e(p["options"])],
+        [
+            "options",
+            _e(p["options"])
+            if isinstance(p["options"], str)
+            else ", ".join(
+                f"{html.escape(k)}: {html.escape(json.dumps(o))}" for k, o in p["options"].items()
+            ),
+        ],
         ["built by package version", _e(p["built_by_package_version"])],
         ["report by package version", _e(p["report_package_version"])],
         ["built at", _e(p["built_at"])],
-        ["build duration", _e(p["duration_seconds"])],
+        [
+            "build duration",
+            _e(p["duration_seconds"])
+            if isinstance(p["duration_seconds"], str)
+            else f"{p['duration_seconds']:,} s",
+        ],
     ]
     return (
         '<section id="provenance"><h2>Provenance</h2>'
@@ -400,10 +417,12 @@ def _images(report: dict) -> str:
             )
         )
     parts.append("</div>")
-    parts.append(
-        "<p>Re-encoded images (CMYK JPEGs and PNGs stored as RGB JPEGs): "
-        f'<span class="muted">{NOT_RECORDED} by this build</span>.</p>'
-    )
+    what = "Re-encoded images (stored as RGB JPEGs)"
+    reencoded = report["reencoded_images"]
+    if reencoded == NOT_RECORDED:
+        parts.append(f'<p>{what}: <span class="muted">{NOT_RECORDED} by this build</span>.</p>')
+    else:
+        parts.append(_listed(what, ["member", "what it was"], reencoded))
     return "\n".join(parts) + "</section>"
 
 
@@ -492,12 +511,15 @@ def _problems(report: dict) -> str:
             [[m, "named by no ImageSets list"] for m in unlisted],
         ),
     ):
-        if not rows:
-            parts.append(f'<p class="ok">{what}: none.</p>')
-            continue
-        table = _table(["member", "reason"], [[html.escape(c) for c in row] for row in rows])
-        if len(rows) > LISTED:
-            parts.append(f"<details><summary>{what}: {len(rows):,}</summary>{table}</details>")
-        else:
-            parts.append(f"<h3>{what}: {len(rows):,}</h3>{table}")
+        parts.append(_listed(what, ["member", "reason"], rows))
     return "\n".join(parts) + "</section>"
+
+
+def _listed(what: str, header: list[str], rows: list[list[str]]) -> str:
+    """Rows of members under a heading with their count, collapsed when long."""
+    if not rows:
+        return f'<p class="ok">{what}: none.</p>'
+    table = _table(header, [[html.escape(c) for c in row] for row in rows])
+    if len(rows) > LISTED:
+        return f"<details><summary>{what}: {len(rows):,}</summary>{table}</details>"
+    return f"<h3>{what}: {len(rows):,}</h3>{table}"
