@@ -184,7 +184,13 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
             recorder.notice("reencoded", item.path, images.stored_from(data))
         if faults.point("example-serialized", item.key):
             continue
-        yield Example(item.key, item.path, serialize(job.task, ex), k, ex if job.numbers else None)
+        yield Example(
+            key=item.key,
+            path=item.path,
+            data=serialize(job.task, ex),
+            index=k,
+            fields=ex if job.numbers else None,
+        )
 
 
 def numbers_for(job: Job) -> tuple[SplitNumbers, tuple[int, ...] | None] | None:
@@ -271,11 +277,11 @@ def write_shard(job: Job) -> Written:
         checkpoints.close()
     os.replace(partial, job.output)
     return Written(
-        job.output,
-        tally.num_examples,
-        tally.num_bytes,
-        recorder.to_json(),
-        feeding[0] if feeding is not None else None,
+        output=job.output,
+        num_examples=tally.num_examples,
+        num_bytes=tally.num_bytes,
+        recorded=recorder.to_json(),
+        numbers=feeding[0] if feeding is not None else None,
     )
 
 

@@ -448,12 +448,12 @@ def _write_shards(
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
             shard = Shard(
-                job.split,
-                p.reads.shard,
-                written.num_examples,
-                written.num_bytes,
-                written.recorded,
-                written.numbers.to_state(images=False) if written.numbers else None,
+                split=job.split,
+                shard=p.reads.shard,
+                num_examples=written.num_examples,
+                num_bytes=written.num_bytes,
+                recorded=written.recorded,
+                numbers=written.numbers.to_state(images=False) if written.numbers else None,
             )
             done[(job.split, shard.shard)] = shard
             if written.numbers is not None:  # with its sample's images, read back otherwise

@@ -200,12 +200,12 @@ class WorkFolder:
             )
             return None
         return Shard(
-            split,
-            shard,
-            value["num_examples"],
-            value["num_bytes"],
-            value["recorded"],
-            value.get("numbers"),
+            split=split,
+            shard=shard,
+            num_examples=value["num_examples"],
+            num_bytes=value["num_bytes"],
+            recorded=value["recorded"],
+            numbers=value.get("numbers"),
         )
 
     def keep_shard(self, shard: Shard, suffix: str) -> bool:

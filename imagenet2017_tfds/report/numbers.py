@@ -140,15 +140,15 @@ class SplitNumbers:
         key = hashlib.sha256(name.encode()).hexdigest()
         if len(self.sample) < SAMPLE or key < self.sample[-1].key:
             shown = Sampled(
-                key,
-                name,
-                label,
-                bboxes,
-                box_labels,
-                width,
-                height,
-                bytes(example["image"]),
-                where,
+                key=key,
+                file_name=name,
+                label=label,
+                boxes=bboxes,
+                box_labels=box_labels,
+                width=width,
+                height=height,
+                image=bytes(example["image"]),
+                where=where,
             )
             self.sample = sorted([*self.sample, shown], key=lambda s: s.key)[:SAMPLE]
 
@@ -222,15 +222,15 @@ class SplitNumbers:
         disagrees = [tuple(d) for d in state.pop("devkit_disagrees")]
         sample = [
             Sampled(
-                key,
-                name,
-                label,
-                [tuple(b) for b in boxes],
-                box_labels,
-                width,
-                height,
-                base64.b64decode(image),
-                tuple(where) if where else None,
+                key=key,
+                file_name=name,
+                label=label,
+                boxes=[tuple(b) for b in boxes],
+                box_labels=box_labels,
+                width=width,
+                height=height,
+                image=base64.b64decode(image),
+                where=tuple(where) if where else None,
             )
             for key, name, label, boxes, box_labels, width, height, image, where in state.pop(
                 "sample"
