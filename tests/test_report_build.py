@@ -170,3 +170,35 @@ def test_numbers_go_through_a_file_and_back(cli_builds):
         assert whole.devkit_disagrees == numbers.devkit_disagrees
         bare = SplitNumbers.from_state(numbers.to_state(images=False))
         assert bare.to_json() == numbers.to_json() and not any(s.image for s in bare.sample)
+
+
+def test_a_sampled_image_pillow_cannot_decode_is_shown_as_such():
+    """A train image is stored undecoded unless decode_train asks: if it is in the sample,
+    the page says Pillow cannot decode it, in a grey box of its proportions, and the build
+    that writes the page goes on."""
+    import io
+
+    from PIL import Image
+
+    from imagenet2017_tfds.ilsvrc import tasks
+    from imagenet2017_tfds.report import page
+    from imagenet2017_tfds.report.numbers import SplitNumbers
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 32), "gray").save(jpeg, "JPEG")
+    header = jpeg.getvalue()[:-200]  # its frame header whole, its scan cut short
+    numbers = SplitNumbers("train", 1000)
+    example = {
+        "image": header + b"\x00" * 50 + b"\xff\xd9",
+        "label": 3,
+        "file_name": "n01443537_1.JPEG",
+        "annotated": False,
+        "blacklisted": False,
+        "objects": {"bbox": [], "label": []},
+    }
+    numbers.add(example)
+    names = tasks.class_names("clsloc")
+    splits = {"train": numbers}
+    text = page.html_page(page.numbers_json("clsloc", splits, {}, {}, names, "0"), splits, names)
+    assert numbers.sample[0].width == 64
+    assert "n01443537_1.JPEG" in text and "Pillow cannot decode this image" in text
