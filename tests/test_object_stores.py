@@ -127,6 +127,10 @@ def test_every_folder_on_gs_gives_the_local_build(
     else:
         assert readback.records(got, config) == readback.records(cli_builds, config)
     assert loaded(bed, f"{run}/data", config, ETILS[etils]) == local_loaded(cli_builds, config)
+    # The build's report is in the store beside dataset_info.json, with the local build's numbers.
+    report = json.loads((Path(version_dir(got, config)) / "report.json").read_text())
+    local = json.loads((Path(version_dir(cli_builds, config)) / "report.json").read_text())
+    assert report["splits"] == local["splits"]
     # Nothing was written to a folder named after the URL, here or anywhere below.
     assert not list(ROOT.glob("gs:*")) and not list(Path.cwd().glob("gs:*"))
 

@@ -4,6 +4,7 @@ however the examples are split between workers, and the report of a dataset in g
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import imagenet2017_tfds
 from imagenet2017_tfds import testing
 from tests.conftest import CLI, ROOT, build_env, cli
+from tests.support import readback
 from tests.support.browser import Browser, file_url
 
 CONFIGS = ("clsloc", "det")
@@ -104,12 +107,43 @@ def test_the_numbers_are_the_answer_keys(reports, tarball_release, config):
         assert devkit["classes_differing"] == len(wnids)
         assert sum(got) == len(expected["validation"])
     assert numbers["problems"] == {"skipped_members": [], "unlisted_members": []}
-    assert numbers["provenance"]["built_at"] == "not recorded"
-    inputs = numbers["provenance"]["inputs"]
-    assert sorted(inputs) == sorted(
-        ["clsloc", "devkit"] if config == "clsloc" else ["det", "det_test", "devkit"]
-    )
+    provenance = numbers["provenance"]
+    built_at = datetime.datetime.fromisoformat(provenance["built_at"])
+    assert built_at.utcoffset() == datetime.timedelta(0)
+    assert 0 < provenance["duration_seconds"] < 900
+    assert provenance["built_by_package_version"] == imagenet2017_tfds.__version__
+    assert provenance["options"] == {
+        "skip_bad_members": False,
+        "allow_unverified": False,
+        "decode_train": False,
+        "workers": 0,
+        "skip_space_check": False,
+        "scratch_dir": None,
+        "report": True,
+    }
+    inputs = provenance["inputs"]
+    parts = ["clsloc", "devkit"] if config == "clsloc" else ["det", "det_test", "devkit"]
+    assert sorted(inputs) == sorted(parts)
     assert inputs[config]["verified"] == "md5, sha256" and inputs[config]["passes"] == 1
+    for part in parts:
+        archive = (tarball_release.manual_dir / testing.ARCHIVES[part]).read_bytes()
+        assert inputs[part]["size"] == len(archive)
+        if part != "devkit":  # the devkit is checked by its content, against the package's
+            assert inputs[part]["digest"] == {
+                "md5": hashlib.md5(archive).hexdigest(),
+                "sha256": hashlib.sha256(archive).hexdigest(),
+            }
+    # The members stored re-encoded: the answer key's CMYK JPEGs and PNGs.
+    was = {"jpeg_cmyk": "a JPEG of 4 components (CMYK or YCCK)", "png": "a PNG"}
+    members = [m for p in parts for m in tarball_release.members[p]]
+    assert numbers["reencoded_images"] == sorted(
+        [member, was[e.kind]]
+        for images in expected.values()
+        for e in images.values()
+        if e.kind in was
+        for member in members
+        if member.endswith("/" + e.file_name)
+    )
 
 
 def test_stats_and_report_agree(reports, cli_builds):
@@ -273,7 +307,19 @@ def test_an_array_record_build_gives_the_same_numbers(reports, array_record_buil
         cli("report", array_record_builds, "--config", config, "-o", tmp_path / "r.html")
         numbers = json.loads((tmp_path / "r.json").read_text())
         local = dict(reports[config][1], file_format="array_record")
-        assert numbers == local
+        assert _timeless(numbers) == _timeless(local)
+        # The build's own report: the same, its numbers computed as it wrote the shards.
+        folder = array_record_builds / "imagenet2017" / config / readback.VERSION
+        built = json.loads((folder / "report.json").read_text())
+        assert built.pop("made") != numbers.pop("made")
+        assert built == numbers
+
+
+def _timeless(numbers: dict) -> dict:
+    """A report's numbers without when its build ended and how long it took (two builds)."""
+    provenance = dict(numbers["provenance"])
+    assert provenance.pop("built_at") and provenance.pop("duration_seconds")
+    return dict(numbers, provenance=provenance)
 
 
 def test_nothing_built_is_named(tmp_path):

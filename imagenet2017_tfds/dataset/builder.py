@@ -10,6 +10,7 @@ data_dirs.py's; the configs and their options are config.py's.
 from __future__ import annotations
 
 import os
+import time
 
 import tensorflow_datasets as tfds
 from etils import epath
@@ -96,7 +97,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             )
 
     def _download_and_prepare(self, dl_manager, download_config, **kwargs):
-        config = self.builder_config
+        started, config = time.time(), self.builder_config
         config.refuse_cut_build(download_config)
         recorder = Recorder.for_build(config.skip_bad_members)
         cache_dir = data_dirs.cache_dir(dl_manager, download_config)
@@ -110,7 +111,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
             template=lambda split: self._get_filename_template(split_name=split),
         )
         with collector.build():
-            prepared, written = executors.run(
+            prepared, written, numbers = executors.run(
                 config, manual_dir, cache_dir, download_config, target, recorder
             )
             self.info.set_splits(
@@ -137,6 +138,7 @@ class Imagenet2017(tfds.core.GeneratorBasedBuilder):
                 target.file_format,
                 self.info.file_format.file_suffix,
             )
+            metadata.ended(self, config_lib.OPTIONS, started, numbers)
 
     # TFDS's generation hooks: never called, the engine writes the shards itself.
     def _split_generators(self, dl_manager):

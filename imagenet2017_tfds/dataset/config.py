@@ -20,6 +20,7 @@ OPTIONS = (
     "workers",
     "skip_space_check",
     "scratch_dir",
+    "report",
 )
 
 
@@ -34,6 +35,7 @@ class Imagenet2017Config(tfds.core.BuilderConfig):
     workers: int = 0  # worker processes: 0 as many as the CPUs and memory allow, 1 none
     skip_space_check: bool = False  # build even where the disk seems too small for it
     scratch_dir: str | None = None  # local folder for the work when the data is in a store
+    report: bool = True  # write report.html and report.json beside dataset_info.json
 
     def decoded_splits(self, splits) -> frozenset[str]:
         """Splits whose images are all decoded once: validation and test always (about

@@ -1,7 +1,8 @@
 """The two executors a build runs on, given what TFDS decided: the local engine on as many
 worker processes as this machine fits, or the Beam pipeline on the download config's runner.
-Both return what was prepared and, per split, (examples, bytes) of each shard they wrote
-under TFDS's file names."""
+Both return what was prepared, per split (examples, bytes) of each shard they wrote under
+TFDS's file names, and per split the report's numbers computed as they wrote (None when the
+config's `report` is off)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def local_build(config, manual_dir, cache_dir, download_config, target: Target, 
         data_dir=target.data_dir,
         skip_space_check=config.skip_space_check,
         scratch_dir=scratch.folder(cache_dir, target.data_dir_root, config.scratch_dir),
+        numbers=config.report,
     )
     plural = "es" if fit.count != 1 else ""
     message = f"imagenet2017: {fit.count} worker process{plural} ({fit.reason})"
@@ -67,7 +69,7 @@ def local_build(config, manual_dir, cache_dir, download_config, target: Target, 
     def shard_paths(split: str, count: int) -> list:
         return target.template(split).sharded_filepaths(num_shards=count)
 
-    return built.prepared, local.link_into(built, shard_paths)
+    return built.prepared, local.link_into(built, shard_paths), built.numbers
 
 
 def beam_build(config, manual_dir, cache_dir, download_config, target: Target, recorder: Recorder):
@@ -86,4 +88,5 @@ def beam_build(config, manual_dir, cache_dir, download_config, target: Target, r
             template=target.template,
             file_format=target.file_format,
             download_config=download_config,
+            numbers=config.report,
         )

@@ -32,6 +32,7 @@ from imagenet2017_tfds.errors import ConsistencyError
 from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.internal import collector, fileio
 from imagenet2017_tfds.internal.problems import Recorder
+from imagenet2017_tfds.report.numbers import SplitNumbers
 from imagenet2017_tfds.sources import Tarball
 
 
@@ -56,8 +57,16 @@ class Output:
 
 
 def problems_file(job: jobs.Job) -> str:
-    """What a Beam job recorded (a member skipped), read back after the pipeline."""
+    """What a Beam job recorded (a member skipped, an image re-encoded), read back after the
+    pipeline."""
     return job.items_file + ".problems"
+
+
+def numbers_file(job: jobs.Job) -> str:
+    """The report's numbers of a Beam job's examples (`numbers`), read back after the
+    pipeline. Written when the range is done, whole, under one name: a retried range writes
+    the same numbers again, so each range counts once."""
+    return job.items_file + ".numbers"
 
 
 def range_jobs(
@@ -67,6 +76,7 @@ def range_jobs(
     decode_splits: set[str],
     the_plan: plan.Plan,
     min_ranges: int = 2,
+    numbers: bool = False,
 ) -> dict:
     """split -> [jobs.Job], one a range of the plan's items, each with its range file (the
     items and their hashed keys) in `work_dir` (storage every worker reads)."""
@@ -95,8 +105,10 @@ def range_jobs(
                     mode=prepared.recorder.mode,
                     decode=split in decode_splits,
                     items_file=str(path),
+                    numbers=numbers,
                 )
                 fileio.path(problems_file(job)).unlink(missing_ok=True)
+                fileio.path(numbers_file(job)).unlink(missing_ok=True)
                 out[split].append(job)
     return out
 
@@ -106,10 +118,16 @@ def process(job: jobs.Job):
     job function (the local pool runs the same)."""
     ready = jobs.loaded(job)
     recorder = Recorder(job.mode)
+    feeding = jobs.numbers_for(ready)
     for ex in jobs.run(ready, recorder):
+        if feeding is not None:
+            feeding[0].add(ex.fields, feeding[1])
         yield ready.hkeys[ex.index], ex.data
-    if recorder.problems:  # read back by the launcher after the pipeline
+    if recorder.problems or recorder.notices:  # read back by the launcher after the pipeline
         fileio.write_json(fileio.path(problems_file(job)), recorder.to_json())
+    if feeding is not None:  # its sample's images with it: a range's place in a shard is
+        # not known here
+        fileio.write_json(fileio.path(numbers_file(job)), feeding[0].to_state(images=True))
 
 
 def recorded(tasks: dict) -> Recorder:
@@ -120,6 +138,25 @@ def recorded(tasks: dict) -> Recorder:
             found = fileio.read_json(fileio.path(problems_file(job)))
             if found:
                 out.merge(Recorder.from_json(found))
+    return out
+
+
+def merged_numbers(tasks: dict, task: Task) -> dict[str, SplitNumbers]:
+    """Each split's report numbers, from the files its ranges left."""
+    num_classes = len(task.classes().wnids)
+    out = {}
+    for split, split_jobs in tasks.items():
+        out[split] = SplitNumbers(split, num_classes)
+        for job in split_jobs:
+            found = fileio.read_json(fileio.path(numbers_file(job)))
+            if found is None:
+                raise ConsistencyError(
+                    f"{numbers_file(job)}: missing or unreadable after the pipeline ended, "
+                    f"though its range of {split} was written. Build again; report this if "
+                    "it recurs."
+                )
+            out[split].merge(SplitNumbers.from_state(found))
+            fileio.path(numbers_file(job)).unlink(missing_ok=True)
     return out
 
 
@@ -255,12 +292,14 @@ def build(
     template: Callable,
     file_format: str,
     download_config,
-) -> tuple[Prepared, dict]:
+    numbers: bool = False,
+) -> tuple[Prepared, dict, dict[str, SplitNumbers] | None]:
     """A Beam build: the inputs prepared (located, verified, planned), then the pipeline of
     the plan, on the download config's runner and options: each split's ranges read, their
     examples written into the split's shards under TFDS's names (`template(split)`: TFDS's
     ShardedFileTemplate). Returns what was prepared and split -> [(examples, bytes)] of each
-    shard written; what the workers recorded goes to `recorder`."""
+    shard written, and with `numbers` each split's report numbers (report/numbers.py,
+    computed as the ranges run); what the workers recorded goes to `recorder`."""
     prepared = prepare.run(manual_dir, task, cache_dir, allow_unverified, recorder)
     collector.freeze_settled()
     the_plan = plan.make(prepared, task, download_config.get_shard_config())
@@ -275,7 +314,7 @@ def build(
             str(work / f"{task.name}-{split}-shards.json"),
         )
         fileio.path(outputs[split].results).unlink(missing_ok=True)
-    tasks = range_jobs(prepared, task, work, decoded(prepared.splits), the_plan)
+    tasks = range_jobs(prepared, task, work, decoded(prepared.splits), the_plan, numbers=numbers)
     options = download_config.beam_options or PipelineOptions()
     # Beam's type checks cannot follow a DoFn that yields windowed values (as TFDS says too).
     options.view_as(TypeOptions).pipeline_type_check = False
@@ -291,4 +330,4 @@ def build(
             write_split(examples, output)
     written = {split: read_results(o) for split, o in outputs.items()}
     recorder.merge(recorded(tasks))
-    return prepared, written
+    return prepared, written, merged_numbers(tasks, task) if numbers else None

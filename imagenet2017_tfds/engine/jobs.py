@@ -33,6 +33,8 @@ from imagenet2017_tfds.ilsvrc.example_dicts import Item
 from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.internal import codec, fileio
 from imagenet2017_tfds.internal.problems import Recorder
+from imagenet2017_tfds.report import shards as report_shards
+from imagenet2017_tfds.report.numbers import SplitNumbers
 from imagenet2017_tfds.sources import Entry
 
 
@@ -64,6 +66,7 @@ class Job:
     # Where its items and their hashed keys are, read where it runs (`loaded`): a Beam job
     # (its range file), so that no pipeline holds a split's annotations.
     items_file: str | None = None
+    numbers: bool = False  # feed the report's numbers (report/numbers.py) as it runs
 
     @property
     def start(self) -> int:
@@ -92,6 +95,7 @@ class Example:
     path: str  # the member, in messages
     data: bytes  # the serialized tf.train.Example
     index: int  # its item's place in the job
+    fields: dict | None = None  # its feature dict (a job that feeds the report's numbers)
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Written:
     num_examples: int
     num_bytes: int
     recorded: dict  # Recorder.to_json() of the job
+    numbers: SplitNumbers | None = None  # the report's numbers of its examples (`numbers`)
 
 
 _FEATURES: dict = {}  # task name -> (features, serializer), made once a process
@@ -175,9 +180,28 @@ def run(job: Job, recorder: Recorder) -> Iterator[Example]:
         except ImageError as e:
             recorder.problem("image", item.path, e)
             continue
+        if ex["image"] is not data:  # re-encoded (images.storable_jpeg): metadata.json lists it
+            recorder.notice("reencoded", item.path, images.stored_from(data))
         if faults.point("example-serialized", item.key):
             continue
-        yield Example(item.key, item.path, serialize(job.task, ex), k)
+        yield Example(
+            key=item.key,
+            path=item.path,
+            data=serialize(job.task, ex),
+            index=k,
+            fields=ex if job.numbers else None,
+        )
+
+
+def numbers_for(job: Job) -> tuple[SplitNumbers, tuple[int, ...] | None] | None:
+    """The report's numbers a job feeds (empty), and the devkit's labels they check its
+    split against; None: the job feeds none."""
+    if not job.numbers:
+        return None
+    return (
+        SplitNumbers(job.split, len(job.task.classes().wnids)),
+        report_shards.ground_truth_of(job.split),
+    )
 
 
 def check_decodes(job: Job, stop: threading.Event | None = None) -> Job:
@@ -217,6 +241,11 @@ def write_shard(job: Job) -> Written:
         tally.file_bytes = at
     due = bucket_life.Due(job.frees)
     checkpoints = _Checkpoints(job) if due else None
+    partial = partial_path(job.output)
+    if (feeding := numbers_for(job)) is not None and resume is not None:
+        # What an earlier run wrote is read back from the file, up to its checkpoint: the
+        # same numbers as if fed then, and no sample image kept in every checkpoint.
+        report_shards.feed_from(feeding, partial, job.split, resume.file_bytes, job.output)
 
     def records():
         for ex in run(job, recorder):
@@ -232,9 +261,10 @@ def write_shard(job: Job) -> Written:
                     ),
                     names,
                 )
+            if feeding is not None:
+                feeding[0].add(ex.fields, feeding[1], (job.output, tally.num_examples))
             yield tally.take(job.hkeys[ex.index], ex.data, ex.path)
 
-    partial = partial_path(job.output)
     try:
         shards.write(partial, records(), job.file_format, at)
     except BaseException:
@@ -246,7 +276,13 @@ def write_shard(job: Job) -> Written:
     if checkpoints is not None:
         checkpoints.close()
     os.replace(partial, job.output)
-    return Written(job.output, tally.num_examples, tally.num_bytes, recorder.to_json())
+    return Written(
+        output=job.output,
+        num_examples=tally.num_examples,
+        num_bytes=tally.num_bytes,
+        recorded=recorder.to_json(),
+        numbers=feeding[0] if feeding is not None else None,
+    )
 
 
 class _Checkpoints:

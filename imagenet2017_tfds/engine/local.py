@@ -27,6 +27,8 @@ from imagenet2017_tfds.ilsvrc import catalog, checksums
 from imagenet2017_tfds.ilsvrc.tasks import Task
 from imagenet2017_tfds.internal import collector, fileio, store
 from imagenet2017_tfds.internal.problems import Recorder
+from imagenet2017_tfds.report import shards as report_shards
+from imagenet2017_tfds.report.numbers import SplitNumbers
 from imagenet2017_tfds.sources import Source, Tarball
 
 
@@ -42,6 +44,7 @@ class Options:
     scratch_dir: str | None = None  # local: the work folder's parent (else the cache dir)
     bucket_bytes: int = buckets.BUCKET_BYTES  # the size of bucket aimed at (buckets.choose_bits)
     digest_ahead: int = checksums.DIGEST_AHEAD  # how far a digest may read before its stream
+    numbers: bool = False  # the report's numbers computed as the shards are written
 
 
 @dataclass
@@ -49,6 +52,7 @@ class LocalBuild:
     prepared: prepare.Prepared
     work: WorkFolder
     shards: dict[str, list[Shard]] = field(default_factory=dict)  # split -> non-empty, in order
+    numbers: dict[str, SplitNumbers] | None = None  # split -> the report's numbers (`numbers`)
 
     def shard_file(self, shard: Shard) -> str:
         return self.work.shard_file(shard.split, shard.shard, self.suffix)
@@ -261,6 +265,7 @@ def build(manual_dir, task: Task, cache_dir, recorder: Recorder, options: Option
         "decode": sorted(options.decode_splits),
         "format": options.file_format,
         "shards": repr(options.shard_config),
+        "numbers": options.numbers,
     }
     work = WorkFolder.for_build(
         options.scratch_dir or cache_dir, task.name, _identity(found, tree_cats), settings
@@ -326,7 +331,7 @@ def _read_plan_write(
         per_split = _shard_jobs(the_plan, prepared, task, sources, work, recorder, options)
         collector.freeze_settled()
         built = LocalBuild(prepared, work, suffix=options.file_format)
-        _write_shards(built, per_split, recorder, options, executor, keeper, streams_kept)
+        _write_shards(built, task, per_split, recorder, options, executor, keeper, streams_kept)
         return built
     finally:
         keeper.shutdown()  # what was handed over is kept, also if the build fails
@@ -371,6 +376,7 @@ def _shard_jobs(
                 hkeys=sp.hkeys,
                 output=work.shard_file(split, sp.shard, options.file_format),
                 file_format=options.file_format,
+                numbers=options.numbers,
             )
             in_buckets = [isinstance(sources[p], buckets.BucketReader) for p, _, _ in chosen]
             reads = bucket_life.Reads(
@@ -383,6 +389,7 @@ def _shard_jobs(
 
 def _write_shards(
     built: LocalBuild,
+    task: Task,
     per_split: dict[str, list[_Planned]],
     recorder: Recorder,
     options: Options,
@@ -397,6 +404,7 @@ def _write_shards(
     cache."""
     work, suffix = built.work, options.file_format
     done: dict[tuple[str, int], Shard] = {}
+    fed: dict[tuple[str, int], SplitNumbers] = {}
     todo, resumed = [], []
     for split, planned in per_split.items():
         for p in planned:
@@ -451,9 +459,16 @@ def _write_shards(
         for job, written in results:  # as the workers finish them
             p = planned_by_output[job.output]
             shard = Shard(
-                job.split, p.reads.shard, written.num_examples, written.num_bytes, written.recorded
+                split=job.split,
+                shard=p.reads.shard,
+                num_examples=written.num_examples,
+                num_bytes=written.num_bytes,
+                recorded=written.recorded,
+                numbers=written.numbers.to_state(images=False) if written.numbers else None,
             )
             done[(job.split, shard.shard)] = shard
+            if written.numbers is not None:  # with its sample's images, read back otherwise
+                fed[(job.split, shard.shard)] = written.numbers
             before = job.resume.num_examples if job.resume else 0
             bars[job.split].update(written.num_examples - before)
             kept.append(keeper.submit(_keep_shard, work, shard, suffix, life.written(p.reads)))
@@ -470,6 +485,20 @@ def _write_shards(
             built.shards.setdefault(split, []).append(shard)
     for split in per_split:
         built.shards.setdefault(split, [])
+    if options.numbers:
+        built.numbers = _numbers(task, per_split, done, fed, suffix)
+
+
+def _numbers(task: Task, per_split, done: dict, fed: dict, suffix: str) -> dict[str, SplitNumbers]:
+    """Each split's numbers: its shards' merged (the order does not change them), the
+    sample's images of shards an earlier run wrote read back from their files."""
+    num_classes = len(task.classes().wnids)
+    out = {split: SplitNumbers(split, num_classes) for split in per_split}
+    for key, shard in sorted(done.items()):
+        out[shard.split].merge(fed.get(key) or SplitNumbers.from_state(shard.numbers))
+    for numbers in out.values():
+        report_shards.fill_sample(numbers, suffix)
+    return out
 
 
 def _keep_shard(work: WorkFolder, shard: Shard, suffix: str, freed: list[str]) -> None:

@@ -7,7 +7,9 @@ version. Other input can never reuse it. It holds, in the order a build makes th
 `stream-<part>.json` (an archive's catalog, once its stream and its digest are done), the
 buckets, `plan.json` (the build's plan, engine/plan.py), each shard being written (`<split>-<shard>.<suffix>.partial`) with its checkpoint
 `<split>-<shard>.partial.json` (how far the file is on disk; the buckets behind it may be
-freed), and each finished shard with its record `<split>-<shard>.json`. Every record is on
+freed), and each finished shard with its record `<split>-<shard>.json` (its counts, what it
+recorded, the report's numbers of its examples: their sample's images stay in the shard file).
+Every record is on
 disk before what it allows to be deleted is deleted.
 """
 
@@ -29,7 +31,7 @@ from imagenet2017_tfds.internal import codec, fileio
 if TYPE_CHECKING:  # engine/plan.py imports TFDS, which imports the builder, then this module
     from imagenet2017_tfds.engine import plan as plan_lib
 
-FORMAT = 4  # bump when what the folder holds changes
+FORMAT = 5  # bump when what the folder holds changes
 
 
 def identity(inputs: dict, settings: dict) -> str:
@@ -44,6 +46,7 @@ class Shard:
     num_examples: int
     num_bytes: int
     recorded: dict
+    numbers: dict | None = None  # the report's numbers of its examples (SplitNumbers.to_state)
 
 
 def _size(path: str) -> int | None:
@@ -196,7 +199,14 @@ class WorkFolder:
                 path, f"{_bytes(found)}, {value['file_bytes']} recorded", "it is written again"
             )
             return None
-        return Shard(split, shard, value["num_examples"], value["num_bytes"], value["recorded"])
+        return Shard(
+            split=split,
+            shard=shard,
+            num_examples=value["num_examples"],
+            num_bytes=value["num_bytes"],
+            recorded=value["recorded"],
+            numbers=value.get("numbers"),
+        )
 
     def keep_shard(self, shard: Shard, suffix: str) -> bool:
         """Records a written shard as complete, once its file is on disk; False: it cannot
@@ -209,6 +219,7 @@ class WorkFolder:
                 "num_examples": shard.num_examples,
                 "num_bytes": shard.num_bytes,
                 "recorded": shard.recorded,
+                "numbers": shard.numbers,
                 "file_bytes": os.path.getsize(path),
             },
         ):

@@ -113,6 +113,16 @@ def storable_jpeg(data: bytes, where: str) -> bytes:
     return to_rgb_jpeg(data, where)
 
 
+def stored_from(data: bytes) -> str:
+    """What a re-encoded member was (storable_jpeg stores it as an RGB JPEG), for people."""
+    sniffed = sniff(data)
+    if sniffed.format == "jpeg":
+        return f"a JPEG of {sniffed.components} components (CMYK or YCCK)"
+    if sniffed.format == "png":
+        return "a PNG"
+    return "a BMP" if data[:2] == b"BM" else "an image Pillow reads, neither JPEG nor PNG"
+
+
 def check_decodes(data: bytes, where: str) -> None:
     """Decode the stored bytes fully with TensorFlow's own decoder: the one `tfds.load`
     uses, so an image that passes cannot stop a training run. It costs far more than the

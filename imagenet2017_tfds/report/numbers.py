@@ -9,6 +9,8 @@ same input give the same page.
 
 from __future__ import annotations
 
+import array
+import base64
 import hashlib
 import math
 import re
@@ -36,7 +38,22 @@ class Sampled:
     box_labels: list[int]
     width: int
     height: int
-    image: bytes = field(repr=False)
+    image: bytes = field(repr=False)  # b"": not kept (read from `where` when shown)
+    where: tuple[str, int] | None = None  # its shard file and its place there, if known
+
+
+# SplitNumbers' fields that add up in a merge: counts, and lists of counts bin by bin.
+_COUNTS = (
+    "examples",
+    "boxes",
+    "without_boxes",
+    "annotated",
+    "blacklisted",
+    "unlabelled",
+    "unsized",
+    "devkit_checked",
+)
+_BINS = ("per_class", "area", "aspect")
 
 
 @dataclass
@@ -66,12 +83,20 @@ class SplitNumbers:
         self.area = self.area or [0] * AREA_BINS
         self.aspect = self.aspect or [0] * ASPECT_BINS
 
-    def add(self, example: dict, ground_truth: tuple[int, ...] | None = None) -> None:
+    def add(
+        self,
+        example: dict,
+        ground_truth: tuple[int, ...] | None = None,
+        where: tuple[str, int] | None = None,
+    ) -> None:
         """One example as TFDS decodes it (or as the build's feature dict holds it), its
         image as encoded bytes. `ground_truth`: the devkit's label of validation image i at
-        position i-1, for a split it applies to."""
+        position i-1, for a split it applies to. `where`: its shard file and its place there
+        (a build: a sampled image can be read back from there instead of kept)."""
         objects = example["objects"]
-        bboxes = [tuple(float(v) for v in box) for box in objects.get("bbox", ())]
+        # As stored: a box is float32 in the shards, so the build's float64 feature dict and
+        # a parsed record give the same numbers.
+        bboxes = [tuple(array.array("f", box)) for box in objects.get("bbox", ())]
         box_labels = [int(v) for v in objects.get("label", ())]
         name = _text(example["file_name"])
         sniffed = images.sniff(example["image"])
@@ -115,7 +140,15 @@ class SplitNumbers:
         key = hashlib.sha256(name.encode()).hexdigest()
         if len(self.sample) < SAMPLE or key < self.sample[-1].key:
             shown = Sampled(
-                key, name, label, bboxes, box_labels, width, height, bytes(example["image"])
+                key=key,
+                file_name=name,
+                label=label,
+                boxes=bboxes,
+                box_labels=box_labels,
+                width=width,
+                height=height,
+                image=bytes(example["image"]),
+                where=where,
             )
             self.sample = sorted([*self.sample, shown], key=lambda s: s.key)[:SAMPLE]
 
@@ -123,18 +156,9 @@ class SplitNumbers:
         """These numbers and `other`'s (of the same split, other examples) together."""
         if (other.split, other.num_classes) != (self.split, self.num_classes):
             raise ValueError(f"merging {other.split} into {self.split}")
-        for name in (
-            "examples",
-            "boxes",
-            "without_boxes",
-            "annotated",
-            "blacklisted",
-            "unlabelled",
-            "unsized",
-            "devkit_checked",
-        ):
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("per_class", "area", "aspect"):
+        for name in _BINS:
             setattr(
                 self,
                 name,
@@ -165,6 +189,60 @@ class SplitNumbers:
             "unsized": self.unsized,
             "sample": [s.file_name for s in self.sample],
         }
+
+    def to_state(self, images: bool = True) -> dict:
+        """Everything, for `from_state` (a file, a record of the work folder): the sample's
+        images too (base64) with `images`, else only where they are."""
+        names = ("split", "num_classes", "image_labels", *_COUNTS, *_BINS)
+        state = {name: getattr(self, name) for name in names}
+        state["boxes_per_image"] = sorted(self.boxes_per_image.items())
+        state["sizes"] = [[w, h, n] for (w, h), n in sorted(self.sizes.items())]
+        state["devkit_disagrees"] = [list(d) for d in self.devkit_disagrees]
+        state["sample"] = [
+            [
+                s.key,
+                s.file_name,
+                s.label,
+                [list(b) for b in s.boxes],
+                s.box_labels,
+                s.width,
+                s.height,
+                base64.b64encode(s.image).decode() if images else "",
+                list(s.where) if s.where else None,
+            ]
+            for s in self.sample
+        ]
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> SplitNumbers:
+        state = dict(state)
+        boxes_per_image = Counter(dict((int(k), v) for k, v in state.pop("boxes_per_image")))
+        sizes = Counter({(w, h): n for w, h, n in state.pop("sizes")})
+        disagrees = [tuple(d) for d in state.pop("devkit_disagrees")]
+        sample = [
+            Sampled(
+                key=key,
+                file_name=name,
+                label=label,
+                boxes=[tuple(b) for b in boxes],
+                box_labels=box_labels,
+                width=width,
+                height=height,
+                image=base64.b64decode(image),
+                where=tuple(where) if where else None,
+            )
+            for key, name, label, boxes, box_labels, width, height, image, where in state.pop(
+                "sample"
+            )
+        ]
+        return cls(
+            **state,
+            boxes_per_image=boxes_per_image,
+            sizes=sizes,
+            devkit_disagrees=disagrees,
+            sample=sample,
+        )
 
 
 def area_edges() -> list[float]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 
 from imagenet2017_tfds.ilsvrc import tasks
 from imagenet2017_tfds.report import published, svg
@@ -44,7 +45,7 @@ def numbers_json(
         "file_format": info.get("fileFormat", "tfrecord"),
         "provenance": provenance(metadata, package_version),
         "splits": {},
-        "reencoded_images": NOT_RECORDED,
+        "reencoded_images": metadata.get("reencoded_members", NOT_RECORDED),
         "problems": {
             "skipped_members": metadata.get("skipped_members", []),
             "unlisted_members": metadata.get("unlisted_members", []),
@@ -162,7 +163,8 @@ def html_page(report: dict, splits: dict[str, SplitNumbers], names: list[str]) -
         "build report</h1>",
         f'<p class="muted">{len(splits)} splits, {sum(s.examples for s in splits.values()):,} '
         f"examples, {report['file_format']} shards. Every number here is in the JSON file "
-        "written beside this page.</p>",
+        f"written beside this page; they were computed {html.escape(report.get('made', ''))}."
+        "</p>",
         _provenance(report["provenance"]),
         _splits(report),
         _classes(report, short),
@@ -207,17 +209,33 @@ def _provenance(p: dict) -> str:
             _e(v["release"]),
             _e(v["verified"]),
             _e(v["passes"]),
-            _e(v["size"]),
-            _e(v["digest"]),
+            _e(v["size"]) if isinstance(v["size"], str) else f"{v['size']:,} bytes",
+            _e(v["digest"])
+            if isinstance(v["digest"], str)
+            else "<br>".join(
+                f"{html.escape(k)} <code>{html.escape(d)}</code>" for k, d in v["digest"].items()
+            ),
         ]
         for part, v in p["inputs"].items()
     ]
     facts = [
-        ["options", _e(p["options"])],
+        [
+            "options",
+            _e(p["options"])
+            if isinstance(p["options"], str)
+            else ", ".join(
+                f"{html.escape(k)}: {html.escape(json.dumps(o))}" for k, o in p["options"].items()
+            ),
+        ],
         ["built by package version", _e(p["built_by_package_version"])],
         ["report by package version", _e(p["report_package_version"])],
         ["built at", _e(p["built_at"])],
-        ["build duration", _e(p["duration_seconds"])],
+        [
+            "build duration",
+            _e(p["duration_seconds"])
+            if isinstance(p["duration_seconds"], str)
+            else f"{p['duration_seconds']:,} s",
+        ],
     ]
     return (
         '<section id="provenance"><h2>Provenance</h2>'
@@ -399,10 +417,12 @@ def _images(report: dict) -> str:
             )
         )
     parts.append("</div>")
-    parts.append(
-        "<p>Re-encoded images (CMYK JPEGs and PNGs stored as RGB JPEGs): "
-        f'<span class="muted">{NOT_RECORDED} by this build</span>.</p>'
-    )
+    what = "Re-encoded images (stored as RGB JPEGs)"
+    reencoded = report["reencoded_images"]
+    if reencoded == NOT_RECORDED:
+        parts.append(f'<p>{what}: <span class="muted">{NOT_RECORDED} by this build</span>.</p>')
+    else:
+        parts.append(_listed(what, ["member", "what it was"], reencoded))
     return "\n".join(parts) + "</section>"
 
 
@@ -436,15 +456,35 @@ def _figure(sample, short: list[str]) -> str:
     caption = html.escape(sample.file_name)
     if sample.label >= 0:
         caption += f"<br><b>{html.escape(short[sample.label])}</b>"
+    try:
+        src = _thumbnail(sample.image)
+    except (OSError, SyntaxError, ValueError):  # Pillow's ways of refusing an image
+        # A train image is stored undecoded unless decode_train: the page says so instead
+        # of failing the build (or the command) that writes it.
+        src = _thumbnail(_grey(sample.width, sample.height))
+        caption += '<br><span class="bad">Pillow cannot decode this image</span>'
     return (
         f'<figure><div class="picture"><img alt="{html.escape(sample.file_name)}" '
-        f'src="{_thumbnail(sample.image)}">'
+        f'src="{src}">'
         '<svg viewBox="0 0 1 1" preserveAspectRatio="none">'
         + "".join(rects)
         + "</svg>"
         + "".join(tags)
         + f"</div><figcaption>{caption}</figcaption></figure>"
     )
+
+
+def _grey(width: int, height: int) -> bytes:
+    """A grey JPEG of the image's proportions (1:1 when its header gave no size)."""
+    from PIL import Image
+
+    side = max(width, height, 1)
+    size = (
+        (max(1, THUMB * width // side), max(1, THUMB * height // side)) if width else (THUMB,) * 2
+    )
+    out = io.BytesIO()
+    Image.new("RGB", size, "#999").save(out, "JPEG")
+    return out.getvalue()
 
 
 def _thumbnail(data: bytes) -> str:
@@ -471,12 +511,15 @@ def _problems(report: dict) -> str:
             [[m, "named by no ImageSets list"] for m in unlisted],
         ),
     ):
-        if not rows:
-            parts.append(f'<p class="ok">{what}: none.</p>')
-            continue
-        table = _table(["member", "reason"], [[html.escape(c) for c in row] for row in rows])
-        if len(rows) > LISTED:
-            parts.append(f"<details><summary>{what}: {len(rows):,}</summary>{table}</details>")
-        else:
-            parts.append(f"<h3>{what}: {len(rows):,}</h3>{table}")
+        parts.append(_listed(what, ["member", "reason"], rows))
     return "\n".join(parts) + "</section>"
+
+
+def _listed(what: str, header: list[str], rows: list[list[str]]) -> str:
+    """Rows of members under a heading with their count, collapsed when long."""
+    if not rows:
+        return f'<p class="ok">{what}: none.</p>'
+    table = _table(header, [[html.escape(c) for c in row] for row in rows])
+    if len(rows) > LISTED:
+        return f"<details><summary>{what}: {len(rows):,}</summary>{table}</details>"
+    return f"<h3>{what}: {len(rows):,}</h3>{table}"

@@ -59,7 +59,7 @@ def numbers_of(shard: reading.Shard, num_classes: int) -> SplitNumbers:
     numbers = SplitNumbers(shard.split, num_classes)
     # The devkit's labels apply to CLS-LOC's validation images; `add` uses them only for a
     # config whose examples carry an image label.
-    truth = ground_truth() if shard.split == "validation" else None
+    truth = ground_truth_of(shard.split)
     for record in reading.records(shard):
         numbers.add(reading.parse(record), truth)
     if numbers.examples != shard.examples:
@@ -68,6 +68,44 @@ def numbers_of(shard: reading.Shard, num_classes: int) -> SplitNumbers:
             f"{shard.examples}. The dataset is damaged: build it again."
         )
     return numbers
+
+
+def ground_truth_of(split: str) -> tuple[int, ...] | None:
+    """The devkit's labels a split's numbers are checked against (None: no check)."""
+    return ground_truth() if split == "validation" else None
+
+
+def feed_from(
+    feeding: tuple[SplitNumbers, tuple | None], path: str, split: str, end: int, where: str
+) -> None:
+    """Feeds `feeding` (numbers and ground truth) the records in the first `end` bytes of the
+    TFRecord file at `path`; their sample places are in the shard file `where`."""
+    numbers, truth = feeding
+    shard = reading.Shard(split, path, "tfrecord", 0)
+    for k, record in enumerate(reading.records(shard, end)):
+        numbers.add(reading.parse(record), truth, (where, k))
+
+
+def fill_sample(numbers: SplitNumbers, file_format: str) -> None:
+    """Reads back the sampled images not kept (a shard's numbers from a record of the work
+    folder) from where they were written."""
+    wanted: dict[str, dict[int, list]] = {}
+    for s in numbers.sample:
+        if not s.image and s.where is not None:
+            wanted.setdefault(s.where[0], {}).setdefault(s.where[1], []).append(s)
+    for path, places in wanted.items():
+        shard = reading.Shard(numbers.split, path, file_format, 0)
+        for k, record in enumerate(reading.records(shard)):
+            for s in places.pop(k, ()):
+                s.image = reading.parse(record)["image"]
+            if not places:
+                break
+        if places:
+            raise ConsistencyError(
+                f"{path}: holds fewer examples than the build recorded writing there (record "
+                f"{min(places)} is missing). The work folder was changed during the build: "
+                "build again."
+            )
 
 
 @functools.cache

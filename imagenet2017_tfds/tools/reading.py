@@ -66,13 +66,14 @@ def shards(folder: fileio.Path) -> dict[str, list[Shard]]:
     return out
 
 
-def records(shard: Shard) -> Iterator[bytes]:
-    """The serialized examples of one shard, in stored order, local or in a store."""
+def records(shard: Shard, end: int | None = None) -> Iterator[bytes]:
+    """The serialized examples of one shard, in stored order, local or in a store; of a
+    TFRecord file, those in its first `end` bytes when given (a shard being written)."""
     if shard.file_format == "array_record":
         yield from _array_records(shard.path)
         return
     with fileio.path(shard.path).open("rb") as f:
-        while head := f.read(12):  # length (8 bytes) and its CRC
+        while (end is None or f.tell() < end) and (head := f.read(12)):  # length, its CRC
             if len(head) < 12:
                 raise Imagenet2017Error(f"{shard.path}: ends inside a record header (truncated).")
             (size,) = struct.unpack("<Q", head[:8])
