@@ -46,6 +46,7 @@ class Header:
     offset: int  # where the data starts in the uncompressed stream
     size: int
     regular: bool
+    path: str | None  # a regular member's name as the walker's `paths` gives it; else None
 
 
 def where(label: str, pos: int) -> str:
@@ -175,6 +176,10 @@ class _Buffer:
             self.released.wait_for(lambda: self.holds == 0)
 
 
+def _as_named(name: str) -> str:
+    return name
+
+
 class Walker:
     """One forward pass over a tar stream. `headers()` yields each member's header; the
     member's data is then `read` (bytes), taken as `chunks` (views valid until the next
@@ -182,10 +187,21 @@ class Walker:
 
     With several buffers a consumer may hand views to another thread (a writer): `hold()`
     keeps the current view's buffer from being refilled until the returned function is
-    called; the walker waits for it only when it comes round to that buffer again."""
+    called; the walker waits for it only when it comes round to that buffer again.
 
-    def __init__(self, f, label: str, buffer_bytes: int = BUFFER, buffers: int = 1):
-        self._f, self.label = f, label
+    `paths` makes a regular member's `path` from its name (a tarball's walk gives
+    base.release_path: None for a name no release member has; by default the name itself),
+    once per header: the path a consumer needs comes with the header, not as another object."""
+
+    def __init__(
+        self,
+        f,
+        label: str,
+        buffer_bytes: int = BUFFER,
+        buffers: int = 1,
+        paths: Callable[[str], str | None] = _as_named,
+    ):
+        self._f, self.label, self._paths = f, label, paths
         self._ring = [_Buffer(buffer_bytes) for _ in range(buffers)]
         self._at = 0
         self._buf = self._ring[0].view
@@ -298,8 +314,10 @@ class Walker:
             check_header(block, pos, self.label)
             size = data_size(block, pos, self.label)
             kind = block[156:157]
+            named = name if name is not None else _name(block)
+            regular = kind in REGULAR
             header = Header(
-                name if name is not None else _name(block), pos + BLOCK, size, kind in REGULAR
+                named, pos + BLOCK, size, regular, self._paths(named) if regular else None
             )
             self._member, self._left = header, -(-size // BLOCK) * BLOCK
             if kind in META:
