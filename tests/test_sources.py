@@ -261,9 +261,12 @@ def test_a_tarball_walk_tells_how_far_into_the_compressed_file_it_is(tmp_path):
     with Tarball(path).walk(on_position=told.append) as walk:
         for _ in walk:
             pass
-    # Every TELL_EVERY bytes of the tar stream (the members do not shrink), then at its end.
-    assert len(told) == (10 << 20) // TELL_EVERY + 1
-    assert told == sorted(told) and told[-1] == path.stat().st_size
+        at_end = walk.compressed()
+    # Every TELL_EVERY bytes of the tar stream (the members do not shrink): rapidgzip's
+    # threads read ahead of the walk, so never less than it has used; at its end, all.
+    assert len(told) == (10 << 20) // TELL_EVERY
+    assert told == sorted(told) and told[-1] <= at_end == path.stat().st_size
+    assert told[0] >= TELL_EVERY
 
 
 def test_only_a_walk_that_reaches_the_end_exports_the_index_and_only_when_asked(tmp_path):

@@ -88,4 +88,6 @@ def read_once(
             hkey = hasher[split].hash_key(task.key(split, path))
             place = store.add(split, hkey, walk.chunks(member), member.size, walk.hold)
             cat.add(Entry(place, path, member.size), None)
+        if progress:
+            progress(walk.compressed())
     return cat.so_far()

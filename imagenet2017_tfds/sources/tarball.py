@@ -238,7 +238,7 @@ class Tarball(Source):
 
         `buffers`: the walker's ring of buffers (more than one lets the consumer hold some,
         base.Walk). `on_position` is told the compressed bytes read so far every TELL_EVERY
-        bytes of the tar stream and at its end. A walk that reached the archive's end exports
+        bytes of the tar stream (`TarballWalk.compressed()` tells it at any time). A walk that reached the archive's end exports
         the gzip index rapidgzip recorded on the way, when the Tarball has an `index_file`
         and `keep_index` (a build that reads its images from buckets never seeks)."""
         with self._reader() as f:
@@ -304,5 +304,3 @@ class TarballWalk(tar.Walker):
             if header.path is not None:
                 yield header
         self.complete = True
-        if on_position is not None:
-            on_position(self.compressed())
