@@ -3,6 +3,8 @@ records instead of raising, and its cache."""
 
 from __future__ import annotations
 
+import contextlib
+
 from imagenet2017_tfds import testing
 from imagenet2017_tfds.ilsvrc import catalog
 from imagenet2017_tfds.ilsvrc.example_dicts import Item
@@ -20,16 +22,32 @@ class Memory(Source):
     def __init__(self, members: dict[str, bytes], key=None):
         self.name, self.members, self.key, self.scans = "memory.tar.gz", members, key, 0
 
-    def scan(self, want):
+    @contextlib.contextmanager
+    def walk(self):
         self.scans += 1
-        for offset, (path, data) in enumerate(self.members.items()):
-            yield Entry(offset * 512, path, len(data)), data if want(path) else None
+        self.last_walk = MemoryWalk(self.members)
+        yield self.last_walk
 
     def read(self, entries):
         return ((e, self.members[e.path]) for e in entries)
 
     def cache_key(self):
         return self.key
+
+
+class MemoryWalk:
+    """A walk of Memory: each member an Entry (a base.Member), read only when asked for."""
+
+    def __init__(self, members: dict[str, bytes]):
+        self.members, self.read_paths = members, []
+
+    def __iter__(self):
+        for offset, (path, data) in enumerate(self.members.items()):
+            yield Entry(offset * 512, path, len(data))
+
+    def read(self, member):
+        self.read_paths.append(member.path)
+        return self.members[member.path]
 
 
 MEMBERS = {
@@ -68,12 +86,27 @@ def test_an_annotation_that_does_not_parse_is_recorded_not_raised():
 
 
 def test_image_bytes_reach_the_check_when_asked_and_only_then():
-    seen = []
-    catalog.scan(Memory(MEMBERS), on_image=lambda e, data: seen.append((e.path, data)))
+    seen, source = [], Memory(MEMBERS)
+    catalog.scan(source, on_image=lambda e, data: seen.append((e.path, data)))
     assert seen == [
         ("Data/CLS-LOC/train/n01440764/n01440764_1.JPEG", b"jpeg1"),
         ("Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG", b"jpeg2"),
     ]
+    assert source.last_walk.read_paths == list(MEMBERS)  # every member read: the check sees all
+
+
+def test_a_scan_reads_the_metadata_and_only_locates_the_images():
+    source = Memory(MEMBERS)
+    cat = catalog.scan(source)
+    assert source.last_walk.read_paths == [
+        "Annotations/CLS-LOC/train/n01440764/n01440764_1.xml",
+        "Annotations/CLS-LOC/val/ILSVRC2012_val_00000001.xml",
+        "ImageSets/CLS-LOC/train_cls.txt",
+        "devkit/data/map_det.txt",
+    ]
+    assert cat.images[("CLS-LOC", "val")]["ILSVRC2012_val_00000001"] == Entry(
+        4 * 512, "Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG", 5
+    )
 
 
 def test_the_catalog_round_trips_through_its_json():

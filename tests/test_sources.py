@@ -1,5 +1,6 @@
 """Tarball (streamed through rapidgzip, with a reusable gzip index) and extracted tree."""
 
+import errno
 import gzip
 import io
 import os
@@ -35,8 +36,15 @@ def write_tarball(path, members=MEMBERS):
     return path
 
 
-def scan_all(source):
-    return list(source.scan(lambda p: p.endswith(".txt")))
+def scan_all(source, want=lambda path: path.endswith(".txt")) -> list[tuple[Entry, bytes | None]]:
+    """What a scan takes from a walk of `source`: each member's entry, the bytes of those
+    `want` accepts."""
+    found = []
+    with source.walk() as walk:
+        for member in walk:
+            data = walk.read(member) if want(member.path) else None
+            found.append((Entry(member.offset, member.path, member.size), data))
+    return found
 
 
 def test_tarball_scan_then_read_back_any_subset(tmp_path):
@@ -174,9 +182,10 @@ def test_a_process_exits_cleanly_with_a_reader_kept_open(tmp_path):
 
     path = write_tarball(tmp_path / "a.tar.gz")
     code = (
-        "from imagenet2017_tfds.sources import Tarball\n"
+        "from imagenet2017_tfds.sources import Entry, Tarball\n"
         f"t = Tarball({str(path)!r}, parallelization=1, keep_open=True)\n"
-        "entries = [e for e, _ in t.scan(lambda p: False)]\n"
+        "with t.walk() as walk:\n"
+        "    entries = [Entry(m.offset, m.path, m.size) for m in walk]\n"
         "print(len(list(t.read(entries[:3]))))\n"
     )
     result = subprocess.run(
@@ -219,9 +228,103 @@ def test_tarball_source_reads_what_gzip_and_tarfile_read_or_raises_its_own(tmp_p
     path.write_bytes(data)
     reference = _reference_scan(data)
     try:
-        scanned = [(e.path, got) for e, got in Tarball(path).scan(lambda p: True)]
+        scanned = [(e.path, got) for e, got in scan_all(Tarball(path), lambda path: True)]
     except ArchiveError as e:
         assert reference not in [_reference_scan(g) for g in GZIPPED], "an intact tar refused"
         assert "a.tar.gz" in str(e), str(e)
         return
     assert scanned == reference
+
+
+# ------------------------------------------------------------------ one walk per format
+
+
+def test_a_tarball_walk_hands_each_member_read_streamed_or_skipped_as_the_consumer_decides(
+    tmp_path,
+):
+    """The scan reads, the stream takes buffers, either skips (tar.Walker's tests hold them)."""
+    path = write_tarball(tmp_path / "a.tar.gz")
+    got = {}
+    with Tarball(path).walk(buffers=3) as walk:
+        for k, member in enumerate(walk):
+            if k % 3 == 0:
+                got[member.path] = walk.read(member)
+            elif k % 3 == 1:
+                got[member.path] = b"".join(bytes(view) for view in walk.chunks(member))
+            assert member.size == len(MEMBERS["ILSVRC/" + member.path])
+    assert got == {n[len("ILSVRC/") :]: d for k, (n, d) in enumerate(MEMBERS.items()) if k % 3 != 2}
+
+
+def test_a_tarball_walk_tells_how_far_into_the_compressed_file_it_is(tmp_path):
+    from imagenet2017_tfds.sources.tarball import TELL_EVERY
+
+    members = {f"ILSVRC/Data/m{k}.JPEG": random.Random(k).randbytes(1 << 20) for k in range(10)}
+    path = write_tarball(tmp_path / "a.tar.gz", members)
+    told = []
+    with Tarball(path).walk(on_position=told.append) as walk:
+        for _ in walk:
+            pass
+        at_end = walk.compressed()
+    # Every TELL_EVERY bytes of the tar stream (the members do not shrink): rapidgzip's
+    # threads read ahead of the walk, so never less than it has used; at its end, all.
+    assert len(told) == (10 << 20) // TELL_EVERY
+    assert told == sorted(told) and told[-1] <= at_end == path.stat().st_size
+    assert told[0] >= TELL_EVERY
+
+
+def test_only_a_walk_that_reaches_the_end_exports_the_index_and_only_when_asked(tmp_path):
+    path = write_tarball(tmp_path / "a.tar.gz")
+    index = tmp_path / "cache" / "a.gzindex"
+    with Tarball(path, index_file=index).walk() as walk:
+        for _ in walk:
+            break  # a consumer that stops early: rapidgzip recorded part of the archive only
+    assert not index.exists()
+    with Tarball(path, index_file=index).walk(keep_index=False) as walk:
+        assert len(list(walk)) == len(MEMBERS)
+    assert not index.exists()
+    with Tarball(path, index_file=index).walk() as walk:
+        entries = [Entry(m.offset, m.path, m.size) for m in walk]
+    assert Tarball(path, index_file=index).index_ready()
+    back = list(Tarball(path, index_file=index).read(entries[-2:]))
+    assert [d for _, d in back] == list(MEMBERS.values())[-2:]
+
+
+def test_damage_met_while_a_member_streams_is_the_archives_error(tmp_path):
+    """Stored (incompressible) data with a byte changed reads on: the gzip trailer's CRC
+    refuses it at the end of the stream, inside the last member's buffers or after them."""
+    members = {f"ILSVRC/Data/m{k}.JPEG": random.Random(k).randbytes(300_000) for k in range(3)}
+    path = write_tarball(tmp_path / "a.tar.gz", members)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    corrupt = pytest.raises(ArchiveError, match=r"a\.tar\.gz: the gzip data is corrupt")
+    with corrupt, Tarball(path).walk(buffers=2) as walk:
+        for member in walk:
+            for _ in walk.chunks(member):
+                pass
+
+
+def test_a_consumers_own_failure_inside_a_walk_is_not_blamed_on_the_archive(tmp_path):
+    """A bucket that cannot be written is the disk's failure, not the archive's."""
+    path = write_tarball(tmp_path / "a.tar.gz")
+    with pytest.raises(OSError, match="Input/output error") as e, Tarball(path).walk() as walk:
+        for _ in walk:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+    assert not isinstance(e.value, ArchiveError)
+
+
+def test_a_tree_walk_reads_a_file_only_when_asked_and_sizes_every_file(tmp_path):
+    root = tmp_path / "ILSVRC"
+    for name, data in MEMBERS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    got = {}
+    with Tree(root).walk() as walk:
+        for k, member in enumerate(walk):
+            if k % 2:
+                (chunk,) = walk.chunks(member)
+                walk.hold()()  # nothing to release: a tree's bytes are the consumer's
+                got[member.path] = chunk
+            assert (member.offset, member.size) == (0, len(MEMBERS["ILSVRC/" + member.path]))
+    paths = sorted(n[len("ILSVRC/") :] for n in MEMBERS)
+    assert got == {p: MEMBERS["ILSVRC/" + p] for p in paths[1::2]}

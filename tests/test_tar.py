@@ -221,3 +221,16 @@ def test_tar_reader_reads_every_member_before_the_damage_as_tarfile_does(pair):
     original, data = pair
     intact = _intact(original, data)
     assert _walk(data)[: len(intact)] == intact
+
+
+def test_a_header_carries_the_path_its_walker_makes_of_a_regular_members_name():
+    data = make_tar({"ILSVRC/a.xml": b"<a/>", "ILSVRC/../b": b"b", LONG: b"long"})
+    named = [(h.name.rstrip("/"), h.path) for h in tar.Walker(io.BytesIO(data), "t").headers()]
+    assert named == [
+        ("ILSVRC/dir", None),
+        ("ILSVRC/a.xml", "ILSVRC/a.xml"),
+        ("ILSVRC/../b", "ILSVRC/../b"),
+        (LONG, LONG),
+    ]
+    walker = tar.Walker(io.BytesIO(data), "t", paths=release_path)
+    assert [h.path for h in walker.headers()] == [None, "a.xml", None, LONG[len("ILSVRC/") :]]

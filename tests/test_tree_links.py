@@ -12,6 +12,7 @@ import pytest
 from imagenet2017_tfds import testing
 from imagenet2017_tfds.errors import Imagenet2017Error, InputError
 from imagenet2017_tfds.ilsvrc import inputs, tasks
+from imagenet2017_tfds.sources import Entry
 
 IMAGE = "Data/CLS-LOC/train/n01440764/n01440764_10040.JPEG"
 CLASS = "Data/CLS-LOC/train/n01443537"
@@ -35,7 +36,15 @@ def tree(manual):
 
 
 def scanned(source) -> dict[str, bytes]:
-    return {entry.path: data for entry, data in source.scan(lambda path: True)}
+    """Every file a walk of `source` meets, read."""
+    with source.walk() as walk:
+        return {member.path: walk.read(member) for member in walk}
+
+
+def located(source) -> list[Entry]:
+    """Every file a walk of `source` meets, none read: where a build would read it."""
+    with source.walk() as walk:
+        return [Entry(member.offset, member.path, member.size) for member in walk]
 
 
 def move_and_link(path, to, relative=False):
@@ -81,7 +90,7 @@ def test_a_link_swapped_out_of_the_folder_after_the_scan_is_refused_when_read(
 
         monkeypatch.setattr(os, "readlink", no_proc)
     source = tree(release.manual_dir)
-    entries = [entry for entry, _ in source.scan(lambda path: False)]
+    entries = located(source)
     base = release.manual_dir / "ILSVRC"
     # Someone replaces an image (or its class folder) with a link to a look-alike elsewhere.
     moved = base / (IMAGE if swap == "file" else os.path.dirname(IMAGE))
@@ -129,7 +138,7 @@ def test_links_whose_target_lies_inside_the_folder_are_followed(release):
     }
     assert found == {**expected(release), **kept}
     source = tree(manual)
-    entries = [entry for entry, _ in source.scan(lambda path: False)]
+    entries = located(source)
     assert {e.path: d for e, d in source.read(entries)} == found
 
 
@@ -139,5 +148,5 @@ def test_a_manual_folder_that_is_itself_a_link_is_read(release, tmp_path):
     os.symlink(manual, tmp_path / "manual-link")
     source = tree(tmp_path / "manual-link")
     assert scanned(source) == expected(release)
-    entries = [entry for entry, _ in source.scan(lambda path: False)]
+    entries = located(source)
     assert {e.path: d for e, d in source.read(entries)} == expected(release)

@@ -193,7 +193,10 @@ def harmless(draw) -> tuple[bytes, bytes]:
             text = text[:at] + what.format(escape(draw(words))) + text[at:]
         elif op == "unread":
             tag = draw(st.sampled_from(UNREAD))
-            text = re.sub(rf"<{tag}>[^<]*</{tag}>", f"<{tag}>{escape(draw(words))}</{tag}>", text)
+            # A function as the replacement: the drawn text is taken as it is, never as
+            # re.sub's escapes (a drawn "\1" or "\0" would otherwise be a group reference).
+            field = f"<{tag}>{escape(draw(words))}</{tag}>"
+            text = re.sub(rf"<{tag}>[^<]*</{tag}>", lambda _, field=field: field, text)
         elif op == "pad":
             found = list(re.finditer(r"<(name|width|height|[xy]m(?:in|ax))>([^<]*)<", text))
             if found:

@@ -1,10 +1,12 @@
-"""The one read of a tarball: decompressed on rapidgzip's threads, its tar headers walked
-here, each image's bytes written from the decompressor's buffer into its bucket, annotations and lists parsed as they pass.
+"""The one read of a tarball in a build: one walk of it (sources.Tarball.walk: decompressed on
+rapidgzip's threads, its tar headers walked on this one), each image's bytes written from the
+walk's buffers into its bucket, annotations and lists parsed as they pass.
 
 This thread is what every byte passes through (the serial part of a build), so it does no
 more per member than a header and a hash of the key: the image's bytes go from rapidgzip's
-output into the walker's buffers and from there to the bucket writer's thread. The archive's md5 is taken
-beside it by a reader paced just behind (checksums.DigestPace), so the disk serves one pass.
+output into the walk's buffers and from there, held (Walk.hold), to the bucket writer's
+thread. The archive's md5 is taken beside it by a reader paced just behind
+(checksums.DigestPace), so the disk serves one pass.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.engine.buckets import BucketWriter
 from imagenet2017_tfds.ilsvrc import catalog, roles
 from imagenet2017_tfds.ilsvrc.tasks import Task
-from imagenet2017_tfds.sources import Entry, Tarball, tar
-from imagenet2017_tfds.sources.base import release_path
+from imagenet2017_tfds.sources import Entry, Tarball
 
 Progress = Callable[[int], None]  # compressed bytes read so far
-TELL_EVERY = 4 << 20  # decompressed bytes between two reports of the position
-BUFFERS = 4  # the walker's: the bucket writer writes from some while the stream fills another
+BUFFERS = 4  # the walk's: the bucket writer writes from some while the stream fills another
 TRIM_EVERY = 256 << 20  # decompressed bytes between two returns of freed memory to the OS
 
 
@@ -53,40 +53,41 @@ def read_once(
     progress: Progress | None = None,
     on_position: Callable[[int], None] | None = None,
 ) -> catalog.Catalog:
-    """Every member of `source` once: images of `task` into `store` (their entries' offsets
-    are their places there), everything else a catalog keeps parsed. `on_position` gets the
-    compressed bytes read so far (the paced digest follows it)."""
+    """Every member of `source` once, in one walk of it: images of `task` into `store` (their
+    entries' offsets are their places there), everything else a catalog keeps parsed.
+    `on_position` gets the compressed bytes read so far (the paced digest follows it)."""
     faults.point("archive-read", source)
     cat = catalog.Cataloguer(source.name)
     hasher = hashers(task)
     splits = {d: split for d, (split, _) in task.items.items()}
-    told = trimmed = 0
-    with source.stream() as (f, compressed):
-        walker = tar.Walker(f, source.name, buffers=BUFFERS)
-        for header in walker.headers():
-            if walker.position - told >= TELL_EVERY:  # progress in the archive's bytes
-                told = walker.position
-                far = compressed()
-                if progress:
-                    progress(far)
-                if on_position:
-                    on_position(far)
-                if told - trimmed >= TRIM_EVERY:
-                    trimmed = told
-                    release_freed_memory()
-            path = release_path(header.name) if header.regular else None
-            role = roles.classify(path) if path is not None else None
+    trimmed = 0
+
+    def reached(far: int) -> None:  # every tarball.TELL_EVERY bytes of the tar stream
+        nonlocal trimmed
+        if progress:
+            progress(far)
+        if on_position:
+            on_position(far)
+        if walk.position - trimmed >= TRIM_EVERY:
+            trimmed = walk.position
+            release_freed_memory()
+
+    # No gzip index: the build reads its images from the buckets, never from the archive.
+    with source.walk(buffers=BUFFERS, on_position=reached, keep_index=False) as walk:
+        for member in walk:
+            path = member.path
+            role = roles.classify(path)
             if role is None:
                 continue
             if role.kind != "image":
-                cat.add(Entry(header.offset, path, header.size), walker.read(header))
+                cat.add(Entry(member.offset, path, member.size), walk.read(member))
                 continue
             split = splits.get(role.split_dir) if role.challenge == task.challenge else None
             if split is None:  # another challenge's images: not this build's
                 continue
             hkey = hasher[split].hash_key(task.key(split, path))
-            place = store.add(split, hkey, walker.chunks(header), header.size, walker.hold)
-            cat.add(Entry(place, path, header.size), None)
+            place = store.add(split, hkey, walk.chunks(member), member.size, walk.hold)
+            cat.add(Entry(place, path, member.size), None)
         if progress:
-            progress(compressed())
+            progress(walk.compressed())
     return cat.so_far()

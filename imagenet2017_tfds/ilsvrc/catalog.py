@@ -107,16 +107,19 @@ class Cataloguer:
 
 
 def scan(source: Source, progress=None, on_image: OnImage | None = None) -> Catalog:
-    """Every member once. With `on_image`, each image's bytes go to it (the `check` command);
-    otherwise images are only located."""
+    """Every member once, in one walk of `source`. With `on_image`, each image's bytes go to
+    it (the `check` command); otherwise images are only located."""
     cataloguer = Cataloguer(source.name)
     want = (lambda path: True) if on_image else roles.is_metadata
-    for entry, data in source.scan(want):
-        if progress:
-            progress(entry)
-        role = cataloguer.add(entry, data)
-        if on_image and role is not None and role.kind == "image":
-            on_image(entry, data)
+    with source.walk() as walk:
+        for member in walk:
+            data = walk.read(member) if want(member.path) else None
+            entry = Entry(member.offset, member.path, member.size)
+            if progress:
+                progress(entry)
+            role = cataloguer.add(entry, data)
+            if on_image and role is not None and role.kind == "image":
+                on_image(entry, data)
     return cataloguer.so_far()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from imagenet2017_tfds.errors import ArchiveError
 
@@ -40,12 +40,16 @@ MAX_PADDING_BYTES = 16 << 20
 _DOWNLOAD = "The archive is damaged or is not the ILSVRC2017 release: download it again."
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
+    """One header of the stream, as a walk yields it. A named tuple: immutable, and cheaper to
+    make than a frozen dataclass (whose __init__ sets each field through object.__setattr__)
+    on the thread every byte passes through, once for every member."""
+
     name: str
     offset: int  # where the data starts in the uncompressed stream
     size: int
     regular: bool
+    path: str | None  # a regular member's name as the walker's `paths` gives it; else None
 
 
 def where(label: str, pos: int) -> str:
@@ -175,6 +179,10 @@ class _Buffer:
             self.released.wait_for(lambda: self.holds == 0)
 
 
+def _as_named(name: str) -> str:
+    return name
+
+
 class Walker:
     """One forward pass over a tar stream. `headers()` yields each member's header; the
     member's data is then `read` (bytes), taken as `chunks` (views valid until the next
@@ -182,10 +190,21 @@ class Walker:
 
     With several buffers a consumer may hand views to another thread (a writer): `hold()`
     keeps the current view's buffer from being refilled until the returned function is
-    called; the walker waits for it only when it comes round to that buffer again."""
+    called; the walker waits for it only when it comes round to that buffer again.
 
-    def __init__(self, f, label: str, buffer_bytes: int = BUFFER, buffers: int = 1):
-        self._f, self.label = f, label
+    `paths` makes a regular member's `path` from its name (a tarball's walk gives
+    base.release_path: None for a name no release member has; by default the name itself),
+    once per header: the path a consumer needs comes with the header, not as another object."""
+
+    def __init__(
+        self,
+        f,
+        label: str,
+        buffer_bytes: int = BUFFER,
+        buffers: int = 1,
+        paths: Callable[[str], str | None] = _as_named,
+    ):
+        self._f, self.label, self._paths = f, label, paths
         self._ring = [_Buffer(buffer_bytes) for _ in range(buffers)]
         self._at = 0
         self._buf = self._ring[0].view
@@ -298,8 +317,10 @@ class Walker:
             check_header(block, pos, self.label)
             size = data_size(block, pos, self.label)
             kind = block[156:157]
+            named = name if name is not None else _name(block)
+            regular = kind in REGULAR
             header = Header(
-                name if name is not None else _name(block), pos + BLOCK, size, kind in REGULAR
+                named, pos + BLOCK, size, regular, self._paths(named) if regular else None
             )
             self._member, self._left = header, -(-size // BLOCK) * BLOCK
             if kind in META:

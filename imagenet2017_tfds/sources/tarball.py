@@ -43,6 +43,9 @@ _ALL_KEPT: list[contextlib.ExitStack] = []
 # Indexes that passed their check in this process, by the identity of the index, its check
 # file and the archive: the real index is over a GB, hashed once, not at every opening.
 _CHECKED: set[tuple] = set()
+# Decompressed bytes between two reports of a walk's position: each asks rapidgzip how far it
+# has read, and the reports pace the digest read beside the stream (checksums.DigestPace).
+TELL_EVERY = 4 << 20
 
 
 @atexit.register
@@ -188,8 +191,9 @@ class Tarball(Source):
         return True
 
     @contextlib.contextmanager
-    def _open(self, use_index: bool = True):
-        if use_index and self.index_file is not None and self._index_checked():
+    def _open(self):
+        """A reader for reads of ranges: through the gzip index when there is a good one."""
+        if self.index_file is not None and self._index_checked():
             with self._reader() as f:
                 if self._import_index(f):
                     yield f
@@ -198,51 +202,50 @@ class Tarball(Source):
         with self._reader() as f:
             yield f
 
+    def _failure(self, e: Exception) -> Exception | None:
+        """The error to raise for `e`, met reading the archive; None: `e` itself."""
+        if isinstance(e, Imagenet2017Error):  # an ArchiveError the walker raised, say
+            return None
+        if isinstance(e, OSError):
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk being written filled up:
+                return None  # not the archive's fault (the build names the folder)
+            return ArchiveError(f"{self.path}: cannot be read ({e}).")
+        # corrupt deflate data surfaces as RuntimeError/ValueError
+        return ArchiveError(
+            f"{self.path}: the gzip data is corrupt ({_reason(e)}). Download the archive again."
+        )
+
     @contextlib.contextmanager
     def _errors(self):
         try:
             yield
-        except (ArchiveError, Imagenet2017Error):
-            raise
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk being written filled up:
-                raise  # not the archive's fault (the build names the folder)
-            raise ArchiveError(f"{self.path}: cannot be read ({e}).") from None
-        except Exception as e:  # corrupt deflate data surfaces as RuntimeError/ValueError
-            raise ArchiveError(
-                f"{self.path}: the gzip data is corrupt ({_reason(e)}). Download the archive again."
-            ) from None
+        except Exception as e:
+            failure = self._failure(e)
+            if failure is None:
+                raise
+            raise failure from None
 
     @contextlib.contextmanager
-    def stream(self):
-        """The decompressed archive from its start, for one forward read (no index), and a
-        function telling how many compressed bytes rapidgzip has read so far. A local archive
-        is opened by path, so rapidgzip's threads read it without taking the GIL."""
-        local = fileio.is_local(self.path)
-        with contextlib.ExitStack() as stack:
-            target = os.fspath(self.path) if local else stack.enter_context(self.path.open("rb"))
-            stack.enter_context(self._errors())
-            try:
-                f = rapidgzip.RapidgzipFile(target, parallelization=self._threads())
-            except Exception as e:  # bad gzip data surfaces as plain exceptions
-                raise ArchiveError(
-                    f"{self.path}: not a readable gzip file ({_reason(e)})."
-                ) from None
-            stack.enter_context(f)
-            yield f, lambda: f.tell_compressed() // 8
+    def walk(
+        self,
+        buffers: int = 1,
+        on_position: Callable[[int], None] | None = None,
+        keep_index: bool = True,
+    ) -> Iterator[TarballWalk]:
+        """The one pass over the archive from its start (no index): rapidgzip decompresses it
+        on its threads, a TarballWalk walks its tar headers. A local archive is opened by path,
+        so rapidgzip's threads read it without taking the GIL.
 
-    def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
-        with self._open(use_index=False) as f:
-            with self._errors():
-                walker = tar.Walker(f, self.name)
-                for header in walker.headers():
-                    path = release_path(header.name) if header.regular else None
-                    if path is None:
-                        continue
-                    entry = Entry(header.offset, path, header.size)
-                    yield entry, walker.read(header) if want(path) else None
-            if self.index_file is not None:  # replaces an older index (a rescan)
-                self._keep_index(f)
+        `buffers`: the walker's ring of buffers (more than one lets the consumer hold some,
+        base.Walk). `on_position` is told the compressed bytes read so far every TELL_EVERY
+        bytes of the tar stream (`TarballWalk.compressed()` tells it at any time). A walk that reached the archive's end exports
+        the gzip index rapidgzip recorded on the way, when the Tarball has an `index_file`
+        and `keep_index` (a build that reads its images from buckets never seeks)."""
+        with self._reader() as f:
+            walk = TarballWalk(self, f, buffers, on_position)
+            yield walk
+            if walk.complete and keep_index and self.index_file is not None:
+                self._keep_index(f)  # replaces an older index (a rescan)
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         with contextlib.ExitStack() as stack:
@@ -259,3 +262,45 @@ class Tarball(Source):
                         "truncated or changed since it was indexed. Download it again."
                     )
                 yield entry, data
+
+
+class _Decompressed:
+    """rapidgzip's output as a walker reads it: what the read raises, as the archive's error
+    (Tarball._failure), so every read of the walk names the archive, and nothing else does."""
+
+    __slots__ = ("_f", "_tarball")
+
+    def __init__(self, tarball: Tarball, f):
+        self._tarball, self._f = tarball, f
+
+    def readinto(self, buffer) -> int:
+        with self._tarball._errors():  # once per buffer filled (tar.BUFFER), not per member
+            return self._f.readinto(buffer)
+
+
+class TarballWalk(tar.Walker):
+    """A walk of a tarball (Tarball.walk, a base.Walk): the tar walker over rapidgzip's
+    output. Iterating yields the tar headers of the regular members below ILSVRC/ (their
+    `path` below it, base.release_path); `read`, `chunks` and `hold` are the walker's own, so
+    the walk adds nothing per member to what the walker does."""
+
+    def __init__(self, tarball: Tarball, f, buffers: int, on_position):
+        super().__init__(
+            _Decompressed(tarball, f), tarball.name, buffers=buffers, paths=release_path
+        )
+        self._rapidgzip, self._on_position = f, on_position
+        self.complete = False  # the end-of-archive marker reached, the stream read to its end
+
+    def compressed(self) -> int:
+        """The compressed bytes rapidgzip has read so far."""
+        return self._rapidgzip.tell_compressed() // 8
+
+    def __iter__(self) -> Iterator[tar.Header]:
+        on_position, told = self._on_position, 0
+        for header in self.headers():
+            if on_position is not None and self.position - told >= TELL_EVERY:
+                told = self.position
+                on_position(self.compressed())
+            if header.path is not None:
+                yield header
+        self.complete = True

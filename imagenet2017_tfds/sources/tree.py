@@ -10,6 +10,7 @@ the boundary is its real path. Remote trees (gs://) have no links.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 
@@ -100,22 +101,65 @@ class Tree(Source):
     def _bound(self) -> _Bound | None:
         return _Bound(os.fspath(self.folder)) if fileio.is_local(self.root) else None
 
-    def scan(self, want: Callable[[str], bool]) -> Iterator[tuple[Entry, bytes | None]]:
-        bound = self._bound()
-        for path in self._walk():
-            data = self._read(path, bound) if want(path) else None
-            size = (
-                len(data)
-                if data is not None
-                else self._sizes.get(path) or (self.root / path).stat().length
-            )
-            yield Entry(0, path, size), data
-        self._sizes = {}  # a Beam worker is sent the source, not the listing
+    @contextlib.contextmanager
+    def walk(self) -> Iterator[TreeWalk]:
+        """The one pass over the tree's files (base.Walk), in sorted order below each top
+        folder, links followed within the manual folder."""
+        try:
+            yield TreeWalk(self)
+        finally:
+            self._sizes = {}  # a Beam worker is sent the source, not the listing
 
     def read(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, bytes]]:
         bound = self._bound()
         for entry in entries:
             yield entry, self._read(entry.path, bound)
+
+
+class _File:
+    """A file of a tree as its walk yields it (a base.Member). Its size is looked up only when
+    asked for and not already known: from its bytes once read, or from a store's listing."""
+
+    __slots__ = ("_size", "_tree", "path")
+    offset = 0  # a tree's files are read by path, in any order
+
+    def __init__(self, tree: Tree, path: str):
+        self._tree, self.path, self._size = tree, path, None
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            tree = self._tree
+            self._size = tree._sizes.get(self.path) or (tree.root / self.path).stat().length
+        return self._size
+
+
+def _nothing_held() -> None:
+    """A tree's bytes are the consumer's own: there is no buffer to release."""
+
+
+class TreeWalk:
+    """A walk of a tree (Tree.walk, a base.Walk): each file, read only when asked for, through
+    the checks that keep a read inside the manual folder."""
+
+    def __init__(self, tree: Tree):
+        self._tree, self._bound = tree, tree._bound()
+
+    def __iter__(self) -> Iterator[_File]:
+        tree = self._tree
+        for path in tree._walk():
+            yield _File(tree, path)
+
+    def read(self, member: _File) -> bytes:
+        data = self._tree._read(member.path, self._bound)
+        member._size = len(data)
+        return data
+
+    def chunks(self, member: _File) -> tuple[bytes]:
+        return (self.read(member),)
+
+    def hold(self) -> Callable[[], None]:
+        return _nothing_held
 
 
 class _Bound:
