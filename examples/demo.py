@@ -1,6 +1,6 @@
 """The README's first command (`make demo`): write a miniature ILSVRC2017 release in the real
 layout, build both configs with the real `tfds build`, load them back with `tfds.load`, and
-write each build's report (`imagenet2017-tfds report`)."""
+name the report each build wrote beside its dataset."""
 
 from __future__ import annotations
 
@@ -86,11 +86,13 @@ def main() -> int:
     for config in ("clsloc", "det"):
         show(config, work / "data")
     print(f"\nDone. Datasets in {work / 'data'}; load them with tfds.load(..., data_dir=...).")
-    from imagenet2017_tfds import report
+    from imagenet2017_tfds import Imagenet2017, report
 
-    for config in ("clsloc", "det"):
-        page = work / f"report-{config}.html"
-        report.write(str(work / "data"), config, str(page))
+    for config in ("clsloc", "det"):  # each build wrote its own, beside its dataset_info.json
+        page = work / "data" / "imagenet2017" / config / str(Imagenet2017.VERSION) / "report.html"
+        if not page.is_file():
+            print(f"error: the build of imagenet2017/{config} wrote no report at {page}")
+            return 1
         print(
             f"Report of imagenet2017/{config}: {page} (open it in a browser; its numbers: "
             f"{report.json_path(page)})"
