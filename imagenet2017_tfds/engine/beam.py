@@ -307,11 +307,11 @@ def build(
     outputs = {}
     for split in prepared.splits:
         outputs[split] = Output(
-            split,
-            the_plan.split(split).layout,
-            template(split),
-            file_format,
-            str(work / f"{task.name}-{split}-shards.json"),
+            split=split,
+            layout=the_plan.split(split).layout,
+            template=template(split),
+            file_format=file_format,
+            results=str(work / f"{task.name}-{split}-shards.json"),
         )
         fileio.path(outputs[split].results).unlink(missing_ok=True)
     tasks = range_jobs(prepared, task, work, decoded(prepared.splits), the_plan, numbers=numbers)

@@ -252,12 +252,12 @@ def write_shard(job: Job) -> Written:
             if names := due.at(ex.index):
                 checkpoints.take(
                     Checkpoint(
-                        ex.index,
-                        tally.file_bytes,
-                        tally.num_examples,
-                        tally.num_bytes,
-                        tally.last_hkey,
-                        recorder.to_json(),
+                        items=ex.index,
+                        file_bytes=tally.file_bytes,
+                        num_examples=tally.num_examples,
+                        num_bytes=tally.num_bytes,
+                        last_hkey=tally.last_hkey,
+                        recorded=recorder.to_json(),
                     ),
                     names,
                 )

@@ -151,7 +151,7 @@ def _stream_all(found, task, work, bits, recorder, tarballs, paces, shared, veri
             into = buckets.BucketWriter(work.buckets, splits, bits, part_index=index)
             pace = paces.get(part)
             size = source.path.stat().length
-            with prepare._progress_bar(f"Reading {source.name}", size, "B") as bar:
+            with prepare.progress_bar(f"Reading {source.name}", size, "B") as bar:
                 try:
                     cat = stream.read_once(
                         source,
@@ -380,7 +380,9 @@ def _shard_jobs(
             )
             in_buckets = [isinstance(sources[p], buckets.BucketReader) for p, _, _ in chosen]
             reads = bucket_life.Reads(
-                split, sp.shard, bucket_life.item_buckets((e for _, e, _ in chosen), in_buckets)
+                split=split,
+                shard=sp.shard,
+                buckets=bucket_life.item_buckets((e for _, e, _ in chosen), in_buckets),
             )
             planned.append(_Planned(job, reads))
         out[split] = planned
@@ -441,7 +443,7 @@ def _write_shards(
         life.free_unread(p.reads for planned in per_split.values() for p in planned)
         bars.update(
             {
-                split: prepare._progress_bar(
+                split: prepare.progress_bar(
                     f"Generating {split} examples", len(built.prepared.splits[split]), " examples"
                 )
                 for split in per_split

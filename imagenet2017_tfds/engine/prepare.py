@@ -64,7 +64,7 @@ def verifiers(
     return todo
 
 
-def _progress_bar(desc: str, total: int | None, unit: str):
+def progress_bar(desc: str, total: int | None, unit: str):
     return tqdm.tqdm(
         desc=desc, total=total, unit=unit, unit_scale=True, leave=False, mininterval=1.0
     )
@@ -79,7 +79,7 @@ class Verification:
         self._jobs = []
         for part, v in todo.items():
             bar = self._stack.enter_context(
-                _progress_bar(f"Verifying {v.path.name}", v.path.stat().length, "B")
+                progress_bar(f"Verifying {v.path.name}", v.path.stat().length, "B")
             )
             pace = (paces or {}).get(part)
             run = lambda v=v, bar=bar, pace=pace: v.verify(bar.update, pace)  # noqa: E731
@@ -107,7 +107,7 @@ def scan_parts(
     for source in found.parts.values():
         if source.name in cats:
             continue
-        with _progress_bar(f"Indexing {source.name}", None, " members") as bar:
+        with progress_bar(f"Indexing {source.name}", None, " members") as bar:
             tick = lambda _e, bar=bar: bar.update()  # noqa: E731
             if on_image is None:
                 cats[source.name] = catalog.cached_scan(source, cache_dir, tick)
