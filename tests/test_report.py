@@ -28,6 +28,11 @@ PUBLISHED = {  # the devkit readme's table and the 2017 DET test set, read by ha
     "det": {"train": 456_567, "validation": 20_121, "test": 65_500},
 }
 WIDTH = 1366  # a laptop's screen, in CSS pixels
+NARROW = 1024  # a small laptop's
+TABLES_WIDER_THAN_THE_PAGE = (
+    "[...document.querySelectorAll('.wide')].filter(e => e.scrollWidth > e.clientWidth)"
+    ".map(e => e.closest('section').id)"
+)
 YELLOW = np.array([255, 212, 0])  # the boxes' colour on the page
 
 
@@ -171,6 +176,9 @@ def test_the_page_in_chromium(reports, tmp_path, config):
         assert [u for u in page.requests() if u != url and not u.startswith("data:")] == []
         assert page.requests()[0] == url
         assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH  # no sideways scroll
+        for width in (NARROW, WIDTH):  # nor any table (a digest breaks where it must)
+            page = browser.open(url, width=width)
+            assert page.evaluate(TABLES_WIDER_THAN_THE_PAGE) == [], width
         ids = [f"grid-{s}" for s in splits] + [f"plot-sizes-{s}" for s in splits]
         ids += [f"plot-classes-{s}" for s, n in numbers["splits"].items() if n["classes_present"]]
         ids += [

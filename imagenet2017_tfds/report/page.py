@@ -143,7 +143,7 @@ figure { margin: 0; } .picture { position: relative; line-height: 0; }
 .tag { position: absolute; background: #ffd400; color: #000; font-size: 10px; line-height: 1.2;
        padding: 0 2px; white-space: nowrap; max-width: 95%; overflow: hidden; }
 figcaption { font-size: 11px; line-height: 1.3; margin-top: 3px; overflow-wrap: anywhere; }
-code { font-size: 0.92em; } details { margin: 0.4em 0; } summary { cursor: pointer; }
+code { font-size: 0.92em; } td code { overflow-wrap: anywhere; } details { margin: 0.4em 0; } summary { cursor: pointer; }
 @media print {
   @page { size: A4; margin: 12mm; }
   body { max-width: none; padding: 0; font-size: 10.5pt; }
