@@ -12,8 +12,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from imagenet2017_tfds import errors, testing
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.ilsvrc import tasks
+from imagenet2017_tfds.internal import faults
 from tests.conftest import tfds_build
 from tests.support import readback
 from tests.support.readback import assert_nothing_loads

@@ -13,10 +13,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2017_tfds import errors, testing
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import ChecksumError
 from imagenet2017_tfds.ilsvrc import checksums
-from imagenet2017_tfds.internal import fileio, resources
+from imagenet2017_tfds.internal import faults, fileio, resources
 from imagenet2017_tfds.tools import cli
 from tests.conftest import api_build, tfds_build
 from tests.support.mutate import rewrite, wrong_md5

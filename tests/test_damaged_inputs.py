@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from imagenet2017_tfds import errors, testing
-from imagenet2017_tfds.engine import faults
+from imagenet2017_tfds.internal import faults
 from tests.conftest import api_build, tfds_build
 from tests.support import readback
 from tests.support.mutate import rewrite

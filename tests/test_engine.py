@@ -19,8 +19,9 @@ import tensorflow_datasets as tfds
 
 import imagenet2017_tfds
 from imagenet2017_tfds import testing
-from imagenet2017_tfds.engine import buckets, faults, jobs, local, pool, shards
+from imagenet2017_tfds.engine import buckets, jobs, local, pool, shards
 from imagenet2017_tfds.errors import DiskSpaceError, Imagenet2017Error
+from imagenet2017_tfds.internal import faults
 from tests.conftest import ROOT, TFDS, api_build, build_env, tfds_build
 from tests.support import procfs, readback
 

@@ -1,4 +1,4 @@
-"""The engine's fault points (imagenet2017_tfds/engine/faults.py): IMAGENET2017_FAULTS's
+"""The engine's fault points (imagenet2017_tfds/internal/faults.py): IMAGENET2017_FAULTS's
 grammar, a typo refused rather than a fault silently never armed, the Nth reach in a process,
 and a point armed in-process only inside its block."""
 
@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from imagenet2017_tfds.engine import faults
+from imagenet2017_tfds.internal import faults
 from tests.conftest import ROOT, build_env
 
 REACH_THREE_TIMES = """
-from imagenet2017_tfds.engine import faults
+from imagenet2017_tfds.internal import faults
 for k in range(1, 4):
     print(k, flush=True)
     faults.point("shard-kept")
@@ -68,7 +68,7 @@ def test_a_point_armed_by_the_environment_acts_the_nth_time_its_process_reaches_
         failed.stderr.strip()
         .splitlines()[-1]
         .startswith(
-            "imagenet2017_tfds.engine.faults.FaultInjected: IMAGENET2017_FAULTS: shard-kept "
+            "imagenet2017_tfds.internal.faults.FaultInjected: IMAGENET2017_FAULTS: shard-kept "
             "reached 2 time(s) in pid "
         )
     )

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from imagenet2017_tfds import errors, testing
-from imagenet2017_tfds.engine import faults
+from imagenet2017_tfds.internal import faults
 from tests.conftest import api_build
 from tests.support.readback import assert_nothing_loads
 

@@ -262,8 +262,8 @@ def _pixels(png: bytes) -> np.ndarray:
 def test_numbers_do_not_depend_on_how_examples_are_split_between_workers(cli_builds):
     """One SplitNumbers fed every example, and three fed a part each and merged in another
     order, give the same numbers and the same sample."""
+    from imagenet2017_tfds.report import reading
     from imagenet2017_tfds.report.numbers import SplitNumbers
-    from imagenet2017_tfds.tools import reading
 
     for config in CONFIGS:
         shards = reading.shards(reading.dataset_folder(str(cli_builds), config))
@@ -285,7 +285,7 @@ def test_records_parse_as_tfds_decodes_them(cli_builds):
     import tensorflow_datasets as tfds
 
     from imagenet2017_tfds.ilsvrc import tasks
-    from imagenet2017_tfds.tools import reading
+    from imagenet2017_tfds.report import reading
 
     for config in CONFIGS:
         features = tasks.task(config).make_features()

@@ -1,7 +1,7 @@
 """A build killed (SIGKILL: power loss, the OOM killer) anywhere, in its own process or in a
 worker, leaves nothing that loads; its rerun goes on from what was recorded (the stream, whole
 shards, a shard's checkpoint) without reading the archive again, to the same bytes. The kills
-are the engine's fault points (imagenet2017_tfds/engine/faults.py) armed by the environment of
+are the engine's fault points (imagenet2017_tfds/internal/faults.py) armed by the environment of
 tests/support/killed_build.py."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.conftest import ROOT, build_env, tfds_build
 from tests.support import readback
 from tests.support.readback import assert_nothing_loads
 
-# Where a build is killed: the fault point armed to SIGKILL it (engine/faults.py), and the
+# Where a build is killed: the fault point armed to SIGKILL it (internal/faults.py), and the
 # build's workers (1: the shards are written in the build's process, where the point is).
 KILLED_AT = {
     "stream": ("bucket-add:kill@12", 2),  # mid-archive: some images in buckets

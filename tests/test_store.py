@@ -12,9 +12,8 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import StorageError
-from imagenet2017_tfds.internal import fileio, store
+from imagenet2017_tfds.internal import faults, fileio, store
 
 
 class CountingMemory(MemoryFileSystem):

@@ -16,8 +16,8 @@ import resource
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import ConsistencyError
+from imagenet2017_tfds.internal import faults
 from imagenet2017_tfds.sources.base import Entry
 
 OFFSET_BITS = 40  # a bucket may hold up to 1 TB

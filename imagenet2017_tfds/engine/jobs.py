@@ -25,13 +25,13 @@ from typing import Protocol
 import numpy as np
 
 from imagenet2017_tfds import compat
-from imagenet2017_tfds.engine import bucket_life, faults, shards
+from imagenet2017_tfds.engine import bucket_life, shards
 from imagenet2017_tfds.engine.work import Checkpoint, Frees, WorkFolder, partial_path
 from imagenet2017_tfds.errors import ImageError
 from imagenet2017_tfds.ilsvrc import images
 from imagenet2017_tfds.ilsvrc.example_dicts import Item
 from imagenet2017_tfds.ilsvrc.tasks import Task
-from imagenet2017_tfds.internal import codec, fileio
+from imagenet2017_tfds.internal import codec, faults, fileio
 from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.report import shards as report_shards
 from imagenet2017_tfds.report.numbers import SplitNumbers

@@ -19,13 +19,13 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from imagenet2017_tfds.engine import bucket_life, buckets, faults, jobs, pool, prepare, stream
+from imagenet2017_tfds.engine import bucket_life, buckets, jobs, pool, prepare, stream
 from imagenet2017_tfds.engine import plan as plan_lib
 from imagenet2017_tfds.engine.work import Shard, WorkFolder
 from imagenet2017_tfds.errors import DiskSpaceError
 from imagenet2017_tfds.ilsvrc import catalog, checksums
 from imagenet2017_tfds.ilsvrc.tasks import Task
-from imagenet2017_tfds.internal import collector, fileio, store
+from imagenet2017_tfds.internal import collector, faults, fileio, store
 from imagenet2017_tfds.internal.problems import Recorder
 from imagenet2017_tfds.report import shards as report_shards
 from imagenet2017_tfds.report.numbers import SplitNumbers

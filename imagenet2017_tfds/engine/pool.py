@@ -28,10 +28,10 @@ if __name__ == "__main__":
     # answers it (and stops its workers), a worker would only print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-from imagenet2017_tfds.engine import faults  # noqa: E402
 from imagenet2017_tfds.engine import jobs as jobs_lib  # noqa: E402
 from imagenet2017_tfds.errors import WorkerError  # noqa: E402
 from imagenet2017_tfds.ilsvrc import tasks
+from imagenet2017_tfds.internal import faults  # noqa: E402
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 

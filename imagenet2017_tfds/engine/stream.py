@@ -16,10 +16,10 @@ import functools
 from collections.abc import Callable
 
 from imagenet2017_tfds import compat
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.engine.buckets import BucketWriter
 from imagenet2017_tfds.ilsvrc import catalog, roles
 from imagenet2017_tfds.ilsvrc.tasks import Task
+from imagenet2017_tfds.internal import faults
 from imagenet2017_tfds.sources import Entry, Tarball
 
 Progress = Callable[[int], None]  # compressed bytes read so far

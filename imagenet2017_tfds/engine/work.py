@@ -24,9 +24,8 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.ilsvrc import catalog
-from imagenet2017_tfds.internal import codec, fileio
+from imagenet2017_tfds.internal import codec, faults, fileio
 
 if TYPE_CHECKING:  # engine/plan.py imports TFDS, which imports the builder, then this module
     from imagenet2017_tfds.engine import plan as plan_lib

@@ -23,8 +23,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imagenet2017_tfds.engine import faults
 from imagenet2017_tfds.errors import StorageError
+from imagenet2017_tfds.internal import faults
 
 BLOCK = 16 << 20  # bytes a read fetches at once: few requests, little overshoot at the end
 KEPT_BLOCKS = 3  # a reader's own recent blocks: rapidgzip's threads read a little out of order

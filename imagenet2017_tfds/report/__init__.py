@@ -2,6 +2,7 @@
 it a JSON file of every number the page shows.
 
     numbers.py    SplitNumbers: one split's numbers, fed an example at a time, mergeable
+    reading.py    a built dataset's shards read back (either format, local or in a store)
     shards.py     the built dataset's shards read once, in parallel, into SplitNumbers
     published.py  the release's published split sizes, and what explains a difference
     svg.py        the plots, as inline SVG
@@ -17,7 +18,7 @@ import json
 
 from imagenet2017_tfds.ilsvrc import tasks
 from imagenet2017_tfds.internal import fileio
-from imagenet2017_tfds.tools import reading
+from imagenet2017_tfds.report import reading
 
 # How the numbers were had ("made" in the JSON, said on the page): the only field in which a
 # build's report and the command's report of the same dataset differ.

@@ -14,8 +14,8 @@ import os
 
 from imagenet2017_tfds.errors import ConsistencyError, Imagenet2017Error
 from imagenet2017_tfds.ilsvrc import classes, devkit, tasks
+from imagenet2017_tfds.report import reading
 from imagenet2017_tfds.report.numbers import SplitNumbers
-from imagenet2017_tfds.tools import reading
 
 
 def read(data_dir: str, config: str, workers: int | None = None) -> dict[str, SplitNumbers]:

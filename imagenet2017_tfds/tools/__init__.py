@@ -1,1 +1,1 @@
-"""The command-line tools (`imagenet2017-tfds ...`) and reading a built dataset."""
+"""The command-line tools (`imagenet2017-tfds ...`)."""

@@ -1,5 +1,5 @@
 """A build of clsloc in a process of its own, stopped where the environment's fault points say
-(IMAGENET2017_FAULTS, imagenet2017_tfds/engine/faults.py): killed (SIGKILL, no clean-up) as
+(IMAGENET2017_FAULTS, imagenet2017_tfds/internal/faults.py): killed (SIGKILL, no clean-up) as
 power loss or the OOM killer would stop it, in the build's process or in a worker; or a rerun
 with `archive-read:fail`, which must finish without reading the archive again.
 
@@ -22,7 +22,7 @@ def main(manual: str, data: str, workers: str = "2", *options: str) -> None:
     import tensorflow_datasets as tfds
 
     import imagenet2017_tfds
-    from imagenet2017_tfds.engine import faults
+    from imagenet2017_tfds.internal import faults
 
     config = imagenet2017_tfds.Imagenet2017Config(name="clsloc", workers=int(workers))
     builder = tfds.builder("imagenet2017", config=config, data_dir=data)

@@ -135,7 +135,7 @@ def _example_class():
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     f = descriptor_pb2.FieldDescriptorProto
-    package = "imagenet2017_tfds.tools.reading"
+    package = "imagenet2017_tfds.report.reading"
     proto = descriptor_pb2.FileDescriptorProto(name="imagenet2017_example.proto", package=package)
 
     def message_field(message, name: str, number: int, of: str, repeated=False, **more) -> None:
