@@ -180,9 +180,13 @@ def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
     for name, hosts in workers.items():
         row = rows[name]
         # The submitter's verifying pass fetches the archive exactly once; the ranges are
-        # fetched on the worker hosts of the run, each some, and nowhere else.
+        # fetched on the worker hosts of the run and nowhere else. Not on each of them: which
+        # host reads a range is Beam's Reshuffle's choice, by a random key, and the small
+        # corpus has 6 ranges, all on one of 2 hosts 1 run in 32 (the SDK workers of every
+        # host run, checked by their CPU below).
         assert row["submitter_vs_archive"] == 1.0
-        assert {h for h, n in row["fetched"].items() if n} == {"submitter", *hosts}
+        fetched = {h for h, n in row["fetched"].items() if n}
+        assert "submitter" in fetched and fetched - {"submitter"} <= set(hosts), fetched
         beyond = sum(row["fetched"][h] for h in hosts) / row["archive_bytes"]
         assert row["beyond_verifying_vs_archive"] == beyond > 0
         # The CPU of each host, where its processes ran: the SDK workers on the worker hosts.
