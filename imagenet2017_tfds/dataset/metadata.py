@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import time
 
 from imagenet2017_tfds.engine.prepare import Prepared
@@ -66,4 +65,4 @@ def ended(builder, options: tuple[str, ...], started: float, numbers: dict | Non
     meta["package_version"] = imagenet2017_tfds.__version__
     meta["built_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     meta["duration_seconds"] = round(time.time() - started, 1)
-    report.of_build(os.fspath(builder.data_dir), config.name, numbers, builder.info)
+    report.of_build(builder.data_dir, config.name, numbers, builder.info)

@@ -15,6 +15,7 @@ from the numbers its executors computed while they wrote the shards.
 from __future__ import annotations
 
 import json
+import os
 
 from imagenet2017_tfds.ilsvrc import tasks
 from imagenet2017_tfds.internal import fileio
@@ -61,7 +62,7 @@ def write_numbers(output, config: str, splits: dict, metadata: dict, info: dict,
     return numbers
 
 
-def of_build(folder: str, config: str, splits: dict | None, info) -> None:
+def of_build(folder: str | os.PathLike, config: str, splits: dict | None, info) -> None:
     """The build's report (BUILD_REPORT and its JSON) in the dataset's folder, from the numbers
     the build computed (None: the `report` option is off, nothing is written). `info`: TFDS's
     DatasetInfo of the build, whose metadata and files are written after this."""
