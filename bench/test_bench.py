@@ -181,9 +181,9 @@ def test_the_cluster_benchmark_counts_what_each_host_fetched(tmp_path):
         row = rows[name]
         # The submitter's verifying pass fetches the archive exactly once; the ranges are
         # fetched on the worker hosts of the run and nowhere else. Not on each of them: which
-        # host reads a range is Beam's Reshuffle's choice, by a random key, and the small
-        # corpus has 6 ranges, all on one of 2 hosts 1 run in 32 (the SDK workers of every
-        # host run, checked by their CPU below).
+        # host reads a range is the runner's choice (docs/beam.md, "How the work is spread"),
+        # and the small corpus has 6 short ranges (the SDK workers of every host run, checked
+        # by their CPU below).
         assert row["submitter_vs_archive"] == 1.0
         fetched = {h for h, n in row["fetched"].items() if n}
         assert "submitter" in fetched and fetched - {"submitter"} <= set(hosts), fetched
