@@ -372,9 +372,7 @@ def check_cluster_build(bed, build, site: Site, config, cli_builds, release, tmp
         assert build.left[host] == [], f"SDK workers on {host} outlived the job: {build.left}"
     # The ranges' archive bytes are read by worker hosts themselves, from the store, and by no
     # other host but the submitter (its verifying pass). Not by each worker host: which host
-    # runs a range is the runner's choice (docs/beam.md, "How the work is spread"). Spark's
-    # tasks wait up to 3 s for the executor holding their input, longer than a miniature
-    # range takes, so one host ran every range of a Spark det build in 2 builds of 3.
+    # runs a range is the runner's choice (docs/beam.md, "How the work is spread").
     readers = {host for host, n in build.reads.items() if n}
     assert readers & set(site.workers) and readers <= {"submitter", *site.workers}, build.reads
     # What each host read of each archive, for the record. Not bounded by 1.05 times the
@@ -387,9 +385,10 @@ def check_cluster_build(bed, build, site: Site, config, cli_builds, release, tmp
         by_host = {
             h: build.counts.total("read", client=bed.hosts[h].address, url=url) for h in site.hosts
         }
-        print(f"{config}: {archive.name} ({archive.stat().st_size} B) read by {by_host}")
+        size = archive.stat().st_size
+        print(f"{config}: {archive.name} ({size} B) read by {by_host}")
         # The submitter verifies each archive the config uses in one pass: all of it, once.
-        assert by_host["submitter"] in (0, archive.stat().st_size), (archive.name, by_host)
+        assert by_host["submitter"] in (0, size), (archive.name, by_host)
     print(f"{config} on the cluster: {build.seconds:.0f} s; archive bytes read: {build.reads}")
 
 

@@ -321,10 +321,11 @@ def build(
     beam = apache_beam
     with beam.Pipeline(runner=download_config.beam_runner, options=options) as root:
         for split, output in outputs.items():
+            # Create spreads its elements over the workers itself (a Reshuffle when there are
+            # two or more): a second one here would only shuffle the ranges again.
             examples = (
                 root
                 | f"{split}_ranges" >> beam.Create(tasks[split])
-                | f"{split}_spread" >> beam.Reshuffle()
                 | f"{split}_examples" >> beam.FlatMap(process)
             )
             write_split(examples, output)
